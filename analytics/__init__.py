@@ -1,0 +1,1 @@
+"""Staff dashboard, rollups, hand-off inbox and Prometheus metrics."""

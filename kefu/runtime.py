@@ -1,0 +1,30 @@
+"""What a web process starts beside serving requests.
+
+The embedding model is loaded in a background thread (queries need it; loading
+takes seconds, and the web process must start fast). In embedded mode the
+inference engine also starts here, in a thread of this process; in service mode it
+lives in the inference worker instead.
+"""
+
+import logging
+import threading
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+_started = threading.Event()
+
+
+def start_background_services() -> None:
+    """Warm the models once per process; a no-op when KEFU_WARMUP is off or already done."""
+    if _started.is_set() or not settings.KEFU_WARMUP:
+        return
+    _started.set()
+    from kb.embedding import warm_embedder
+
+    threading.Thread(target=warm_embedder, name="kefu-warm-embedder", daemon=True).start()
+    if settings.KEFU_MODE == "embedded":
+        from inference.runtime import start_in_process_engine
+
+        threading.Thread(target=start_in_process_engine, name="kefu-engine-start", daemon=True).start()
+    log.info("kefu web process started in %s mode", settings.KEFU_MODE)

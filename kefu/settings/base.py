@@ -1,0 +1,178 @@
+"""Settings shared by every mode; see :mod:`kefu.settings` for how the mode is chosen."""
+
+from pathlib import Path
+
+import environ
+from kombu import Queue
+
+from kefu import config
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+env = environ.Env()
+
+# --- where Kefu keeps its files ---------------------------------------------------------
+KEFU_DATA_DIR = config.data_dir(env.str("KEFU_DATA_DIR", default=""), BASE_DIR / "data")
+KEFU_PRODUCTION = False
+
+SECRET_KEY = config.secret_key(env.str("SECRET_KEY", default=""), KEFU_DATA_DIR, required=False)
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- mode --------------------------------------------------------------------------------
+REDIS_URL = config.redis_url(env.str("REDIS_URL", default=""))
+KEFU_MODE = "service" if REDIS_URL else "embedded"
+
+# --- models ------------------------------------------------------------------------------
+# A bundled name (see inference.catalog) or a local Hugging Face model directory.
+KEFU_MODEL = env.str("KEFU_MODEL", default="smollm2-135m")
+# "transformers" (in-process, default), "openai" (any OpenAI-compatible endpoint) or "vllm".
+KEFU_MODEL_BACKEND = env.str("KEFU_MODEL_BACKEND", default="transformers")
+KEFU_OPENAI_BASE_URL = env.str("KEFU_OPENAI_BASE_URL", default="")
+KEFU_OPENAI_API_KEY = env.str("KEFU_OPENAI_API_KEY", default="")
+KEFU_DEVICE = env.str("KEFU_DEVICE", default="auto")
+KEFU_DTYPE = env.str("KEFU_DTYPE", default="auto")
+KEFU_QUANTIZATION = env.str("KEFU_QUANTIZATION", default="none")
+KEFU_MAX_BATCH = config.positive_int("KEFU_MAX_BATCH", env.int("KEFU_MAX_BATCH", default=8))
+KEFU_MAX_NEW_TOKENS = config.positive_int(
+    "KEFU_MAX_NEW_TOKENS", env.int("KEFU_MAX_NEW_TOKENS", default=512), maximum=32768
+)
+# Seconds a single generation may run before it is stopped and reported as failed.
+KEFU_GENERATION_TIMEOUT = config.positive_int(
+    "KEFU_GENERATION_TIMEOUT", env.int("KEFU_GENERATION_TIMEOUT", default=300)
+)
+# A bundled name ("all-minilm-l6-v2") or a local sentence-transformers directory.
+KEFU_EMBEDDING_MODEL = env.str("KEFU_EMBEDDING_MODEL", default="all-minilm-l6-v2")
+# Load the embedder and the generator when the web process starts (off in tests).
+KEFU_WARMUP = env.bool("KEFU_WARMUP", default=True)
+
+# --- uploads -----------------------------------------------------------------------------
+KEFU_MAX_UPLOAD_BYTES = env.int("KEFU_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+MEDIA_ROOT = KEFU_DATA_DIR / "uploads"
+MEDIA_URL = "/media/"
+
+# --- Django ------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "kefu.apps.KefuConfig",
+    "kb.apps.KbConfig",
+    "inference.apps.InferenceConfig",
+    "chat.apps.ChatConfig",
+    "analytics.apps.AnalyticsConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "kefu.urls"
+ASGI_APPLICATION = "kefu.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": config.database_from_url(env.str("DATABASE_URL", default=""), KEFU_DATA_DIR)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/admin/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = KEFU_DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Serve straight from the apps' folders when collectstatic has not run (embedded demo, tests).
+WHITENOISE_USE_FINDERS = True
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- cache -------------------------------------------------------------------------------
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "kefu",
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 5},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "kefu"}}
+
+# --- Celery ------------------------------------------------------------------------------
+# Service mode only: in embedded mode kefu.background runs the same task bodies in threads
+# of the web process, because an eager task would block the request that enqueued it.
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
+CELERY_TASK_QUEUES = (Queue("default"), Queue("ingest"), Queue("inference"))
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "kb.*": {"queue": "ingest"},
+    "inference.*": {"queue": "inference"},
+}
+# Long GPU tasks: acknowledge after the work, take one message at a time, and hand the
+# message back when the worker dies so another worker (or the reaper) can see it.
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_TRACK_STARTED = False
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_TIME_LIMIT = KEFU_GENERATION_TIMEOUT + 60
+CELERY_TASK_SOFT_TIME_LIMIT = KEFU_GENERATION_TIMEOUT + 30
+# Redis re-delivers an unacknowledged message after the visibility timeout; it must be
+# longer than the longest task or a slow generation would run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": max(3600, 4 * CELERY_TASK_TIME_LIMIT)}
+CELERY_RESULT_EXPIRES = 3600
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- logging -----------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

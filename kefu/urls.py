@@ -1,0 +1,14 @@
+"""Top-level URL map: health, admin, and each app's own URLs under its prefix."""
+
+from django.contrib import admin
+from django.urls import path
+from django.views.generic import TemplateView
+
+from kefu import health
+
+urlpatterns = [
+    path("", TemplateView.as_view(template_name="home.html"), name="home"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+]
