@@ -1,6 +1,7 @@
 """Celery glue for the inference worker (the generation task itself lands with the engine)."""
 
 from celery import signals
+from django.conf import settings
 
 from kefu.celery import app  # noqa: F401 - tasks of this module register on the project app
 
@@ -14,3 +15,11 @@ def load_model_at_worker_start(sender=None, **_: object) -> None:
 
     if sender is not None and consumes_inference(sender):
         threading.Thread(target=start_worker_engine, name="kefu-engine-start", daemon=True).start()
+
+
+@signals.worker_shutdown.connect
+def remove_heartbeat_at_worker_stop(**_: object) -> None:
+    from inference.worker import stop_heartbeat
+
+    if settings.REDIS_URL:
+        stop_heartbeat()

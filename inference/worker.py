@@ -29,18 +29,35 @@ def consumes_inference(consumer) -> bool:
     return any(queue.name == "inference" for queue in queues)
 
 
+_stop_heartbeat = threading.Event()
+
+
+def heartbeat_key() -> str:
+    return f"{HEARTBEAT_PREFIX}{socket.gethostname()}:{os.getpid()}"
+
+
 def start_worker_engine() -> None:
     """Load the generator and start the heartbeat thread."""
-    stop = threading.Event()
-    threading.Thread(target=heartbeat_loop, args=(stop,), name="kefu-heartbeat", daemon=True).start()
+    threading.Thread(target=heartbeat_loop, args=(_stop_heartbeat,), name="kefu-heartbeat", daemon=True).start()
     start_in_process_engine()
+
+
+def stop_heartbeat() -> None:
+    """Stop beating and remove this worker's key, so /readyz stops counting it at once."""
+    import redis
+
+    _stop_heartbeat.set()
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2).delete(heartbeat_key())
+    except redis.RedisError as exc:
+        log.warning("heartbeat not removed (it expires in %ss): %s", HEARTBEAT_TTL_S, exc)
 
 
 def heartbeat_loop(stop: threading.Event) -> None:
     import redis
 
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-    key = f"{HEARTBEAT_PREFIX}{socket.gethostname()}:{os.getpid()}"
+    key = heartbeat_key()
     while not stop.is_set():
         state = generator_state()
         beat = {"hostname": socket.gethostname(), "pid": os.getpid(), "model": settings.KEFU_MODEL,

