@@ -63,7 +63,6 @@ def pick_dtype(requested: str, device: str):
 
 def load_generator(spec: ModelSpec, *, models_dir: Path, device: str = "auto", dtype: str = "auto") -> LoadedModel:
     """Load any supported spec onto a device, in eval mode."""
-    import torch
 
     device = pick_device(device)
     torch_dtype = pick_dtype(dtype, device)

@@ -191,3 +191,16 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- inference (issue 4; owned by the inference app, read through inference.config) -------
+# Events kept per token stream (Redis XADD MAXLEN ~) and seconds a stream lives after its last event.
+KEFU_STREAM_MAXLEN = env.int("KEFU_STREAM_MAXLEN", default=4096)
+KEFU_STREAM_TTL = env.int("KEFU_STREAM_TTL", default=3600)
+# A job still "running" this many seconds after it started is reaped as failed (its worker died).
+KEFU_GENERATION_STALE_AFTER = env.int("KEFU_GENERATION_STALE_AFTER", default=KEFU_GENERATION_TIMEOUT + 60)
+# CPU torch intra-op threads for the generator (0 = torch's default: one per core).
+KEFU_TORCH_THREADS = env.int("KEFU_TORCH_THREADS", default=0)
+# The reaper runs every minute under `celery -A kefu beat` (and on every stream read that waits).
+CELERY_BEAT_SCHEDULE = {
+    "inference-reap-stale": {"task": "inference.reap_stale", "schedule": 60.0, "options": {"queue": "inference"}},
+}
