@@ -74,3 +74,48 @@ def embedder_status() -> ComponentStatus:
     if _model is not None:
         return ComponentStatus("embedding_model", True, "loaded", extra)
     return ComponentStatus("embedding_model", False, _error or "not loaded yet", extra)
+
+
+def get_tokenizer():
+    """The embedding model's own tokenizer: chunk sizes are counted in the tokens it sees."""
+    return get_embedder().tokenizer
+
+
+def token_lengths(texts: list[str]) -> list[int]:
+    """Word-piece counts of each text (no special tokens), one batched tokenizer call."""
+    if not texts:
+        return []
+    encoded = get_tokenizer()(texts, add_special_tokens=False, return_attention_mask=False)
+    return [len(ids) for ids in encoded["input_ids"]]
+
+
+def embedding_dimension() -> int:
+    model = get_embedder()
+    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(getter())
+
+
+def embed_texts(texts: list[str], *, batch_size: int = 64, on_batch=None):
+    """L2-normalised float32 embeddings, shape (len(texts), D), encoded batch by batch.
+
+    ``on_batch(done, total)`` is called after each batch so callers can save progress.
+    """
+    import numpy as np  # numpy is light, but keep the module import-free for the web start-up path
+
+    model = get_embedder()
+    dim = embedding_dimension()
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    for start in range(0, len(texts), batch_size):
+        batch = texts[start:start + batch_size]
+        out[start:start + len(batch)] = model.encode(
+            batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        if on_batch is not None:
+            on_batch(start + len(batch), len(texts))
+    return out
+
+
+def embed_query(text: str):
+    """One normalised query vector, shape (D,)."""
+    return embed_texts([text], batch_size=1)[0]

@@ -67,6 +67,29 @@ KEFU_KB_EMBED_BATCH = env.int("KEFU_KB_EMBED_BATCH", default=64)
 # Re-enqueue documents left queued/processing when an embedded web process starts.
 KEFU_KB_RESUME_ON_START = env.bool("KEFU_KB_RESUME_ON_START", default=True)
 
+# --- chat app (customer side): guard, cache, intent, answers ------------------------------
+# Longest question accepted, in characters after normalisation.
+KEFU_CHAT_MAX_QUESTION_CHARS = env.int("KEFU_CHAT_MAX_QUESTION_CHARS", default=2000)
+# Sliding-window rate limits (requests, window seconds) per widget key, client IP and conversation.
+KEFU_CHAT_RATE_LIMITS = {
+    "key": (env.int("KEFU_CHAT_RATE_PER_KEY", default=600), 60),
+    "ip": (env.int("KEFU_CHAT_RATE_PER_IP", default=30), 60),
+    "conversation": (env.int("KEFU_CHAT_RATE_PER_CONVERSATION", default=12), 60),
+}
+# Semantic answer-cache hit: cosine between question embeddings at or above this.
+KEFU_CHAT_CACHE_SIMILARITY = env.float("KEFU_CHAT_CACHE_SIMILARITY", default=0.95)
+# Recent cached answers compared per base and index version in the semantic lookup.
+KEFU_CHAT_CACHE_SIZE = env.int("KEFU_CHAT_CACHE_SIZE", default=2000)
+# Passages below this dense cosine with the question are not used (a base may override it).
+KEFU_CHAT_RELEVANCE_FLOOR = env.float("KEFU_CHAT_RELEVANCE_FLOOR", default=0.35)
+# Tokens of earlier turns sent with a question (approximate count).
+KEFU_CHAT_HISTORY_TOKENS = env.int("KEFU_CHAT_HISTORY_TOKENS", default=600)
+# max_new_tokens for knowledge answers and for chitchat replies.
+KEFU_CHAT_ANSWER_TOKENS = env.int("KEFU_CHAT_ANSWER_TOKENS", default=256)
+KEFU_CHAT_CHITCHAT_TOKENS = env.int("KEFU_CHAT_CHITCHAT_TOKENS", default=48)
+# Seconds between SSE heartbeat comments.
+KEFU_CHAT_HEARTBEAT_S = env.float("KEFU_CHAT_HEARTBEAT_S", default=15.0)
+
 # --- Django ------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -1,0 +1,218 @@
+"""Versioned, atomic index builds and the per-process cache of the active version.
+
+A build writes ``KEFU_DATA_DIR/indexes/kb-<id>/v<N>`` beside the active version (files
+first into a temporary folder, renamed when complete), then switches
+``KnowledgeBase.active_index`` in one transaction. A failed or killed build leaves the old
+version active. Every search reads the active version id (one indexed query) and reloads
+when it changed, so web and worker processes notice a switch by themselves; a process whose
+disk lacks a version's files rebuilds them from the chunks and embeddings in the database.
+
+Budget: tokenising for BM25 dominates (≈1 s per 10k chunks on one core); a 100k-chunk base
+needs ≈150 MB for vectors plus ≈100 MB for the BM25 matrix while building.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+
+from kb.models import Chunk, Document, FaqEntry, IndexVersion, KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+ROW_CHUNK = 0
+ROW_FAQ = 1
+INDEXED_STATUSES = (Document.Status.INDEXING, Document.Status.READY)
+KEEP_VERSIONS = 2  # the active one and its predecessor (a process may still be reading it)
+
+
+@dataclass(frozen=True)
+class IndexRows:
+    """What each index row is: kind (chunk / FAQ phrasing) and the chunk or FAQ entry id."""
+
+    kinds: np.ndarray  # (R,) int8
+    refs: np.ndarray  # (R,) int64
+
+
+@dataclass
+class LoadedIndex:
+    version_id: int
+    number: int
+    rows: IndexRows
+    bm25: object  # kb.retrieval.bm25.Bm25Index
+    dense: object  # kb.retrieval.dense.DenseIndex
+
+
+_cache: dict[int, LoadedIndex] = {}
+_cache_lock = threading.Lock()
+_build_locks: dict[int, threading.Lock] = {}
+
+
+def index_root(kb_id: int) -> Path:
+    return Path(settings.KEFU_DATA_DIR) / "indexes" / f"kb-{kb_id}"
+
+
+def version_dir(kb_id: int, number: int) -> Path:
+    return index_root(kb_id) / f"v{number}"
+
+
+def index_build(*, knowledge_base_id: int) -> IndexVersion:
+    """Build the next index version from the database and make it active; raises on failure."""
+    lock = _build_locks.setdefault(knowledge_base_id, threading.Lock())
+    with lock:
+        version = version_reserve(knowledge_base_id)
+        started = time.perf_counter()
+        try:
+            stats = write_version_files(knowledge_base_id, version_dir(knowledge_base_id, version.number))
+        except Exception as exc:
+            IndexVersion.objects.filter(pk=version.pk).update(
+                status=IndexVersion.Status.FAILED, error_message=f"{type(exc).__name__}: {exc}"[:2000]
+            )
+            raise
+        version_activate(version, stats, time.perf_counter() - started)
+        prune_old_versions(knowledge_base_id)
+        return version
+
+
+def version_reserve(kb_id: int) -> IndexVersion:
+    with transaction.atomic():
+        KnowledgeBase.objects.select_for_update().get(pk=kb_id)
+        last = IndexVersion.objects.filter(knowledge_base_id=kb_id).aggregate(n=Max("number"))["n"] or 0
+        return IndexVersion.objects.create(knowledge_base_id=kb_id, number=last + 1)
+
+
+def version_activate(version: IndexVersion, stats: dict, seconds: float) -> None:
+    """Mark the version ready and point the knowledge base at it, in one transaction."""
+    with transaction.atomic():
+        kb = KnowledgeBase.objects.select_for_update().get(pk=version.knowledge_base_id)
+        for field, value in stats.items():
+            setattr(version, field, value)
+        version.status = IndexVersion.Status.READY
+        version.build_seconds = seconds
+        version.save()
+        current = kb.active_index
+        if current is None or current.number < version.number:
+            kb.active_index = version
+            kb.save(update_fields=["active_index"])
+
+
+def write_version_files(kb_id: int, directory: Path) -> dict:
+    """Write a complete version folder atomically (temp folder, then rename); return its stats."""
+    from kb.embedding import embedding_dimension
+    from kb.retrieval.analyzer import analyze
+    from kb.retrieval.bm25 import build_bm25
+    from kb.retrieval.dense import build_dense
+
+    texts, vectors, rows = collect_rows(kb_id)
+    temporary = directory.with_name(directory.name + f".tmp-{time.monotonic_ns()}")
+    temporary.mkdir(parents=True, exist_ok=True)
+    try:
+        bm25 = build_bm25([analyze(text) for text in texts])
+        dense = build_dense(vectors, dimension=embedding_dimension(),
+                            hnsw_threshold=settings.KEFU_KB_HNSW_THRESHOLD)
+        bm25.save(temporary)
+        dense.save(temporary)
+        np.save(temporary / "row-kinds.npy", rows.kinds)
+        np.save(temporary / "row-refs.npy", rows.refs)
+        if directory.exists():
+            shutil.rmtree(directory)
+        temporary.rename(directory)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return {
+        "chunk_count": int((rows.kinds == ROW_CHUNK).sum()),
+        "faq_count": len(set(rows.refs[rows.kinds == ROW_FAQ].tolist())),
+        "dense_kind": dense.kind,
+    }
+
+
+def collect_rows(kb_id: int) -> tuple[list[str], np.ndarray, IndexRows]:
+    """Texts, vectors and row identities of every indexed chunk and FAQ phrasing."""
+    from kb.embedding import embedding_dimension
+    from kb.services import faq_entries_embed
+
+    faq_entries_embed(knowledge_base_id=kb_id, missing_only=True)
+    dim = embedding_dimension()
+    texts: list[str] = []
+    blobs: list[bytes] = []
+    kinds: list[int] = []
+    refs: list[int] = []
+    chunks = Chunk.objects.filter(
+        document__knowledge_base_id=kb_id, document__status__in=INDEXED_STATUSES
+    ).order_by("id").values_list("id", "text", "embedding")
+    for chunk_id, text, embedding in chunks.iterator(chunk_size=2000):
+        texts.append(text)
+        blobs.append(bytes(embedding))
+        kinds.append(ROW_CHUNK)
+        refs.append(chunk_id)
+    entries = FaqEntry.objects.filter(knowledge_base_id=kb_id).order_by("id")
+    for entry_id, question, alternatives, answer, embeddings in entries.values_list(
+            "id", "question", "alternatives", "answer", "embeddings").iterator(chunk_size=2000):
+        phrasings = [question, *[a for a in alternatives if a]]
+        matrix = np.frombuffer(bytes(embeddings), dtype=np.float32).reshape(-1, dim)
+        for phrasing, vector in zip(phrasings, matrix, strict=False):
+            texts.append(f"{phrasing}\n{answer}")
+            blobs.append(vector.tobytes())
+            kinds.append(ROW_FAQ)
+            refs.append(entry_id)
+    vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
+    return texts, vectors, IndexRows(np.asarray(kinds, dtype=np.int8), np.asarray(refs, dtype=np.int64))
+
+
+def prune_old_versions(kb_id: int) -> None:
+    """Delete folders of versions older than the newest KEEP_VERSIONS ready ones."""
+    keep = set(IndexVersion.objects.filter(knowledge_base_id=kb_id, status=IndexVersion.Status.READY)
+               .order_by("-number").values_list("number", flat=True)[:KEEP_VERSIONS])
+    root = index_root(kb_id)
+    if not root.exists():
+        return
+    for folder in root.iterdir():
+        if folder.name.startswith("v") and folder.name[1:].isdigit() and int(folder.name[1:]) not in keep:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def active_index(kb_id: int) -> LoadedIndex | None:
+    """The active version of a knowledge base, loaded once per process and reloaded on a switch."""
+    active = (KnowledgeBase.objects.filter(pk=kb_id)
+              .values_list("active_index_id", "active_index__number").first())
+    if active is None or active[0] is None:
+        return None
+    version_id, number = active
+    cached = _cache.get(kb_id)
+    if cached is not None and cached.version_id == version_id:
+        return cached
+    with _cache_lock:
+        cached = _cache.get(kb_id)
+        if cached is None or cached.version_id != version_id:
+            cached = load_version(kb_id, version_id, number)
+            _cache[kb_id] = cached
+    return cached
+
+
+def load_version(kb_id: int, version_id: int, number: int) -> LoadedIndex:
+    from kb.retrieval.bm25 import Bm25Index
+    from kb.retrieval.dense import DenseIndex
+
+    directory = version_dir(kb_id, number)
+    if not (directory / "row-refs.npy").exists():
+        # Another node built this version: rebuild its files here from the database.
+        log.info("index kb-%s v%s not on this disk; rebuilding from the database", kb_id, number)
+        write_version_files(kb_id, directory)
+    rows = IndexRows(np.load(directory / "row-kinds.npy"), np.load(directory / "row-refs.npy"))
+    return LoadedIndex(version_id=version_id, number=number, rows=rows,
+                       bm25=Bm25Index.load(directory), dense=DenseIndex.load(directory))
+
+
+def forget_cached_indexes() -> None:
+    """Drop every loaded index (tests; a process that changed KEFU_DATA_DIR)."""
+    with _cache_lock:
+        _cache.clear()

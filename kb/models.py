@@ -1,0 +1,143 @@
+"""Knowledge-base tables: bases, uploaded documents, their chunks, FAQ entries, index versions.
+
+Chunks and FAQ entries keep their embeddings in the database (float32 bytes), so any
+process on any node can rebuild an index version without re-embedding and without a
+shared disk; the index files under ``KEFU_DATA_DIR`` are a local cache of derived data.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class KnowledgeBase(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    # Comma-separated language codes ("en", "zh"); only used to pick tokenisers and show the admin.
+    languages = models.CharField(max_length=50, default="en")
+    chunk_size = models.PositiveIntegerField(default=200, help_text="tokens of the embedding model")
+    chunk_overlap = models.PositiveIntegerField(default=30, help_text="tokens repeated between chunks")
+    top_k = models.PositiveIntegerField(default=5)
+    # A FAQ hit at or above this cosine similarity may be answered directly, without generation.
+    direct_answer_threshold = models.FloatField(default=0.85)
+    # Weight of the dense retriever in weighted RRF (BM25 gets 1 - this); tuned on the base's own FAQ pairs.
+    fusion_dense_weight = models.FloatField(default=0.7)
+    active_index = models.ForeignKey(
+        "IndexVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Document(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        PARSING = "parsing"
+        EMBEDDING = "embedding"
+        INDEXING = "indexing"
+        READY = "ready"
+        FAILED = "failed"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.PARSING, Status.EMBEDDING, Status.INDEXING)
+
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="documents")
+    title = models.CharField(max_length=300)
+    # An id from outside (an FAQ row id, an evaluation label); blank for ordinary uploads.
+    external_id = models.CharField(max_length=200, blank=True, default="")
+    file = models.FileField(upload_to="kb/%Y/%m/", blank=True)
+    filename = models.CharField(max_length=300, blank=True, default="")
+    file_type = models.CharField(max_length=20, blank=True, default="")
+    content_hash = models.CharField(max_length=64)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    stage = models.CharField(max_length=100, blank=True, default="")
+    progress = models.PositiveSmallIntegerField(default=0)
+    error_message = models.TextField(blank=True, default="")
+    page_count = models.PositiveIntegerField(default=0)
+    chunk_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["knowledge_base", "content_hash"], name="kb_document_unique_hash")
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Chunk(models.Model):
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    ordinal = models.PositiveIntegerField()
+    text = models.TextField()
+    # " > "-joined headings above the chunk ("Installation > Upgrading").
+    heading_path = models.CharField(max_length=1000, blank=True, default="")
+    page = models.PositiveIntegerField(null=True, blank=True)
+    token_count = models.PositiveIntegerField(default=0)
+    embedding = models.BinaryField()  # float32, L2-normalised, dimension of the embedding model
+
+    class Meta:
+        ordering = ["document_id", "ordinal"]
+        constraints = [models.UniqueConstraint(fields=["document", "ordinal"], name="kb_chunk_unique_ordinal")]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}#{self.ordinal}"
+
+
+class FaqEntry(models.Model):
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="faq_entries")
+    question = models.TextField()
+    alternatives = models.JSONField(default=list, blank=True, help_text="other phrasings of the question")
+    answer = models.TextField()
+    external_id = models.CharField(max_length=200, blank=True, default="")
+    source_document = models.ForeignKey(
+        Document, null=True, blank=True, on_delete=models.SET_NULL, related_name="faq_entries"
+    )
+    # One float32 row per phrasing (question first, then alternatives), L2-normalised.
+    embeddings = models.BinaryField(default=b"")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "FAQ entries"
+
+    def __str__(self) -> str:
+        return self.question[:80]
+
+    @property
+    def phrasings(self) -> list[str]:
+        return [self.question, *[a for a in self.alternatives if a]]
+
+
+class IndexVersion(models.Model):
+    class Status(models.TextChoices):
+        BUILDING = "building"
+        READY = "ready"
+        FAILED = "failed"
+
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="index_versions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.BUILDING)
+    chunk_count = models.PositiveIntegerField(default=0)
+    faq_count = models.PositiveIntegerField(default=0)
+    dense_kind = models.CharField(max_length=20, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    build_seconds = models.FloatField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["knowledge_base_id", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["knowledge_base", "number"], name="kb_index_unique_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.knowledge_base_id} v{self.number} ({self.status})"

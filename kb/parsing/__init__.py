@@ -1,0 +1,50 @@
+"""Parsers: uploaded bytes → sections (text, heading path, page), one module per format.
+
+``parse_document(data, filename)`` sniffs the type from the content (the extension only
+breaks ties between text formats), enforces ``KEFU_MAX_UPLOAD_BYTES`` and raises
+:class:`ParseError` with a sentence a person understands for empty, corrupt, encrypted,
+mislabelled or unsupported files.
+"""
+
+from __future__ import annotations
+
+from kb.parsing.errors import ParseError
+from kb.parsing.sections import FaqRow, ParsedDocument, Section
+from kb.parsing.sniff import sniff_type
+
+__all__ = ["FaqRow", "ParseError", "ParsedDocument", "Section", "parse_document", "sniff_type"]
+
+
+def parse_document(data: bytes, filename: str = "") -> ParsedDocument:
+    """Parse any supported upload; the parser is chosen by :func:`sniff_type`."""
+    file_type = sniff_type(data, filename)
+    parser = _parser_for(file_type)
+    parsed = parser(data)
+    if not parsed.sections and not parsed.faq_rows:
+        raise ParseError("The file contains no text that could be extracted.")
+    return parsed
+
+
+def _parser_for(file_type: str):
+    # Parser modules import their libraries at module level; importing them lazily keeps
+    # pypdf/docx/openpyxl out of processes that never parse.
+    if file_type == "pdf":
+        from kb.parsing.pdf import parse_pdf
+        return parse_pdf
+    if file_type == "docx":
+        from kb.parsing.docx import parse_docx
+        return parse_docx
+    if file_type == "html":
+        from kb.parsing.html import parse_html
+        return parse_html
+    if file_type == "markdown":
+        from kb.parsing.markdown import parse_markdown
+        return parse_markdown
+    if file_type == "csv":
+        from kb.parsing.faq_sheet import parse_csv
+        return parse_csv
+    if file_type == "xlsx":
+        from kb.parsing.faq_sheet import parse_xlsx
+        return parse_xlsx
+    from kb.parsing.text import parse_text
+    return parse_text

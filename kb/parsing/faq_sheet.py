@@ -1,0 +1,103 @@
+"""FAQ sheets (CSV, XLSX): question / answer / alternative-question columns, header row detected.
+
+Headers are matched against English and Chinese names within the first five rows; a sheet
+without a recognisable header is read as question, answer[, alternatives...] columns.
+Alternative phrasings in one cell may be separated by new lines, ``|`` or ``;``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+
+from kb.parsing.errors import ParseError
+from kb.parsing.sections import FaqRow, ParsedDocument
+from kb.parsing.text import decode_text
+
+QUESTION_NAMES = {"question", "questions", "q", "query", "问题", "标准问题", "提问", "問題"}
+ANSWER_NAMES = {"answer", "answers", "a", "response", "reply", "答案", "回答", "答复", "回复"}
+ALTERNATIVE_HINTS = ("alternative", "alt", "similar", "paraphrase", "variant", "other question",
+                     "相似", "其他问法", "同义", "扩展问")
+ALTERNATIVE_SPLIT = re.compile(r"\s*(?:\n|\|\||\||;|；)\s*")
+HEADER_SEARCH_ROWS = 5
+
+
+def parse_csv(data: bytes) -> ParsedDocument:
+    text = decode_text(data)
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    rows = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text), dialect)]
+    return ParsedDocument(file_type="csv", faq_rows=faq_rows(rows))
+
+
+def parse_xlsx(data: bytes) -> ParsedDocument:
+    from openpyxl import load_workbook  # only the ingest worker reads spreadsheets
+
+    try:
+        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise ParseError("The XLSX file is damaged and could not be opened.") from exc
+    rows = []
+    for sheet in workbook.worksheets:
+        sheet_rows = [[cell_text(cell) for cell in row] for row in sheet.iter_rows(values_only=True)]
+        try:
+            rows.extend(faq_rows(sheet_rows))
+        except ParseError:
+            continue  # a sheet that is not an FAQ (a cover sheet, notes) is skipped
+    workbook.close()
+    if not rows:
+        raise ParseError("No sheet of the workbook has question and answer columns.")
+    return ParsedDocument(file_type="xlsx", faq_rows=tuple(rows))
+
+
+def cell_text(value) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def faq_rows(rows: list[list[str]]) -> tuple[FaqRow, ...]:
+    rows = [row for row in rows if any(row)]
+    if not rows:
+        raise ParseError("The FAQ sheet has no rows.")
+    header_index, columns = find_header(rows)
+    body = rows[header_index + 1:] if header_index >= 0 else rows
+    question_col, answer_col, alternative_cols = columns
+    out = []
+    for row in body:
+        question = value_at(row, question_col)
+        answer = value_at(row, answer_col)
+        if not question or not answer:
+            continue
+        alternatives = []
+        for col in alternative_cols:
+            alternatives.extend(part for part in ALTERNATIVE_SPLIT.split(value_at(row, col)) if part)
+        out.append(FaqRow(question=question, answer=answer, alternatives=tuple(dict.fromkeys(alternatives))))
+    if not out:
+        raise ParseError("The FAQ sheet has no rows with both a question and an answer.")
+    return tuple(out)
+
+
+def find_header(rows: list[list[str]]) -> tuple[int, tuple[int, int, list[int]]]:
+    for index, row in enumerate(rows[:HEADER_SEARCH_ROWS]):
+        names = [normalise_name(cell) for cell in row]
+        question = next((i for i, name in enumerate(names) if name in QUESTION_NAMES), None)
+        answer = next((i for i, name in enumerate(names) if name in ANSWER_NAMES), None)
+        if question is not None and answer is not None:
+            alternatives = [i for i, name in enumerate(names)
+                            if i not in (question, answer) and any(hint in name for hint in ALTERNATIVE_HINTS)]
+            return index, (question, answer, alternatives)
+    width = max(len(row) for row in rows)
+    if width < 2:
+        raise ParseError("The FAQ sheet needs a question column and an answer column.")
+    return -1, (0, 1, list(range(2, width)))
+
+
+def normalise_name(cell: str) -> str:
+    return " ".join(cell.lower().replace("_", " ").replace("-", " ").split()).rstrip(":：s") if cell else ""
+
+
+def value_at(row: list[str], col: int) -> str:
+    return row[col].strip() if col < len(row) and row[col] else ""

@@ -1,0 +1,97 @@
+"""Decide a file's type from its bytes; the extension only chooses between text formats.
+
+Binary formats are recognised by their magic numbers (``%PDF``, a ZIP with
+``word/document.xml`` or ``xl/workbook.xml``); an OLE2 container is what an encrypted
+DOCX/XLSX (or an old .doc/.xls) is. A name that promises a binary format whose bytes
+are something else is mislabelled and refused.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from pathlib import PurePath
+
+from django.conf import settings
+
+from kb.parsing.errors import ParseError
+
+BINARY_EXTENSIONS = {".pdf": "pdf", ".docx": "docx", ".xlsx": "xlsx", ".doc": "doc", ".xls": "xls"}
+MARKDOWN_EXTENSIONS = {".md", ".markdown", ".mdown"}
+HTML_EXTENSIONS = {".html", ".htm", ".xhtml"}
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+HTML_START = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.I | re.S)
+MARKDOWN_HINT = re.compile(r"^(#{1,6} \S|```|\s*[-*] \S)", re.M)
+
+
+def sniff_type(data: bytes, filename: str = "") -> str:
+    """One of pdf, docx, xlsx, html, markdown, csv, txt — or ParseError saying why not."""
+    check_size(data)
+    ext = PurePath(filename).suffix.lower()
+    binary = sniff_binary(data)
+    if binary:
+        return binary
+    claimed = BINARY_EXTENSIONS.get(ext)
+    if claimed:
+        raise ParseError(
+            f"The file is named {PurePath(filename).name!r} but its content is not a {claimed.upper()} file; "
+            "it may be damaged or mislabelled."
+        )
+    if looks_binary(data):
+        raise ParseError("The file is not a supported format (PDF, DOCX, HTML, Markdown, text, CSV or XLSX).")
+    return sniff_text_type(data, ext)
+
+
+def check_size(data: bytes) -> None:
+    limit = settings.KEFU_MAX_UPLOAD_BYTES
+    if len(data) > limit:
+        raise ParseError(f"The file is {len(data) / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB.")
+    if not data.strip():
+        raise ParseError("The file is empty.")
+
+
+def sniff_binary(data: bytes) -> str:
+    if data[:1024].lstrip().startswith(b"%PDF-"):
+        return "pdf"
+    if data.startswith(OLE2_MAGIC):
+        raise ParseError(
+            "This Office file is password-protected or in the old .doc/.xls format; "
+            "save it as .docx/.xlsx without a password and upload it again."
+        )
+    if data.startswith(b"PK\x03\x04"):
+        return zip_office_type(data)
+    return ""
+
+
+def zip_office_type(data: bytes) -> str:
+    try:
+        names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
+    except zipfile.BadZipFile as exc:
+        raise ParseError("The file looks like a ZIP/Office file but is damaged.") from exc
+    if "word/document.xml" in names:
+        return "docx"
+    if "xl/workbook.xml" in names:
+        return "xlsx"
+    raise ParseError("The file is a ZIP archive, not a DOCX or XLSX document; upload the files inside it instead.")
+
+
+def looks_binary(data: bytes) -> bool:
+    head = data[:8192]
+    if b"\x00" in head and not (head.startswith((b"\xff\xfe", b"\xfe\xff"))):
+        return True
+    controls = sum(1 for byte in head if byte < 9 or 13 < byte < 32)
+    return controls > len(head) * 0.05
+
+
+def sniff_text_type(data: bytes, ext: str) -> str:
+    if ext in HTML_EXTENSIONS or HTML_START.match(data[:4096]):
+        return "html"
+    if ext == ".csv":
+        return "csv"
+    if ext in MARKDOWN_EXTENSIONS:
+        return "markdown"
+    head = data[:4096].decode("utf-8", errors="ignore")
+    if ext in ("", ".txt") and len(MARKDOWN_HINT.findall(head)) >= 2:
+        return "markdown"
+    return "txt"

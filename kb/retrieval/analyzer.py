@@ -1,0 +1,67 @@
+"""BM25 tokeniser for English, Chinese and mixed text.
+
+Chinese runs are segmented by jieba (search mode off: one segmentation, so term counts
+stay comparable with rank-bm25 over the same tokens); other runs are lower-cased ``\\w+``
+words, English stop-words dropped and Snowball-stemmed (PyStemmer). Numbers are kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import threading
+
+CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+WORD = re.compile(r"\w+", re.U)
+ENGLISH_STOP_WORDS = frozenset("""
+a about above after again against all am an and any are as at be because been before being below between
+both but by can could did do does doing down during each few for from further had has have having he her
+here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not
+now of off on once only or other our ours ourselves out over own same she should so some such than that
+the their theirs them themselves then there these they this those through to too under until up very was
+we were what when where which while who whom why will with would you your yours yourself yourselves
+""".split())
+CHINESE_STOP_WORDS = frozenset("的 了 和 是 在 也 就 都 而 及 与 着 或 一个 没有 我们 你们 他们 吗 呢 吧 啊 之 被 把 让 给".split())
+
+_jieba_lock = threading.Lock()
+
+
+def analyze(text: str) -> list[str]:
+    """Index/query terms of ``text``; duplicates kept (BM25 counts them)."""
+    terms: list[str] = []
+    position = 0
+    for match in CJK_RUN.finditer(text):
+        terms.extend(english_terms(text[position:match.start()]))
+        terms.extend(chinese_terms(match.group()))
+        position = match.end()
+    terms.extend(english_terms(text[position:]))
+    return terms
+
+
+def english_terms(text: str) -> list[str]:
+    words = [w for w in WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS and w != "_"]
+    return stemmer().stemWords(words) if words else []
+
+
+def chinese_terms(text: str) -> list[str]:
+    return [w for w in jieba_tokenizer().lcut(text) if w.strip() and w not in CHINESE_STOP_WORDS]
+
+
+@functools.cache
+def stemmer():
+    import Stemmer  # PyStemmer, a C extension: cheap, but only search and ingestion need it
+
+    return Stemmer.Stemmer("english")
+
+
+@functools.cache
+def jieba_tokenizer():
+    # jieba builds its prefix dictionary on first use (~1 s); do it once per process, quietly.
+    import jieba
+
+    with _jieba_lock:
+        jieba.setLogLevel(logging.WARNING)
+        tokenizer = jieba.Tokenizer()
+        tokenizer.initialize()
+    return tokenizer

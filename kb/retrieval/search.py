@@ -1,0 +1,168 @@
+"""Hybrid search: BM25 ∥ FAISS over the active index version → weighted RRF → hits with sources.
+
+Rows of the index are chunks and FAQ phrasings; each retriever's rows collapse to items
+(a chunk, or an FAQ entry at its best-matching phrasing) before fusion. A hit on an FAQ
+entry carries its answer and the cosine similarity between the query and its closest
+phrasing, which the chat app compares with the base's direct-answer threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+
+from kb.retrieval.fusion import Ranked, weighted_rrf
+
+BM25 = "bm25"
+DENSE = "dense"
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: int | None
+    document_id: int | None
+    text: str
+    score: float  # the fused score (or the retriever's own score in single-retriever lists)
+    document_title: str
+    page: int | None
+    heading_path: str
+    found_by: Mapping[str, Ranked] = field(default_factory=dict)  # retriever → rank and raw score
+    external_id: str = ""
+    faq_entry_id: int | None = None
+    faq_question: str = ""
+    faq_answer: str = ""
+    similarity: float | None = None  # query–question cosine, FAQ hits only
+
+    @property
+    def is_faq(self) -> bool:
+        return self.faq_entry_id is not None
+
+    @property
+    def source(self) -> str:
+        parts = [self.document_title or ("FAQ" if self.is_faq else "")]
+        if self.page:
+            parts.append(f"p. {self.page}")
+        if self.heading_path:
+            parts.append(self.heading_path)
+        return " · ".join(part for part in parts if part)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The three lists the "try a query" page and the evaluation compare."""
+
+    bm25: list[Hit]
+    dense: list[Hit]
+    hybrid: list[Hit]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    bm25: list[tuple[tuple[str, int], float]]
+    dense: list[tuple[tuple[str, int], float]]
+    query_vector: np.ndarray
+
+
+def hybrid(kb, query: str, k: int | None = None) -> list[Hit]:
+    """The contract: the top-k fused hits of ``query`` in knowledge base ``kb`` (empty if unindexed)."""
+    return search(kb, query, k).hybrid
+
+
+def search(kb, query: str, k: int | None = None) -> SearchResult:
+    """BM25, dense and fused top-k hits for one query."""
+    from kb.indexing import active_index
+
+    k = k or kb.top_k
+    index = active_index(kb.pk)
+    if index is None or not query.strip():
+        return SearchResult([], [], [])
+    found = candidates(index, query, settings.KEFU_KB_CANDIDATES)
+    fused = fuse(found, dense_weight=kb.fusion_dense_weight, limit=k)
+    lists = {
+        BM25: [(key, score, {BM25: Ranked(rank, score)}) for rank, (key, score) in enumerate(found.bm25[:k], 1)],
+        DENSE: [(key, score, {DENSE: Ranked(rank, score)}) for rank, (key, score) in enumerate(found.dense[:k], 1)],
+        "hybrid": [(f.key, f.score, f.found_by) for f in fused],
+    }
+    hydrated = hydrate({key for items in lists.values() for key, _, _ in items}, found.query_vector)
+    as_hits = {name: [make_hit(hydrated[key], score, by) for key, score, by in items if key in hydrated]
+               for name, items in lists.items()}
+    return SearchResult(bm25=as_hits[BM25], dense=as_hits[DENSE], hybrid=as_hits["hybrid"])
+
+
+def candidates(index, query: str, depth: int) -> Candidates:
+    """Each retriever's best items (chunks / FAQ entries), best first, ``depth`` rows deep."""
+    from kb.embedding import embed_query
+    from kb.retrieval.analyzer import analyze
+
+    bm25_rows, bm25_scores = index.bm25.top(analyze(query), depth)
+    vector = embed_query(query)
+    dense_rows, dense_scores = index.dense.top(vector, depth)
+    return Candidates(
+        bm25=collapse(index.rows, bm25_rows, bm25_scores),
+        dense=collapse(index.rows, dense_rows, dense_scores),
+        query_vector=vector,
+    )
+
+
+def collapse(rows, row_ids: np.ndarray, scores: np.ndarray) -> list[tuple[tuple[str, int], float]]:
+    """Rows → items, keeping each item's best row (FAQ entries have one row per phrasing)."""
+    from kb.indexing import ROW_CHUNK
+
+    seen: set[tuple[str, int]] = set()
+    out = []
+    for row, score in zip(row_ids.tolist(), scores.tolist(), strict=True):
+        key = ("chunk" if rows.kinds[row] == ROW_CHUNK else "faq", int(rows.refs[row]))
+        if key not in seen:
+            seen.add(key)
+            out.append((key, score))
+    return out
+
+
+def fuse(found: Candidates, *, dense_weight: float, limit: int):
+    return weighted_rrf(
+        {BM25: found.bm25, DENSE: found.dense},
+        weights={BM25: 1.0 - dense_weight, DENSE: dense_weight},
+        k=settings.KEFU_KB_RRF_K,
+        limit=limit,
+    )
+
+
+def hydrate(keys: set[tuple[str, int]], query_vector: np.ndarray) -> dict[tuple[str, int], dict]:
+    """Text and source of each item, two queries in all."""
+    from kb.models import Chunk, FaqEntry
+
+    out: dict[tuple[str, int], dict] = {}
+    chunk_ids = [ref for kind, ref in keys if kind == "chunk"]
+    faq_ids = [ref for kind, ref in keys if kind == "faq"]
+    for chunk in Chunk.objects.filter(pk__in=chunk_ids).select_related("document").only(
+            "id", "text", "page", "heading_path", "document__id", "document__title", "document__external_id"):
+        out[("chunk", chunk.pk)] = {
+            "chunk_id": chunk.pk, "document_id": chunk.document_id, "text": chunk.text,
+            "document_title": chunk.document.title, "page": chunk.page, "heading_path": chunk.heading_path,
+            "external_id": chunk.document.external_id,
+        }
+    for entry in FaqEntry.objects.filter(pk__in=faq_ids).select_related("source_document"):
+        document = entry.source_document
+        out[("faq", entry.pk)] = {
+            "chunk_id": None, "document_id": document.pk if document else None,
+            "text": f"{entry.question}\n{entry.answer}", "document_title": document.title if document else "FAQ",
+            "page": None, "heading_path": "", "external_id": entry.external_id, "faq_entry_id": entry.pk,
+            "faq_question": entry.question, "faq_answer": entry.answer,
+            "similarity": faq_similarity(entry.embeddings, query_vector),
+        }
+    return out
+
+
+def faq_similarity(embeddings: bytes, query_vector: np.ndarray) -> float | None:
+    """Cosine between the query and the entry's closest phrasing (vectors are normalised)."""
+    matrix = np.frombuffer(bytes(embeddings), dtype=np.float32)
+    if not matrix.size:
+        return None
+    return float((matrix.reshape(-1, query_vector.shape[0]) @ query_vector).max())
+
+
+def make_hit(fields: dict, score: float, found_by: Mapping[str, Ranked]) -> Hit:
+    return Hit(score=float(score), found_by=dict(found_by), **fields)

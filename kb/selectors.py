@@ -1,0 +1,47 @@
+"""Reads of the knowledge-base tables for views, commands and other apps."""
+
+from __future__ import annotations
+
+from django.db.models import Count, QuerySet
+
+from kb.models import Chunk, Document, FaqEntry, KnowledgeBase
+
+
+def knowledge_base_list() -> QuerySet[KnowledgeBase]:
+    return KnowledgeBase.objects.annotate(
+        document_count=Count("documents", distinct=True), faq_count=Count("faq_entries", distinct=True)
+    ).select_related("active_index")
+
+
+def knowledge_base_get(*, ref: str | int) -> KnowledgeBase:
+    """A knowledge base by id, slug or exact name (commands accept any of them)."""
+    text = str(ref)
+    if text.isdigit():
+        found = KnowledgeBase.objects.filter(pk=int(text)).first()
+        if found:
+            return found
+    found = KnowledgeBase.objects.filter(slug=text).first() or KnowledgeBase.objects.filter(name=text).first()
+    if found is None:
+        raise KnowledgeBase.DoesNotExist(f"No knowledge base {ref!r}.")
+    return found
+
+
+def document_list(*, knowledge_base: KnowledgeBase) -> QuerySet[Document]:
+    return knowledge_base.documents.all()
+
+
+def document_progress(*, knowledge_base: KnowledgeBase, ids: list[int] | None = None) -> list[dict]:
+    """What the upload page polls: status, stage, % and error of each document."""
+    documents = knowledge_base.documents.all()
+    if ids:
+        documents = documents.filter(pk__in=ids)
+    return list(documents.values("id", "title", "status", "stage", "progress", "error_message",
+                                 "chunk_count", "page_count", "file_type"))
+
+
+def faq_entry_list(*, knowledge_base: KnowledgeBase) -> QuerySet[FaqEntry]:
+    return knowledge_base.faq_entries.select_related("source_document")
+
+
+def chunk_count(*, knowledge_base: KnowledgeBase) -> int:
+    return Chunk.objects.filter(document__knowledge_base=knowledge_base).count()

@@ -1,0 +1,209 @@
+"""Writes to the knowledge-base tables; every async follow-up is enqueued on commit.
+
+Views, commands and the demo call these; nothing else writes kb rows (ingestion progress
+is written by :mod:`kb.ingestion`, which these enqueue).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils.text import slugify
+
+from kb.models import Chunk, Document, FaqEntry, KnowledgeBase
+
+log = logging.getLogger(__name__)
+
+
+class UploadRejected(Exception):
+    """An upload refused before anything is stored; the message is shown to the uploader."""
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    document: Document
+    created: bool  # False: the same content was already in this knowledge base
+
+
+def knowledge_base_create(*, name: str, slug: str = "", languages: str = "en", chunk_size: int = 200,
+                          chunk_overlap: int = 30, top_k: int = 5,
+                          direct_answer_threshold: float = 0.85) -> KnowledgeBase:
+    name = name.strip()
+    if not name:
+        raise ValueError("A knowledge base needs a name.")
+    if not 0 <= chunk_overlap < chunk_size:
+        raise ValueError("Chunk overlap must be smaller than the chunk size.")
+    slug = slugify(slug or name)[:100] or "kb"
+    if KnowledgeBase.objects.filter(slug=slug).exists():
+        raise ValueError(f"A knowledge base with the slug {slug!r} already exists.")
+    return KnowledgeBase.objects.create(
+        name=name, slug=slug, languages=languages, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
+        top_k=top_k, direct_answer_threshold=direct_answer_threshold,
+        fusion_dense_weight=settings.KEFU_KB_DENSE_WEIGHT,
+    )
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def document_upload(*, knowledge_base: KnowledgeBase, filename: str, data: bytes, title: str = "",
+                    external_id: str = "", enqueue: bool = True) -> UploadResult:
+    """Store an uploaded file as a queued document and enqueue its ingestion (once per content)."""
+    if len(data) > settings.KEFU_MAX_UPLOAD_BYTES:
+        raise UploadRejected(
+            f"{filename}: {len(data) / 1e6:.1f} MB is over the {settings.KEFU_MAX_UPLOAD_BYTES / 1e6:.1f} MB limit."
+        )
+    digest = content_hash(data)
+    existing = Document.objects.filter(knowledge_base=knowledge_base, content_hash=digest).first()
+    if existing is not None:
+        if existing.status == Document.Status.FAILED and enqueue:
+            existing = document_reindex(document=existing)  # the same file again: try once more
+        return UploadResult(existing, created=False)
+    name = PurePath(filename).name or "upload"
+    with transaction.atomic():
+        document = Document(
+            knowledge_base=knowledge_base, title=(title or PurePath(name).stem)[:300], external_id=external_id,
+            filename=name[:300], content_hash=digest, size_bytes=len(data), stage="queued",
+        )
+        document.file.save(name, ContentFile(data), save=False)
+        document.save()
+        if enqueue:
+            transaction.on_commit(lambda: ingest_enqueue(document.pk))
+    return UploadResult(document, created=True)
+
+
+def ingest_enqueue(document_id: int) -> None:
+    from kb.tasks import ingest_document
+    from kefu.background import enqueue
+
+    enqueue(ingest_document, document_id)
+
+
+def index_rebuild_enqueue(knowledge_base_id: int) -> None:
+    from kb.tasks import rebuild_index
+    from kefu.background import enqueue
+
+    enqueue(rebuild_index, knowledge_base_id)
+
+
+def document_reindex(*, document: Document) -> Document:
+    """Parse, chunk and embed the document again (after a failure or a model change)."""
+    Document.objects.filter(pk=document.pk).update(
+        status=Document.Status.QUEUED, stage="queued", progress=0, error_message=""
+    )
+    transaction.on_commit(lambda: ingest_enqueue(document.pk))
+    document.refresh_from_db()
+    return document
+
+
+def document_delete(*, document: Document) -> None:
+    """Delete the document, its chunks and its file; the index is rebuilt without it."""
+    kb_id = document.knowledge_base_id
+    stored = document.file.name
+    storage = document.file.storage
+    with transaction.atomic():
+        FaqEntry.objects.filter(source_document=document, knowledge_base_id=kb_id).delete()
+        document.delete()
+        transaction.on_commit(lambda: index_rebuild_enqueue(kb_id))
+    if stored:
+        storage.delete(stored)
+
+
+def documents_resume() -> int:
+    """Re-enqueue documents a stopped process left queued or half-processed; returns how many."""
+    ids = list(Document.objects.filter(status__in=Document.ACTIVE_STATUSES).values_list("id", flat=True))
+    for document_id in ids:
+        ingest_enqueue(document_id)
+    if ids:
+        log.info("re-enqueued %d unfinished document(s)", len(ids))
+    return len(ids)
+
+
+def knowledge_base_reindex(*, knowledge_base: KnowledgeBase) -> None:
+    transaction.on_commit(lambda: index_rebuild_enqueue(knowledge_base.pk))
+
+
+def faq_entry_create(*, knowledge_base: KnowledgeBase, question: str, answer: str,
+                     alternatives: list[str] | tuple[str, ...] = (), external_id: str = "",
+                     source_document: Document | None = None, rebuild: bool = True) -> FaqEntry:
+    question, answer = question.strip(), answer.strip()
+    if not question or not answer:
+        raise ValueError("An FAQ entry needs a question and an answer.")
+    entry = FaqEntry.objects.create(
+        knowledge_base=knowledge_base, question=question, answer=answer,
+        alternatives=clean_alternatives(alternatives, question), external_id=external_id,
+        source_document=source_document,
+    )
+    if rebuild:
+        transaction.on_commit(lambda: index_rebuild_enqueue(knowledge_base.pk))
+    return entry
+
+
+def faq_entry_update(*, entry: FaqEntry, question: str, answer: str,
+                     alternatives: list[str] | tuple[str, ...] = ()) -> FaqEntry:
+    question, answer = question.strip(), answer.strip()
+    if not question or not answer:
+        raise ValueError("An FAQ entry needs a question and an answer.")
+    entry.question, entry.answer = question, answer
+    entry.alternatives = clean_alternatives(alternatives, question)
+    entry.embeddings = b""  # phrasings changed: re-embedded by the next index build
+    entry.save()
+    transaction.on_commit(lambda: index_rebuild_enqueue(entry.knowledge_base_id))
+    return entry
+
+
+def faq_entry_delete(*, entry: FaqEntry) -> None:
+    kb_id = entry.knowledge_base_id
+    entry.delete()
+    transaction.on_commit(lambda: index_rebuild_enqueue(kb_id))
+
+
+def clean_alternatives(alternatives, question: str) -> list[str]:
+    seen = {question.strip().lower()}
+    out = []
+    for phrasing in alternatives:
+        phrasing = " ".join(str(phrasing).split())
+        if phrasing and phrasing.lower() not in seen:
+            seen.add(phrasing.lower())
+            out.append(phrasing)
+    return out
+
+
+def faq_entries_embed(*, knowledge_base_id: int, missing_only: bool = True) -> int:
+    """Embed FAQ phrasings (question first, then alternatives); returns how many entries."""
+    from kb.embedding import embed_texts
+
+    entries = FaqEntry.objects.filter(knowledge_base_id=knowledge_base_id)
+    if missing_only:
+        entries = entries.filter(embeddings=b"")
+    entries = list(entries)
+    if not entries:
+        return 0
+    phrasings = [entry.phrasings for entry in entries]
+    vectors = embed_texts([p for group in phrasings for p in group], batch_size=settings.KEFU_KB_EMBED_BATCH)
+    start = 0
+    for entry, group in zip(entries, phrasings, strict=True):
+        entry.embeddings = vectors[start:start + len(group)].tobytes()
+        start += len(group)
+    FaqEntry.objects.bulk_update(entries, ["embeddings"], batch_size=500)
+    return len(entries)
+
+
+def chunks_replace(*, document: Document, drafts, vectors) -> int:
+    """Swap the document's chunks for new ones in one transaction; returns the count."""
+    chunks = [
+        Chunk(document=document, ordinal=i, text=d.text, heading_path=" > ".join(d.heading_path),
+              page=d.page, token_count=d.token_count, embedding=vectors[i].tobytes())
+        for i, d in enumerate(drafts)
+    ]
+    with transaction.atomic():
+        Chunk.objects.filter(document=document).delete()
+        Chunk.objects.bulk_create(chunks, batch_size=1000)
+    return len(chunks)

@@ -1,0 +1,51 @@
+"""Fixtures for the kb tests: a temp data dir per test, one embedder per session, small bases."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def kb_data_dir(settings, tmp_path):
+    """Index files and uploads under a per-test temp dir; no resume-on-start in tests."""
+    from kb.indexing import forget_cached_indexes
+
+    settings.KEFU_DATA_DIR = tmp_path / "data"
+    settings.MEDIA_ROOT = tmp_path / "data" / "uploads"
+    settings.KEFU_KB_RESUME_ON_START = False
+    settings.KEFU_WARMUP = False
+    forget_cached_indexes()
+    yield settings.KEFU_DATA_DIR
+    forget_cached_indexes()
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The process-wide embedding model, loaded once for the whole session."""
+    from kb.embedding import get_embedder
+
+    return get_embedder()
+
+
+@pytest.fixture
+def kb(db):
+    from kb.services import knowledge_base_create
+
+    return knowledge_base_create(name="Test KB", chunk_size=64, chunk_overlap=8)
+
+
+@pytest.fixture
+def ingest(embedder):
+    """Upload bytes and run the ingestion function synchronously; returns the Document."""
+    from kb.ingestion import document_ingest
+    from kb.services import document_upload
+
+    def run(kb, filename: str, data: bytes, **kwargs):
+        result = document_upload(knowledge_base=kb, filename=filename, data=data, enqueue=False, **kwargs)
+        return document_ingest(document_id=result.document.pk)
+
+    return run

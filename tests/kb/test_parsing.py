@@ -1,0 +1,108 @@
+"""Parsers: each format to sections with headings/pages; bad files give a human ParseError."""
+
+from __future__ import annotations
+
+import zipfile
+from io import BytesIO
+
+import pytest
+
+from kb.parsing import ParseError, parse_document, sniff_type
+from tests.kb.files import docx_bytes, pdf_bytes, xlsx_bytes
+
+
+def test_pdf_sections_carry_page_numbers():
+    parsed = parse_document(pdf_bytes(["First page text.", "Second page text."]), "manual.pdf")
+    assert parsed.file_type == "pdf" and parsed.page_count == 2
+    assert [(s.page, s.text) for s in parsed.sections] == [(1, "First page text."), (2, "Second page text.")]
+
+
+def test_encrypted_pdf_is_refused_with_a_password_message():
+    with pytest.raises(ParseError, match="password"):
+        parse_document(pdf_bytes(["Secret."], password="hunter2"), "secret.pdf")
+
+
+def test_truncated_pdf_is_reported_damaged():
+    data = pdf_bytes(["Some text here."])
+    with pytest.raises(ParseError, match="damaged|no extractable"):
+        parse_document(data[: len(data) // 3], "broken.pdf")
+
+
+def test_docx_headings_become_the_heading_path_and_tables_text():
+    parsed = parse_document(docx_bytes(), "policy.docx")
+    assert parsed.file_type == "docx"
+    by_path = {s.heading_path: s.text for s in parsed.sections}
+    assert by_path[("Returns",)] == "You can return any item within 30 days."
+    assert "Country | Days\nSweden | 14" in by_path[("Returns", "Refunds")]
+
+
+def test_html_drops_scripts_and_navigation_and_keeps_headings():
+    html = b"""<!doctype html><html><head><title>Help</title><style>p{}</style></head><body>
+      <nav><a href="/">Home</a> Menu</nav><script>var x = 1;</script>
+      <main><h1>Shipping</h1><p>We ship <b>worldwide</b>.</p><h2>Costs</h2><ul><li>EU: 5 EUR</li></ul></main>
+      <footer>Copyright</footer></body></html>"""
+    parsed = parse_document(html, "page.bin")
+    assert parsed.file_type == "html" and parsed.title == "Help"
+    assert [(s.heading_path, s.text) for s in parsed.sections] == [
+        (("Shipping",), "We ship worldwide ."),
+        (("Shipping", "Costs"), "EU: 5 EUR"),
+    ]
+
+
+def test_markdown_headings_lists_and_tables():
+    text = "# Guide\n\nIntro *text*.\n\n## Install\n\n- step one\n- step two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+    parsed = parse_document(text.encode(), "guide.md")
+    by_path = {s.heading_path: s.text for s in parsed.sections}
+    assert by_path[("Guide",)] == "Intro text."
+    assert by_path[("Guide", "Install")] == "step one\n\nstep two\n\na | b\n\n1 | 2"
+
+
+def test_text_encoding_is_detected():
+    text = "Återbetalning sker inom fjorton dagar efter att varan har kommit tillbaka till lagret. " * 5
+    parsed = parse_document(text.encode("cp1252"), "notes.txt")
+    assert parsed.sections[0].text.startswith("Återbetalning sker")
+
+
+def test_csv_faq_sheet_header_detected_with_alternatives():
+    data = "Notes,,\nQuestion,Answer,Alternative questions\nHow do I pay?,By card.,Payment options|Can I pay by card?\n"
+    parsed = parse_document(data.encode(), "faq.csv")
+    assert parsed.file_type == "csv"
+    row = parsed.faq_rows[0]
+    assert (row.question, row.answer, row.alternatives) == ("How do I pay?", "By card.",
+                                                           ("Payment options", "Can I pay by card?"))
+
+
+def test_xlsx_faq_sheet_with_chinese_headers():
+    parsed = parse_document(xlsx_bytes([["问题", "答案", "相似问题"], ["怎么付款？", "刷卡。", "如何支付"]]), "faq.xlsx")
+    assert parsed.faq_rows[0].question == "怎么付款？" and parsed.faq_rows[0].alternatives == ("如何支付",)
+
+
+@pytest.mark.parametrize("data, name, message", [
+    (b"", "empty.txt", "empty"),
+    (b"   \n ", "blank.md", "empty"),
+    (b"<html><body>hi</body></html>", "report.pdf", "not a PDF"),
+    (b"\x00\x01\x02\x03" * 100, "blob.txt", "not a supported format"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100, "secret.docx", "password-protected"),
+])
+def test_bad_files_get_a_human_message(data, name, message):
+    with pytest.raises(ParseError, match=message):
+        parse_document(data, name)
+
+
+def test_zip_that_is_not_office_is_refused():
+    out = BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("a.txt", "hello")
+    with pytest.raises(ParseError, match="ZIP archive"):
+        sniff_type(out.getvalue(), "bundle.docx")
+
+
+def test_type_is_sniffed_from_content_not_extension():
+    assert sniff_type(pdf_bytes(["x"]), "named.txt") == "pdf"
+    assert sniff_type(docx_bytes(), "upload") == "docx"
+
+
+def test_size_limit_comes_from_settings(settings):
+    settings.KEFU_MAX_UPLOAD_BYTES = 5
+    with pytest.raises(ParseError, match="limit"):
+        parse_document(b"too long text", "a.txt")
