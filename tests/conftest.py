@@ -108,9 +108,26 @@ class CeleryWorker:
                 self.process.wait(timeout=5)
 
 
+def database_url_of_this_process() -> str:
+    """A DATABASE_URL naming the database this test process uses (the test database, once set up)."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{database['NAME']}"
+    user = database.get("USER") or ""
+    password = f":{database['PASSWORD']}" if database.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return f"postgres://{auth}{database.get('HOST') or '127.0.0.1'}:{database.get('PORT') or 5432}/{database['NAME']}"
+
+
 @pytest.fixture
-def start_celery_worker(redis_url, tmp_path):
-    """Start real Celery workers: ``start_celery_worker(["ingest"], pool="solo", env={...})``."""
+def start_celery_worker(redis_url, tmp_path, django_db_setup, django_db_blocker):
+    """Start real Celery workers on the test database: ``start_celery_worker(["ingest"], env={...})``.
+
+    Tests whose worker reads rows the test wrote need ``@pytest.mark.django_db(transaction=True)``
+    so the rows are committed where the worker can see them.
+    """
     workers: list[CeleryWorker] = []
 
     def start(queues: list[str], *, pool: str = "solo", concurrency: int = 1, env: dict | None = None,
@@ -120,7 +137,8 @@ def start_celery_worker(redis_url, tmp_path):
         command = [PYTHON, "-m", "celery", "-A", "kefu", "worker", "-Q", ",".join(queues), "-P", pool,
                    "-c", str(concurrency), "-n", name, "--loglevel", "INFO", "--without-gossip",
                    "--without-mingle", "--without-heartbeat"]
-        child_env = subprocess_env(REDIS_URL=redis_url, **(env or {}))
+        child_env = subprocess_env(REDIS_URL=redis_url, DATABASE_URL=database_url_of_this_process(),
+                                   **(env or {}))
         with log_path.open("w") as log:
             process = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT)
         worker = CeleryWorker(process, log_path, name)
