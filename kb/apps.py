@@ -1,8 +1,35 @@
-"""Django app configuration for ``kb``."""
+"""Django app configuration for ``kb``.
+
+In embedded mode the web process runs ingestion in its own threads, so documents a stopped
+process left queued or half-processed are re-enqueued when it serves its first request
+(management commands never trigger this: they serve no requests).
+"""
+
+import threading
 
 from django.apps import AppConfig
+from django.core.signals import request_started
 
 
 class KbConfig(AppConfig):
     name = "kb"
     verbose_name = "Knowledge bases"
+
+    def ready(self) -> None:
+        request_started.connect(resume_on_first_request, dispatch_uid="kb-resume-on-start")
+
+
+_resumed = threading.Event()
+
+
+def resume_on_first_request(**_: object) -> None:
+    """Once per embedded web process: re-enqueue unfinished documents (nothing silently lost)."""
+    from django.conf import settings
+
+    if _resumed.is_set() or settings.KEFU_MODE != "embedded" or not settings.KEFU_KB_RESUME_ON_START:
+        return
+    _resumed.set()
+    request_started.disconnect(dispatch_uid="kb-resume-on-start")
+    from kb.services import documents_resume
+
+    documents_resume()

@@ -1,11 +1,14 @@
-"""Celery glue for ingestion (queue ``ingest`` by the ``kb.*`` route): ids in, plain functions called."""
+"""Celery glue for ingestion: ids in, plain functions called.
+
+The queue is chosen by name: ``kb.*`` routes to ``ingest`` (CELERY_TASK_ROUTES), so the names matter.
+"""
 
 from __future__ import annotations
 
 from kefu.celery import app
 
 
-@app.task(name="kb.ingest_document", queue="ingest", acks_late=True, ignore_result=True,
+@app.task(name="kb.ingest_document", acks_late=True, ignore_result=True,
           time_limit=3600, soft_time_limit=3500)
 def ingest_document(document_id: int) -> None:
     from kb.ingestion import document_ingest
@@ -13,7 +16,7 @@ def ingest_document(document_id: int) -> None:
     document_ingest(document_id=document_id)
 
 
-@app.task(name="kb.rebuild_index", queue="ingest", acks_late=True, ignore_result=True,
+@app.task(name="kb.rebuild_index", acks_late=True, ignore_result=True,
           time_limit=1800, soft_time_limit=1700)
 def rebuild_index(knowledge_base_id: int) -> None:
     from kb.indexing import index_build

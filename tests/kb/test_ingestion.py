@@ -1,0 +1,130 @@
+"""Ingestion end to end on the real DB: chunks + embeddings stored, progress, failures leave nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kb.ingestion import document_ingest
+from kb.models import Chunk, Document, FaqEntry
+from kb.services import document_upload, documents_resume
+from tests.kb.files import pdf_bytes
+
+POLICY = (b"# Returns\n\nYou can return any item within thirty days of delivery. Keep the receipt.\n\n"
+          b"## Refunds\n\nRefunds are paid to the original card within five working days.\n")
+
+
+def test_markdown_document_becomes_ready_with_embedded_chunks(kb, ingest):
+    document = ingest(kb, "policy.md", POLICY)
+    assert (document.status, document.progress, document.stage, document.file_type) == ("ready", 100, "ready", "markdown")
+    chunks = list(Chunk.objects.filter(document=document))
+    assert document.chunk_count == len(chunks) == 2
+    assert chunks[1].heading_path == "Returns > Refunds"
+    vector = np.frombuffer(chunks[0].embedding, dtype=np.float32)
+    assert vector.shape == (384,) and abs(np.linalg.norm(vector) - 1) < 1e-4
+    kb.refresh_from_db()
+    assert kb.active_index.chunk_count == 2
+
+
+def test_pdf_chunks_keep_their_page(kb, ingest):
+    document = ingest(kb, "manual.pdf", pdf_bytes(["Install the pump first.", "Then open the valve."]))
+    assert document.page_count == 2
+    assert list(document.chunks.values_list("page", flat=True)) == [1, 2]
+
+
+@pytest.mark.parametrize("filename, data, message", [
+    ("secret.pdf", pdf_bytes(["Secret text."], password="pw"), "password-protected"),
+    ("report.pdf", b"this is not a pdf at all", "not a PDF"),
+    ("empty.txt", b"", "empty"),
+])
+def test_bad_files_fail_with_a_message_and_no_chunks(kb, ingest, filename, data, message):
+    document = ingest(kb, filename, data)
+    assert document.status == Document.Status.FAILED and message in document.error_message
+    assert not Chunk.objects.filter(document=document).exists()
+
+
+def test_failure_while_embedding_removes_chunks_and_keeps_old_index(kb, ingest, monkeypatch):
+    # given a ready document and its active index
+    ingest(kb, "policy.md", POLICY)
+    kb.refresh_from_db()
+    old_version = kb.active_index_id
+
+    # when the index build of the next document fails
+    def broken_build(**kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("kb.indexing.index_build", broken_build)
+    document = ingest(kb, "other.txt", b"Shipping costs five euros within the EU.")
+    # then the document failed, has no chunks, and the old version still serves
+    assert document.status == "failed" and "disk full" in document.error_message
+    assert not document.chunks.exists()
+    kb.refresh_from_db()
+    assert kb.active_index_id == old_version
+
+
+def test_faq_sheet_document_creates_faq_entries(kb, ingest):
+    sheet = "question,answer,alternatives\nHow do I pay?,By card or invoice.,Payment options|Can I pay by card?\n"
+    document = ingest(kb, "faq.csv", sheet.encode())
+    assert document.status == "ready"
+    entry = FaqEntry.objects.get(source_document=document)
+    assert entry.alternatives == ["Payment options", "Can I pay by card?"]
+    assert len(entry.embeddings) == 3 * 384 * 4
+
+
+def test_progress_is_saved_during_embedding(kb, embedder, monkeypatch):
+    # given a document long enough for several embedding batches
+    seen = []
+    import kb.ingestion as ingestion
+
+    original = ingestion.progress_save
+
+    def spy(document, status, stage, progress):
+        seen.append((status, progress))
+        original(document, status, stage, progress)
+
+    monkeypatch.setattr(ingestion, "progress_save", spy)
+    monkeypatch.setattr("django.conf.settings.KEFU_KB_EMBED_BATCH", 2)
+    text = " ".join(f"Fact number {i} about the product warranty and its terms." for i in range(60)).encode()
+    document = document_upload(knowledge_base=kb, filename="facts.txt", data=text, enqueue=False).document
+    # when
+    document_ingest(document_id=document.pk)
+    # then progress rose monotonically through the stages
+    statuses = [s for s, _ in seen]
+    assert statuses[0] == "parsing" and "embedding" in statuses and statuses[-1] == "ready"
+    progresses = [p for _, p in seen]
+    assert progresses == sorted(progresses) and len({p for s, p in seen if s == "embedding"}) > 2
+
+
+def test_documents_left_unfinished_are_re_enqueued(kb, monkeypatch):
+    enqueued = []
+    monkeypatch.setattr("kb.services.ingest_enqueue", enqueued.append)
+    queued = document_upload(knowledge_base=kb, filename="a.txt", data=b"A.", enqueue=False).document
+    half = document_upload(knowledge_base=kb, filename="b.txt", data=b"B.", enqueue=False).document
+    Document.objects.filter(pk=half.pk).update(status="embedding")
+    done = document_upload(knowledge_base=kb, filename="c.txt", data=b"C.", enqueue=False).document
+    Document.objects.filter(pk=done.pk).update(status="ready")
+    assert documents_resume() == 2 and sorted(enqueued) == sorted([queued.pk, half.pk])
+
+
+def test_task_is_named_for_the_ingest_queue():
+    from kb.tasks import ingest_document, rebuild_index
+    from kefu.background import queue_of
+
+    assert ingest_document.name == "kb.ingest_document" and queue_of(ingest_document) == "ingest"
+    assert queue_of(rebuild_index) == "ingest"
+
+
+def test_first_request_of_an_embedded_process_resumes_unfinished_documents(kb, settings, monkeypatch, client):
+    import kb.apps as apps
+
+    resumed = []
+    monkeypatch.setattr("kb.services.documents_resume", lambda: resumed.append(1) or 0)
+    monkeypatch.setattr(apps, "_resumed", __import__("threading").Event())
+    settings.KEFU_KB_RESUME_ON_START = True
+    settings.KEFU_MODE = "embedded"
+    from django.core.signals import request_started
+
+    request_started.connect(apps.resume_on_first_request, dispatch_uid="kb-resume-on-start")
+    client.get("/healthz")
+    client.get("/healthz")
+    assert resumed == [1]

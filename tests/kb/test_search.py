@@ -1,0 +1,52 @@
+"""hybrid(): fused hits with sources and per-retriever ranks; FAQ hits carry answer and similarity."""
+
+from __future__ import annotations
+
+from kb.search import hybrid, search
+from kb.services import faq_entry_create
+
+DOCS = {
+    "returns.md": b"# Returns\n\nYou can return any item within thirty days of delivery.\n",
+    "shipping.md": b"# Shipping\n\nWe ship to every country in the EU. Delivery takes three days.\n",
+    "warranty.md": b"# Warranty\n\nThe dishwasher model DW-9000 has a five year warranty on the motor.\n",
+}
+
+
+def build(kb, ingest):
+    for name, data in DOCS.items():
+        ingest(kb, name, data)
+
+
+def test_hybrid_returns_the_relevant_chunk_first_with_its_source(kb, ingest):
+    build(kb, ingest)
+    hits = hybrid(kb, "how long do I have to send an item back?", 3)
+    assert hits[0].document_title == "returns" and hits[0].heading_path == "Returns"
+    assert "dense" in hits[0].found_by and hits[0].found_by["dense"].rank == 1
+    assert hits[0].chunk_id is not None and hits[0].score > 0
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_rare_exact_term_is_found_by_bm25(kb, ingest):
+    build(kb, ingest)
+    result = search(kb, "DW-9000", 3)
+    assert result.bm25[0].document_title == "warranty" and result.hybrid[0].document_title == "warranty"
+    assert result.hybrid[0].found_by["bm25"].rank == 1
+
+
+def test_faq_hit_carries_answer_and_similarity(kb, ingest, django_capture_on_commit_callbacks):
+    build(kb, ingest)
+    faq_entry_create(knowledge_base=kb, question="Can I pay with an invoice?", answer="Yes, for companies.",
+                     alternatives=["Do you accept invoices?"], rebuild=False)
+    from kb.indexing import index_build
+
+    index_build(knowledge_base_id=kb.pk)
+    hits = hybrid(kb, "do you accept invoices", 3)
+    assert hits[0].is_faq and hits[0].faq_answer == "Yes, for companies."
+    assert hits[0].similarity > 0.9  # the query is one of the phrasings
+    unrelated = hybrid(kb, "dishwasher motor warranty", 5)
+    faq = [h for h in unrelated if h.is_faq]
+    assert not faq or faq[0].similarity < 0.5
+
+
+def test_empty_knowledge_base_returns_no_hits(kb):
+    assert hybrid(kb, "anything", 5) == []
