@@ -78,7 +78,8 @@ def index_build(*, knowledge_base_id: int) -> IndexVersion:
                 status=IndexVersion.Status.FAILED, error_message=f"{type(exc).__name__}: {exc}"[:2000]
             )
             raise
-        version_activate(version, stats, time.perf_counter() - started)
+        document_ids = stats.pop("document_ids")
+        version_activate(version, stats, time.perf_counter() - started, document_ids)
         prune_old_versions(knowledge_base_id)
         return version
 
@@ -90,8 +91,24 @@ def version_reserve(kb_id: int) -> IndexVersion:
         return IndexVersion.objects.create(knowledge_base_id=kb_id, number=last + 1)
 
 
-def version_activate(version: IndexVersion, stats: dict, seconds: float) -> None:
-    """Mark the version ready and point the knowledge base at it, in one transaction."""
+def index_build_unless_busy(*, knowledge_base_id: int) -> IndexVersion | None:
+    """Build now unless documents of this base are still ahead in the pipeline.
+
+    Uploading fifty files should cost one index build, not fifty: a document that finishes
+    while others are still queued, parsing or embedding leaves the build to the last of
+    them (statuses are committed before this check, so the last one always sees the rest).
+    """
+    ahead = Document.objects.filter(
+        knowledge_base_id=knowledge_base_id,
+        status__in=(Document.Status.QUEUED, Document.Status.PARSING, Document.Status.EMBEDDING),
+    )
+    if ahead.exists():
+        return None
+    return index_build(knowledge_base_id=knowledge_base_id)
+
+
+def version_activate(version: IndexVersion, stats: dict, seconds: float, document_ids: set[int]) -> None:
+    """Mark the version ready, point the base at it and mark the documents it holds ready — one transaction."""
     with transaction.atomic():
         kb = KnowledgeBase.objects.select_for_update().get(pk=version.knowledge_base_id)
         for field, value in stats.items():
@@ -103,6 +120,9 @@ def version_activate(version: IndexVersion, stats: dict, seconds: float) -> None
         if current is None or current.number < version.number:
             kb.active_index = version
             kb.save(update_fields=["active_index"])
+        Document.objects.filter(pk__in=document_ids, status=Document.Status.INDEXING).update(
+            status=Document.Status.READY, stage="ready", progress=100
+        )
 
 
 def write_version_files(kb_id: int, directory: Path) -> dict:
@@ -112,7 +132,7 @@ def write_version_files(kb_id: int, directory: Path) -> dict:
     from kb.retrieval.bm25 import build_bm25
     from kb.retrieval.dense import build_dense
 
-    texts, vectors, rows = collect_rows(kb_id)
+    texts, vectors, rows, document_ids = collect_rows(kb_id)
     temporary = directory.with_name(directory.name + f".tmp-{time.monotonic_ns()}")
     temporary.mkdir(parents=True, exist_ok=True)
     try:
@@ -132,11 +152,12 @@ def write_version_files(kb_id: int, directory: Path) -> dict:
         "chunk_count": int((rows.kinds == ROW_CHUNK).sum()),
         "faq_count": len(set(rows.refs[rows.kinds == ROW_FAQ].tolist())),
         "dense_kind": dense.kind,
+        "document_ids": document_ids,
     }
 
 
-def collect_rows(kb_id: int) -> tuple[list[str], np.ndarray, IndexRows]:
-    """Texts, vectors and row identities of every indexed chunk and FAQ phrasing."""
+def collect_rows(kb_id: int) -> tuple[list[str], np.ndarray, IndexRows, set[int]]:
+    """Texts, vectors and row identities of every indexed chunk and FAQ phrasing, and their documents."""
     from kb.embedding import embedding_dimension
     from kb.services import faq_entries_embed
 
@@ -146,17 +167,22 @@ def collect_rows(kb_id: int) -> tuple[list[str], np.ndarray, IndexRows]:
     blobs: list[bytes] = []
     kinds: list[int] = []
     refs: list[int] = []
+    document_ids: set[int] = set()
     chunks = Chunk.objects.filter(
         document__knowledge_base_id=kb_id, document__status__in=INDEXED_STATUSES
-    ).order_by("id").values_list("id", "text", "embedding")
-    for chunk_id, text, embedding in chunks.iterator(chunk_size=2000):
+    ).order_by("id").values_list("id", "document_id", "text", "embedding")
+    for chunk_id, document_id, text, embedding in chunks.iterator(chunk_size=2000):
+        document_ids.add(document_id)
         texts.append(text)
         blobs.append(bytes(embedding))
         kinds.append(ROW_CHUNK)
         refs.append(chunk_id)
     entries = FaqEntry.objects.filter(knowledge_base_id=kb_id).order_by("id")
-    for entry_id, question, alternatives, answer, embeddings in entries.values_list(
-            "id", "question", "alternatives", "answer", "embeddings").iterator(chunk_size=2000):
+    for entry_id, document_id, question, alternatives, answer, embeddings in entries.values_list(
+            "id", "source_document_id", "question", "alternatives", "answer", "embeddings"
+    ).iterator(chunk_size=2000):
+        if document_id is not None:
+            document_ids.add(document_id)
         phrasings = [question, *[a for a in alternatives if a]]
         matrix = np.frombuffer(bytes(embeddings), dtype=np.float32).reshape(-1, dim)
         for phrasing, vector in zip(phrasings, matrix, strict=False):
@@ -165,7 +191,8 @@ def collect_rows(kb_id: int) -> tuple[list[str], np.ndarray, IndexRows]:
             kinds.append(ROW_FAQ)
             refs.append(entry_id)
     vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
-    return texts, vectors, IndexRows(np.asarray(kinds, dtype=np.int8), np.asarray(refs, dtype=np.int64))
+    rows = IndexRows(np.asarray(kinds, dtype=np.int8), np.asarray(refs, dtype=np.int64))
+    return texts, vectors, rows, document_ids
 
 
 def prune_old_versions(kb_id: int) -> None:

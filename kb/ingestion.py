@@ -34,6 +34,7 @@ def document_ingest(*, document_id: int) -> Document:
         ingest_steps(document)
     except ParseError as exc:
         document_fail(document, str(exc))
+        finish_pending_build(document.knowledge_base_id)
     except Exception as exc:
         log.exception("ingesting document %s failed", document_id)
         document_fail(document, f"Processing failed unexpectedly ({type(exc).__name__}: {exc}).")
@@ -41,10 +42,21 @@ def document_ingest(*, document_id: int) -> Document:
     return document
 
 
+def finish_pending_build(knowledge_base_id: int) -> None:
+    """A failed document may be the last of a batch: build for the ones waiting on it."""
+    from kb.indexing import index_build_unless_busy
+
+    if Document.objects.filter(knowledge_base_id=knowledge_base_id, status=Document.Status.INDEXING).exists():
+        try:
+            index_build_unless_busy(knowledge_base_id=knowledge_base_id)
+        except Exception:
+            log.exception("index build for knowledge base %s failed", knowledge_base_id)
+
+
 def ingest_steps(document: Document) -> None:
     from kb.chunking import chunk_sections
     from kb.embedding import embed_texts
-    from kb.indexing import index_build
+    from kb.indexing import index_build_unless_busy
     from kb.parsing import ParseError, parse_document
     from kb.services import chunks_replace
 
@@ -74,8 +86,10 @@ def ingest_steps(document: Document) -> None:
         count = chunks_replace(document=document, drafts=drafts, vectors=vectors)
         Document.objects.filter(pk=document.pk).update(chunk_count=count)
         progress_save(document, Document.Status.INDEXING, "building the search index", EMBED_END + 5)
-    index_build(knowledge_base_id=document.knowledge_base_id)
-    progress_save(document, Document.Status.READY, "ready", 100)
+    progress_save(document, Document.Status.INDEXING, "waiting for the index build", EMBED_END + 10)
+    # The build marks every document it holds ready; it is skipped while others are still
+    # ahead in the pipeline (the last of them builds once for all).
+    index_build_unless_busy(knowledge_base_id=document.knowledge_base_id)
 
 
 def read_file(document: Document) -> bytes:

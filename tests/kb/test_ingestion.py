@@ -87,10 +87,10 @@ def test_progress_is_saved_during_embedding(kb, embedder, monkeypatch):
     text = " ".join(f"Fact number {i} about the product warranty and its terms." for i in range(60)).encode()
     document = document_upload(knowledge_base=kb, filename="facts.txt", data=text, enqueue=False).document
     # when
-    document_ingest(document_id=document.pk)
+    assert document_ingest(document_id=document.pk).status == "ready"
     # then progress rose monotonically through the stages
     statuses = [s for s, _ in seen]
-    assert statuses[0] == "parsing" and "embedding" in statuses and statuses[-1] == "ready"
+    assert statuses[0] == "parsing" and "embedding" in statuses and statuses[-1] == "indexing"
     progresses = [p for _, p in seen]
     assert progresses == sorted(progresses) and len({p for s, p in seen if s == "embedding"}) > 2
 
@@ -128,3 +128,20 @@ def test_first_request_of_an_embedded_process_resumes_unfinished_documents(kb, s
     client.get("/healthz")
     client.get("/healthz")
     assert resumed == [1]
+
+
+def test_a_batch_of_uploads_costs_one_index_build(kb, embedder):
+    from kb.models import IndexVersion
+
+    # given three uploads queued together, the last one a broken file
+    first = document_upload(knowledge_base=kb, filename="a.txt", data=b"Cats are allowed.", enqueue=False).document
+    second = document_upload(knowledge_base=kb, filename="b.txt", data=b"Dogs are allowed.", enqueue=False).document
+    broken = document_upload(knowledge_base=kb, filename="c.pdf", data=b"not a pdf", enqueue=False).document
+    # when the first finishes while the others are still queued
+    assert document_ingest(document_id=first.pk).status == "indexing"
+    assert not IndexVersion.objects.filter(knowledge_base=kb).exists()
+    document_ingest(document_id=second.pk)
+    # then the last good one still waits for the broken one, whose failure triggers the single build
+    assert document_ingest(document_id=broken.pk).status == "failed"
+    assert IndexVersion.objects.filter(knowledge_base=kb).count() == 1
+    assert set(Document.objects.filter(pk__in=[first.pk, second.pk]).values_list("status", flat=True)) == {"ready"}
