@@ -8,6 +8,7 @@ error into a single line on stderr and exit status 2.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -69,8 +70,9 @@ def sqlite_database(path: Path) -> dict:
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(path),
-        # A file, not memory, so worker subprocesses started by tests can open the test database.
-        "TEST": {"NAME": str(path.with_name(f"test_{path.name}"))},
+        # A file, not memory, so worker subprocesses started by tests can open the test database;
+        # one per test process, so concurrent test runs on one data dir never share it.
+        "TEST": {"NAME": str(path.with_name(f"test_{os.getpid()}_{path.name}"))},
         "OPTIONS": {
             # WAL lets readers go on while one writer writes; IMMEDIATE takes the write lock at
             # BEGIN so two writers queue on the busy timeout instead of failing mid-transaction.

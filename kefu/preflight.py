@@ -97,14 +97,24 @@ def startup_problems(*, database_attempts: int = 3) -> list[str]:
             "start Redis, or unset REDIS_URL to run embedded"
         )
     database = check_database(attempts=database_attempts)
+    from django.db import connections
+
+    connections.close_all()  # this thread's connections; request threads open their own
     if not database.ok:
         problems.append(f"the database is not reachable ({database.detail})")
     return problems
 
 
 def exit_on_failure(process: str) -> None:
-    """Run the start-up checks; print one line per problem and exit 2 if there is any."""
-    problems = startup_problems()
+    """Run the start-up checks; print one line per problem and exit 2 if there is any.
+
+    The checks run in a thread of their own: uvicorn with ``--workers`` imports the app
+    inside its event loop, where Django refuses synchronous database calls.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kefu-preflight") as executor:
+        problems = executor.submit(startup_problems).result()
     if problems:
         for problem in problems:
             sys.stderr.write(f"kefu {process}: configuration error: {problem}\n")

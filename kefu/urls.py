@@ -4,11 +4,13 @@ from django.contrib import admin
 from django.urls import path
 from django.views.generic import TemplateView
 
+from analytics.views import prometheus_metrics
 from kefu import health
 
 urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", prometheus_metrics, name="metrics"),
     path("admin/", admin.site.urls),
 ]

@@ -1,5 +1,6 @@
 """Settings shared by every mode; see :mod:`kefu.settings` for how the mode is chosen."""
 
+import os
 from pathlib import Path
 
 import environ
@@ -90,6 +91,16 @@ KEFU_CHAT_CHITCHAT_TOKENS = env.int("KEFU_CHAT_CHITCHAT_TOKENS", default=48)
 # Seconds between SSE heartbeat comments.
 KEFU_CHAT_HEARTBEAT_S = env.float("KEFU_CHAT_HEARTBEAT_S", default=15.0)
 
+# --- operator metrics (analytics app) -----------------------------------------------------
+# /metrics needs "Authorization: Bearer <token>" when a token is set, else a client address
+# inside one of the allowed networks.
+KEFU_METRICS_TOKEN = env.str("KEFU_METRICS_TOKEN", default="")
+KEFU_METRICS_ALLOWED_NETWORKS = env.list("KEFU_METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+# Several web processes on one host share their samples through this directory.
+if env.str("KEFU_PROMETHEUS_MULTIPROC_DIR", default=""):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = env.str("KEFU_PROMETHEUS_MULTIPROC_DIR")
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+
 # --- Django ------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -107,6 +118,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "analytics.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -1,0 +1,100 @@
+"""Prometheus metrics of the web process, and the ``/metrics`` exposition.
+
+prometheus-client is multiprocess-safe when ``PROMETHEUS_MULTIPROC_DIR`` is set
+(several uvicorn workers on one host write their samples to files there; settings
+export it from ``KEFU_PROMETHEUS_MULTIPROC_DIR``); otherwise the default registry of
+this process is served. Other apps define their own metrics next to the code that
+moves them (``inference.metrics``); this module only adds the HTTP ones and serves all.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+
+HTTP_REQUESTS = Counter(
+    "kefu_http_requests_total", "HTTP requests answered, by route and status class.", ["route", "method", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "kefu_http_request_duration_seconds", "Time to the response headers, by route.", ["route", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+def route_of(request: HttpRequest) -> str:
+    """The URL pattern name (bounded label values), not the raw path."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return "unmatched"
+    return match.view_name or match.route or "unnamed"
+
+
+class RequestMetricsMiddleware:
+    """Counts requests and times them per route (works for sync and async views)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if self.is_async:
+            return self.__acall__(request)
+        started = time.perf_counter()
+        response = self.get_response(request)
+        observe(request, response, started)
+        return response
+
+    async def __acall__(self, request):
+        started = time.perf_counter()
+        response = await self.get_response(request)
+        observe(request, response, started)
+        return response
+
+
+def observe(request: HttpRequest, response: HttpResponse, started: float) -> None:
+    route = route_of(request)
+    HTTP_REQUESTS.labels(route, request.method, f"{response.status_code // 100}xx").inc()
+    HTTP_LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
+
+
+def registry() -> CollectorRegistry:
+    """All processes' samples in multiprocess mode, else this process's registry."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        collected = CollectorRegistry()
+        multiprocess.MultiProcessCollector(collected)
+        return collected
+    return DEFAULT_REGISTRY
+
+
+def may_scrape(request: HttpRequest) -> bool:
+    """A bearer token when KEFU_METRICS_TOKEN is set; otherwise only the allowed networks."""
+    token = settings.KEFU_METRICS_TOKEN
+    if token:
+        return request.headers.get("Authorization", "") == f"Bearer {token}"
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(network) for network in settings.KEFU_METRICS_ALLOWED_NETWORKS)
+
+
+def exposition() -> bytes:
+    return generate_latest(registry())
+
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST

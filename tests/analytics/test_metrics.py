@@ -1,0 +1,85 @@
+"""/metrics: Prometheus text, protected, and summed across web processes."""
+
+import re
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import PYTHON, ROOT, subprocess_env
+from tests.kefu.test_server import free_port, get
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    for line in text.splitlines():
+        match = re.match(rf"^{name}\{{(.*)\}} (\S+)$", line)
+        if match and ",".join(sorted(match.group(1).split(","))) == wanted:
+            return float(match.group(2))
+    return 0.0
+
+
+@pytest.mark.django_db
+def test_metrics_count_requests_per_route(client):
+    # given some traffic
+    before = sample(client.get("/metrics").content.decode(), "kefu_http_requests_total",
+                    route="healthz", method="GET", status="2xx")
+    for _ in range(3):
+        client.get("/healthz")
+    # when scraped from loopback
+    response = client.get("/metrics")
+    # then the counter moved by exactly the requests made, in Prometheus text format
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    text = response.content.decode()
+    assert sample(text, "kefu_http_requests_total", route="healthz", method="GET", status="2xx") == before + 3
+    assert "kefu_http_request_duration_seconds_bucket" in text
+
+
+@pytest.mark.django_db
+def test_metrics_refuse_other_networks_without_token(client, settings):
+    # given the default loopback-only policy / when scraped from elsewhere / then 403 JSON
+    response = client.get("/metrics", REMOTE_ADDR="203.0.113.9")
+    assert response.status_code == 403 and response.json()["error"] == "forbidden"
+
+
+@pytest.mark.django_db
+def test_metrics_token_is_required_when_set(client, settings):
+    # given a token
+    settings.KEFU_METRICS_TOKEN = "s3cret"
+    # then loopback alone is not enough, the bearer token is
+    assert client.get("/metrics").status_code == 403
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
+
+
+@pytest.mark.slow
+def test_metrics_sum_over_several_web_processes(tmp_path):
+    # given two uvicorn worker processes sharing a multiprocess directory
+    port = free_port()
+    env = subprocess_env(KEFU_DATA_DIR=str(tmp_path / "data"), KEFU_WARMUP="0", REDIS_URL=None, DATABASE_URL=None,
+                         KEFU_PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"))
+    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120)
+    server = subprocess.Popen([PYTHON, "-m", "uvicorn", "kefu.asgi:application", "--port", str(port), "--workers", "2"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if get(base + "/healthz")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.2)
+        # when 40 more requests are spread over new connections
+        for _ in range(40):
+            with urllib.request.urlopen(base + "/healthz", timeout=5) as response:
+                response.read()
+        # then the scrape counts every one of them (41 with the readiness probe), whichever process served it
+        text = get(base + "/metrics")[1].decode()
+        assert sample(text, "kefu_http_requests_total", route="healthz", method="GET", status="2xx") == 41
+        pids = {path.name.split("_")[-1] for path in (tmp_path / "prom").glob("counter_*.db")}
+        assert len(pids) >= 1
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
