@@ -1,0 +1,36 @@
+"""The chat app's door to the inference app: submit a generation, cancel it, read its events.
+
+Only this module imports :mod:`inference`, so the contract (docs/CONTRACTS.md) is used
+in one place: ``generation_submit(messages, params, metadata) -> job id``,
+``generation_cancel(job_id)`` and ``open_stream(job_id).read(after, block_ms)``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+
+def generation_start(*, messages: list[dict], max_new_tokens: int, message_id: str) -> str:
+    """Queue a generation for an assistant message; returns the inference job id."""
+    from inference.services import generation_submit
+
+    params = {"temperature": 0.0, "max_new_tokens": min(max_new_tokens, settings.KEFU_MAX_NEW_TOKENS)}
+    return generation_submit(messages=messages, params=params, metadata={"chat_message_id": message_id})
+
+
+def generation_stop(*, job_id: str) -> bool:
+    """Cancel a generation nobody reads any more; False when it had already finished."""
+    from inference.models import GenerationJob
+    from inference.services import generation_cancel
+
+    try:
+        return generation_cancel(job_id=job_id)
+    except GenerationJob.DoesNotExist:
+        return False
+
+
+def stream_read(job_id: str, *, after: str, block_ms: int) -> list:
+    """Events of a job after ``after`` (inference.stream.StreamEvent), waiting up to ``block_ms``."""
+    from inference.stream import open_stream
+
+    return open_stream(job_id).read(after, block_ms=block_ms)

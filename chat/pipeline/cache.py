@@ -1,0 +1,117 @@
+"""Stage 2, the answer cache: frequent questions answered again without retrieval or generation.
+
+An exact hit compares the question's cache form (NFKC, case-folded, punctuation and
+whitespace removed) by hash; a semantic hit compares its embedding with the recently
+cached questions of the same base (cosine ≥ ``KEFU_CHAT_CACHE_SIMILARITY``). Entries
+are keyed by knowledge base **and** index version: after an upload the base has a new
+version and nothing built on the old documents is served. Only answers that
+succeeded go in (:func:`answer_cache_store`), an answer rated down comes out
+(:func:`answer_cache_evict`), and follow-ups that lean on history are neither served
+nor stored (the caller checks :attr:`chat.pipeline.history.Standalone.depends_on_history`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db.models import F
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    entry_id: int
+    answer: str
+    citations: list
+    kind: str  # "exact" | "semantic"
+    similarity: float
+
+
+def cache_form(text: str) -> str:
+    """The text two questions share when they are the same question: NFKC, case-fold, no punctuation."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    kept = [ch if not unicodedata.category(ch).startswith(("P", "S")) else " " for ch in text]
+    return " ".join("".join(kept).split())
+
+
+def question_key(text: str) -> str:
+    return hashlib.sha256(cache_form(text).encode()).hexdigest()
+
+
+# Per process: (base, version) → (newest entry id, count, ids, matrix). Reloaded when the table changes.
+_matrices: dict[tuple[int, int], tuple[int, int, list[int], np.ndarray]] = {}
+_matrices_lock = threading.Lock()
+
+
+def answer_cache_lookup(*, kb_id: int, index_version: int, question: str, query_vector=None) -> CacheHit | None:
+    """An exact hit, else a semantic one (when ``query_vector`` is given), else None."""
+    from chat.models import CachedAnswer
+
+    entries = CachedAnswer.objects.filter(knowledge_base_id=kb_id, index_version=index_version)
+    exact = entries.filter(question_key=question_key(question)).first()
+    if exact is not None:
+        return served(exact, kind="exact", similarity=1.0)
+    if query_vector is None:
+        return None
+    ids, matrix = cached_matrix(kb_id, index_version)
+    if not ids:
+        return None
+    scores = matrix @ np.asarray(query_vector, dtype=np.float32)
+    best = int(np.argmax(scores))
+    if float(scores[best]) < settings.KEFU_CHAT_CACHE_SIMILARITY:
+        return None
+    entry = entries.filter(pk=ids[best]).first()
+    return served(entry, kind="semantic", similarity=float(scores[best])) if entry is not None else None
+
+
+def served(entry, *, kind: str, similarity: float) -> CacheHit:
+    type(entry).objects.filter(pk=entry.pk).update(hits=F("hits") + 1)
+    return CacheHit(entry.pk, entry.answer, list(entry.citations), kind, similarity)
+
+
+def cached_matrix(kb_id: int, index_version: int) -> tuple[list[int], np.ndarray]:
+    """The recent entries' embeddings as one matrix, rebuilt only when entries were added or removed."""
+    from django.db.models import Count, Max
+
+    from chat.models import CachedAnswer
+
+    entries = CachedAnswer.objects.filter(knowledge_base_id=kb_id, index_version=index_version)
+    state = entries.aggregate(newest=Max("id"), count=Count("id"))
+    key = (kb_id, index_version)
+    with _matrices_lock:
+        known = _matrices.get(key)
+        if known is not None and known[:2] == (state["newest"] or 0, state["count"]):
+            return known[2], known[3]
+    rows = list(entries.order_by("-id").values_list("id", "embedding")[: settings.KEFU_CHAT_CACHE_SIZE])
+    ids = [row_id for row_id, _ in rows]
+    matrix = (np.stack([np.frombuffer(bytes(blob), dtype=np.float32) for _, blob in rows])
+              if rows else np.zeros((0, 0), dtype=np.float32))
+    with _matrices_lock:
+        _matrices[key] = (state["newest"] or 0, state["count"], ids, matrix)
+    return ids, matrix
+
+
+def answer_cache_store(*, message, question: str, query_vector, kb_id: int, index_version: int) -> None:
+    """Remember a successful answer (an assistant message) for its base and index version."""
+    from chat.models import CachedAnswer
+
+    if query_vector is None or not message.text:
+        return
+    CachedAnswer.objects.get_or_create(
+        knowledge_base_id=kb_id, index_version=index_version, question_key=question_key(question),
+        defaults={"normalized_question": cache_form(question), "answer": message.text,
+                  "citations": message.citations, "source_message": message,
+                  "embedding": np.asarray(query_vector, dtype=np.float32).tobytes()},
+    )
+
+
+def answer_cache_evict(*, message) -> int:
+    """Drop every cache entry built from this answer (it was rated down); returns how many."""
+    from chat.models import CachedAnswer
+
+    deleted, _ = CachedAnswer.objects.filter(source_message=message).delete()
+    return deleted

@@ -1,0 +1,205 @@
+"""Stage 1, the guard: what a question must be before anything else looks at it.
+
+- :func:`question_check` — Unicode NFKC, control characters stripped, whitespace tidied,
+  empty and over-long questions refused (the view turns those into 400s; nothing is stored).
+- :class:`SensitiveMatcher` — a per-base list of words (any language) in one
+  Aho–Corasick automaton (pyahocorasick): a question containing one is refused politely;
+  :class:`StreamMasker` masks them in generated output as it streams, also when a word
+  spans two tokens, by holding back the last ``longest word - 1`` characters.
+- :func:`rate_limit_hit` — a sliding-window counter in the Django cache (Redis in service
+  mode) per widget key, client IP and conversation; over the limit → 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.conf import settings
+from django.core.cache import cache
+
+KEEP_CONTROLS = {"\n", "\t"}
+MASK_CHAR = "*"
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    """A question after the guard: ``ok`` with its clean text, or a refusal code and message."""
+
+    ok: bool
+    text: str = ""
+    code: str = ""
+    message: str = ""
+
+
+def normalize_question(raw: str) -> str:
+    """NFKC, control and format characters removed, runs of spaces collapsed, ends trimmed."""
+    text = unicodedata.normalize("NFKC", raw)
+    text = "".join(ch for ch in text if ch in KEEP_CONTROLS or unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    return "\n".join(line for line in lines if line).strip()
+
+
+def question_check(raw, *, max_chars: int | None = None) -> GuardResult:
+    """Validate and normalise a question; the result says why when it is refused."""
+    max_chars = max_chars or settings.KEFU_CHAT_MAX_QUESTION_CHARS
+    if not isinstance(raw, str):
+        return GuardResult(False, code="invalid_text", message="text must be a string")
+    text = normalize_question(raw)
+    if not text:
+        return GuardResult(False, code="empty_text", message="the question is empty")
+    if len(text) > max_chars:
+        return GuardResult(False, code="text_too_long",
+                           message=f"the question is {len(text)} characters long; the limit is {max_chars}")
+    return GuardResult(True, text=text)
+
+
+# --- sensitive words --------------------------------------------------------------------
+
+def fold(text: str) -> str:
+    """Lower-case character by character, keeping the length so spans map back to the original."""
+    return "".join(low if len(low := ch.lower()) == 1 else ch for ch in text)
+
+
+class SensitiveMatcher:
+    """Every occurrence of any listed word, case-insensitive, in one pass (Aho–Corasick)."""
+
+    def __init__(self, words: tuple[str, ...]):
+        import ahocorasick  # a C extension, light; imported here so modules that never match stay lean
+
+        self.words = tuple(sorted({fold(unicodedata.normalize("NFKC", w).strip()) for w in words if w.strip()}))
+        self.longest = max((len(w) for w in self.words), default=0)
+        self.automaton = ahocorasick.Automaton() if self.words else None
+        if self.automaton is not None:
+            for word in self.words:
+                self.automaton.add_word(word, len(word))
+            self.automaton.make_automaton()
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) of every match, end exclusive, in order of start."""
+        if self.automaton is None or not text:
+            return []
+        found = [(end + 1 - length, end + 1) for end, length in self.automaton.iter(fold(text))]
+        return sorted(found)
+
+    def contains(self, text: str) -> bool:
+        return bool(self.spans(text))
+
+    def mask(self, text: str) -> str:
+        return apply_mask(text, self.flags(text))
+
+    def flags(self, text: str, flags: list[bool] | None = None) -> list[bool]:
+        """Per character: is it inside a match? (ORed into ``flags`` when given)."""
+        flags = flags if flags is not None else [False] * len(text)
+        for start, end in self.spans(text):
+            flags[start:end] = [True] * (end - start)
+        return flags
+
+
+def apply_mask(text: str, flags: list[bool]) -> str:
+    return "".join(MASK_CHAR if flag and not ch.isspace() else ch for ch, flag in zip(text, flags, strict=True))
+
+
+@lru_cache(maxsize=256)
+def sensitive_matcher(words: tuple[str, ...]) -> SensitiveMatcher:
+    """One automaton per distinct word list, built once per process."""
+    return SensitiveMatcher(words)
+
+
+class StreamMasker:
+    """Masks sensitive words in text that arrives in pieces.
+
+    Any word starting before the last ``longest - 1`` characters seen so far lies wholly
+    inside what has been seen, so everything before that point can be masked and let go;
+    the tail waits, unmasked but with the marks of words that began earlier, for the next
+    piece (or :meth:`flush`). Matching always runs on the raw text, so overlapping words
+    ("cod" inside "secret code") are all found.
+    """
+
+    def __init__(self, matcher: SensitiveMatcher):
+        self.matcher = matcher
+        self.pending = ""
+        self.pending_flags: list[bool] = []
+
+    def feed(self, piece: str) -> str:
+        if self.matcher.longest == 0:
+            return piece
+        self.pending += piece
+        flags = self.matcher.flags(self.pending, self.pending_flags + [False] * len(piece))
+        cut = max(0, len(self.pending) - (self.matcher.longest - 1))
+        out = apply_mask(self.pending[:cut], flags[:cut])
+        self.pending, self.pending_flags = self.pending[cut:], flags[cut:]
+        return out
+
+    def flush(self) -> str:
+        flags = self.matcher.flags(self.pending, self.pending_flags) if self.pending else []
+        out = apply_mask(self.pending, flags)
+        self.pending, self.pending_flags = "", []
+        return out
+
+
+# --- rate limits ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    retry_after_s: int = 0
+    scope: str = ""
+
+
+def rate_limit_hit(scope: str, ident: str, *, limit: int, window_s: int, now: float | None = None) -> RateDecision:
+    """Count one request against ``scope:ident``; refuse it when the sliding window is full.
+
+    The sliding window is estimated from two fixed windows (the current count plus the
+    previous one weighted by how much of it still overlaps), which needs two cache keys
+    and no per-request log. Refused requests are not counted.
+    """
+    now = time.time() if now is None else now
+    window_index = int(now // window_s)
+    elapsed = now - window_index * window_s
+    current_key = f"chat:rl:{scope}:{ident}:{window_index}"
+    previous_key = f"chat:rl:{scope}:{ident}:{window_index - 1}"
+    counts = cache.get_many([current_key, previous_key])
+    current, previous = counts.get(current_key, 0), counts.get(previous_key, 0)
+    weight = 1.0 - elapsed / window_s
+    if previous * weight + current + 1 > limit:
+        return RateDecision(False, retry_after(current, previous, limit=limit, window_s=window_s, elapsed=elapsed),
+                            scope)
+    if cache.add(current_key, 1, timeout=2 * window_s + 1):
+        return RateDecision(True, scope=scope)
+    try:
+        cache.incr(current_key)
+    except ValueError:  # expired between add and incr
+        cache.add(current_key, 1, timeout=2 * window_s + 1)
+    return RateDecision(True, scope=scope)
+
+
+def retry_after(current: int, previous: int, *, limit: int, window_s: int, elapsed: float) -> int:
+    """Whole seconds until one more request fits in the window."""
+    if current + 1 > limit or previous == 0:
+        # Only the next window frees room: then current becomes the (decaying) previous count.
+        wait = window_s - elapsed
+        if current + 1 > limit:
+            wait += window_s * (1 - (limit - 1) / current)
+        return max(1, math.ceil(wait))
+    # The previous window's weight must fall until previous * weight + current + 1 <= limit.
+    needed_weight = (limit - current - 1) / previous
+    wait = (1 - needed_weight) * window_s - elapsed
+    return max(1, math.ceil(wait))
+
+
+def request_rate_check(*, widget_key: str, ip: str, conversation: str | None) -> RateDecision:
+    """All three limits for one question; the first one that is full decides."""
+    limits = settings.KEFU_CHAT_RATE_LIMITS
+    checks = [("key", widget_key), ("ip", ip)]
+    if conversation:
+        checks.append(("conversation", conversation))
+    for scope, ident in checks:
+        limit, window_s = limits[scope]
+        decision = rate_limit_hit(scope, ident, limit=limit, window_s=window_s)
+        if not decision.allowed:
+            return decision
+    return RateDecision(True)

@@ -1,0 +1,145 @@
+"""Stage 3, intent: faq | knowledge | chitchat | handoff | out_of_scope, with a confidence.
+
+An embedding classifier (all-MiniLM-L6-v2 vectors, nearest examples per label): the
+examples are the labelled utterances shipped in ``chat/data/intents.jsonl`` (English
+and Chinese) plus the knowledge base's own FAQ phrasings, labelled ``faq`` — their
+vectors are read from the database, not recomputed. The classifier is rebuilt when
+the base's index version changes. Explicit requests for a human ("talk to a person",
+"转人工") always hand off, whatever the vectors say.
+
+A label's score is the mean cosine of its ``TOP_N`` nearest examples; the confidence is
+a softmax over label scores. ``python manage.py intent_eval`` measures it on
+``chat/data/intents_heldout.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+LABELS = ("faq", "knowledge", "chitchat", "handoff", "out_of_scope")
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+TRAIN_FILE = DATA_DIR / "intents.jsonl"
+HELDOUT_FILE = DATA_DIR / "intents_heldout.jsonl"
+TOP_N = 3
+TEMPERATURE = 0.05  # cosine differences of a few hundredths are decisive for MiniLM
+
+# Explicit requests for a person: matched on lower-cased text, they always hand off.
+HUMAN_REQUEST = re.compile(
+    r"(\b(talk|speak|chat|connect me|put me through)\b.{0,20}\b(person|human|agent|representative|someone|staff|operator)\b"
+    r"|\b(real|live) (person|human|agent)\b|\bhuman agent\b|\bcustomer service (agent|representative)\b"
+    r"|转人工|人工客服|人工服务|找人工|真人客服|接人工|要人工)"
+)
+
+
+@dataclass(frozen=True)
+class Intent:
+    label: str
+    confidence: float
+    explicit: bool = False  # matched the explicit human-request rule
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: str
+
+
+def load_examples(path: Path) -> list[Example]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [Example(row["text"], row["label"]) for row in rows]
+
+
+def explicit_handoff(text: str) -> bool:
+    return bool(HUMAN_REQUEST.search(text.lower()))
+
+
+class IntentClassifier:
+    """Nearest labelled examples in embedding space."""
+
+    def __init__(self, vectors: np.ndarray, labels: list[str]):
+        self.vectors = vectors.astype(np.float32)  # (N, D), L2-normalised
+        self.labels = np.array(labels)
+        self.label_rows = {label: np.flatnonzero(self.labels == label) for label in LABELS}
+
+    def classify(self, text: str, query_vector) -> Intent:
+        if explicit_handoff(text):
+            return Intent("handoff", 1.0, explicit=True)
+        scores = self.vectors @ np.asarray(query_vector, dtype=np.float32)  # (N,)
+        label_scores = np.array([top_mean(scores[rows]) for rows in self.label_rows.values()])  # (L,)
+        weights = np.exp((label_scores - label_scores.max()) / TEMPERATURE)
+        best = int(np.argmax(label_scores))
+        return Intent(LABELS[best], float(weights[best] / weights.sum()))
+
+
+def top_mean(scores: np.ndarray) -> float:
+    if scores.size == 0:
+        return -1.0
+    return float(np.sort(scores)[-TOP_N:].mean())
+
+
+def embed(texts: list[str]) -> np.ndarray:
+    from kb.embedding import embed_texts  # loads sentence-transformers (torch) on first use
+
+    return embed_texts(texts, batch_size=64)
+
+
+_shipped: tuple[np.ndarray, list[str]] | None = None
+_per_base: dict[tuple[int, int | None], IntentClassifier] = {}
+_lock = threading.Lock()
+
+
+def shipped_examples() -> tuple[np.ndarray, list[str]]:
+    """The shipped utterances and their vectors, embedded once per process."""
+    global _shipped
+    with _lock:
+        if _shipped is None:
+            examples = load_examples(TRAIN_FILE)
+            _shipped = (embed([e.text for e in examples]), [e.label for e in examples])
+        return _shipped
+
+
+def faq_vectors(kb_id: int) -> np.ndarray:
+    """Every stored FAQ phrasing vector of a base, shape (M, D)."""
+    from kb.models import FaqEntry
+
+    blobs = FaqEntry.objects.filter(knowledge_base_id=kb_id).values_list("embeddings", flat=True)
+    rows = [np.frombuffer(bytes(blob), dtype=np.float32) for blob in blobs if blob]
+    if not rows:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(rows)
+
+
+def classifier_for(kb_id: int | None, index_version: int | None) -> IntentClassifier:
+    """The classifier of one base at one index version (built once, rebuilt after a re-index)."""
+    key = (kb_id or 0, index_version)
+    with _lock:
+        known = _per_base.get(key)
+    if known is not None:
+        return known
+    vectors, labels = shipped_examples()
+    if kb_id is not None:
+        faq = faq_vectors(kb_id)
+        if faq.size:
+            faq = faq.reshape(-1, vectors.shape[1])
+            vectors = np.concatenate([vectors, faq])
+            labels = [*labels, *["faq"] * faq.shape[0]]
+    classifier = IntentClassifier(vectors, list(labels))
+    with _lock:
+        # Old versions of the same base are dropped: only the active one is asked.
+        for stale in [k for k in _per_base if k[0] == key[0]]:
+            del _per_base[stale]
+        _per_base[key] = classifier
+    return classifier
+
+
+def intent_classify(*, text: str, query_vector, kb_id: int | None = None, index_version: int | None = None) -> Intent:
+    """The entry point: the intent of one (standalone) question."""
+    if explicit_handoff(text):
+        return Intent("handoff", 1.0, explicit=True)
+    return classifier_for(kb_id, index_version).classify(text, query_vector)

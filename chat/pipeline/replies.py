@@ -1,0 +1,34 @@
+"""What Kefu says itself, in English and Chinese: refusals, hand-offs, "I don't know".
+
+The language follows the question (any CJK character → Chinese), so a customer is
+answered in the language they wrote in.
+"""
+
+from __future__ import annotations
+
+REPLIES = {
+    "sensitive_word": {
+        "en": "I'm sorry, I can't help with that request. If you need assistance, I can connect you with a member of our team.",
+        "zh": "抱歉，我无法处理这个请求。如需帮助，我可以为您转接人工客服。",
+    },
+    "dont_know": {
+        "en": "I'm sorry, I don't know the answer to that. Would you like me to connect you with a member of our team?",
+        "zh": "抱歉，我不知道这个问题的答案。需要为您转接人工客服吗？",
+    },
+    "handoff": {
+        "en": "I've passed your conversation to our team. A member of staff will reply here as soon as possible.",
+        "zh": "已为您转接人工客服，工作人员会尽快在这里回复您。",
+    },
+    "failed": {
+        "en": "Sorry, something went wrong while answering. Please try again, or ask to talk to a person.",
+        "zh": "抱歉，回答时出现了问题。请重试，或选择转人工客服。",
+    },
+}
+
+
+def language_of(text: str) -> str:
+    return "zh" if any("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" for ch in text) else "en"
+
+
+def reply(kind: str, *, question: str) -> str:
+    return REPLIES[kind][language_of(question)]

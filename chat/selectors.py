@@ -1,0 +1,60 @@
+"""Reads of the chat app: widget keys, conversations, messages and what a base's chat profile says."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from chat.models import ChatProfile, Conversation, Message, WidgetKey
+
+
+def widget_key_get(*, public_key: str) -> WidgetKey | None:
+    """An enabled widget key with its base, or None."""
+    if not public_key:
+        return None
+    return WidgetKey.objects.select_related("knowledge_base").filter(public_key=public_key, enabled=True).first()
+
+
+def origin_allowed(*, widget_key: WidgetKey, origin: str) -> bool:
+    return origin.rstrip("/") in {o.rstrip("/") for o in widget_key.allowed_origins}
+
+
+def origin_allowed_by_any_key(*, origin: str) -> bool:
+    """CORS preflights carry no key, so they are answered for origins some enabled key allows."""
+    origin = origin.rstrip("/")
+    for origins in WidgetKey.objects.filter(enabled=True).values_list("allowed_origins", flat=True):
+        if origin in {o.rstrip("/") for o in origins}:
+            return True
+    return False
+
+
+def conversation_get(*, public_id: str, widget_key: WidgetKey | None = None) -> Conversation | None:
+    """A conversation by its public id; with a key, only one of that key's base."""
+    conversations = Conversation.objects.select_related("widget_key", "knowledge_base")
+    if widget_key is not None:
+        conversations = conversations.filter(knowledge_base_id=widget_key.knowledge_base_id)
+    return conversations.filter(public_id=public_id).first()
+
+
+def message_get(*, message_id) -> Message | None:
+    """A message with its conversation and key, or None (also for malformed ids)."""
+    import uuid
+
+    try:
+        uuid.UUID(str(message_id))
+    except ValueError:
+        return None
+    return Message.objects.select_related("conversation__widget_key", "reply_to").filter(pk=message_id).first()
+
+
+def conversation_messages(*, conversation: Conversation) -> list[Message]:
+    return list(conversation.messages.select_related("feedback").order_by("created_at"))
+
+
+def chat_profile_of(kb) -> ChatProfile:
+    """The base's chat profile, or an unsaved one with the defaults."""
+    profile = ChatProfile.objects.filter(knowledge_base_id=kb.pk).first()
+    return profile or ChatProfile(knowledge_base_id=kb.pk)
+
+
+def relevance_floor_of(profile: ChatProfile) -> float:
+    return profile.relevance_floor if profile.relevance_floor is not None else settings.KEFU_CHAT_RELEVANCE_FLOOR

@@ -1,0 +1,287 @@
+"""Writes of the chat app: answering a message, finishing a generated answer, feedback, hand-off.
+
+:func:`message_answer` runs the pipeline for one guarded question — answer cache, intent,
+retrieval, decision — and stores the question and its reply in one transaction: a
+reply that is known at once (cached, direct, extractive, refused, handed off) is stored
+complete; a generated one is stored ``pending`` with its inference job id and finished by
+:func:`message_finalize` from the job's ``done``/``error`` event. The view validated the
+request first, so nothing is stored half-way.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from chat import generation
+from chat.models import Conversation, Feedback, Message, WidgetKey
+from chat.pipeline import cache as answer_cache
+from chat.pipeline import decide, extractive, guard, history, intent, passages, prompt, replies
+from chat.selectors import chat_profile_of, relevance_floor_of
+
+log = logging.getLogger(__name__)
+Outcome = Message.Outcome
+
+
+@dataclass(frozen=True)
+class AnswerStarted:
+    """What the POST returns: the reply to stream and the conversation it belongs to."""
+
+    message_id: str
+    conversation_id: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply decided by the pipeline, before it is stored."""
+
+    outcome: str
+    text: str = ""
+    reason: str = ""
+    citations: tuple = ()
+    generation_messages: tuple = ()
+    max_new_tokens: int = 0
+    passages: tuple = ()
+    served_from_id: object = None
+    cacheable: bool = False
+
+
+def elapsed_ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 1)
+
+
+def embed_question(text: str):
+    from kb.embedding import embed_query  # sentence-transformers, loaded once per process
+
+    return embed_query(text)
+
+
+def search_hits(kb, query: str) -> list:
+    from kb.search import hybrid
+
+    return hybrid(kb, query, kb.top_k)
+
+
+def recent_turns(conversation: Conversation | None) -> list[history.Turn]:
+    """The conversation's finished turns that fit the history budget."""
+    if conversation is None:
+        return []
+    rows = (conversation.messages.exclude(outcome=Outcome.PENDING).exclude(outcome=Outcome.FAILED)
+            .order_by("-created_at").values_list("role", "text")[:20])
+    turns = [history.Turn(role, text) for role, text in reversed(rows) if text]
+    return history.history_window(turns, budget_tokens=settings.KEFU_CHAT_HISTORY_TOKENS)
+
+
+def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, text: str,
+                   visitor_id: str = "") -> AnswerStarted:
+    """Answer one guarded question: store it and its reply (complete, or pending on the generator)."""
+    started = time.perf_counter()
+    kb = widget_key.knowledge_base
+    profile = chat_profile_of(kb)
+    turns = recent_turns(conversation)
+    standalone = history.standalone_question(text, turns)
+    matcher = guard.sensitive_matcher(tuple(profile.sensitive_word_list))
+    index_version = kb.active_index_id
+    query_vector = None
+    found_intent = None
+    if matcher.contains(text):
+        reply = Reply(Outcome.REFUSED, replies.reply("sensitive_word", question=text), reason="sensitive_word")
+    else:
+        query_vector = embed_question(standalone.query)
+        reply = cached_reply(kb_id=kb.pk, index_version=index_version, question=text, query_vector=query_vector,
+                             standalone=standalone)
+        if reply is None:
+            found_intent = intent.intent_classify(text=standalone.query, query_vector=query_vector, kb_id=kb.pk,
+                                                  index_version=index_version)
+            reply = pipeline_reply(kb=kb, profile=profile, question=text, standalone=standalone,
+                                   found_intent=found_intent, query_vector=query_vector, turns=turns)
+    with transaction.atomic():
+        conversation = conversation or Conversation.objects.create(
+            knowledge_base=kb, widget_key=widget_key, visitor_id=visitor_id[:64])
+        question = Message.objects.create(
+            conversation=conversation, role=Message.Role.USER, text=text,
+            normalized_text=answer_cache.cache_form(text), outcome=reply.outcome, reason=reply.reason,
+            intent=found_intent.label if found_intent else "",
+            intent_confidence=found_intent.confidence if found_intent else None,
+            standalone_query=standalone.query if standalone.depends_on_history else "",
+        )
+        answer = Message.objects.create(
+            conversation=conversation, role=Message.Role.ASSISTANT, reply_to=question, text=reply.text,
+            outcome=reply.outcome, reason=reply.reason, intent=question.intent,
+            intent_confidence=question.intent_confidence, citations=list(reply.citations),
+            passages=list(reply.passages), index_version=index_version, served_from_id=reply.served_from_id,
+        )
+        if reply.outcome == Outcome.HANDED_OFF:
+            conversation_handoff(conversation=conversation)
+        if reply.generation_messages:
+            answer.inference_job_id = generation.generation_start(
+                messages=list(reply.generation_messages), max_new_tokens=reply.max_new_tokens,
+                message_id=str(answer.pk))
+        pipeline_ms = elapsed_ms(started)
+        answer.timings = {"pipeline_ms": pipeline_ms}
+        if answer.outcome != Outcome.PENDING:
+            answer.timings["total_ms"] = pipeline_ms
+            answer.completed_at = timezone.now()
+        answer.save(update_fields=["inference_job_id", "timings", "completed_at"])
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+        if reply.cacheable and index_version is not None and not standalone.depends_on_history:
+            answer_cache.answer_cache_store(message=answer, question=text, query_vector=query_vector,
+                                            kb_id=kb.pk, index_version=index_version)
+    return AnswerStarted(str(answer.pk), conversation.public_id, answer.outcome)
+
+
+def cached_reply(*, kb_id: int, index_version, question: str, query_vector, standalone) -> Reply | None:
+    """A cached answer for this base and index version, unless the question leans on history."""
+    if index_version is None or standalone.depends_on_history:
+        return None
+    hit = answer_cache.answer_cache_lookup(kb_id=kb_id, index_version=index_version, question=question,
+                                           query_vector=query_vector)
+    if hit is None:
+        return None
+    from chat.models import CachedAnswer
+
+    source_id = CachedAnswer.objects.filter(pk=hit.entry_id).values_list("source_message_id", flat=True).first()
+    return Reply(Outcome.CACHED, hit.answer, reason=hit.kind, citations=tuple(hit.citations),
+                 served_from_id=source_id)
+
+
+def pipeline_reply(*, kb, profile, question: str, standalone, found_intent, query_vector, turns) -> Reply:
+    """Retrieve when the intent needs it, decide, and turn the decision into a reply."""
+    hits = search_hits(kb, standalone.query) if decide.needs_retrieval(found_intent) else []
+    decision = decide.answer_decide(
+        intent=found_intent, hits=hits, direct_threshold=kb.direct_answer_threshold,
+        relevance_floor=relevance_floor_of(profile), extractive=profile.answer_mode == profile.AnswerMode.EXTRACTIVE,
+    )
+    if decision.action == decide.HANDOFF:
+        return Reply(Outcome.HANDED_OFF, replies.reply("handoff", question=question), reason=decision.reason)
+    if decision.action == decide.REFUSE:
+        return Reply(Outcome.REFUSED, replies.reply("dont_know", question=question), reason=decision.reason)
+    if decision.action == decide.DIRECT:
+        hit = decision.faq_hit
+        citation = passages.citation_of(passages.passage_of(hit, 1))
+        return Reply(Outcome.DIRECT, hit.faq_answer, reason="faq", citations=(citation.as_dict(),), cacheable=True)
+    if decision.action == decide.EXTRACT:
+        extract = extractive.extractive_answer(question_vector=query_vector, passages=decision.passages)
+        if extract is None:
+            return Reply(Outcome.REFUSED, replies.reply("dont_know", question=question), reason="no_relevant_sentence")
+        return Reply(Outcome.ANSWERED, extract.text, reason="extractive",
+                     citations=tuple(c.as_dict() for c in extract.citations), cacheable=True)
+    if decision.action == decide.CHITCHAT:
+        messages = prompt.chitchat_messages(question=question, turns=turns)
+        return Reply(Outcome.PENDING, reason="chitchat", generation_messages=tuple(messages),
+                     max_new_tokens=settings.KEFU_CHAT_CHITCHAT_TOKENS)
+    messages = prompt.answer_messages(question=question, passages=decision.passages, turns=turns,
+                                      system_prompt=prompt.system_prompt_for(profile))
+    return Reply(Outcome.PENDING, reason="generated", generation_messages=tuple(messages),
+                 max_new_tokens=settings.KEFU_CHAT_ANSWER_TOKENS,
+                 passages=tuple(p.as_dict() for p in decision.passages))
+
+
+def message_finalize(*, message: Message, event) -> Message:
+    """Finish a pending assistant message from its job's final stream event (idempotent).
+
+    ``done``: the answer (sensitive words masked), its citations, token counts and timings;
+    a cited knowledge answer also enters the answer cache. ``error``: failed, with the code.
+    """
+    if message.outcome != Outcome.PENDING:
+        return message
+    data = event.data
+    now = timezone.now()
+    timings = dict(message.timings)
+    timings["total_ms"] = since_post_ms(message, now)
+    with transaction.atomic():
+        locked = Message.objects.select_for_update().select_related("conversation", "reply_to").get(pk=message.pk)
+        if locked.outcome != Outcome.PENDING:
+            return locked
+        if event.kind == "done" and data.get("finish_reason") not in ("error", "cancelled", "timeout"):
+            profile = chat_profile_of(locked.conversation.knowledge_base)
+            matcher = guard.sensitive_matcher(tuple(profile.sensitive_word_list))
+            text = matcher.mask((data.get("text") or "").strip())
+            cited = passages.citations_for(text, [passages.passage_from_dict(p) for p in locked.passages])
+            locked.text = text
+            locked.citations = [c.as_dict() for c in cited]
+            locked.outcome = Outcome.ANSWERED
+            locked.prompt_tokens = data.get("prompt_tokens")
+            locked.completion_tokens = data.get("completion_tokens")
+            for name in ("queue_ms", "ttft_ms", "tokens_per_s"):
+                if data.get(name) is not None:
+                    timings[name] = data[name]
+        else:
+            locked.outcome = Outcome.FAILED
+            locked.error_code = str(data.get("code") or data.get("finish_reason") or "generation_failed")[:64]
+            locked.text = replies.reply("failed", question=locked.reply_to.text if locked.reply_to else "")
+        locked.timings = timings
+        locked.completed_at = now
+        locked.save()
+        if locked.reply_to_id:
+            Message.objects.filter(pk=locked.reply_to_id).update(outcome=locked.outcome)
+        if locked.outcome == Outcome.ANSWERED and locked.citations and locked.reply_to:
+            answer_cache_add(message=locked)
+    return locked
+
+
+def answer_cache_add(*, message: Message) -> None:
+    """Put a finished generated answer in the cache, unless its question leaned on history."""
+    question = message.reply_to
+    if question.standalone_query or message.index_version is None:
+        return
+    answer_cache.answer_cache_store(message=message, question=question.text,
+                                    query_vector=embed_question(question.text),
+                                    kb_id=message.conversation.knowledge_base_id, index_version=message.index_version)
+
+
+def since_post_ms(message: Message, now) -> float:
+    """Milliseconds since the POST: the pipeline ran before the row was written."""
+    stored_after_ms = (now - message.created_at).total_seconds() * 1000
+    return round(message.timings.get("pipeline_ms", 0.0) + stored_after_ms, 1)
+
+
+def message_first_token(*, message: Message) -> None:
+    """Record POST-to-first-token time once, when the first token reaches a reader."""
+    if "first_token_ms" in message.timings:
+        return
+    timings = dict(message.timings)
+    timings["first_token_ms"] = since_post_ms(message, timezone.now())
+    message.timings = timings
+    Message.objects.filter(pk=message.pk, outcome=Outcome.PENDING).update(timings=timings)
+
+
+def feedback_record(*, message: Message, rating: str, comment: str = "") -> Feedback:
+    """One rating per assistant message (a second one replaces the first); down-rated answers leave the cache."""
+    with transaction.atomic():
+        feedback, _ = Feedback.objects.update_or_create(message=message,
+                                                        defaults={"rating": rating, "comment": comment})
+        if rating == Feedback.Rating.DOWN:
+            answer_cache.answer_cache_evict(message=message)
+            if message.served_from_id:
+                answer_cache.answer_cache_evict(message=Message(pk=message.served_from_id))
+    return feedback
+
+
+def conversation_handoff(*, conversation: Conversation) -> Conversation:
+    """Send the conversation to the staff inbox (idempotent)."""
+    if conversation.status != Conversation.Status.HANDED_OFF:
+        now = timezone.now()
+        Conversation.objects.filter(pk=conversation.pk).update(status=Conversation.Status.HANDED_OFF,
+                                                                handed_off_at=now, updated_at=now)
+        conversation.status, conversation.handed_off_at = Conversation.Status.HANDED_OFF, now
+    return conversation
+
+
+def handoff_request(*, conversation: Conversation) -> AnswerStarted:
+    """The customer pressed "talk to a person": hand off, and store the customer-facing notice as a reply."""
+    with transaction.atomic():
+        conversation_handoff(conversation=conversation)
+        last_user_text = (conversation.messages.filter(role=Message.Role.USER).order_by("-created_at")
+                          .values_list("text", flat=True).first() or "")
+        notice = Message.objects.create(
+            conversation=conversation, role=Message.Role.ASSISTANT, text=replies.reply("handoff", question=last_user_text),
+            outcome=Outcome.HANDED_OFF, reason="requested", completed_at=timezone.now(), timings={"total_ms": 0.0},
+        )
+    return AnswerStarted(str(notice.pk), conversation.public_id, notice.outcome)

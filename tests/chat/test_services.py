@@ -1,0 +1,159 @@
+"""message_answer end to end over a real indexed base (only the generator is faked), and the other writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat import services
+from chat.models import CachedAnswer, ChatProfile, Conversation, Feedback, Message
+from inference.stream import StreamEvent
+
+
+def answer_of(started) -> Message:
+    return Message.objects.select_related("reply_to", "conversation").get(pk=started.message_id)
+
+
+def ask(widget_key, text, conversation=None):
+    return answer_of(services.message_answer(widget_key=widget_key, conversation=conversation, text=text))
+
+
+def done_event(text, **extra):
+    data = {"text": text, "prompt_tokens": 100, "completion_tokens": 9, "queue_ms": 2.0, "ttft_ms": 30.0,
+            "tokens_per_s": 20.0, "finish_reason": "stop"}
+    return StreamEvent("5-0", "done", {**data, **extra})
+
+
+def test_a_faq_question_is_answered_directly_and_stored_with_its_outcome(widget_key, fake_generator):
+    # when
+    answer = ask(widget_key, "What are your opening hours?")
+    # then
+    assert answer.outcome == "direct" and answer.text == "We are open Monday to Friday, 8:00 to 17:00."
+    assert answer.citations[0]["faq_entry_id"] is not None
+    assert answer.reply_to.text == "What are your opening hours?" and answer.reply_to.outcome == "direct"
+    assert answer.reply_to.intent in {"faq", "knowledge"} and 0 < answer.reply_to.intent_confidence <= 1
+    assert answer.timings["total_ms"] > 0 and answer.completed_at is not None
+    assert fake_generator.requests == []
+    assert answer.conversation.knowledge_base_id == widget_key.knowledge_base_id
+
+
+def test_the_same_question_again_is_served_from_the_cache(widget_key, fake_generator):
+    first = ask(widget_key, "What are your opening hours?")
+    again = ask(widget_key, "what are your opening hours")
+    assert again.outcome == "cached" and again.reason == "exact" and again.text == first.text
+    assert again.served_from_id == first.pk and again.citations == first.citations
+
+
+def test_a_knowledge_question_is_generated_over_cited_passages_and_finalised(widget_key, fake_generator):
+    # when
+    answer = ask(widget_key, "Do I need a permit before drilling for a ground source heat pump?")
+    # then it waits on the generator, which received numbered passages with sources
+    assert answer.outcome == "pending" and answer.inference_job_id
+    prompt = fake_generator.requests[0]["messages"][-1]["content"]
+    assert "[1] (" in prompt and "drilling permit" in prompt
+    assert answer.passages and answer.passages[0]["n"] == 1
+    # when the job's done event arrives
+    finished = services.message_finalize(message=answer, event=done_event("You need a drilling permit [1]."))
+    # then the answer, citations, tokens and timings are stored, and the question shares the outcome
+    assert finished.outcome == "answered" and finished.text == "You need a drilling permit [1]."
+    assert finished.citations[0]["n"] == 1 and finished.citations[0]["document_title"]
+    assert finished.completion_tokens == 9 and finished.timings["ttft_ms"] == 30.0
+    assert finished.timings["total_ms"] >= finished.timings["pipeline_ms"]
+    assert Message.objects.get(pk=answer.reply_to_id).outcome == "answered"
+    # and a cited answer enters the cache; finalising twice changes nothing
+    assert CachedAnswer.objects.filter(source_message=finished).count() == 1
+    assert services.message_finalize(message=finished, event=done_event("other")).text == finished.text
+
+
+def test_an_error_event_fails_the_message_with_a_polite_text(widget_key, fake_generator):
+    answer = ask(widget_key, "How long does drilling for a heat pump take?")
+    failed = services.message_finalize(message=answer, event=StreamEvent("9-0", "error",
+                                                                         {"code": "worker_lost", "message": "x"}))
+    assert failed.outcome == "failed" and failed.error_code == "worker_lost" and "try again" in failed.text
+    assert not CachedAnswer.objects.exists()
+
+
+def test_an_out_of_scope_question_gets_i_dont_know_without_generation(widget_key, fake_generator):
+    answer = ask(widget_key, "Who won the football match yesterday?")
+    assert answer.outcome == "refused" and answer.reason in {"out_of_scope", "no_relevant_passage"}
+    assert "don't know" in answer.text and "team" in answer.text
+    assert fake_generator.requests == []
+
+
+def test_an_explicit_request_for_a_human_hands_the_conversation_off(widget_key, fake_generator):
+    answer = ask(widget_key, "转人工")
+    assert answer.outcome == "handed_off" and answer.reply_to.intent == "handoff"
+    assert "人工客服" in answer.text
+    assert Conversation.objects.get(pk=answer.conversation_id).status == "handed_off"
+
+
+def test_a_question_with_a_sensitive_word_is_refused_politely(widget_key, fake_generator):
+    ChatProfile.objects.create(knowledge_base=widget_key.knowledge_base, sensitive_words="competitor x\n骗子")
+    answer = ask(widget_key, "Is Competitor X cheaper than you?")
+    assert answer.outcome == "refused" and answer.reason == "sensitive_word" and "sorry" in answer.text.lower()
+    assert ask(widget_key, "你们是骗子吗").reason == "sensitive_word"
+
+
+def test_generated_output_is_masked_when_finalised(widget_key, fake_generator):
+    ChatProfile.objects.create(knowledge_base=widget_key.knowledge_base, sensitive_words="Competitor X")
+    answer = ask(widget_key, "Do I need a permit before drilling for a ground source heat pump?")
+    finished = services.message_finalize(message=answer, event=done_event("Unlike competitor x, yes [1]."))
+    assert finished.text == "Unlike ********** *, yes [1]."
+
+
+def test_a_follow_up_uses_history_for_retrieval_and_skips_the_cache(widget_key, fake_generator):
+    first = ask(widget_key, "What are your opening hours?")
+    follow = ask(widget_key, "And is that the same on Saturday?", conversation=first.conversation)
+    assert follow.reply_to.standalone_query.startswith("What are your opening hours?")
+    assert follow.outcome != "cached"
+    # the generator (if asked) saw the earlier turns
+    if fake_generator.requests:
+        roles = [m["role"] for m in fake_generator.requests[-1]["messages"]]
+        assert roles[:3] == ["system", "user", "assistant"]
+
+
+def test_extractive_mode_answers_with_cited_sentences(widget_key, fake_generator):
+    ChatProfile.objects.create(knowledge_base=widget_key.knowledge_base, answer_mode="extractive")
+    answer = ask(widget_key, "How deep is the borehole for a heat pump?")
+    assert answer.outcome == "answered" and answer.reason == "extractive"
+    assert "150 to 200 metres" in answer.text and "[1]" in answer.text or "[2]" in answer.text
+    assert answer.citations and fake_generator.requests == []
+
+
+def test_down_rating_an_answer_removes_it_and_its_copies_source_from_the_cache(widget_key, fake_generator):
+    first = ask(widget_key, "What are your opening hours?")
+    copy = ask(widget_key, "What are your opening hours?")
+    assert copy.outcome == "cached"
+    # when the cached copy is rated down
+    services.feedback_record(message=copy, rating="down", comment="wrong hours")
+    # then the entry is gone and the next asker gets a fresh answer
+    assert not CachedAnswer.objects.exists()
+    assert ask(widget_key, "What are your opening hours?").outcome == "direct"
+    assert Feedback.objects.get(message=copy).comment == "wrong hours"
+    # one feedback per message: a second rating replaces the first
+    services.feedback_record(message=copy, rating="up")
+    assert Feedback.objects.filter(message=copy).count() == 1 and Feedback.objects.get(message=copy).rating == "up"
+    assert first.outcome == "direct"
+
+
+def test_a_new_index_version_does_not_serve_old_cached_answers(widget_key, fake_generator):
+    from kb.indexing import index_build
+
+    ask(widget_key, "What are your opening hours?")
+    index_build(knowledge_base_id=widget_key.knowledge_base_id)
+    widget_key.knowledge_base.refresh_from_db()
+    assert ask(widget_key, "What are your opening hours?").outcome == "direct"
+
+
+def test_handoff_request_stores_a_notice_and_flags_the_conversation(widget_key, fake_generator):
+    first = ask(widget_key, "What are your opening hours?")
+    started = services.handoff_request(conversation=first.conversation)
+    notice = answer_of(started)
+    assert notice.outcome == "handed_off" and "team" in notice.text
+    assert Conversation.objects.get(pk=first.conversation_id).status == "handed_off"
+
+
+@pytest.mark.parametrize("question", ["Hello!", "Thank you so much"])
+def test_chitchat_is_a_short_generation_without_passages(widget_key, fake_generator, question, settings):
+    answer = ask(widget_key, question)
+    assert answer.outcome == "pending" and answer.reason == "chitchat" and answer.passages == []
+    assert fake_generator.requests[-1]["max_new_tokens"] == settings.KEFU_CHAT_CHITCHAT_TOKENS
