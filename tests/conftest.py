@@ -149,3 +149,75 @@ def start_celery_worker(redis_url, tmp_path, django_db_setup, django_db_blocker)
     yield start
     for worker in workers:
         worker.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http_get(url: str, headers: dict | None = None) -> tuple[int, bytes, object]:
+    """Status, body and headers of a GET on loopback (4xx/5xx returned, not raised)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read(), response.headers
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(), error.headers
+
+
+class WebServer:
+    """A real uvicorn serving kefu.asgi on a free loopback port, migrated first."""
+
+    def __init__(self, data_dir: Path, *, workers: int = 1, **env: str | None):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = subprocess_env(**{"KEFU_DATA_DIR": str(data_dir), "KEFU_WARMUP": "0", "REDIS_URL": None,
+                                     "DATABASE_URL": None, **env})
+        self.log_path = data_dir.parent / f"uvicorn-{self.port}.log"
+        subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=self.env,
+                       check=True, timeout=180)
+        with self.log_path.open("w") as log:
+            self.process = subprocess.Popen(
+                [PYTHON, "-m", "uvicorn", "kefu.asgi:application", "--port", str(self.port), "--workers", str(workers)],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.wait_healthy()
+
+    def wait_healthy(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited with {self.process.returncode}:\n{self.log_path.read_text()}")
+            try:
+                if http_get(self.base + "/healthz")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"uvicorn not healthy after {timeout}s:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@pytest.fixture
+def start_web_server(tmp_path):
+    """Start real uvicorn servers: ``start_web_server(workers=2, KEFU_MODEL="tiny-olmoe")``."""
+    servers: list[WebServer] = []
+
+    def start(*, workers: int = 1, **env: str | None) -> WebServer:
+        server = WebServer(tmp_path / f"data-{len(servers)}", workers=workers, **env)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

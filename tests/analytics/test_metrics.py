@@ -1,14 +1,10 @@
 """/metrics: Prometheus text, protected, and summed across web processes."""
 
 import re
-import subprocess
-import time
-import urllib.request
 
 import pytest
 
-from tests.conftest import PYTHON, ROOT, subprocess_env
-from tests.kefu.test_server import free_port, get
+from tests.conftest import http_get
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -54,32 +50,12 @@ def test_metrics_token_is_required_when_set(client, settings):
 
 
 @pytest.mark.slow
-def test_metrics_sum_over_several_web_processes(tmp_path):
+def test_metrics_sum_over_several_web_processes(tmp_path, start_web_server):
     # given two uvicorn worker processes sharing a multiprocess directory
-    port = free_port()
-    env = subprocess_env(KEFU_DATA_DIR=str(tmp_path / "data"), KEFU_WARMUP="0", REDIS_URL=None, DATABASE_URL=None,
-                         KEFU_PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"))
-    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True, timeout=120)
-    server = subprocess.Popen([PYTHON, "-m", "uvicorn", "kefu.asgi:application", "--port", str(port), "--workers", "2"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if get(base + "/healthz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
-        # when 40 more requests are spread over new connections
-        for _ in range(40):
-            with urllib.request.urlopen(base + "/healthz", timeout=5) as response:
-                response.read()
-        # then the scrape counts every one of them (41 with the readiness probe), whichever process served it
-        text = get(base + "/metrics")[1].decode()
-        assert sample(text, "kefu_http_requests_total", route="healthz", method="GET", status="2xx") == 41
-        pids = {path.name.split("_")[-1] for path in (tmp_path / "prom").glob("counter_*.db")}
-        assert len(pids) >= 1
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
+    server = start_web_server(workers=2, KEFU_PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"))
+    # when 40 more requests are spread over new connections
+    for _ in range(40):
+        assert http_get(server.base + "/healthz")[0] == 200
+    # then the scrape counts every one of them (41 with the readiness probe), whichever process served it
+    text = http_get(server.base + "/metrics")[1].decode()
+    assert sample(text, "kefu_http_requests_total", route="healthz", method="GET", status="2xx") == 41

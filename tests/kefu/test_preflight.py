@@ -1,17 +1,14 @@
 """Bad configuration stops every process at start with one clear line, never a traceback."""
 
-import socket
 import subprocess
 
 import pytest
 
-from tests.conftest import PYTHON, ROOT, subprocess_env
+from tests.conftest import PYTHON, ROOT, free_port, subprocess_env
 
 
 def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_port()  # bound and released: nothing listens there
 
 
 def run(command: list[str], tmp_path, **env) -> subprocess.CompletedProcess:
