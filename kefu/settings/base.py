@@ -239,3 +239,13 @@ KEFU_TORCH_THREADS = env.int("KEFU_TORCH_THREADS", default=0)
 CELERY_BEAT_SCHEDULE = {
     "inference-reap-stale": {"task": "inference.reap_stale", "schedule": 60.0, "options": {"queue": "inference"}},
 }
+
+# --- analytics rollups (analytics app) ----------------------------------------------------
+# Beat recomputes the stale hourly rollups every few minutes in service mode (embedded mode
+# recomputes them when a staff member opens the dashboard). Merged into the schedule above.
+KEFU_ANALYTICS_ROLLUP_EVERY_S = env.float("KEFU_ANALYTICS_ROLLUP_EVERY_S", default=300.0)
+CELERY_BEAT_SCHEDULE = {
+    **globals().get("CELERY_BEAT_SCHEDULE", {}),
+    "analytics-rollup": {"task": "analytics.rollup", "schedule": KEFU_ANALYTICS_ROLLUP_EVERY_S,
+                         "options": {"queue": "default"}},
+}

@@ -1,0 +1,117 @@
+"""Analytics tables: hourly rollups of the chat and inference records, and the rollup watermark.
+
+Rollups are derived data, recomputed from the other apps' rows by
+:func:`analytics.rollups.rollup_hours`; dashboard charts read only these, so a page
+costs a few hundred rows whatever the message count. Hours are UTC hour starts.
+The knowledge base and widget key are stored as plain ids (no foreign keys): a rollup
+row never blocks or cascades a delete in another app, and analytics never writes there.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+def empty_list() -> list:
+    return []
+
+
+class HourlyRollup(models.Model):
+    """One UTC hour × knowledge base × widget key (0 = no key)."""
+
+    hour = models.DateTimeField()
+    knowledge_base_id = models.PositiveIntegerField()
+    widget_key_id = models.PositiveIntegerField(default=0)
+
+    # volume: conversations started, messages of any role, customer questions, distinct visitors this hour
+    conversations = models.PositiveIntegerField(default=0)
+    messages = models.PositiveIntegerField(default=0)
+    questions = models.PositiveIntegerField(default=0)
+    visitors = models.PositiveIntegerField(default=0)
+
+    # what happened to each question (the question row carries its reply's outcome)
+    outcome_cached = models.PositiveIntegerField(default=0)
+    outcome_direct = models.PositiveIntegerField(default=0)
+    outcome_answered = models.PositiveIntegerField(default=0)
+    outcome_handed_off = models.PositiveIntegerField(default=0)
+    outcome_refused = models.PositiveIntegerField(default=0)
+    outcome_failed = models.PositiveIntegerField(default=0)
+    outcome_pending = models.PositiveIntegerField(default=0)
+    intents = models.JSONField(default=dict)  # {"faq": 12, "knowledge": 40, ...}
+
+    # latency of finished replies, counts per analytics.histogram.BUCKETS_MS bucket
+    ttft_buckets = models.JSONField(default=empty_list)
+    total_buckets = models.JSONField(default=empty_list)
+    queue_ms_sum = models.FloatField(default=0)
+    queue_count = models.PositiveIntegerField(default=0)
+
+    # generation cost and speed
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    tokens_per_s_sum = models.FloatField(default=0)
+    tokens_per_s_count = models.PositiveIntegerField(default=0)
+
+    # ratings of the replies created this hour (whenever they were rated)
+    feedback_up = models.PositiveIntegerField(default=0)
+    feedback_down = models.PositiveIntegerField(default=0)
+
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["hour"]
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "knowledge_base_id", "widget_key_id"],
+                                    name="analytics_hourly_unique_slot")
+        ]
+        indexes = [models.Index(fields=["knowledge_base_id", "hour"], name="analytics_hourly_kb_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h kb {self.knowledge_base_id} key {self.widget_key_id}"
+
+
+class QuestionRollup(models.Model):
+    """How often one normalised question was asked in an hour, and how often the cache answered it."""
+
+    hour = models.DateTimeField()
+    knowledge_base_id = models.PositiveIntegerField()
+    widget_key_id = models.PositiveIntegerField(default=0)
+    question_key = models.CharField(max_length=40)  # sha1 of the normalised text
+    text = models.TextField()  # one phrasing as asked
+    asked = models.PositiveIntegerField(default=0)
+    cached = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["hour", "knowledge_base_id"], name="analytics_question_hour_kb")]
+
+    def __str__(self) -> str:
+        return f"{self.text[:60]} ×{self.asked}"
+
+
+class ExpertLoadRollup(models.Model):
+    """Tokens routed to each expert of one MoE layer during one hour, for one served model."""
+
+    hour = models.DateTimeField()
+    model = models.CharField(max_length=200)
+    layer = models.PositiveIntegerField()
+    counts = models.JSONField(default=empty_list)  # tokens per expert, index = expert id
+    requests = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["hour", "layer"]
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "model", "layer"], name="analytics_expert_unique_slot")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}h {self.model} layer {self.layer}"
+
+
+class RollupState(models.Model):
+    """Where the last refresh got to: rows changed after ``watermark`` make their hours stale."""
+
+    name = models.CharField(max_length=50, unique=True)
+    watermark = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.watermark:%Y-%m-%d %H:%M:%S}"
