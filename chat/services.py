@@ -285,3 +285,30 @@ def handoff_request(*, conversation: Conversation) -> AnswerStarted:
             outcome=Outcome.HANDED_OFF, reason="requested", completed_at=timezone.now(), timings={"total_ms": 0.0},
         )
     return AnswerStarted(str(notice.pk), conversation.public_id, notice.outcome)
+
+
+def demo_widget_key(*, origin: str) -> WidgetKey | None:
+    """The demo page's widget key: for the demo base (or the first indexed one), allowing ``origin``."""
+    from kb.models import KnowledgeBase
+
+    kb = demo_knowledge_base() or KnowledgeBase.objects.filter(active_index__isnull=False).order_by("pk").first()
+    if kb is None:
+        return None
+    with transaction.atomic():
+        key, _ = WidgetKey.objects.select_for_update().get_or_create(
+            knowledge_base=kb, name="demo", defaults={"allowed_origins": [origin]})
+        if origin not in key.allowed_origins:
+            key.allowed_origins = [*key.allowed_origins, origin]
+            key.save(update_fields=["allowed_origins"])
+    return key
+
+
+def demo_knowledge_base():
+    """The base ``kb.demo`` sets up, when the kb app provides it and it exists."""
+    from kb.models import KnowledgeBase
+
+    try:
+        from kb.demo import DEMO_SLUG  # the kb app's demo base, when it has landed
+    except ImportError:
+        return None
+    return KnowledgeBase.objects.filter(slug=DEMO_SLUG, active_index__isnull=False).first()

@@ -1,7 +1,7 @@
 """Top-level URL map: health, admin, and each app's own URLs under its prefix."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import TemplateView
 
 from analytics.views import prometheus_metrics
@@ -13,4 +13,5 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", prometheus_metrics, name="metrics"),
     path("admin/", admin.site.urls),
+    path("api/v1/chat/", include("chat.urls")),
 ]

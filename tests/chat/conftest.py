@@ -55,6 +55,30 @@ def embedder():
     return get_embedder()
 
 
+_vectors: dict[str, object] = {}
+
+
+@pytest.fixture(autouse=True)
+def remembered_embeddings(monkeypatch):
+    """The real embedder, but each distinct text is encoded once per session (the machine is shared)."""
+    import numpy as np
+
+    from kb import embedding
+
+    real = embedding.embed_texts
+
+    def embed_texts(texts, *, batch_size=64, on_batch=None):
+        missing = [t for t in dict.fromkeys(texts) if t not in _vectors]
+        if missing:
+            for text, vector in zip(missing, real(missing, batch_size=batch_size), strict=True):
+                _vectors[text] = vector
+        if on_batch is not None:
+            on_batch(len(texts), len(texts))
+        return np.stack([_vectors[t] for t in texts]) if texts else real(texts)
+
+    monkeypatch.setattr(embedding, "embed_texts", embed_texts)
+
+
 def build_support_kb(name: str = "Support"):
     from kb.indexing import index_build
     from kb.ingestion import document_ingest

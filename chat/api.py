@@ -1,0 +1,86 @@
+"""HTTP plumbing shared by the chat views: JSON errors, CORS and origin checks, request parsing."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from django.http import JsonResponse
+
+KEY_HEADER = "X-Kefu-Key"
+CORS_METHODS = "GET, POST, OPTIONS"
+CORS_HEADERS = "Content-Type, X-Kefu-Key, Last-Event-ID"
+
+
+class ApiError(Exception):
+    """A 4xx decided by a view: status, machine code, human message, extra headers."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the widget key (with its base) and the page origin, already checked."""
+
+    widget_key: object
+    origin: str
+    ip: str
+
+
+def error_response(error: ApiError, *, origin: str = "") -> JsonResponse:
+    response = JsonResponse({"error": {"code": error.code, "message": error.message}}, status=error.status)
+    for name, value in error.headers.items():
+        response[name] = value
+    return with_cors(response, origin)
+
+
+def with_cors(response, origin: str):
+    """Allow the (already checked) origin to read the response."""
+    if origin:
+        response["Access-Control-Allow-Origin"] = origin
+        response["Vary"] = "Origin"
+    return response
+
+
+def preflight_response(origin: str, allowed: bool):
+    from django.http import HttpResponse
+
+    response = HttpResponse(status=204 if allowed else 403)
+    if allowed:
+        with_cors(response, origin)
+        response["Access-Control-Allow-Methods"] = CORS_METHODS
+        response["Access-Control-Allow-Headers"] = CORS_HEADERS
+        response["Access-Control-Max-Age"] = "600"
+    return response
+
+
+def json_body(request) -> dict:
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return body
+
+
+def optional_string(body: dict, name: str, *, max_length: int) -> str:
+    value = body.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > max_length:
+        raise ApiError(400, f"invalid_{name}", f"{name} must be a string of at most {max_length} characters")
+    return value
+
+
+def client_ip(request) -> str:
+    # X-Forwarded-For is only trustworthy behind a known proxy; the socket address is not spoofable.
+    return request.META.get("REMOTE_ADDR", "") or "unknown"
+
+
+def request_origin(request) -> str:
+    return request.headers.get("Origin", "").rstrip("/")

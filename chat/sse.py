@@ -1,0 +1,222 @@
+"""The SSE stream of one assistant message: ``token`` events, then ``done`` or ``error``.
+
+A reply known at once (cached, direct, refused, handed off) is one ``done`` event. A
+generated reply relays the inference job's token stream: each token is masked for
+sensitive words as it passes (:class:`chat.pipeline.guard.StreamMasker`), carries the
+job stream's event id, and a reader that reconnects with ``Last-Event-ID`` resumes
+after it without duplicates (the masker's state is rebuilt by replaying the events up
+to that id). When the job's final event arrives the message is finalised and ``done``
+carries the stored answer, citations and timings. A comment line goes out every
+``KEFU_CHAT_HEARTBEAT_S`` seconds so proxies keep the connection open. Readers are
+counted in the cache; the last one to leave a message still generating cancels it
+after a short grace period (a reloading page reconnects within it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+from django.db import close_old_connections
+
+from chat import generation, services
+from chat.models import Message
+from chat.pipeline import guard
+from chat.selectors import chat_profile_of
+
+log = logging.getLogger(__name__)
+FINAL_ID = "final"  # the id of the single done event of a reply that was known at once
+READ_BLOCK_MS = 1000
+RETRY_MS = 2000
+CANCEL_GRACE_S = 3.0
+
+
+def sse_event(kind: str, data: dict, event_id: str | None = None) -> str:
+    lines = [f"id: {event_id}"] if event_id else []
+    lines += [f"event: {kind}", "data: " + json.dumps(data, ensure_ascii=False)]
+    return "\n".join(lines) + "\n\n"
+
+
+def done_payload(message: Message) -> dict:
+    return {
+        "message_id": str(message.pk), "conversation_id": message.conversation.public_id,
+        "outcome": message.outcome, "reason": message.reason, "answer": message.text,
+        "citations": message.citations, "timings": message.timings,
+    }
+
+
+def final_events(message: Message) -> str:
+    """The closing event of a finished message: done, or error for a failed one (with its polite text)."""
+    if message.outcome == Message.Outcome.FAILED:
+        return sse_event("error", {"code": message.error_code or "generation_failed", "message": message.text},
+                         FINAL_ID)
+    return sse_event("done", done_payload(message), FINAL_ID)
+
+
+def masker_for(message: Message) -> guard.StreamMasker:
+    profile = chat_profile_of(message.conversation.knowledge_base)
+    return guard.StreamMasker(guard.sensitive_matcher(tuple(profile.sensitive_word_list)))
+
+
+def readers_key(message_id) -> str:
+    return f"chat:readers:{message_id}"
+
+
+def reader_join(message_id) -> None:
+    key = readers_key(message_id)
+    if not cache.add(key, 1, timeout=3600):
+        try:
+            cache.incr(key)
+        except ValueError:
+            cache.add(key, 1, timeout=3600)
+
+
+def reader_leave(message_id) -> int:
+    try:
+        return cache.decr(readers_key(message_id))
+    except ValueError:
+        return 0
+
+
+def cancel_if_unread(message_id) -> bool:
+    """Cancel the message's generation when nobody reads it and it is still pending."""
+    if (cache.get(readers_key(message_id)) or 0) > 0:
+        return False
+    message = Message.objects.filter(pk=message_id, outcome=Message.Outcome.PENDING).first()
+    if message is None or not message.inference_job_id:
+        return False
+    log.info("no reader left for message %s: cancelling job %s", message_id, message.inference_job_id)
+    return generation.generation_stop(job_id=message.inference_job_id)
+
+
+def cancel_in_thread(message_id) -> None:
+    """The timer thread's body: its own database connection, closed afterwards."""
+    close_old_connections()
+    try:
+        cancel_if_unread(message_id)
+    except Exception:
+        log.exception("cancelling the generation of message %s failed", message_id)
+    finally:
+        close_old_connections()
+
+
+def schedule_cancel(message_id, grace_s: float) -> None:
+    if grace_s <= 0:
+        cancel_if_unread(message_id)
+        return
+    timer = threading.Timer(grace_s, cancel_in_thread, args=(message_id,))
+    timer.daemon = True
+    timer.start()
+
+
+def replay_masker(job_id: str, masker: guard.StreamMasker, last_event_id: str) -> None:
+    """Feed the masker every token up to ``last_event_id`` (already delivered) so the tail it holds is right."""
+    from inference.stream import START, parse_id
+
+    cursor, target = START, parse_id(last_event_id)
+    while True:
+        events = generation.stream_read(job_id, after=cursor, block_ms=0)
+        for event in events:
+            if parse_id(event.id) > target:
+                return
+            if event.kind == "token":
+                masker.feed(event.data.get("text", ""))
+        if not events:
+            return
+        cursor = events[-1].id
+
+
+def already_delivered(message: Message, last_event_id: str | None) -> bool:
+    """A finished message whose final event this reader has seen: nothing more to send (HTTP 204)."""
+    if not last_event_id or not message.is_final:
+        return False
+    if last_event_id == FINAL_ID:
+        return True
+    if not message.inference_job_id or valid_event_id(last_event_id) is None:
+        return False
+    rest = generation.stream_read(message.inference_job_id, after=last_event_id, block_ms=0)
+    history = rest or generation.stream_read(message.inference_job_id, after="0-0", block_ms=0)
+    # Nothing after the reader's id while the stream still exists: it saw the final event.
+    return not rest and bool(history)
+
+
+def valid_event_id(value: str | None) -> str | None:
+    if not value:
+        return None
+    from inference.stream import parse_id
+
+    try:
+        parse_id(value)
+    except ValueError:
+        return None
+    return value
+
+
+async def message_events(message: Message, *, last_event_id: str | None = None, grace_s: float = CANCEL_GRACE_S):
+    """The SSE text of one message, from ``last_event_id`` on."""
+    yield f"retry: {RETRY_MS}\n\n"
+    if message.is_final or not message.inference_job_id:
+        yield final_events(message)
+        return
+    await sync_to_async(reader_join)(message.pk)
+    finished = False
+    try:
+        async for chunk in relay_generation(message, last_event_id=valid_event_id(last_event_id)):
+            yield chunk
+        finished = True
+    finally:
+        left = await sync_to_async(reader_leave)(message.pk)
+        if left <= 0 and not finished:
+            # The reader went away mid-answer (client disconnect): cancel unless someone else reads.
+            await sync_to_async(schedule_cancel)(message.pk, grace_s)
+
+
+async def relay_generation(message: Message, *, last_event_id: str | None):
+    from inference.stream import START
+
+    masker = await sync_to_async(masker_for)(message)
+    cursor = last_event_id or START
+    if last_event_id:
+        await sync_to_async(replay_masker, thread_sensitive=False)(message.inference_job_id, masker, last_event_id)
+    deadline = time.monotonic() + settings.KEFU_GENERATION_TIMEOUT + 30
+    last_sent = time.monotonic()
+    first_token_seen = bool(last_event_id)
+    while time.monotonic() < deadline:
+        events = await sync_to_async(generation.stream_read, thread_sensitive=False)(
+            message.inference_job_id, after=cursor, block_ms=READ_BLOCK_MS)
+        for event in events:
+            cursor = event.id
+            if event.kind == "token":
+                text = masker.feed(event.data.get("text", ""))
+                if text:
+                    if not first_token_seen:
+                        first_token_seen = True
+                        await sync_to_async(services.message_first_token)(message=message)
+                    yield sse_event("token", {"text": text}, event.id)
+                    last_sent = time.monotonic()
+                continue
+            tail = masker.flush()
+            if tail:
+                yield sse_event("token", {"text": tail})
+            finished = await sync_to_async(services.message_finalize)(message=message, event=event)
+            yield final_events_with_id(finished, event.id)
+            return
+        if time.monotonic() - last_sent >= settings.KEFU_CHAT_HEARTBEAT_S:
+            yield ": heartbeat\n\n"
+            last_sent = time.monotonic()
+        await asyncio.sleep(0)
+    from inference.stream import StreamEvent
+
+    timeout = StreamEvent(cursor, "error", {"code": "timeout", "message": "no answer in time"})
+    finished = await sync_to_async(services.message_finalize)(message=message, event=timeout)
+    yield final_events_with_id(finished, FINAL_ID)
+
+
+def final_events_with_id(message: Message, event_id: str) -> str:
+    return final_events(message).replace(f"id: {FINAL_ID}\n", f"id: {event_id}\n", 1)

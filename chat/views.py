@@ -1,0 +1,234 @@
+"""The chat API (JSON, async): every 4xx is decided here with a JSON error body, then one service call.
+
+- ``POST messages`` → 202 with the reply's id, the conversation id and the stream URL;
+- ``GET messages/<id>/stream`` → SSE (see :mod:`chat.sse`);
+- ``POST messages/<id>/feedback``, ``POST conversations/<id>/handoff``,
+  ``GET conversations/<id>`` (history);
+- ``GET schema`` → the OpenAPI document.
+
+The widget key travels in the ``X-Kefu-Key`` header; the page's ``Origin`` must be one of
+the key's allowed origins (required on writes, checked whenever a browser sends it), and
+CORS preflights are answered for origins some enabled key allows.
+"""
+
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+
+from chat import selectors, services, sse
+from chat.api import (
+    KEY_HEADER,
+    ApiError,
+    Caller,
+    client_ip,
+    error_response,
+    json_body,
+    optional_string,
+    preflight_response,
+    request_origin,
+    with_cors,
+)
+from chat.models import Feedback, Message
+from chat.pipeline import guard
+
+
+def caller_check(request, *, origin_required: bool) -> Caller:
+    """The widget key from the header, enabled, and the Origin allowed for it."""
+    origin = request_origin(request)
+    key = selectors.widget_key_get(public_key=request.headers.get(KEY_HEADER, "").strip())
+    if not request.headers.get(KEY_HEADER):
+        raise ApiError(401, "missing_key", f"send the widget's public key in the {KEY_HEADER} header")
+    if key is None:
+        raise ApiError(403, "unknown_key", "this widget key does not exist or is disabled")
+    if not origin and origin_required:
+        raise ApiError(403, "origin_required", "the Origin header is required")
+    if origin and not selectors.origin_allowed(widget_key=key, origin=origin):
+        raise ApiError(403, "origin_not_allowed", f"{origin} is not an allowed origin for this widget key")
+    return Caller(key, origin, client_ip(request))
+
+
+def conversation_of(caller: Caller, public_id: str):
+    conversation = selectors.conversation_get(public_id=public_id, widget_key=caller.widget_key)
+    if conversation is None:
+        raise ApiError(404, "conversation_not_found", "no such conversation for this widget key")
+    return conversation
+
+
+def rate_check(caller: Caller, conversation_id: str) -> None:
+    decision = guard.request_rate_check(widget_key=caller.widget_key.public_key, ip=caller.ip,
+                                        conversation=conversation_id or None)
+    if not decision.allowed:
+        raise ApiError(429, "rate_limited", f"too many messages ({decision.scope}); retry in "
+                       f"{decision.retry_after_s} s", headers={"Retry-After": str(decision.retry_after_s)})
+
+
+def post_message_sync(request) -> JsonResponse:
+    caller = caller_check(request, origin_required=True)
+    body = json_body(request)
+    checked = guard.question_check(body.get("text"))
+    if not checked.ok:
+        raise ApiError(400, checked.code, checked.message)
+    conversation_id = optional_string(body, "conversation_id", max_length=32)
+    visitor_id = optional_string(body, "visitor_id", max_length=64)
+    conversation = conversation_of(caller, conversation_id) if conversation_id else None
+    if conversation is not None and conversation.status == conversation.Status.CLOSED:
+        raise ApiError(409, "conversation_closed", "this conversation is closed; start a new one")
+    rate_check(caller, conversation_id)
+    started = services.message_answer(widget_key=caller.widget_key, conversation=conversation,
+                                      text=checked.text, visitor_id=visitor_id)
+    return with_cors(JsonResponse(started_body(request, started), status=202), caller.origin)
+
+
+def started_body(request, started) -> dict:
+    return {
+        "message_id": started.message_id, "conversation_id": started.conversation_id,
+        "outcome": started.outcome,
+        "stream_url": request.build_absolute_uri(reverse("chat:message-stream", args=[started.message_id])),
+    }
+
+
+async def api_call(request, handler, *args):
+    """Run a sync handler off the event loop and turn ApiError into its JSON response."""
+    if request.method == "OPTIONS":
+        origin = request_origin(request)
+        allowed = bool(origin) and await sync_to_async(selectors.origin_allowed_by_any_key)(origin=origin)
+        return preflight_response(origin, allowed)
+    try:
+        return await sync_to_async(handler)(request, *args)
+    except ApiError as error:
+        return error_response(error, origin=allowed_origin_for_error(request))
+
+
+def allowed_origin_for_error(request) -> str:
+    # Errors are readable by the page only when its origin is allowed by some key (so a widget can show them).
+    origin = request_origin(request)
+    return origin if origin and selectors.origin_allowed_by_any_key(origin=origin) else ""
+
+
+def method_is(request, *methods: str) -> None:
+    if request.method not in (*methods, "OPTIONS"):
+        raise ApiError(405, "method_not_allowed", f"use {' or '.join(methods)}")
+
+
+@csrf_exempt
+async def messages(request):
+    def handler(request):
+        method_is(request, "POST")
+        return post_message_sync(request)
+
+    return await api_call_sync_errors(request, handler)
+
+
+async def api_call_sync_errors(request, handler, *args):
+    """Like :func:`api_call`, with the allowed-origin lookup for errors also off the event loop."""
+    if request.method == "OPTIONS":
+        return await api_call(request, handler, *args)
+
+    def run(request, *args):
+        try:
+            return handler(request, *args)
+        except ApiError as error:
+            return error_response(error, origin=allowed_origin_for_error(request))
+
+    return await sync_to_async(run)(request, *args)
+
+
+def stream_prepare(request, message_id):
+    if request.method != "GET":
+        raise ApiError(405, "method_not_allowed", "use GET")
+    message = selectors.message_get(message_id=message_id)
+    if message is None or message.role != Message.Role.ASSISTANT:
+        raise ApiError(404, "message_not_found", "no such message")
+    origin = request_origin(request)
+    key = message.conversation.widget_key
+    if origin and (key is None or not selectors.origin_allowed(widget_key=key, origin=origin)):
+        raise ApiError(403, "origin_not_allowed", f"{origin} is not an allowed origin for this conversation")
+    last_event_id = request.headers.get("Last-Event-ID") or request.GET.get("last_event_id") or None
+    return message, origin, last_event_id, sse.already_delivered(message, last_event_id)
+
+
+@csrf_exempt
+async def message_stream(request, message_id):
+    if request.method == "OPTIONS":
+        return await api_call(request, None)
+    try:
+        message, origin, last_event_id, delivered = await sync_to_async(stream_prepare)(request, message_id)
+    except ApiError as error:
+        return error_response(error, origin=await sync_to_async(allowed_origin_for_error)(request))
+    if delivered:
+        # 204 tells EventSource the stream is over and not to reconnect.
+        return with_cors(HttpResponse(status=204), origin)
+    response = StreamingHttpResponse(sse.message_events(message, last_event_id=last_event_id),
+                                     content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return with_cors(response, origin)
+
+
+@csrf_exempt
+async def message_feedback(request, message_id):
+    def handler(request, message_id):
+        method_is(request, "POST")
+        caller = caller_check(request, origin_required=True)
+        body = json_body(request)
+        rating = body.get("rating")
+        if rating not in Feedback.Rating.values:
+            raise ApiError(400, "invalid_rating", "rating must be \"up\" or \"down\"")
+        comment = optional_string(body, "comment", max_length=2000)
+        message = selectors.message_get(message_id=message_id)
+        if (message is None or message.role != Message.Role.ASSISTANT
+                or message.conversation.knowledge_base_id != caller.widget_key.knowledge_base_id):
+            raise ApiError(404, "message_not_found", "no such message for this widget key")
+        if not message.is_final:
+            raise ApiError(409, "message_pending", "the answer is not finished yet")
+        feedback = services.feedback_record(message=message, rating=rating, comment=guard.normalize_question(comment))
+        return with_cors(JsonResponse({"message_id": str(message.pk), "rating": feedback.rating,
+                                       "comment": feedback.comment}), caller.origin)
+
+    return await api_call_sync_errors(request, handler, message_id)
+
+
+@csrf_exempt
+async def conversation_handoff(request, conversation_id):
+    def handler(request, conversation_id):
+        method_is(request, "POST")
+        caller = caller_check(request, origin_required=True)
+        conversation = conversation_of(caller, conversation_id)
+        started = services.handoff_request(conversation=conversation)
+        return with_cors(JsonResponse(started_body(request, started), status=202), caller.origin)
+
+    return await api_call_sync_errors(request, handler, conversation_id)
+
+
+@csrf_exempt
+async def conversation_detail(request, conversation_id):
+    def handler(request, conversation_id):
+        method_is(request, "GET")
+        caller = caller_check(request, origin_required=False)
+        conversation = conversation_of(caller, conversation_id)
+        rows = selectors.conversation_messages(conversation=conversation)
+        return with_cors(JsonResponse({
+            "conversation_id": conversation.public_id, "status": conversation.status,
+            "messages": [message_json(request, m) for m in rows],
+        }), caller.origin)
+
+    return await api_call_sync_errors(request, handler, conversation_id)
+
+
+def message_json(request, message: Message) -> dict:
+    feedback = getattr(message, "feedback", None) if hasattr(message, "feedback") else None
+    body = {"id": str(message.pk), "role": message.role, "text": message.text, "outcome": message.outcome,
+            "created_at": message.created_at.isoformat()}
+    if message.role == Message.Role.ASSISTANT:
+        body.update(citations=message.citations, feedback=feedback.rating if feedback else None,
+                    stream_url=request.build_absolute_uri(reverse("chat:message-stream", args=[message.pk])))
+    return body
+
+
+async def schema(request):
+    from chat.openapi import openapi_document
+
+    return JsonResponse(openapi_document(request.build_absolute_uri("/")))
