@@ -1,10 +1,26 @@
-"""Analytics HTTP views: the Prometheus scrape endpoint (dashboard pages live beside it)."""
+"""Analytics HTTP views: the Prometheus scrape endpoint and the staff pages (dashboard, gaps, inbox).
 
+Staff pages are thin: parse the filters (a bad one is a 400 here), call one selector or
+service, render. Every staff page is wrapped in :func:`analytics.access.staff_required`.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
 from django.http import HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
-from analytics import metrics
+from analytics import metrics, services
+from analytics.access import staff_required
+from analytics.filters import DashboardFilter, FilterError, dashboard_filter_parse
+from analytics.rollups import rollup_watermark
+from analytics.selectors.conversations import down_rated_answers, handoff_inbox, transcript
+from analytics.selectors.dashboard import dashboard_data, filter_choices
+from analytics.selectors.experts import expert_load
+from analytics.selectors.gaps import knowledge_gaps, top_questions
 
 
 @never_cache
@@ -14,3 +30,131 @@ def prometheus_metrics(request):
         return JsonResponse({"error": "forbidden", "message": "metrics need the bearer token or an allowed network"},
                             status=403)
     return HttpResponse(metrics.exposition(), content_type=metrics.CONTENT_TYPE)
+
+
+def page(request, template: str, flt: DashboardFilter | None, **context) -> HttpResponse:
+    """Render a staff page with the filter form's choices and the current filters."""
+    bases, keys = filter_choices()
+    return render(request, template, {"filter": flt, "bases": bases, "keys": keys,
+                                      "query": flt.query_string() if flt else "", **context})
+
+
+def bad_request(request, message: str) -> HttpResponse:
+    return render(request, "analytics/error.html", {"message": message}, status=400)
+
+
+def parsed_filter(request) -> DashboardFilter:
+    return dashboard_filter_parse(request.GET)
+
+
+@never_cache
+@staff_required
+@require_GET
+def dashboard(request):
+    try:
+        flt = parsed_filter(request)
+    except FilterError as error:
+        return bad_request(request, str(error))
+    services.dashboard_rollups_refresh()
+    data, experts = dashboard_data(flt), expert_load(flt)
+    charts = [chart.as_dict() for chart in (*data.charts, *experts.charts) if chart.has_data]
+    return page(request, "analytics/dashboard.html", flt, data=data, experts=experts, charts=charts,
+                rolled_up_at=rollup_watermark())
+
+
+@never_cache
+@staff_required
+@require_GET
+def feedback(request):
+    try:
+        flt = parsed_filter(request)
+    except FilterError as error:
+        return bad_request(request, str(error))
+    return page(request, "analytics/feedback.html", flt, answers=down_rated_answers(flt))
+
+
+@never_cache
+@staff_required
+@require_GET
+def gaps(request):
+    try:
+        flt = parsed_filter(request)
+    except FilterError as error:
+        return bad_request(request, str(error))
+    return page(request, "analytics/gaps.html", flt, groups=knowledge_gaps(flt))
+
+
+@staff_required
+@require_POST
+def gap_faq(request):
+    """One knowledge-gap group → a new FAQ entry (the staff member wrote the answer)."""
+    kb_id = request.POST.get("knowledge_base", "")
+    question, answer = request.POST.get("question", "").strip(), request.POST.get("answer", "").strip()
+    if not kb_id.isdigit() or not question or not answer:
+        return bad_request(request, "An FAQ entry needs a knowledge base, a question and an answer.")
+    try:
+        entry = services.gap_faq_create(knowledge_base_id=int(kb_id), question=question, answer=answer,
+                                        alternatives=request.POST.getlist("alternative"))
+    except services.NotFound as error:
+        return bad_request(request, str(error))
+    messages.success(request, f"FAQ entry #{entry.pk} added; the knowledge base is being re-indexed.")
+    return redirect(reverse("analytics:gaps") + "?" + request.POST.get("query", ""))
+
+
+@never_cache
+@staff_required
+@require_GET
+def questions(request):
+    try:
+        flt = parsed_filter(request)
+    except FilterError as error:
+        return bad_request(request, str(error))
+    services.dashboard_rollups_refresh()
+    return page(request, "analytics/questions.html", flt, groups=top_questions(flt))
+
+
+@never_cache
+@staff_required
+@require_GET
+def inbox(request):
+    try:
+        flt = parsed_filter(request)
+    except FilterError as error:
+        return bad_request(request, str(error))
+    return page(request, "analytics/inbox.html", flt, items=handoff_inbox(knowledge_base_id=flt.knowledge_base_id))
+
+
+@never_cache
+@staff_required
+@require_GET
+def conversation(request, conversation_id: str):
+    found = transcript(conversation_id=conversation_id)
+    if found is None:
+        return render(request, "analytics/error.html", {"message": "No such conversation."}, status=404)
+    return page(request, "analytics/conversation.html", None, transcript=found)
+
+
+@staff_required
+@require_POST
+def conversation_reply(request, conversation_id: str):
+    from chat.staff_replies import StaffReplyRejected
+
+    try:
+        services.inbox_reply(conversation_id=conversation_id, text=request.POST.get("text", ""))
+    except services.NotFound:
+        return render(request, "analytics/error.html", {"message": "No such conversation."}, status=404)
+    except StaffReplyRejected as error:
+        return bad_request(request, str(error))
+    messages.success(request, "Reply sent.")
+    return redirect("analytics:conversation", conversation_id=conversation_id)
+
+
+@staff_required
+@require_POST
+def conversation_close(request, conversation_id: str):
+    try:
+        services.inbox_close(conversation_id=conversation_id)
+    except services.NotFound:
+        return render(request, "analytics/error.html", {"message": "No such conversation."}, status=404)
+    messages.success(request, "Conversation closed.")
+    return redirect("analytics:inbox")

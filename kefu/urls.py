@@ -14,4 +14,5 @@ urlpatterns = [
     path("metrics", prometheus_metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/chat/", include("chat.urls")),
+    path("staff/", include("analytics.urls")),  # analytics: staff dashboard, knowledge gaps, hand-off inbox
 ]

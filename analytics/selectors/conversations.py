@@ -1,0 +1,118 @@
+"""Drill-down reads of chat records: down-rated answers, the hand-off inbox and one transcript."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from analytics.filters import DashboardFilter
+
+
+@dataclass(frozen=True)
+class RatedAnswer:
+    conversation_id: str
+    knowledge_base: str
+    question: str
+    answer: str
+    citations: tuple[dict, ...]
+    comment: str
+    outcome: str
+    rated_at: datetime
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    conversation_id: str
+    knowledge_base: str
+    channel: str
+    visitor_id: str
+    handed_off_at: datetime
+    last_question: str
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    role: str
+    text: str
+    outcome: str
+    reason: str
+    citations: tuple[dict, ...]
+    rating: str
+    at: datetime
+
+    @property
+    def from_staff(self) -> bool:
+        return self.reason == "staff_reply"
+
+
+@dataclass(frozen=True)
+class Transcript:
+    conversation_id: str
+    knowledge_base: str
+    channel: str
+    visitor_id: str
+    status: str
+    started_at: datetime
+    handed_off_at: datetime | None
+    lines: tuple[TranscriptLine, ...]
+
+    @property
+    def waiting_for_staff(self) -> bool:
+        return self.status == "handed_off"
+
+
+def down_rated_answers(flt: DashboardFilter, *, limit: int = 50) -> list[RatedAnswer]:
+    """Replies rated down in the window (by when they were answered), newest rating first."""
+    from chat.models import Feedback
+
+    ratings = Feedback.objects.filter(rating="down", message__created_at__gte=flt.start,
+                                      message__created_at__lt=flt.end)
+    if flt.knowledge_base_id:
+        ratings = ratings.filter(message__conversation__knowledge_base_id=flt.knowledge_base_id)
+    if flt.widget_key_id:
+        ratings = ratings.filter(message__conversation__widget_key_id=flt.widget_key_id)
+    ratings = ratings.select_related("message__reply_to", "message__conversation__knowledge_base")
+    return [RatedAnswer(
+        conversation_id=f.message.conversation.public_id, knowledge_base=f.message.conversation.knowledge_base.name,
+        question=f.message.reply_to.text if f.message.reply_to else "", answer=f.message.text,
+        citations=tuple(f.message.citations or ()), comment=f.comment, outcome=f.message.outcome,
+        rated_at=f.updated_at,
+    ) for f in ratings.order_by("-updated_at")[:limit]]
+
+
+def channel_name(widget_key) -> str:
+    return (widget_key.name or widget_key.public_key[:12]) if widget_key else "—"
+
+
+def handoff_inbox(*, knowledge_base_id: int | None = None, limit: int = 200) -> list[InboxItem]:
+    """Conversations waiting for a person, longest-waiting first."""
+    from chat.models import Conversation, Message
+
+    waiting = Conversation.objects.filter(status=Conversation.Status.HANDED_OFF)
+    if knowledge_base_id:
+        waiting = waiting.filter(knowledge_base_id=knowledge_base_id)
+    conversations = list(waiting.select_related("knowledge_base", "widget_key")
+                         .order_by("handed_off_at", "created_at")[:limit])
+    last_questions: dict[int, str] = {}
+    for conversation_id, text in (Message.objects.filter(conversation__in=conversations, role="user")
+                                  .order_by("conversation_id", "created_at").values_list("conversation_id", "text")):
+        last_questions[conversation_id] = text
+    return [InboxItem(c.public_id, c.knowledge_base.name, channel_name(c.widget_key), c.visitor_id,
+                      c.handed_off_at or c.updated_at, last_questions.get(c.pk, "")) for c in conversations]
+
+
+def transcript(*, conversation_id: str) -> Transcript | None:
+    from chat.models import Conversation
+
+    conversation = (Conversation.objects.select_related("knowledge_base", "widget_key")
+                    .filter(public_id=conversation_id).first())
+    if conversation is None:
+        return None
+    lines = tuple(
+        TranscriptLine(m.role, m.text, m.outcome, m.reason, tuple(m.citations or ()),
+                       getattr(m, "feedback", None).rating if hasattr(m, "feedback") else "", m.created_at)
+        for m in conversation.messages.select_related("feedback").order_by("created_at")
+    )
+    return Transcript(conversation.public_id, conversation.knowledge_base.name, channel_name(conversation.widget_key),
+                      conversation.visitor_id, conversation.status, conversation.created_at,
+                      conversation.handed_off_at, lines)

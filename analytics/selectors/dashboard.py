@@ -1,0 +1,284 @@
+"""The dashboard's numbers, read from the hourly rollups (plus two small live counts).
+
+Everything here costs one query over ``HourlyRollup`` rows of the window (hours × bases ×
+keys, a few thousand rows for 30 days) and Python sums; the raw message table is left
+to the drill-down pages. Buckets are hours (≤ 2 days) or days in the display time zone.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count
+from django.utils import timezone
+
+from analytics import histogram
+from analytics.filters import DashboardFilter
+from analytics.models import HourlyRollup
+from analytics.rollups import OUTCOME_FIELDS, hour_floor
+from analytics.selectors.charts import ChartSpec, Dataset
+
+OUTCOME_LABELS = {
+    "cached": "from cache", "direct": "direct FAQ answer", "answered": "generated", "handed_off": "handed off",
+    "refused": "refused (I don't know)", "failed": "failed",
+}
+ROLLUP_FIELDS = (
+    "hour", "knowledge_base_id", "conversations", "messages", "questions", "visitors", *OUTCOME_FIELDS.values(),
+    "intents", "ttft_buckets", "total_buckets", "queue_ms_sum", "queue_count", "prompt_tokens",
+    "completion_tokens", "tokens_per_s_sum", "tokens_per_s_count", "feedback_up", "feedback_down",
+)
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The numbers across the top of the dashboard, for the whole window."""
+
+    conversations: int
+    questions: int
+    visitors: int
+    cache_rate: float | None
+    direct_rate: float | None
+    handoff_rate: float | None
+    refusal_rate: float | None
+    feedback_rate: float | None  # rated replies / questions
+    thumbs_up_share: float | None  # up / (up + down)
+    ttft_p50: float | None
+    ttft_p95: float | None
+    total_p95: float | None
+    prompt_tokens: int
+    completion_tokens: int
+    generating: int  # generations running now
+    waiting: int  # generations queued now
+
+
+@dataclass(frozen=True)
+class CostRow:
+    day: str
+    knowledge_base: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class DashboardData:
+    headline: Headline
+    charts: tuple[ChartSpec, ...]
+    cost_rows: tuple[CostRow, ...]
+
+
+def rollup_rows(flt: DashboardFilter) -> list[dict]:
+    rows = HourlyRollup.objects.filter(hour__gte=hour_floor(flt.start), hour__lt=flt.end)
+    if flt.knowledge_base_id:
+        rows = rows.filter(knowledge_base_id=flt.knowledge_base_id)
+    if flt.widget_key_id:
+        rows = rows.filter(widget_key_id=flt.widget_key_id)
+    return list(rows.order_by().values(*ROLLUP_FIELDS))
+
+
+def bucket_of(hour: datetime, bucket: str) -> datetime:
+    local = timezone.localtime(hour)
+    if bucket == "hour":
+        return local
+    return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def bucket_keys(flt: DashboardFilter) -> list[datetime]:
+    """Every bucket of the window, empty ones included, so the x axis is continuous."""
+    keys, hour = [], hour_floor(flt.start)
+    while hour < flt.end:
+        key = bucket_of(hour, flt.bucket)
+        if not keys or keys[-1] != key:
+            keys.append(key)
+        hour += timedelta(hours=1)
+    return keys
+
+
+def bucket_label(key: datetime, bucket: str) -> str:
+    return key.strftime("%m-%d %H:00") if bucket == "hour" else key.strftime("%Y-%m-%d")
+
+
+def grouped(rows: list[dict], flt: DashboardFilter) -> dict[datetime, list[dict]]:
+    groups: dict[datetime, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[bucket_of(row["hour"], flt.bucket)].append(row)
+    return groups
+
+
+def total(rows: list[dict], name: str) -> int:
+    return sum(row[name] for row in rows)
+
+
+def share(part: float, whole: float) -> float | None:
+    return part / whole if whole else None
+
+
+def average(rows: list[dict], sum_name: str, count_name: str) -> float | None:
+    count = total(rows, count_name)
+    return round(total(rows, sum_name) / count, 1) if count else None
+
+
+def percentile(rows: list[dict], name: str, q: float) -> float | None:
+    value = histogram.quantile(histogram.merged(row[name] for row in rows), q)
+    return round(value, 1) if value is not None else None
+
+
+def distinct_visitors(flt: DashboardFilter) -> int:
+    """Visitors over the whole window are not a sum of hourly ones: counted from the conversations."""
+    from chat.models import Conversation
+
+    conversations = Conversation.objects.filter(created_at__gte=flt.start, created_at__lt=flt.end)
+    if flt.knowledge_base_id:
+        conversations = conversations.filter(knowledge_base_id=flt.knowledge_base_id)
+    if flt.widget_key_id:
+        conversations = conversations.filter(widget_key_id=flt.widget_key_id)
+    return conversations.exclude(visitor_id="").values("visitor_id").distinct().count()
+
+
+def live_generations() -> tuple[int, int]:
+    """(running, queued) generation jobs right now."""
+    from inference.models import GenerationJob
+
+    counts = dict(GenerationJob.objects.filter(status__in=["running", "queued"]).order_by().values_list("status")
+                  .annotate(n=Count("id")))
+    return counts.get("running", 0), counts.get("queued", 0)
+
+
+def headline_of(rows: list[dict], flt: DashboardFilter) -> Headline:
+    questions = total(rows, "questions")
+    up, down = total(rows, "feedback_up"), total(rows, "feedback_down")
+    generating, waiting = live_generations()
+    return Headline(
+        conversations=total(rows, "conversations"), questions=questions, visitors=distinct_visitors(flt),
+        cache_rate=share(total(rows, "outcome_cached"), questions),
+        direct_rate=share(total(rows, "outcome_direct"), questions),
+        handoff_rate=share(total(rows, "outcome_handed_off"), questions),
+        refusal_rate=share(total(rows, "outcome_refused"), questions),
+        feedback_rate=share(up + down, questions), thumbs_up_share=share(up, up + down),
+        ttft_p50=percentile(rows, "ttft_buckets", 0.5), ttft_p95=percentile(rows, "ttft_buckets", 0.95),
+        total_p95=percentile(rows, "total_buckets", 0.95),
+        prompt_tokens=total(rows, "prompt_tokens"), completion_tokens=total(rows, "completion_tokens"),
+        generating=generating, waiting=waiting,
+    )
+
+
+def series(keys: list[datetime], groups: dict, value) -> tuple:
+    """One value per bucket: ``value(rows of the bucket)``, None for empty buckets where that matters."""
+    return tuple(value(groups.get(key, [])) for key in keys)
+
+
+def volume_chart(keys, labels, groups) -> ChartSpec:
+    return ChartSpec("volume", "Volume", "line", labels, (
+        Dataset("conversations", series(keys, groups, lambda rows: total(rows, "conversations"))),
+        Dataset("questions", series(keys, groups, lambda rows: total(rows, "questions"))),
+        Dataset("messages", series(keys, groups, lambda rows: total(rows, "messages"))),
+        Dataset("visitors (unique per hour, summed)", series(keys, groups, lambda rows: total(rows, "visitors"))),
+    ), y_label="count")
+
+
+def outcome_chart(keys, labels, groups) -> ChartSpec:
+    def outcome_share(field: str):
+        return lambda rows: (round(100 * total(rows, field) / total(rows, "questions"), 1)
+                             if total(rows, "questions") else None)
+
+    datasets = tuple(Dataset(OUTCOME_LABELS[outcome], series(keys, groups, outcome_share(OUTCOME_FIELDS[outcome])),
+                             stack="outcomes") for outcome in OUTCOME_LABELS)
+    return ChartSpec("outcomes", "Outcomes (share of questions)", "bar", labels, datasets, stacked=True,
+                     y_label="% of questions", percent=True)
+
+
+def intent_chart(keys, labels, groups, rows: list[dict]) -> ChartSpec:
+    names = sorted({name for row in rows for name in row["intents"]})
+
+    def intent_count(name: str):
+        return lambda bucket_rows: sum(row["intents"].get(name, 0) for row in bucket_rows)
+
+    datasets = tuple(Dataset(name, series(keys, groups, intent_count(name)), stack="intents") for name in names)
+    return ChartSpec("intents", "Intent mix", "bar", labels, datasets, stacked=True, y_label="questions")
+
+
+def latency_chart(keys, labels, groups, field: str, title: str, chart_id: str) -> ChartSpec:
+    datasets = tuple(Dataset(f"p{int(q * 100)}", series(keys, groups, lambda rows, q=q: percentile(rows, field, q)))
+                     for q in (0.5, 0.95, 0.99))
+    return ChartSpec(chart_id, title, "line", labels, datasets, y_label="ms")
+
+
+def speed_chart(keys, labels, groups) -> ChartSpec:
+    return ChartSpec("speed", "Generation speed and queue time", "line", labels, (
+        Dataset("tokens/s (mean)", series(keys, groups, lambda rows: average(rows, "tokens_per_s_sum",
+                                                                             "tokens_per_s_count"))),
+        Dataset("queue ms (mean)", series(keys, groups, lambda rows: average(rows, "queue_ms_sum", "queue_count"))),
+    ))
+
+
+def feedback_chart(keys, labels, groups) -> ChartSpec:
+    return ChartSpec("feedback", "Feedback", "bar", labels, (
+        Dataset("thumbs up", series(keys, groups, lambda rows: total(rows, "feedback_up")), stack="feedback"),
+        Dataset("thumbs down", series(keys, groups, lambda rows: total(rows, "feedback_down")), stack="feedback"),
+    ), stacked=True, y_label="ratings")
+
+
+def cost_rows(rows: list[dict], names: dict[int, str]) -> tuple[CostRow, ...]:
+    """Prompt and completion tokens per day (display time zone) and knowledge base, newest day first."""
+    sums: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:
+        key = (bucket_of(row["hour"], "day").strftime("%Y-%m-%d"), row["knowledge_base_id"])
+        sums[key][0] += row["prompt_tokens"]
+        sums[key][1] += row["completion_tokens"]
+    ordered = sorted(sums.items(), key=lambda item: (item[0][0], names.get(item[0][1], "")), reverse=True)
+    return tuple(CostRow(day, names.get(kb_id, f"#{kb_id}"), prompt, completion)
+                 for (day, kb_id), (prompt, completion) in ordered if prompt or completion)
+
+
+def cost_chart(rows: list[dict], names: dict[int, str], flt: DashboardFilter) -> ChartSpec:
+    days = sorted({bucket_of(row["hour"], "day") for row in rows})
+    labels = tuple(day.strftime("%Y-%m-%d") for day in days)
+    datasets = []
+    for kb_id in sorted({row["knowledge_base_id"] for row in rows}):
+        by_day: dict[datetime, list[int]] = defaultdict(lambda: [0, 0])
+        for row in rows:
+            if row["knowledge_base_id"] == kb_id:
+                by_day[bucket_of(row["hour"], "day")][0] += row["prompt_tokens"]
+                by_day[bucket_of(row["hour"], "day")][1] += row["completion_tokens"]
+        name = names.get(kb_id, f"#{kb_id}")
+        datasets.append(Dataset(f"{name} prompt", tuple(by_day[day][0] for day in days), stack=name))
+        datasets.append(Dataset(f"{name} completion", tuple(by_day[day][1] for day in days), stack=name))
+    return ChartSpec("cost", "Tokens per day per knowledge base", "bar", labels, tuple(datasets), stacked=True,
+                     y_label="tokens")
+
+
+def knowledge_base_names() -> dict[int, str]:
+    from kb.models import KnowledgeBase
+
+    return dict(KnowledgeBase.objects.values_list("id", "name"))
+
+
+def dashboard_data(flt: DashboardFilter) -> DashboardData:
+    rows = rollup_rows(flt)
+    keys = bucket_keys(flt)
+    labels = tuple(bucket_label(key, flt.bucket) for key in keys)
+    groups = grouped(rows, flt)
+    names = knowledge_base_names()
+    charts = (
+        volume_chart(keys, labels, groups),
+        outcome_chart(keys, labels, groups),
+        intent_chart(keys, labels, groups, rows),
+        latency_chart(keys, labels, groups, "ttft_buckets", "Time to first token", "ttft"),
+        latency_chart(keys, labels, groups, "total_buckets", "Total reply time", "total"),
+        speed_chart(keys, labels, groups),
+        cost_chart(rows, names, flt),
+        feedback_chart(keys, labels, groups),
+    )
+    return DashboardData(headline_of(rows, flt), charts, cost_rows(rows, names))
+
+
+def filter_choices() -> tuple[list[tuple[int, str]], list[tuple[int, str, int]]]:
+    """(knowledge bases, widget keys with their base) for the filter form; ids and names only."""
+    from chat.models import WidgetKey
+
+    bases = sorted(knowledge_base_names().items(), key=lambda item: item[1])
+    keys = [(pk, name or public_key[:12], kb_id) for pk, name, public_key, kb_id
+            in WidgetKey.objects.order_by("knowledge_base_id", "name").values_list("id", "name", "public_key",
+                                                                                   "knowledge_base_id")]
+    return bases, keys

@@ -1,0 +1,57 @@
+"""Writes started from the staff pages; each goes through the owning app's service.
+
+Analytics writes only its own rollup tables (:mod:`analytics.rollups`). A knowledge-gap
+group becomes an FAQ entry through ``kb.services.faq_entry_create`` (which rebuilds the
+base's index on commit, so later questions are answered from it); inbox replies and
+closing go through :mod:`chat.staff_replies`.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from analytics.rollups import RollupResult, rollup_refresh
+
+
+class NotFound(LookupError):
+    """The row a staff action names does not exist."""
+
+
+def dashboard_rollups_refresh() -> list[RollupResult]:
+    """Embedded mode has no beat: recompute the stale hours when a staff page is opened."""
+    if settings.KEFU_MODE == "embedded":
+        return rollup_refresh()
+    return []
+
+
+def gap_faq_create(*, knowledge_base_id: int, question: str, answer: str, alternatives: list[str]):
+    """Turn a knowledge-gap group into an FAQ entry of its base, indexed straight after."""
+    from kb.models import KnowledgeBase
+    from kb.services import faq_entry_create
+
+    knowledge_base = KnowledgeBase.objects.filter(pk=knowledge_base_id).first()
+    if knowledge_base is None:
+        raise NotFound("no such knowledge base")
+    return faq_entry_create(knowledge_base=knowledge_base, question=question, answer=answer,
+                            alternatives=[a for a in alternatives if a.strip()], rebuild=True)
+
+
+def conversation_of(conversation_id: str):
+    from chat.models import Conversation
+
+    conversation = Conversation.objects.filter(public_id=conversation_id).first()
+    if conversation is None:
+        raise NotFound("no such conversation")
+    return conversation
+
+
+def inbox_reply(*, conversation_id: str, text: str):
+    from chat.staff_replies import staff_reply_send
+
+    return staff_reply_send(conversation=conversation_of(conversation_id), text=text)
+
+
+def inbox_close(*, conversation_id: str):
+    from chat.staff_replies import conversation_close
+
+    return conversation_close(conversation=conversation_of(conversation_id))

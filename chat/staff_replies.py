@@ -1,0 +1,54 @@
+"""Staff replies to handed-off conversations: the chat side of the analytics hand-off inbox.
+
+A staff reply is stored like any assistant message of the conversation — role
+``assistant``, final at once (outcome ``handed_off``, reason ``staff_reply``), no
+``reply_to`` — so it reaches the customer through chat's existing paths: it is listed by
+``GET /api/v1/chat/conversations/<id>`` with its ``stream_url``, and that stream
+(:mod:`chat.sse`) serves it as one ``done`` event carrying the text, exactly like a
+cached or direct answer. Closing a conversation takes it out of the inbox; the chat API
+then answers new questions in it with 409 ``conversation_closed``.
+
+Written by the analytics work (issue 6) as a new module so no existing chat file changed.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from chat.models import Conversation, Message
+
+STAFF_REPLY_REASON = "staff_reply"
+MAX_REPLY_CHARS = 4000
+
+
+class StaffReplyRejected(ValueError):
+    """A reply that cannot be sent; the message says why."""
+
+
+def staff_reply_send(*, conversation: Conversation, text: str) -> Message:
+    """Add a staff member's answer to a conversation waiting for a person."""
+    text = text.strip()
+    if not text:
+        raise StaffReplyRejected("The reply is empty.")
+    if len(text) > MAX_REPLY_CHARS:
+        raise StaffReplyRejected(f"A reply is at most {MAX_REPLY_CHARS} characters.")
+    if conversation.status == Conversation.Status.CLOSED:
+        raise StaffReplyRejected("This conversation is closed.")
+    now = timezone.now()
+    with transaction.atomic():
+        reply = Message.objects.create(
+            conversation=conversation, role=Message.Role.ASSISTANT, text=text, outcome=Message.Outcome.HANDED_OFF,
+            reason=STAFF_REPLY_REASON, completed_at=now, timings={"total_ms": 0.0},
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=now)
+    return reply
+
+
+def conversation_close(*, conversation: Conversation) -> Conversation:
+    """Close a conversation (idempotent): it leaves the hand-off inbox and takes no new questions."""
+    if conversation.status != Conversation.Status.CLOSED:
+        now = timezone.now()
+        Conversation.objects.filter(pk=conversation.pk).update(status=Conversation.Status.CLOSED, updated_at=now)
+        conversation.status = Conversation.Status.CLOSED
+    return conversation
