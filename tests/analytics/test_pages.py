@@ -17,13 +17,6 @@ PAGES = ["/staff/", "/staff/gaps/", "/staff/questions/", "/staff/feedback/", "/s
 
 
 @pytest.fixture
-def staff_client(client, db):
-    user = User.objects.create_user("sam", password="pw-sam-123", is_staff=True)
-    client.force_login(user)
-    return client
-
-
-@pytest.fixture
 def shop(db):
     kb = seed.knowledge_base("shop")
     key = seed.widget_key(kb, "web")

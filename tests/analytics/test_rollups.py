@@ -195,3 +195,22 @@ def test_rollup_task_runs_the_refresh_and_is_scheduled(traffic, settings):
     rollup.run()
     # then the rollups hold the traffic
     assert HourlyRollup.objects.aggregate(n=Sum("messages"))["n"] == traffic.messages
+
+
+def test_expert_load_is_rolled_up_per_hour_model_and_layer(db):
+    from analytics.models import ExpertLoadRollup
+    from inference.models import GenerationJob
+
+    # given two MoE generations in one hour (as inference.moe stores them) and a dense one
+    finished = START + timedelta(minutes=10)
+    for counts in ([[4, 0, 2, 2], [1, 1, 1, 5]], [[0, 4, 2, 2], [1, 1, 1, 5]]):
+        GenerationJob.objects.create(messages=[], temperature=0, top_p=1, max_new_tokens=8, status="done",
+                                     model="tiny-moe", finished_at=finished,
+                                     expert_counts={"layers": [0, 3], "num_experts": 4, "counts": counts})
+    GenerationJob.objects.create(messages=[], temperature=0, top_p=1, max_new_tokens=8, status="done",
+                                 model="dense", finished_at=finished, expert_counts=None)
+    # when the hour is rolled up
+    rollup_hours(START, START + timedelta(hours=1))
+    # then each layer holds the summed tokens per expert and the request count
+    rows = {(r.model, r.layer): (r.counts, r.requests) for r in ExpertLoadRollup.objects.all()}
+    assert rows == {("tiny-moe", 0): ([4, 4, 4, 4], 2), ("tiny-moe", 3): ([2, 2, 2, 10], 2)}

@@ -1,0 +1,110 @@
+"""Knowledge gaps grouped by meaning, turned into an FAQ entry that later questions are answered from."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from analytics.filters import dashboard_filter_parse
+from analytics.rollups import rollup_refresh
+from analytics.selectors.gaps import knowledge_gaps, top_questions
+from tests.analytics import seed
+
+PAYPAL = ["Can I pay with PayPal?", "do you accept paypal", "Is PayPal accepted as a payment method?"]
+NORWAY = ["Do you ship to Norway?", "Can you deliver my order to Oslo, Norway?"]
+
+
+@pytest.fixture
+def gaps(db, embedder):
+    kb = seed.knowledge_base("shop")
+    now = timezone.now()
+    conv = seed.conversation(kb, at=now - timedelta(hours=5))
+    for index, text in enumerate(PAYPAL):
+        seed.exchange(conv, at=now - timedelta(hours=4, minutes=index), question=text, outcome="refused",
+                      reason="no_relevant_passage", intent="knowledge")
+    for index, text in enumerate(NORWAY):
+        outcome = "handed_off" if index == 0 else "answered"
+        seed.exchange(conv, at=now - timedelta(hours=1, minutes=index), question=text, outcome=outcome,
+                      rating="" if index == 0 else "down", reason="intent" if index == 0 else "generated")
+    # not gaps: a good answer, and a refusal for a blocked word
+    seed.exchange(conv, at=now - timedelta(hours=2), question="What are your opening hours?", rating="up")
+    seed.exchange(conv, at=now - timedelta(hours=2), question="you idiots", outcome="refused",
+                  reason="sensitive_word")
+    return kb
+
+
+def test_gap_questions_are_grouped_by_meaning_newest_group_first(gaps):
+    # when the gaps of the last day are read
+    groups = knowledge_gaps(dashboard_filter_parse({"range": "24h"}))
+    # then the shipping and payment questions form one group each, the newer (shipping) first
+    assert [group.count for group in groups] == [2, 3]
+    assert {text for text, _ in groups[0].phrasings} == set(NORWAY)
+    assert {text for text, _ in groups[1].phrasings} == set(PAYPAL)
+    assert dict(groups[1].reasons) == {"no_relevant_passage": 3}
+    assert dict(groups[0].reasons) == {"intent": 1, "down-voted": 1}
+    assert groups[1].representative in PAYPAL
+
+
+def test_top_questions_merge_phrasings_and_show_cache_hits(db, embedder):
+    # given three phrasings of one question (two answered from the cache) and another question
+    kb = seed.knowledge_base("shop")
+    now = timezone.now()
+    conv = seed.conversation(kb, at=now - timedelta(hours=2))
+    for text, outcome in [("How do I return an item?", "answered"), ("how do i return an item", "cached"),
+                          ("How can I return a product I bought?", "cached"), ("What are your opening hours?",
+                                                                             "direct")]:
+        seed.exchange(conv, at=now - timedelta(hours=2), question=text, outcome=outcome)
+    rollup_refresh()
+    # when the top questions are read
+    groups = top_questions(dashboard_filter_parse({"range": "24h"}))
+    # then the return questions are one group of three with two cache hits
+    assert [(group.asked, group.cached) for group in groups] == [(3, 2), (1, 0)]
+    assert groups[0].cache_rate == pytest.approx(2 / 3)
+
+
+def test_gaps_page_lists_groups_with_a_prefilled_faq_form(staff_client, gaps):
+    response = staff_client.get("/staff/gaps/", {"range": "24h"})
+    body = response.content.decode()
+    assert response.status_code == 200 and body.count("data-gap") == 2
+    assert 'name="question" value="' in body and 'name="answer"' in body
+
+
+def test_a_gap_group_becomes_an_faq_entry_that_answers_the_next_question(
+        staff_client, gaps, monkeypatch, django_capture_on_commit_callbacks):
+    from chat.models import WidgetKey
+    from chat.services import message_answer
+    from kb.models import FaqEntry, KnowledgeBase
+
+    # given the index is rebuilt in this thread when the kb app enqueues it (embedded mode uses a pool)
+    monkeypatch.setattr("kefu.background.enqueue", lambda task, *args, **kwargs: task.run(*args, **kwargs))
+    group = knowledge_gaps(dashboard_filter_parse({"range": "24h"}))[1]
+    # when staff turn the PayPal group into an FAQ entry with their answer
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post("/staff/gaps/faq", {
+            "knowledge_base": gaps.pk, "question": group.representative, "alternative": list(group.alternatives),
+            "answer": "Yes, we accept PayPal for every order.", "query": "range=24h"})
+    # then the entry exists with the other phrasings, and the base has an index holding it
+    assert response.status_code == 302 and response["Location"] == "/staff/gaps/?range=24h"
+    entry = FaqEntry.objects.get(knowledge_base=gaps)
+    assert entry.question == group.representative and set(entry.alternatives) == set(PAYPAL) - {entry.question}
+    assert KnowledgeBase.objects.get(pk=gaps.pk).active_index is not None
+    # and a later customer question is answered from it directly
+    key = WidgetKey.objects.create(knowledge_base=KnowledgeBase.objects.get(pk=gaps.pk), name="web")
+    started = message_answer(widget_key=key, conversation=None, text="Can I pay using PayPal?")
+    from chat.models import Message
+
+    reply = Message.objects.get(pk=started.message_id)
+    assert (reply.outcome, reply.text) == ("direct", "Yes, we accept PayPal for every order.")
+    # and the gaps page now marks the group as covered
+    covered = knowledge_gaps(dashboard_filter_parse({"range": "24h"}))
+    assert [group.covered_by_faq_id for group in covered] == [None, entry.pk]
+
+
+def test_an_faq_without_an_answer_is_refused(staff_client, gaps):
+    from kb.models import FaqEntry
+
+    response = staff_client.post("/staff/gaps/faq", {"knowledge_base": gaps.pk, "question": "Pay by PayPal?",
+                                                     "answer": "  "})
+    assert response.status_code == 400 and not FaqEntry.objects.exists()
