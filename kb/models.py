@@ -22,6 +22,8 @@ class KnowledgeBase(models.Model):
     direct_answer_threshold = models.FloatField(default=0.85)
     # Weight of the dense retriever in weighted RRF (BM25 gets 1 - this); tuned on the base's own FAQ pairs.
     fusion_dense_weight = models.FloatField(default=0.7)
+    # RRF's k for this base (small k trusts the top ranks more); tuned with the weight.
+    fusion_rrf_k = models.PositiveIntegerField(default=60)
     active_index = models.ForeignKey(
         "IndexVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -45,7 +45,7 @@ def knowledge_base_create(*, name: str, slug: str = "", languages: str = "en", c
     return KnowledgeBase.objects.create(
         name=name, slug=slug, languages=languages, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
         top_k=top_k, direct_answer_threshold=direct_answer_threshold,
-        fusion_dense_weight=settings.KEFU_KB_DENSE_WEIGHT,
+        fusion_dense_weight=settings.KEFU_KB_DENSE_WEIGHT, fusion_rrf_k=settings.KEFU_KB_RRF_K,
     )
 
 

@@ -3,7 +3,7 @@
 ``score(item) = Σ_r weight_r / (k + rank_r(item))`` with ranks from 1. Equal weights let the
 weaker retriever drag the list down (see shared/notes/retrieval-baselines.md), so each
 knowledge base carries its own dense weight, tuned on its FAQ pairs
-(:func:`kb.evaluation.fusion_weight_tune`); ``k`` comes from ``KEFU_KB_RRF_K``.
+(:func:`kb.evaluation.fusion_weight_tune`), and its own ``k`` (default ``KEFU_KB_RRF_K``).
 """
 
 from __future__ import annotations

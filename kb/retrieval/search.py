@@ -80,7 +80,7 @@ def search(kb, query: str, k: int | None = None) -> SearchResult:
     if index is None or not query.strip():
         return SearchResult([], [], [])
     found = candidates(index, query, settings.KEFU_KB_CANDIDATES)
-    fused = fuse(found, dense_weight=kb.fusion_dense_weight, limit=k)
+    fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k)
     lists = {
         BM25: [(key, score, {BM25: Ranked(rank, score)}) for rank, (key, score) in enumerate(found.bm25[:k], 1)],
         DENSE: [(key, score, {DENSE: Ranked(rank, score)}) for rank, (key, score) in enumerate(found.dense[:k], 1)],
@@ -121,11 +121,11 @@ def collapse(rows, row_ids: np.ndarray, scores: np.ndarray) -> list[tuple[tuple[
     return out
 
 
-def fuse(found: Candidates, *, dense_weight: float, limit: int):
+def fuse(found: Candidates, *, dense_weight: float, rrf_k: int | None = None, limit: int):
     return weighted_rrf(
         {BM25: found.bm25, DENSE: found.dense},
         weights={BM25: 1.0 - dense_weight, DENSE: dense_weight},
-        k=settings.KEFU_KB_RRF_K,
+        k=rrf_k or settings.KEFU_KB_RRF_K,
         limit=limit,
     )
 

@@ -25,9 +25,16 @@ def kb_data_dir(settings, tmp_path):
 
 @pytest.fixture(scope="session")
 def embedder():
-    """The process-wide embedding model, loaded once for the whole session."""
+    """The process-wide embedding model, loaded once for the whole session.
+
+    One torch thread: the test machine is shared, and two spinning threads on a loaded
+    2-core box are ten times slower than one.
+    """
+    import torch
+
     from kb.embedding import get_embedder
 
+    torch.set_num_threads(1)
     return get_embedder()
 
 

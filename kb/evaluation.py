@@ -1,0 +1,177 @@
+"""Retrieval evaluation: nDCG@10, Recall@1/5/10 and MRR@10 for bm25, dense and hybrid.
+
+Relevance is binary. A query's ``relevant`` labels are document titles, external ids or
+section headings; a hit matches a label when its document title, external id or the last
+heading of its chunk equals it. Each relevant label counts once, at its best rank.
+
+Also tunes a base's fusion weight on labelled pairs it already has — its FAQ entries whose
+source document holds the answer (question → that document) — because equal-weight RRF
+loses to dense alone on this kind of data (shared/notes/retrieval-baselines.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kb.retrieval.search import BM25, DENSE, Hit
+
+RETRIEVERS = (BM25, DENSE, "hybrid")
+DEPTH = 10
+WEIGHT_GRID = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+RRF_K_GRID = (5, 20, 60)
+
+
+@dataclass(frozen=True)
+class EvalQuery:
+    query: str
+    relevant: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Metrics:
+    ndcg10: float
+    recall1: float
+    recall5: float
+    recall10: float
+    mrr10: float
+    queries: int
+
+    def as_dict(self) -> dict:
+        return {"nDCG@10": self.ndcg10, "R@1": self.recall1, "R@5": self.recall5, "R@10": self.recall10,
+                "MRR@10": self.mrr10, "queries": self.queries}
+
+
+def queries_load(path: Path) -> list[EvalQuery]:
+    """Query file lines: ``{"query": "...", "relevant": ["<title, external id or heading>", ...]}``."""
+    out = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            out.append(EvalQuery(query=str(row["query"]), relevant=tuple(str(r) for r in row["relevant"])))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: expected {{\"query\": ..., \"relevant\": [...]}}") from exc
+    return out
+
+
+def hit_labels(hit: Hit) -> set[str]:
+    labels = {hit.document_title, hit.external_id}
+    if hit.heading_path:
+        labels.add(hit.heading_path.split(" > ")[-1])
+    return {label for label in labels if label}
+
+
+def ranks_of_relevant(labels: Sequence[set[str]], relevant: Iterable[str]) -> list[int]:
+    """1-based rank at which each relevant label first appears (relevant labels found only)."""
+    wanted = set(relevant)
+    found: dict[str, int] = {}
+    for rank, hit in enumerate(labels, start=1):
+        for label in hit & wanted:
+            found.setdefault(label, rank)
+    return sorted(found.values())
+
+
+def query_metrics(ranks: list[int], relevant_count: int) -> tuple[float, float, float, float, float]:
+    if relevant_count == 0:
+        return 0.0, 0.0, 0.0, 0.0, 0.0
+    dcg = sum(1 / math.log2(r + 1) for r in ranks if r <= DEPTH)
+    ideal = sum(1 / math.log2(i + 1) for i in range(1, min(relevant_count, DEPTH) + 1))
+    recall = [sum(1 for r in ranks if r <= k) / relevant_count for k in (1, 5, 10)]
+    mrr = 1 / ranks[0] if ranks and ranks[0] <= DEPTH else 0.0
+    return dcg / ideal, recall[0], recall[1], recall[2], mrr
+
+
+def aggregate(rows: list[tuple[float, float, float, float, float]]) -> Metrics:
+    n = len(rows)
+    if not n:
+        return Metrics(0, 0, 0, 0, 0, 0)
+    means = [sum(column) / n for column in zip(*rows, strict=True)]
+    return Metrics(*means, queries=n)
+
+
+def score_lists(ranked: Sequence[Sequence[set[str]]], queries: Sequence[EvalQuery]) -> Metrics:
+    return aggregate([query_metrics(ranks_of_relevant(labels, q.relevant), len(set(q.relevant)))
+                      for labels, q in zip(ranked, queries, strict=True)])
+
+
+def knowledge_base_evaluate(*, knowledge_base, queries: Sequence[EvalQuery],
+                            include_faq: bool = False) -> dict[str, Metrics]:
+    """Metrics per retriever; FAQ hits are left out unless asked (their questions are the labels' twins)."""
+    from kb.retrieval.search import search
+
+    lists: dict[str, list[list[set[str]]]] = {name: [] for name in RETRIEVERS}
+    for q in queries:
+        result = search(knowledge_base, q.query, DEPTH + 10 if not include_faq else DEPTH)
+        for name, hits in ((BM25, result.bm25), (DENSE, result.dense), ("hybrid", result.hybrid)):
+            kept = [h for h in hits if include_faq or not h.is_faq][:DEPTH]
+            lists[name].append([hit_labels(h) for h in kept])
+    return {name: score_lists(lists[name], queries) for name in RETRIEVERS}
+
+
+def fusion_weight_tune(*, knowledge_base, pairs: Sequence[EvalQuery] | None = None,
+                       grid: Sequence[float] = WEIGHT_GRID, k_grid: Sequence[int] = RRF_K_GRID,
+                       save: bool = True) -> tuple[tuple[float, int], dict[tuple[float, int], float]]:
+    """The (dense weight, RRF k) maximising hybrid nDCG@10 on labelled pairs (default: the base's FAQ pairs).
+
+    Retrieval runs once per query; only the fusion is repeated per setting. Returns the chosen
+    setting and nDCG@10 per setting. With fewer than 10 pairs the base keeps its own.
+    """
+    from kb.indexing import active_index
+    from kb.retrieval.search import candidates, fuse
+
+    pairs = list(pairs if pairs is not None else faq_pairs(knowledge_base))
+    index = active_index(knowledge_base.pk)
+    current = (knowledge_base.fusion_dense_weight, knowledge_base.fusion_rrf_k)
+    if len(pairs) < 10 or index is None:
+        return current, {}
+    from django.conf import settings
+
+    found = [chunk_candidates(candidates(index, p.query, settings.KEFU_KB_CANDIDATES)) for p in pairs]
+    labels = chunk_labels({key for f in found for key, _ in f.bm25 + f.dense})
+    results = {}
+    for weight in grid:
+        for rrf_k in k_grid:
+            ranked = [[labels.get(fused.key, set())
+                       for fused in fuse(f, dense_weight=weight, rrf_k=rrf_k, limit=DEPTH)] for f in found]
+            results[(weight, rrf_k)] = score_lists(ranked, pairs).ndcg10
+    # Ties go to the setting nearest the defaults (less overfitting to a small label set).
+    best = max(results, key=lambda s: (round(results[s], 6), -abs(s[0] - 0.7), s[1]))
+    if save:
+        knowledge_base.fusion_dense_weight, knowledge_base.fusion_rrf_k = best
+        knowledge_base.save(update_fields=["fusion_dense_weight", "fusion_rrf_k"])
+    return best, results
+
+
+def chunk_candidates(found):
+    """The same candidates without FAQ items (tuning asks which document holds the answer)."""
+    from kb.retrieval.search import Candidates
+
+    return Candidates(bm25=[c for c in found.bm25 if c[0][0] == "chunk"],
+                      dense=[c for c in found.dense if c[0][0] == "chunk"], query_vector=found.query_vector)
+
+
+def chunk_labels(keys: set[tuple[str, int]]) -> dict[tuple[str, int], set[str]]:
+    from kb.models import Chunk
+
+    ids = [ref for kind, ref in keys if kind == "chunk"]
+    out = {}
+    for chunk_id, title, external_id, heading in Chunk.objects.filter(pk__in=ids).values_list(
+            "id", "document__title", "document__external_id", "heading_path"):
+        labels = {title, external_id, heading.split(" > ")[-1] if heading else ""}
+        out[("chunk", chunk_id)] = {label for label in labels if label}
+    return out
+
+
+def faq_pairs(knowledge_base) -> list[EvalQuery]:
+    """The base's own labels: each FAQ phrasing → the document its answer came from."""
+    pairs = []
+    for entry in knowledge_base.faq_entries.filter(source_document__isnull=False).select_related("source_document"):
+        if entry.source_document.chunk_count:
+            for phrasing in entry.phrasings:
+                pairs.append(EvalQuery(query=phrasing, relevant=(entry.source_document.title,)))
+    return pairs
