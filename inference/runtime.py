@@ -1,8 +1,11 @@
-"""The generator of this process: loaded once, shared by every request.
+"""The generator of this process: built once, shared by every request.
 
 In embedded mode the web process calls :func:`start_in_process_engine` from a
 background thread at start-up; the inference worker does the same when it starts.
-:func:`generator_state` tells ``/readyz`` (and the worker heartbeat) how far it got.
+Either way the result is one :class:`~inference.backends.Generator` per process — the
+continuous-batching engine for the transformers backend, or a client for the openai /
+vllm backends. :func:`generator_state` tells ``/readyz`` (and the worker heartbeat)
+how far it got; :func:`get_generator` waits for it (the inference task uses it).
 """
 
 from __future__ import annotations
@@ -27,9 +30,14 @@ class GeneratorState:
     since: float = 0.0
 
 
+class GeneratorUnavailable(RuntimeError):
+    """The generator of this process failed to load or did not become ready in time."""
+
+
 _lock = threading.Lock()
+_ready = threading.Event()
 _state = GeneratorState("not_started", "")
-_loaded = None
+_generator = None
 
 
 def generator_state() -> GeneratorState:
@@ -37,37 +45,62 @@ def generator_state() -> GeneratorState:
 
 
 def loaded_generator():
-    """The loaded model of this process, or None while it is not ready."""
-    return _loaded
+    """The loaded model (LoadedModel) of the in-process engine, or None (not ready, or remote backend)."""
+    return getattr(_generator, "loaded", None)
+
+
+def current_generator():
+    """The ready generator of this process, or None."""
+    return _generator
 
 
 def start_in_process_engine() -> GeneratorState:
-    """Load the configured generator once; later calls return the current state."""
-    global _state, _loaded
+    """Build the configured generator once and start it; later calls return the current state."""
+    global _state, _generator
     with _lock:
         if _state.status in ("loading", "ready"):
             return _state
         _state = GeneratorState("loading", settings.KEFU_MODEL, since=time.time())
     try:
-        loaded = load_configured_generator()
+        generator = build_configured_generator()
     except Exception as exc:
         log.exception("the generator %s failed to load", settings.KEFU_MODEL)
         _state = GeneratorState("failed", settings.KEFU_MODEL, f"{type(exc).__name__}: {exc}", time.time())
+        _ready.set()
         return _state
-    _loaded = loaded
-    detail = f"{loaded.device}, {loaded.dtype}" if loaded is not None else "remote endpoint"
+    _generator = generator
+    detail = generator.describe()
     _state = GeneratorState("ready", settings.KEFU_MODEL, detail, time.time())
+    _ready.set()
     log.info("generator %s ready (%s)", settings.KEFU_MODEL, detail)
     return _state
 
 
-def load_configured_generator():
-    """Load KEFU_MODEL with the configured device and dtype (None for a remote backend)."""
-    from inference.catalog import resolve_model
-    from inference.loader import load_generator
+def get_generator(timeout_s: float = 600.0):
+    """This process's generator, starting it here if nobody has; raises GeneratorUnavailable."""
+    if _state.status == "not_started":
+        start_in_process_engine()
+    if not _ready.wait(timeout_s):
+        raise GeneratorUnavailable(f"the generator {settings.KEFU_MODEL} is still loading after {timeout_s:.0f} s")
+    if _generator is None:
+        raise GeneratorUnavailable(f"the generator {settings.KEFU_MODEL} failed to load: {_state.detail}")
+    return _generator
 
-    spec = resolve_model(settings.KEFU_MODEL, settings.KEFU_MODEL_BACKEND)
-    if spec.kind == "remote":
-        return None
-    return load_generator(spec, models_dir=settings.KEFU_DATA_DIR / "models",
-                          device=settings.KEFU_DEVICE, dtype=settings.KEFU_DTYPE)
+
+def build_configured_generator():
+    """Load KEFU_MODEL as the configured backend and start it (the engine thread, for transformers)."""
+    from inference.backends import build_generator
+    from inference.config import engine_config
+
+    config = engine_config()
+    generator = build_generator(config, models_dir=settings.KEFU_DATA_DIR / "models")
+    attach_metrics(generator)
+    return generator
+
+
+def attach_metrics(generator) -> None:
+    """Export the engine's events as Prometheus metrics (a no-op for remote backends)."""
+    from inference.metrics import engine_listener
+
+    if hasattr(generator, "listeners"):
+        generator.listeners.append(engine_listener)

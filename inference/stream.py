@@ -223,14 +223,68 @@ def redis_client(url: str):
     return _redis_clients[url]
 
 
-def open_stream(job_id) -> TokenStream:
-    """The job's token stream: Redis Streams in service mode, in-memory in embedded mode."""
+def open_stream(job_id, *, reap_on_read: bool = True) -> TokenStream:
+    """The job's token stream: Redis Streams in service mode, in-memory in embedded mode.
+
+    With ``reap_on_read`` a blocking read that finds nothing checks (at most every few seconds)
+    whether the job's worker died, and if so fails the job, so the reader gets an ``error``.
+    """
     from django.conf import settings
 
     from inference.config import engine_config
 
     config = engine_config()
     if settings.REDIS_URL:
-        return RedisTokenStream(str(job_id), redis_client(settings.REDIS_URL),
-                                maxlen=config.stream_maxlen, ttl_s=config.stream_ttl_s)
-    return memory_stream(str(job_id), maxlen=config.stream_maxlen, ttl_s=config.stream_ttl_s)
+        stream = RedisTokenStream(str(job_id), redis_client(settings.REDIS_URL),
+                                  maxlen=config.stream_maxlen, ttl_s=config.stream_ttl_s)
+    else:
+        stream = memory_stream(str(job_id), maxlen=config.stream_maxlen, ttl_s=config.stream_ttl_s)
+    return ReapingStream(stream) if reap_on_read else stream
+
+
+REAP_CHECK_EVERY_S = 5.0
+_last_reap_check: dict[str, float] = {}
+
+
+class ReapingStream:
+    """A TokenStream whose idle blocking reads also check that the job is still alive."""
+
+    def __init__(self, inner: TokenStream):
+        self.inner = inner
+        self.job_id = inner.job_id
+
+    def append(self, kind: str, data: dict) -> str:
+        return self.inner.append(kind, data)
+
+    def delete(self) -> None:
+        self.inner.delete()
+
+    def read(self, after: str = START, *, block_ms: int = 0, count: int = 1000) -> list[StreamEvent]:
+        events = self.inner.read(after, block_ms=block_ms, count=count)
+        if events or block_ms <= 0 or not self.due_for_check():
+            return events
+        if reap_if_stale(self.job_id):
+            return self.inner.read(after, count=count)
+        return events
+
+    def due_for_check(self) -> bool:
+        now = time.monotonic()
+        if now - _last_reap_check.get(self.job_id, 0.0) < REAP_CHECK_EVERY_S:
+            return False
+        _last_reap_check[self.job_id] = now
+        if len(_last_reap_check) > 10_000:
+            _last_reap_check.clear()
+        return True
+
+
+def reap_if_stale(job_id: str) -> bool:
+    """Fail the job when its worker is gone; never lets a database problem break a read."""
+    import logging
+
+    from inference.services import generation_reap_if_stale
+
+    try:
+        return generation_reap_if_stale(job_id=job_id)
+    except Exception:  # noqa: BLE001 - the read itself must still answer
+        logging.getLogger(__name__).exception("stale check of generation %s failed", job_id)
+        return False

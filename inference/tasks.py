@@ -1,9 +1,34 @@
-"""Celery glue for the inference worker (the generation task itself lands with the engine)."""
+"""Celery glue for the inference worker: the generation task, the reaper, model loading at start.
+
+``inference.generate`` takes a job id and calls :func:`inference.services.generation_run`,
+which tests call directly. The worker runs with ``-P threads``: many tasks wait on the
+one batching engine of the process at once, so the thread pool's soft time limits do
+not apply — the engine's own per-request timeout and ``generation_run``'s deadline do.
+Both tasks go to the ``inference`` queue through ``CELERY_TASK_ROUTES`` (``inference.*``;
+Celery 6 drops the per-task ``queue`` attribute).
+"""
 
 from celery import signals
 from django.conf import settings
 
-from kefu.celery import app  # noqa: F401 - tasks of this module register on the project app
+from kefu.celery import app
+
+
+@app.task(name="inference.generate", acks_late=True, ignore_result=True,
+          soft_time_limit=settings.KEFU_GENERATION_TIMEOUT + 30, time_limit=settings.KEFU_GENERATION_TIMEOUT + 60)
+def generate(job_id: str) -> None:
+    """Run one generation job; its events go to the job's token stream."""
+    from inference.services import generation_run
+
+    generation_run(job_id=job_id)
+
+
+@app.task(name="inference.reap_stale", acks_late=True, ignore_result=True, time_limit=60)
+def reap_stale() -> None:
+    """Fail jobs left "running" by a worker that died (scheduled every minute by beat)."""
+    from inference.services import generation_reap_stale
+
+    generation_reap_stale()
 
 
 @signals.worker_ready.connect

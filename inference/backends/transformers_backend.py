@@ -1,0 +1,230 @@
+"""Model functions of the transformers backend, in the gpt-fast style.
+
+Small functions the batching engine (:mod:`inference.engine`) chains together:
+:func:`encode_chat` (chat template → ids), :func:`prefill` (one prompt → its KV cache
+and first-token logits), :func:`join` (a prefilled sequence enters the running batch),
+:func:`decode_step` (one token for every row), :func:`sample`, and :func:`evict` (drop
+finished rows, trim padding).
+
+The running batch is a left-padded ``DynamicCache``: every row's keys/values end at the
+same column, the attention mask marks each row's padding, and each row carries its own
+position id. A new sequence is prefilled on its own and left-padded to the batch's
+length (or the batch is padded to its length) before it joins; nothing else moves.
+Measured on this 2-core CPU with SmolLM2-135M, this is as fast as ``generate`` on a
+padded batch (~37 tok/s for 8 rows) and faster than transformers' own continuous
+batching (~21 tok/s), which is why the engine does not use the latter.
+
+torch and transformers are imported inside the functions: only a process that
+generates pays for them (the web process must start fast).
+
+Shapes: B rows in the batch, L cache length (padded), T prompt tokens, V vocabulary,
+H key/value heads, D head dim.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from inference.config import EngineConfig
+from inference.params import SamplingParams
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DecodeBatch:
+    """The rows decoding together. Mutable: the engine's loop owns it and nobody else touches it."""
+
+    cache: object  # transformers DynamicCache; per layer keys/values (B, H, L, D)
+    attention_mask: object  # B, L — 1 for real tokens, 0 for left padding
+    positions: object  # B — position id of the token each row feeds next
+    last_tokens: object  # B — the token each row feeds next
+
+    @property
+    def size(self) -> int:
+        return int(self.attention_mask.shape[0])
+
+    @property
+    def length(self) -> int:
+        return int(self.attention_mask.shape[1])
+
+
+def load_model(config: EngineConfig, *, models_dir):
+    """Load the configured model once (and quantize it when asked): a LoadedModel."""
+    import torch
+
+    from inference.catalog import resolve_model
+    from inference.loader import load_generator
+
+    if config.num_threads > 0:
+        torch.set_num_threads(config.num_threads)
+    loaded = load_generator(resolve_model(config.model, config.backend), models_dir=models_dir,
+                            device=config.device, dtype=config.dtype)
+    if config.quantization not in ("", "none"):
+        loaded.model = quantize(loaded.model, config.quantization, loaded.device)
+        loaded.dtype = f"{loaded.dtype}+{config.quantization}"
+    return loaded
+
+
+def quantize(model, method: str, device: str):
+    """Weight quantization after loading: dynamic int8 linear layers on a CPU."""
+    import torch
+
+    if method == "int8" and device == "cpu":
+        # Weights stored as int8, activations quantized on the fly per batch.
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    raise ValueError(f"KEFU_QUANTIZATION={method!r} is not supported on {device} (use 'none', or 'int8' on CPU)")
+
+
+def encode_chat(tokenizer, messages: Sequence[dict]) -> list[int]:
+    """The model's chat template applied to ``messages``, ending with the assistant's turn: T ids."""
+    encoded = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
+    if hasattr(encoded, "keys"):  # transformers 5 returns a BatchEncoding
+        encoded = encoded["input_ids"]
+    if encoded and isinstance(encoded[0], list):
+        encoded = encoded[0]
+    return [int(token) for token in encoded]
+
+
+def prompt_opens_reasoning(tokenizer, prompt_ids: list[int]) -> bool:
+    """True when the chat template already opened a ``<think>`` block (the model starts reasoning)."""
+    tail = tokenizer.decode(prompt_ids[-8:], skip_special_tokens=False)
+    return tail.rstrip().endswith("<think>")
+
+
+def eos_token_ids(model, tokenizer) -> frozenset[int]:
+    """Every id that ends a generation: the generation config's EOS ids and the tokenizer's."""
+    ids: set[int] = set()
+    for source in (getattr(model, "generation_config", None), model.config, tokenizer):
+        value = getattr(source, "eos_token_id", None)
+        if isinstance(value, int):
+            ids.add(value)
+        elif value:
+            ids.update(int(item) for item in value)
+    return frozenset(ids)
+
+
+def prefill(model, prompt_ids: list[int], device: str):
+    """Run one prompt: (logits of its last position (1, V), its DynamicCache)."""
+    import torch
+    from transformers import DynamicCache
+
+    input_ids = torch.tensor([prompt_ids], device=device)  # 1, T
+    cache = DynamicCache()
+    out = model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    return out.logits[:, -1, :], cache  # (1, V), cache of length T
+
+
+def join(batch: DecodeBatch | None, cache, length: int, first_token: int, device: str) -> DecodeBatch:
+    """Add one prefilled sequence (cache of ``length`` columns) as the last row of the batch."""
+    import torch
+
+    mask = torch.ones(1, length, dtype=torch.long, device=device)  # 1, T
+    position = torch.tensor([length], device=device)  # 1
+    token = torch.tensor([first_token], device=device)  # 1
+    if batch is None:
+        return DecodeBatch(cache, mask, position, token)
+    width = max(batch.length, length)
+    pad_rows(batch.cache, width - batch.length)
+    pad_rows(cache, width - length)
+    for layer, new in zip(batch.cache.layers, cache.layers, strict=True):
+        layer.keys = torch.cat([layer.keys, new.keys], dim=0)  # B+1, H, L, D
+        layer.values = torch.cat([layer.values, new.values], dim=0)  # B+1, H, L, D
+    return DecodeBatch(
+        cache=batch.cache,
+        attention_mask=torch.cat([left_pad(batch.attention_mask, width - batch.length),
+                                  left_pad(mask, width - length)], dim=0),  # B+1, L
+        positions=torch.cat([batch.positions, position]),  # B+1
+        last_tokens=torch.cat([batch.last_tokens, token]),  # B+1
+    )
+
+
+def pad_rows(cache, columns: int) -> None:
+    """Left-pad every layer's keys/values with ``columns`` zero columns."""
+    if columns <= 0:
+        return
+    for layer in cache.layers:
+        layer.keys = left_pad(layer.keys, columns, dim=2)  # B, H, L+columns, D
+        layer.values = left_pad(layer.values, columns, dim=2)
+
+
+def left_pad(tensor, columns: int, dim: int = 1):
+    import torch
+
+    if columns <= 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = columns
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+
+def decode_step(model, batch: DecodeBatch, device: str):
+    """Feed every row's last token; returns next-token logits (B, V) and advances masks and positions."""
+    import torch
+
+    cache_position = torch.tensor([batch.length], device=device)  # 1 — the new column
+    batch.attention_mask = torch.cat(
+        [batch.attention_mask, batch.attention_mask.new_ones(batch.size, 1)], dim=1
+    )  # B, L+1
+    out = model(input_ids=batch.last_tokens[:, None], attention_mask=batch.attention_mask,
+                position_ids=batch.positions[:, None], past_key_values=batch.cache,
+                cache_position=cache_position, use_cache=True, logits_to_keep=1)
+    batch.positions = batch.positions + 1  # B
+    return out.logits[:, -1, :]  # B, V
+
+
+def set_next_tokens(batch: DecodeBatch, tokens: list[int], device: str) -> None:
+    import torch
+
+    batch.last_tokens = torch.tensor(tokens, device=device)  # B
+
+
+def evict(batch: DecodeBatch, keep: list[int]) -> DecodeBatch | None:
+    """Keep only the rows in ``keep`` (batch order); drop padding columns no remaining row needs."""
+    import torch
+
+    if not keep:
+        return None
+    if len(keep) == batch.size:
+        return batch
+    index = torch.tensor(keep, device=batch.attention_mask.device)  # B'
+    mask = batch.attention_mask.index_select(0, index)  # B', L
+    first = int(mask.any(dim=0).long().argmax())  # first column some row still uses
+    for layer in batch.cache.layers:
+        layer.keys = layer.keys.index_select(0, index)[:, :, first:, :]  # B', H, L-first, D
+        layer.values = layer.values.index_select(0, index)[:, :, first:, :]
+    return DecodeBatch(batch.cache, mask[:, first:], batch.positions.index_select(0, index),
+                       batch.last_tokens.index_select(0, index))
+
+
+def sample(logits, params: Sequence[SamplingParams], generators: Sequence) -> list[int]:
+    """One token per row: argmax for temperature 0, else temperature + top-p sampling. logits (B, V)."""
+    import torch
+
+    tokens = logits.argmax(dim=-1).tolist()  # B
+    for row, row_params in enumerate(params):
+        if row_params.temperature <= 0:
+            continue
+        probs = torch.softmax(logits[row].float() / row_params.temperature, dim=-1)  # V
+        if row_params.top_p < 1.0:
+            sorted_probs, order = probs.sort(descending=True)  # V, V
+            outside = sorted_probs.cumsum(0) - sorted_probs > row_params.top_p  # V
+            sorted_probs[outside] = 0.0
+            choice = torch.multinomial(sorted_probs, 1, generator=generators[row])  # 1
+            tokens[row] = int(order[choice])
+        else:
+            tokens[row] = int(torch.multinomial(probs, 1, generator=generators[row]))
+    return tokens
+
+
+def make_generator(seed: int | None, device: str):
+    """A per-request random generator when the request fixes a seed (else the global one)."""
+    import torch
+
+    if seed is None:
+        return None
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    return generator

@@ -1,0 +1,274 @@
+"""The continuous-batching engine of the transformers backend: one per process.
+
+``submit()`` (any thread) tokenizes the request with the model's chat template and
+queues it; one engine thread runs the loop:
+
+1. :meth:`BatchingEngine.admit` — waiting requests (up to ``max_batch`` rows) are
+   prefilled one by one and join the running batch; their first token is emitted;
+2. :meth:`BatchingEngine.drop_stopped` — cancelled and timed-out rows leave before
+   the next step, so a cancel takes effect within one step;
+3. :meth:`BatchingEngine.step` — one batched decode step, one token per row,
+   streamed to each request's handle;
+4. finished rows (EOS, stop sequence, max_new_tokens) are evicted.
+
+A request that arrives while others decode joins at the next step; each request
+streams its own tokens through its :class:`~inference.handle.GenerationHandle`.
+Model functions live in :mod:`inference.backends.transformers_backend`; MoE expert
+counts come from :mod:`inference.moe` hooks.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from inference.backends import transformers_backend as tb
+from inference.config import EngineConfig
+from inference.detokenize import TextAssembler
+from inference.handle import GenerationHandle, GenerationOutput
+from inference.moe import ExpertLoadWindow, attach_expert_counter
+from inference.params import GenerationRequest
+
+log = logging.getLogger(__name__)
+IDLE_WAIT_S = 0.5
+
+
+@dataclass
+class Row:
+    """One sequence in the running batch (engine-thread state)."""
+
+    handle: GenerationHandle
+    prompt_ids: list[int]
+    assembler: TextAssembler
+    generator: object  # torch.Generator or None
+    deadline: float  # time.monotonic() after which the request times out
+    generated: list[int] = field(default_factory=list)
+    finish_reason: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.handle.request.request_id
+
+
+@dataclass
+class Pending:
+    handle: GenerationHandle
+    prompt_ids: list[int]
+
+
+class BatchingEngine:
+    """Continuous batching over one model: thread-safe ``submit()``, one decoding thread."""
+
+    def __init__(self, loaded, config: EngineConfig):
+        self.loaded = loaded
+        self.model, self.tokenizer, self.device = loaded.model, loaded.tokenizer, loaded.device
+        self.config = config
+        self.eos_ids = tb.eos_token_ids(self.model, self.tokenizer)
+        self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 0) or 1 << 30)
+        self.expert_counter = attach_expert_counter(self.model)
+        self.expert_window = ExpertLoadWindow()
+        self.waiting: collections.deque[Pending] = collections.deque()
+        self.rows: list[Row] = []
+        self.batch: tb.DecodeBatch | None = None
+        self.wakeup = threading.Condition()
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.steps = 0  # decode steps run (tests and metrics)
+        self.listeners: list = []  # callables(event: str, **fields) — metrics hooks
+
+    # --- public, any thread ---
+    def start(self) -> BatchingEngine:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self.run, name="kefu-engine", daemon=True)
+            self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stopping.set()
+        with self.wakeup:
+            self.wakeup.notify_all()
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    def describe(self) -> str:
+        return f"{self.loaded.spec.name} on {self.device} ({self.loaded.dtype}), batch ≤ {self.config.max_batch}"
+
+    def submit(self, request: GenerationRequest) -> GenerationHandle:
+        """Queue a request; its tokens arrive on the returned handle."""
+        handle = GenerationHandle(request)
+        if request.submitted_at:
+            # queue time counts from when the job was stored, not from when the worker picked it up
+            handle.timings.submitted -= max(0.0, time.time() - request.submitted_at)
+        try:
+            prompt_ids = tb.encode_chat(self.tokenizer, request.messages)
+        except Exception as exc:  # noqa: BLE001 - a template error belongs to this request only
+            handle.fail(f"the chat template failed: {exc}")
+            return handle
+        if len(prompt_ids) + request.params.max_new_tokens > self.max_positions:
+            handle.fail(f"prompt of {len(prompt_ids)} tokens + max_new_tokens={request.params.max_new_tokens} "
+                        f"exceeds the model's {self.max_positions} positions")
+            return handle
+        if self.stopping.is_set():
+            handle.fail("the engine is stopped")
+            return handle
+        with self.wakeup:
+            self.waiting.append(Pending(handle, prompt_ids))
+            self.wakeup.notify_all()
+        self.notify("queued")
+        return handle
+
+    def counts(self) -> tuple[int, int]:
+        """(running, waiting) requests right now."""
+        return len(self.rows), len(self.waiting)
+
+    # --- the engine thread ---
+    def run(self) -> None:
+        import torch
+
+        with torch.inference_mode():
+            while not self.stopping.is_set():
+                try:
+                    self.run_once()
+                except Exception as exc:  # noqa: BLE001 - fail the batch, keep the engine alive
+                    log.exception("decode step failed; failing %d running request(s)", len(self.rows))
+                    self.fail_rows(self.rows, f"{type(exc).__name__}: {exc}")
+        self.shutdown()
+
+    def run_once(self) -> None:
+        self.admit()
+        self.drop_stopped()
+        if not self.rows:
+            with self.wakeup:
+                if not self.waiting and not self.stopping.is_set():
+                    self.wakeup.wait(IDLE_WAIT_S)
+            return
+        self.step()
+
+    def admit(self) -> None:
+        """Prefill waiting requests into free rows; each emits its first token."""
+        while len(self.rows) < self.config.max_batch:
+            with self.wakeup:
+                if not self.waiting:
+                    return
+                pending = self.waiting.popleft()
+            handle = pending.handle
+            if handle.cancelled:
+                handle.fail("cancelled before it started", finish_reason="cancelled")
+                continue
+            self.prefill_row(pending)
+
+    def prefill_row(self, pending: Pending) -> None:
+        handle, prompt_ids = pending.handle, pending.prompt_ids
+        params = handle.request.params
+        handle.timings.started = time.monotonic()
+        row = Row(handle=handle, prompt_ids=prompt_ids,
+                  assembler=TextAssembler(params.stop, starts_in_reasoning=tb.prompt_opens_reasoning(
+                      self.tokenizer, prompt_ids)),
+                  generator=tb.make_generator(params.seed, self.device),
+                  deadline=handle.timings.submitted + self.config.timeout_s)
+        if self.expert_counter:
+            self.expert_counter.set_owners([row.key] * len(prompt_ids))
+        try:
+            logits, cache = tb.prefill(self.model, prompt_ids, self.device)  # (1, V)
+        except Exception as exc:  # noqa: BLE001 - this prompt failed, the batch goes on
+            log.exception("prefill failed for %s", row.key)
+            self.finish(row, "error", error=f"{type(exc).__name__}: {exc}")
+            return
+        first = tb.sample(logits, [params], [row.generator])[0]
+        handle.timings.first_token = time.monotonic()
+        self.notify("first_token", ttft_s=handle.timings.first_token - handle.timings.submitted)
+        if self.accept_token(row, first):
+            self.finish(row, row.finish_reason)
+            return
+        self.batch = tb.join(self.batch, cache, len(prompt_ids), first, self.device)
+        self.rows.append(row)
+
+    def drop_stopped(self) -> None:
+        """Rows cancelled by their consumer or past their deadline leave before the next step."""
+        now = time.monotonic()
+        for row in self.rows:
+            if row.handle.cancelled:
+                row.finish_reason = "cancelled"
+            elif now > row.deadline:
+                row.finish_reason = "timeout"
+        self.evict_finished()
+
+    def step(self) -> None:
+        """One batched decode step: a token for every row, streamed; finished rows leave."""
+        if self.expert_counter:
+            self.expert_counter.set_owners([row.key for row in self.rows])
+        started = time.monotonic()
+        logits = tb.decode_step(self.model, self.batch, self.device)  # B, V
+        tokens = tb.sample(logits, [row.handle.request.params for row in self.rows],
+                           [row.generator for row in self.rows])
+        tb.set_next_tokens(self.batch, tokens, self.device)
+        self.steps += 1
+        for row, token in zip(self.rows, tokens, strict=True):
+            self.accept_token(row, token)
+        self.notify("step", batch_size=len(self.rows), seconds=time.monotonic() - started)
+        self.evict_finished()
+
+    def accept_token(self, row: Row, token: int) -> bool:
+        """Record a generated token, stream its text; True when the row is finished."""
+        row.generated.append(token)
+        if token in self.eos_ids:
+            row.finish_reason = "stop"
+            return True
+        decoded = self.tokenizer.decode(row.generated, skip_special_tokens=True)
+        row.handle.emit(row.assembler.feed(decoded))
+        if row.assembler.stopped:
+            row.finish_reason = "stop"
+        elif len(row.generated) >= row.handle.request.params.max_new_tokens:
+            row.finish_reason = "length"
+        return bool(row.finish_reason)
+
+    def evict_finished(self) -> None:
+        keep = [index for index, row in enumerate(self.rows) if not row.finish_reason]
+        if len(keep) == len(self.rows):
+            return
+        finished = [row for row in self.rows if row.finish_reason]
+        self.batch = tb.evict(self.batch, keep) if self.batch is not None else None
+        self.rows = [self.rows[index] for index in keep]
+        for row in finished:
+            self.finish(row, row.finish_reason)
+
+    def finish(self, row: Row, reason: str, *, error: str = "") -> None:
+        """Flush held-back text and hand the outcome to the request's handle."""
+        handle = row.handle
+        if reason in ("stop", "length"):
+            handle.emit(row.assembler.flush())
+        elif reason == "timeout":
+            error = error or f"generation exceeded {self.config.timeout_s:.0f} s"
+        handle.timings.finished = time.monotonic()
+        expert_counts = self.expert_counter.pop(row.key) if self.expert_counter else None
+        self.expert_window.add(expert_counts)
+        output = GenerationOutput(
+            text=row.assembler.text, finish_reason=reason, reasoning_text=row.assembler.reasoning.strip(),
+            prompt_tokens=len(row.prompt_ids), completion_tokens=len(row.generated),
+            token_ids=tuple(row.generated), expert_counts=expert_counts, error=error,
+            **handle.timings.output_fields(len(row.generated)),
+        )
+        handle.finish(output)
+        self.notify("finished", output=output)
+
+    def fail_rows(self, rows: list[Row], message: str) -> None:
+        for row in list(rows):
+            self.finish(row, "error", error=message)
+        self.rows, self.batch = [], None
+
+    def shutdown(self) -> None:
+        self.fail_rows(self.rows, "the engine stopped")
+        with self.wakeup:
+            waiting, self.waiting = list(self.waiting), collections.deque()
+        for pending in waiting:
+            pending.handle.fail("the engine stopped")
+
+    def notify(self, event: str, **fields) -> None:
+        for listener in self.listeners:
+            try:
+                listener(event, engine=self, **fields)
+            except Exception:  # noqa: BLE001 - metrics must never break generation
+                log.exception("engine listener failed on %s", event)

@@ -1,0 +1,158 @@
+"""The continuous-batching engine against plain greedy ``model.generate`` on the bundled model."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from inference.backends.transformers_backend import encode_chat
+from inference.params import GenerationRequest, SamplingParams
+
+pytestmark = pytest.mark.slow
+
+PROMPTS = [
+    "What is the capital of France?",
+    "Write two sentences about the sea, the sky and the wind in the trees on a long summer evening.",
+    "hi",
+]
+NEW_TOKENS = 12
+
+
+def request(request_id: str, text: str, **params) -> GenerationRequest:
+    params = {"temperature": 0.0, "max_new_tokens": NEW_TOKENS, **params}
+    return GenerationRequest(request_id, ({"role": "user", "content": text},), SamplingParams(**params))
+
+
+def greedy_reference(loaded, text: str, max_new_tokens: int = NEW_TOKENS) -> list[int]:
+    """What plain greedy ``generate`` produces for one prompt, on its own."""
+    import torch
+
+    prompt = encode_chat(loaded.tokenizer, [{"role": "user", "content": text}])
+    with torch.inference_mode():
+        output = loaded.model.generate(torch.tensor([prompt]), attention_mask=torch.ones(1, len(prompt), dtype=torch.long),
+                                       max_new_tokens=max_new_tokens, do_sample=False)
+    return output[0, len(prompt):].tolist()
+
+
+def wait_for(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def references(smollm):
+    return {text: greedy_reference(smollm, text) for text in PROMPTS}
+
+
+def test_batched_tokens_equal_greedy_generate_with_a_late_joiner(smollm, make_engine, references):
+    # given an engine decoding two prompts of different lengths
+    engine = make_engine(smollm)
+    first = [engine.submit(request(f"r{index}", text)) for index, text in enumerate(PROMPTS[:2])]
+
+    # when a third request arrives after decoding has started (it joins the running batch)
+    wait_for(lambda: engine.steps >= 2)
+    late = engine.submit(request("late", PROMPTS[2]))
+    handles = [*first, late]
+    outputs = [handle.result(timeout=300) for handle in handles]
+
+    # then every request got exactly the tokens greedy generate gives it on its own
+    for text, output in zip(PROMPTS, outputs, strict=True):
+        assert list(output.token_ids) == references[text], text
+    # and the late one really decoded beside the others (it joined a running batch, not an idle engine)
+    assert late.timings.started < handles[1].timings.finished
+
+
+def test_streamed_text_is_the_final_text_and_counts_are_reported(smollm, make_engine):
+    # given a request
+    engine = make_engine(smollm)
+    handle = engine.submit(request("s", PROMPTS[0]))
+
+    # when its deltas are read as they come
+    streamed = "".join(handle)
+    output = handle.result(timeout=120)
+
+    # then they add up to the final text, with token counts and timings
+    assert streamed == output.text and output.text.strip()
+    assert output.prompt_tokens == len(encode_chat(smollm.tokenizer, [{"role": "user", "content": PROMPTS[0]}]))
+    assert output.completion_tokens == len(output.token_ids) > 0
+    assert 0 < output.ttft_ms <= output.total_ms
+    assert output.finish_reason in ("stop", "length")
+    assert output.expert_counts is None  # a dense model has no experts
+
+
+def test_stop_sequence_ends_generation_and_is_not_shown(smollm, make_engine, references):
+    # given the text greedy decoding produces for a prompt
+    full = smollm.tokenizer.decode(references[PROMPTS[0]], skip_special_tokens=True)
+    word = full.split()[3]
+
+    # when the same prompt runs with a stop sequence taken from the middle of that text
+    engine = make_engine(smollm)
+    output = engine.submit(request("stop", PROMPTS[0], stop=(word,))).result(timeout=120)
+
+    # then the answer ends right before it
+    assert output.finish_reason == "stop"
+    assert output.text == full[: full.index(word)]
+
+
+def test_max_new_tokens_gives_finish_reason_length(smollm, make_engine):
+    engine = make_engine(smollm)
+    output = engine.submit(request("len", PROMPTS[1], max_new_tokens=3)).result(timeout=120)
+    assert (output.completion_tokens, output.finish_reason) == (3, "length")
+
+
+def test_cancel_stops_within_one_step_and_others_go_on(smollm, make_engine, references):
+    # given two requests decoding together, one of them long
+    engine = make_engine(smollm)
+    long = engine.submit(request("long", PROMPTS[1], max_new_tokens=200))
+    other = engine.submit(request("other", PROMPTS[0]))
+    wait_for(lambda: engine.steps >= 2)
+
+    # when the long one is cancelled
+    generated_at_cancel = next(len(row.generated) for row in list(engine.rows) if row.key == "long")
+    long.cancel()
+    cancelled = long.result(timeout=60)
+
+    # then it ends within one step (the one in flight may still finish), and the other goes on
+    assert cancelled.finish_reason == "cancelled"
+    assert cancelled.completion_tokens <= generated_at_cancel + 2
+    assert list(other.result(timeout=120).token_ids) == references[PROMPTS[0]]
+
+
+def test_timeout_fails_the_request(smollm, make_engine):
+    # given an engine whose requests may run 0.3 s
+    engine = make_engine(smollm, timeout_s=0.3)
+
+    # when a long generation is asked for
+    output = engine.submit(request("slow", PROMPTS[1], max_new_tokens=400)).result(timeout=120)
+
+    # then it ends as a timeout with an error message, long before 400 tokens
+    assert output.finish_reason == "timeout"
+    assert "exceeded" in output.error
+    assert output.completion_tokens < 400
+
+
+def test_more_requests_than_rows_wait_for_a_free_row(smollm, make_engine, references):
+    # given an engine with 2 rows and 3 requests
+    engine = make_engine(smollm, max_batch=2)
+    handles = [engine.submit(request(f"q{index}", text)) for index, text in enumerate(PROMPTS)]
+
+    # then all finish with their greedy tokens
+    for text, handle in zip(PROMPTS, handles, strict=True):
+        assert list(handle.result(timeout=300).token_ids) == references[text]
+
+
+def test_prompt_too_long_fails_at_submit(smollm, make_engine):
+    engine = make_engine(smollm)
+    output = engine.submit(request("big", "word " * 9000, max_new_tokens=10)).result(timeout=5)
+    assert output.finish_reason == "error" and "exceeds" in output.error
+
+
+def test_seeded_sampling_is_reproducible(smollm, make_engine):
+    engine = make_engine(smollm)
+    runs = [engine.submit(request(f"seed{index}", PROMPTS[0], temperature=1.0, top_p=0.9, seed=7))
+            for index in range(2)]
+    first, second = (handle.result(timeout=120).token_ids for handle in runs)
+    assert first == second
