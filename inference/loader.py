@@ -135,7 +135,14 @@ def build_tiny_moe(family: str, *, models_dir: Path, dtype, seed: int = 0):
 
 def tiny_moe_config(family: str, *, vocab_size: int):
     """A transformers config for a tiny model of ``family`` with real MoE routing."""
-    from transformers import DeepseekV3Config, MixtralConfig, OlmoeConfig, Qwen2MoeConfig
+    from transformers import (
+        DeepseekV2Config,
+        DeepseekV3Config,
+        MixtralConfig,
+        OlmoeConfig,
+        Qwen2MoeConfig,
+        Qwen3MoeConfig,
+    )
 
     shape = dict(TINY_SHAPE, vocab_size=vocab_size)
     if family == "mixtral":
@@ -143,6 +150,16 @@ def tiny_moe_config(family: str, *, vocab_size: int):
     if family == "qwen2_moe":
         return Qwen2MoeConfig(**shape, num_experts=8, num_experts_per_tok=2, moe_intermediate_size=64,
                               shared_expert_intermediate_size=128, decoder_sparse_step=1)
+    if family == "qwen3_moe":
+        return Qwen3MoeConfig(**shape, num_experts=8, num_experts_per_tok=2, moe_intermediate_size=64,
+                              decoder_sparse_step=1, head_dim=16)
+    if family == "deepseek_v2":
+        # group-limited routing (4 groups, best 2) as DeepSeek-V2 itself routes
+        return DeepseekV2Config(**dict(shape, num_key_value_heads=shape["num_attention_heads"]), n_routed_experts=8,
+                                num_experts_per_tok=2, moe_intermediate_size=64, n_shared_experts=1,
+                                first_k_dense_replace=0, topk_method="group_limited_greedy", n_group=4,
+                                topk_group=2, kv_lora_rank=32, q_lora_rank=48, qk_rope_head_dim=16,
+                                qk_nope_head_dim=16, v_head_dim=16, head_dim=16)
     if family == "olmoe":
         return OlmoeConfig(**shape, num_experts=8, num_experts_per_tok=2)
     if family == "deepseek_v3":

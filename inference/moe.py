@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 MOE_BLOCK_CLASSES = {
     "MixtralSparseMoeBlock", "Qwen2MoeSparseMoeBlock", "Qwen3MoeSparseMoeBlock", "OlmoeSparseMoeBlock",
-    "DeepseekV2MoE", "DeepseekV3MoE",
+    "DeepseekV2Moe", "DeepseekV2MoE", "DeepseekV3MoE",
 }
 LAYER_INDEX = re.compile(r"layers\.(\d+)\.")
 
