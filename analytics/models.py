@@ -70,9 +70,14 @@ class HourlyRollup(models.Model):
 
 
 class QuestionRollup(models.Model):
-    """How often one normalised question was asked in an hour, and how often the cache answered it."""
+    """One normalised question of one UTC day × base × key: how often it was asked, how often cached.
 
-    hour = models.DateTimeField()
+    Daily, and only the ``QUESTIONS_PER_DAY`` most asked per (day, base, key): the long tail of
+    one-off questions would otherwise make this table as large as the message table. A
+    question frequent over the window is frequent on its days, so the top of the window is kept.
+    """
+
+    day = models.DateField()
     knowledge_base_id = models.PositiveIntegerField()
     widget_key_id = models.PositiveIntegerField(default=0)
     question_key = models.CharField(max_length=40)  # sha1 of the normalised text
@@ -81,7 +86,7 @@ class QuestionRollup(models.Model):
     cached = models.PositiveIntegerField(default=0)
 
     class Meta:
-        indexes = [models.Index(fields=["hour", "knowledge_base_id"], name="analytics_question_hour_kb")]
+        indexes = [models.Index(fields=["day", "knowledge_base_id"], name="analytics_question_day_kb")]
 
     def __str__(self) -> str:
         return f"{self.text[:60]} ×{self.asked}"

@@ -9,10 +9,10 @@ recomputes only those. Beat runs it every few minutes in service mode
 
 Bucketing (all UTC): conversations by their ``created_at``; a message, its outcome,
 latency, tokens and the rating it received by the message's ``created_at``; expert
-load by the generation's ``finished_at``.
+load by the generation's ``finished_at``; question counts by the UTC day asked.
 
 Budget: one pass over the messages of the range, streamed in chunks of 5,000 rows,
-memory bounded by the number of (hour, base, key) slots and distinct questions; about
+memory bounded by the number of (hour, base, key) slots and one day's distinct questions; about
 15 s and under 300 MB for a first rollup of 1M messages on one core (bench/analytics_dashboard.py).
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,6 +44,7 @@ OUTCOME_FIELDS = {
     "handed_off": "outcome_handed_off", "refused": "outcome_refused", "failed": "outcome_failed",
     "pending": "outcome_pending",
 }
+QUESTIONS_PER_DAY = 200  # most asked questions kept per UTC day × base × key
 UNCLASSIFIED = "unclassified"  # questions answered before the intent router ran (cache, guard)
 
 
@@ -119,14 +120,14 @@ def message_rows(start: datetime, end: datetime) -> Iterator[tuple]:
 
     return (Message.objects.filter(created_at__gte=start, created_at__lt=end).order_by()
             .values_list("created_at", "role", "outcome", "intent", "timings", "prompt_tokens",
-                         "completion_tokens", "normalized_text", "text", "conversation_id",
+                         "completion_tokens", "conversation_id",
                          "conversation__knowledge_base_id", "conversation__widget_key_id",
                          "conversation__visitor_id", "feedback__rating", "reply_to_id")
             .iterator(chunk_size=CHUNK))
 
 
-def add_message(slots: dict, questions: dict, row: tuple) -> None:
-    (created_at, role, outcome, intent, timings, prompt_tokens, completion_tokens, normalized, text,
+def add_message(slots: dict, row: tuple) -> None:
+    (created_at, role, outcome, intent, timings, prompt_tokens, completion_tokens,
      conversation_id, kb_id, key_id, visitor_id, rating, reply_to_id) = row
     slot_key = (hour_floor(created_at), kb_id, key_id or 0)
     slot = slots.setdefault(slot_key, SlotTotals())
@@ -136,10 +137,6 @@ def add_message(slots: dict, questions: dict, row: tuple) -> None:
         slot.outcomes[outcome] += 1
         slot.intents[intent or UNCLASSIFIED] += 1
         slot.visitors.add(visitor_id or f"conversation:{conversation_id}")
-        asked = normalized or text
-        entry = questions.setdefault((*slot_key, question_key(asked)), QuestionTotals(text[:500]))
-        entry.asked += 1
-        entry.cached += outcome == "cached"
         return
     if rating:
         slot.feedback[rating] += 1
@@ -229,26 +226,58 @@ def layer_counts(expert_counts) -> list[tuple[int, list[int]]]:
     return sorted(pairs)
 
 
+def utc_days(start: datetime, end: datetime) -> list:
+    """The UTC dates that ``[start, end)`` touches."""
+    first, last = start.astimezone(UTC).date(), (end.astimezone(UTC) - timedelta(microseconds=1)).date()
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+def question_rows_of_day(day) -> list[QuestionRollup]:
+    """The most asked questions of one UTC day, per base × key."""
+    from chat.models import Message
+
+    day_start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+    totals: dict[tuple, dict[str, QuestionTotals]] = defaultdict(dict)
+    rows = (Message.objects.filter(role="user", created_at__gte=day_start, created_at__lt=day_start + timedelta(days=1))
+            .order_by().values_list("normalized_text", "text", "outcome", "conversation__knowledge_base_id",
+                                    "conversation__widget_key_id").iterator(chunk_size=CHUNK))
+    for normalized, text, outcome, kb_id, key_id in rows:
+        entry = totals[(kb_id, key_id or 0)].setdefault(question_key(normalized or text), QuestionTotals(text[:500]))
+        entry.asked += 1
+        entry.cached += outcome == "cached"
+    kept = []
+    for (kb_id, key_id), questions in totals.items():
+        top = sorted(questions.items(), key=lambda item: -item[1].asked)[:QUESTIONS_PER_DAY]
+        kept += [QuestionRollup(day=day, knowledge_base_id=kb_id, widget_key_id=key_id, question_key=key,
+                                text=entry.text, asked=entry.asked, cached=entry.cached) for key, entry in top]
+    return kept
+
+
 def rollup_hours(start: datetime, end: datetime) -> RollupResult:
-    """Recompute every UTC hour overlapping ``[start, end)`` from the raw rows (idempotent)."""
+    """Recompute every UTC hour overlapping ``[start, end)`` from the raw rows (idempotent).
+
+    Question rollups are daily, so the whole UTC days around the range are recomputed for them.
+    """
     start, end = hour_floor(start), hour_ceil(end)
     slots: dict[tuple, SlotTotals] = {}
-    questions: dict[tuple, QuestionTotals] = {}
     for row in message_rows(start, end):
-        add_message(slots, questions, row)
+        add_message(slots, row)
     add_conversations(slots, start, end)
     hourly = [hourly_row(slot_key, slot) for slot_key, slot in slots.items()]
-    question_rows = [QuestionRollup(hour=hour, knowledge_base_id=kb_id, widget_key_id=key_id, question_key=key,
-                                    text=entry.text, asked=entry.asked, cached=entry.cached)
-                     for (hour, kb_id, key_id, key), entry in questions.items()]
     experts = expert_rows(start, end)
     with transaction.atomic():
-        for model in (HourlyRollup, QuestionRollup, ExpertLoadRollup):
-            model.objects.filter(hour__gte=start, hour__lt=end).delete()
+        HourlyRollup.objects.filter(hour__gte=start, hour__lt=end).delete()
+        ExpertLoadRollup.objects.filter(hour__gte=start, hour__lt=end).delete()
         HourlyRollup.objects.bulk_create(hourly, batch_size=1000)
-        QuestionRollup.objects.bulk_create(question_rows, batch_size=1000)
         ExpertLoadRollup.objects.bulk_create(experts, batch_size=1000)
-    return RollupResult(start, end, len(hourly), len(question_rows), len(experts))
+    questions = 0
+    for day in utc_days(start, end):  # one day at a time bounds the memory of a first full rollup
+        rows = question_rows_of_day(day)
+        with transaction.atomic():
+            QuestionRollup.objects.filter(day=day).delete()
+            QuestionRollup.objects.bulk_create(rows, batch_size=1000)
+        questions += len(rows)
+    return RollupResult(start, end, len(hourly), questions, len(experts))
 
 
 def stale_hours(since: datetime, now: datetime) -> set[datetime]:

@@ -9,8 +9,9 @@ closing go through :mod:`chat.staff_replies`.
 from __future__ import annotations
 
 from django.conf import settings
+from django.utils import timezone
 
-from analytics.rollups import RollupResult, rollup_refresh
+from analytics.rollups import RollupResult, rollup_refresh, rollup_watermark
 
 
 class NotFound(LookupError):
@@ -18,10 +19,16 @@ class NotFound(LookupError):
 
 
 def dashboard_rollups_refresh() -> list[RollupResult]:
-    """Embedded mode has no beat: recompute the stale hours when a staff page is opened."""
-    if settings.KEFU_MODE == "embedded":
-        return rollup_refresh()
-    return []
+    """Embedded mode has no beat: recompute the stale hours when a staff page is opened.
+
+    At most once per ``KEFU_ANALYTICS_REFRESH_AFTER_S`` so paging through the dashboard stays fast.
+    """
+    if settings.KEFU_MODE != "embedded":
+        return []
+    watermark = rollup_watermark()
+    if watermark and (timezone.now() - watermark).total_seconds() < settings.KEFU_ANALYTICS_REFRESH_AFTER_S:
+        return []
+    return rollup_refresh()
 
 
 def gap_faq_create(*, knowledge_base_id: int, question: str, answer: str, alternatives: list[str]):

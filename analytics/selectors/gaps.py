@@ -4,7 +4,7 @@ A gap is a customer question that ended badly: refused ("I don't know": no relev
 passage, out of scope), handed off, failed, or whose reply was rated down. Gaps are
 grouped per knowledge base by embedding similarity, newest group first; a group whose
 meaning an FAQ entry created after its newest question already covers is marked so.
-Top questions come from the per-question rollups, merged by the same grouping.
+Top questions come from the daily per-question rollups, merged by the same grouping.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.db.models import Q, Sum
 
 from analytics.filters import DashboardFilter
 from analytics.models import QuestionRollup
-from analytics.rollups import hour_floor
+from analytics.rollups import utc_days
 from analytics.selectors import similarity
 
 GAP_OUTCOMES = ("refused", "handed_off", "failed")
@@ -139,7 +139,8 @@ def top_questions(flt: DashboardFilter, *, limit: int = 30) -> list[QuestionGrou
     """The most asked questions of the window, merged by meaning, with their cache-hit rate."""
     from kb.models import KnowledgeBase
 
-    rows = QuestionRollup.objects.filter(hour__gte=hour_floor(flt.start), hour__lt=flt.end)
+    days = utc_days(flt.start, flt.end)  # question counts are daily: the window is widened to whole UTC days
+    rows = QuestionRollup.objects.filter(day__gte=days[0], day__lte=days[-1])
     if flt.knowledge_base_id:
         rows = rows.filter(knowledge_base_id=flt.knowledge_base_id)
     if flt.widget_key_id:

@@ -244,6 +244,8 @@ CELERY_BEAT_SCHEDULE = {
 # Beat recomputes the stale hourly rollups every few minutes in service mode (embedded mode
 # recomputes them when a staff member opens the dashboard). Merged into the schedule above.
 KEFU_ANALYTICS_ROLLUP_EVERY_S = env.float("KEFU_ANALYTICS_ROLLUP_EVERY_S", default=300.0)
+# Embedded mode: a dashboard opened less than this many seconds after the last refresh reuses it.
+KEFU_ANALYTICS_REFRESH_AFTER_S = env.float("KEFU_ANALYTICS_REFRESH_AFTER_S", default=60.0)
 CELERY_BEAT_SCHEDULE = {
     **globals().get("CELERY_BEAT_SCHEDULE", {}),
     "analytics-rollup": {"task": "analytics.rollup", "schedule": KEFU_ANALYTICS_ROLLUP_EVERY_S,

@@ -214,3 +214,38 @@ def test_expert_load_is_rolled_up_per_hour_model_and_layer(db):
     # then each layer holds the summed tokens per expert and the request count
     rows = {(r.model, r.layer): (r.counts, r.requests) for r in ExpertLoadRollup.objects.all()}
     assert rows == {("tiny-moe", 0): ([4, 4, 4, 4], 2), ("tiny-moe", 3): ([2, 2, 2, 10], 2)}
+
+
+def test_only_the_most_asked_questions_of_a_day_are_kept(db, monkeypatch):
+    # given four distinct questions asked 3, 2, 1 and 1 times on one day, and a cap of two per day
+    monkeypatch.setattr("analytics.rollups.QUESTIONS_PER_DAY", 2)
+    kb = seed.knowledge_base()
+    conv = seed.conversation(kb, at=START)
+    for text, times in [("a?", 3), ("b?", 2), ("c?", 1), ("d?", 1)]:
+        for _ in range(times):
+            seed.exchange(conv, at=START + timedelta(minutes=30), question=text)
+    # when the day is rolled up
+    rollup_hours(START, START + timedelta(hours=1))
+    # then the two most asked are kept with their counts
+    assert sorted(QuestionRollup.objects.values_list("text", "asked")) == [("a?", 3), ("b?", 2)]
+
+
+def test_embedded_dashboard_refresh_is_throttled(db, settings):
+    from django.utils import timezone
+
+    from analytics.services import dashboard_rollups_refresh
+
+    # given a refresh just ran on an empty database
+    settings.KEFU_ANALYTICS_REFRESH_AFTER_S = 60
+    kb = seed.knowledge_base()
+    assert dashboard_rollups_refresh() == [] and RollupState.objects.exists()
+    # when a question arrives and the dashboard opens again within the minute
+    now = timezone.now()
+    seed.exchange(seed.conversation(kb, at=now), at=now)
+    dashboard_rollups_refresh()
+    # then nothing was recomputed
+    assert not HourlyRollup.objects.exists()
+    # and once the minute has passed (here: the limit is lowered) the question is rolled up
+    settings.KEFU_ANALYTICS_REFRESH_AFTER_S = 0
+    dashboard_rollups_refresh()
+    assert HourlyRollup.objects.get().questions == 1
