@@ -1,0 +1,285 @@
+/*
+ * Kefu chat widget: one tag on any page —
+ *   <script src="https://kefu.example.com/static/chat/widget.js" data-key="PUBLIC_KEY" async></script>
+ * A floating button and a panel inside a Shadow DOM (the host page's styles cannot reach it),
+ * streamed answers over SSE, sources, thumbs, "talk to a person", history across page loads
+ * (the conversation id is kept in localStorage). No framework. Answer text is never parsed as
+ * HTML: the small Markdown subset below builds DOM nodes and sets textContent only.
+ */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script) { return; }
+  var KEY = script.getAttribute("data-key") || script.getAttribute("data-kb") || "";
+  var BASE = new URL(script.src, location.href).origin;
+  var CSS_URL = new URL("widget.css", script.src).href;
+  var API = BASE + "/api/v1/chat";
+  var STORE = "kefu:" + KEY + ":conversation";
+  var VISITOR = "kefu:visitor";
+
+  var STRINGS = {
+    en: {open: "Chat with us", close: "Close chat", title: "Customer service", placeholder: "Type your question…",
+         send: "Send", human: "Talk to a person", sources: "Sources", up: "Helpful", down: "Not helpful",
+         thanks: "Thanks for your feedback", typing: "Answering…", failed: "Sorry, something went wrong. Please try again.",
+         limited: "You are sending messages too quickly. Please wait {s} seconds.", refused: "This page may not use this chat.",
+         welcome: "Hello! Ask me anything about our services."},
+    zh: {open: "在线咨询", close: "关闭", title: "在线客服", placeholder: "请输入您的问题…", send: "发送", human: "转人工",
+         sources: "来源", up: "有帮助", down: "没帮助", thanks: "感谢您的反馈", typing: "正在回答…",
+         failed: "抱歉，出现了问题，请重试。", limited: "发送太频繁，请 {s} 秒后再试。", refused: "此页面无权使用该客服。",
+         welcome: "您好！有什么可以帮您？"}
+  };
+  var lang = (document.documentElement.lang || navigator.language || "en").toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
+  var T = STRINGS[lang];
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (name) { node.setAttribute(name, attrs[name]); });
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+
+  function storage(name, value) {
+    try {
+      if (value === undefined) { return localStorage.getItem(name); }
+      if (value === null) { localStorage.removeItem(name); } else { localStorage.setItem(name, value); }
+    } catch (e) { /* storage disabled: the conversation lasts for this page only */ }
+    return null;
+  }
+
+  function visitorId() {
+    var id = storage(VISITOR);
+    if (!id) {
+      id = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2));
+      storage(VISITOR, id);
+    }
+    return id;
+  }
+
+  // --- safe Markdown: paragraphs, lists, **bold**, `code`, [n] marks — DOM nodes only ---------
+  function inline(parent, text) {
+    var pattern = /(\*\*[^*]+\*\*|`[^`]+`|\[\d+(?:\s*,\s*\d+)*\])/g;
+    var last = 0, match;
+    while ((match = pattern.exec(text)) !== null) {
+      if (match.index > last) { parent.appendChild(document.createTextNode(text.slice(last, match.index))); }
+      var token = match[0];
+      if (token.indexOf("**") === 0) { parent.appendChild(el("strong", {}, token.slice(2, -2))); }
+      else if (token.charAt(0) === "`") { parent.appendChild(el("code", {}, token.slice(1, -1))); }
+      else { parent.appendChild(el("sup", {"class": "mark"}, token)); }
+      last = match.index + token.length;
+    }
+    if (last < text.length) { parent.appendChild(document.createTextNode(text.slice(last))); }
+  }
+
+  function renderMarkdown(container, text) {
+    container.textContent = "";
+    var list = null;
+    text.split(/\n/).forEach(function (line) {
+      var item = /^\s*(?:[-*•]|\d+[.)])\s+(.*)$/.exec(line);
+      if (item) {
+        if (!list) { list = el(/^\s*\d/.test(line) ? "ol" : "ul"); container.appendChild(list); }
+        var li = el("li"); inline(li, item[1]); list.appendChild(li);
+        return;
+      }
+      list = null;
+      if (line.trim()) { var p = el("p"); inline(p, line); container.appendChild(p); }
+    });
+  }
+
+  // --- the panel ---------------------------------------------------------------------------
+  var host = el("div", {"id": "kefu-widget"});
+  var root = host.attachShadow ? host.attachShadow({mode: "open"}) : host;
+  root.appendChild(el("link", {"rel": "stylesheet", "href": CSS_URL}));
+  var launcher = el("button", {"class": "launcher", "type": "button", "aria-expanded": "false",
+                               "aria-controls": "kefu-panel", "aria-label": T.open}, "💬");
+  var panel = el("section", {"class": "panel", "id": "kefu-panel", "role": "dialog", "aria-label": T.title,
+                             "hidden": ""});
+  var header = el("header");
+  header.appendChild(el("h2", {}, T.title));
+  var humanButton = el("button", {"class": "human", "type": "button"}, T.human);
+  var closeButton = el("button", {"class": "close", "type": "button", "aria-label": T.close}, "×");
+  header.appendChild(humanButton);
+  header.appendChild(closeButton);
+  var log = el("ol", {"class": "log", "aria-live": "polite"});
+  var form = el("form", {"class": "ask"});
+  var input = el("textarea", {"rows": "1", "maxlength": "2000", "placeholder": T.placeholder, "aria-label": T.placeholder});
+  var sendButton = el("button", {"type": "submit"}, T.send);
+  form.appendChild(input);
+  form.appendChild(sendButton);
+  panel.appendChild(header);
+  panel.appendChild(log);
+  panel.appendChild(form);
+  root.appendChild(launcher);
+  root.appendChild(panel);
+
+  function setOpen(open) {
+    if (open) { panel.removeAttribute("hidden"); } else { panel.setAttribute("hidden", ""); }
+    launcher.setAttribute("aria-expanded", open ? "true" : "false");
+    if (open) { input.focus(); } else { launcher.focus(); }
+  }
+  launcher.addEventListener("click", function () { setOpen(panel.hasAttribute("hidden")); });
+  closeButton.addEventListener("click", function () { setOpen(false); });
+  panel.addEventListener("keydown", function (event) { if (event.key === "Escape") { setOpen(false); } });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); form.requestSubmit ? form.requestSubmit() : submit(); }
+  });
+
+  function scrollDown() { log.scrollTop = log.scrollHeight; }
+
+  function bubble(role, text) {
+    var item = el("li", {"class": "msg " + role});
+    var body = el("div", {"class": "body"});
+    if (role === "assistant") { renderMarkdown(body, text || ""); } else { body.textContent = text || ""; }
+    item.appendChild(body);
+    log.appendChild(item);
+    scrollDown();
+    return item;
+  }
+
+  function notice(text) { var item = bubble("notice", text); item.setAttribute("role", "status"); return item; }
+
+  function showSources(item, citations) {
+    if (!citations || !citations.length) { return; }
+    var details = el("details", {"class": "sources"});
+    details.appendChild(el("summary", {}, T.sources + " (" + citations.length + ")"));
+    var list = el("ol");
+    citations.forEach(function (c) {
+      var li = el("li", {"value": String(c.n)});
+      var where = c.document_title + (c.page ? " · p. " + c.page : "") + (c.section ? " · " + c.section : "");
+      li.appendChild(el("span", {"class": "where"}, where));
+      li.appendChild(el("q", {}, c.snippet || ""));
+      list.appendChild(li);
+    });
+    details.appendChild(list);
+    item.appendChild(details);
+  }
+
+  function showThumbs(item, messageId, current) {
+    var bar = el("div", {"class": "thumbs", "role": "group", "aria-label": T.up + " / " + T.down});
+    ["up", "down"].forEach(function (rating) {
+      var button = el("button", {"type": "button", "class": rating, "aria-label": T[rating],
+                                 "aria-pressed": current === rating ? "true" : "false"}, rating === "up" ? "👍" : "👎");
+      button.addEventListener("click", function () {
+        call("POST", "/messages/" + messageId + "/feedback", {rating: rating}).then(function (response) {
+          if (!response.ok) { return; }
+          Array.prototype.forEach.call(bar.querySelectorAll("button"), function (b) {
+            b.setAttribute("aria-pressed", b === button ? "true" : "false");
+          });
+          var thanks = bar.querySelector(".thanks") || bar.appendChild(el("span", {"class": "thanks"}));
+          thanks.textContent = T.thanks;
+        });
+      });
+      bar.appendChild(button);
+    });
+    item.appendChild(bar);
+  }
+
+  function finishAnswer(item, data) {
+    renderMarkdown(item.querySelector(".body"), data.answer || "");
+    item.classList.remove("streaming");
+    item.setAttribute("data-outcome", data.outcome || "");
+    showSources(item, data.citations);
+    if (["answered", "cached", "direct"].indexOf(data.outcome) >= 0) { showThumbs(item, data.message_id, null); }
+    scrollDown();
+  }
+
+  function follow(streamUrl, item) {
+    var body = item.querySelector(".body");
+    var streamed = "";
+    item.classList.add("streaming");
+    body.textContent = T.typing;
+    var source = new EventSource(streamUrl);
+    source.addEventListener("token", function (event) {
+      if (!streamed) { body.textContent = ""; }
+      streamed += JSON.parse(event.data).text;
+      body.textContent = streamed;  // plain text while streaming; Markdown once complete
+      scrollDown();
+    });
+    source.addEventListener("done", function (event) { source.close(); finishAnswer(item, JSON.parse(event.data)); busy(false); });
+    source.addEventListener("error", function (event) {
+      if (event.data) {  // an error event from the server, not a dropped connection
+        source.close();
+        item.classList.remove("streaming");
+        body.textContent = JSON.parse(event.data).message || T.failed;
+        busy(false);
+      } else if (source.readyState === EventSource.CLOSED) {
+        item.classList.remove("streaming");
+        busy(false);
+      }
+      // otherwise EventSource reconnects by itself and resumes with Last-Event-ID
+    });
+  }
+
+  function call(method, path, body) {
+    var options = {method: method, headers: {"X-Kefu-Key": KEY}, mode: "cors", credentials: "omit"};
+    if (body !== undefined) { options.headers["Content-Type"] = "application/json"; options.body = JSON.stringify(body); }
+    return fetch(API + path, options);
+  }
+
+  function busy(on) { sendButton.disabled = on; humanButton.disabled = on; }
+
+  function started(response, item) {
+    return response.json().then(function (data) {
+      if (response.status === 202) {
+        storage(STORE, data.conversation_id);
+        follow(data.stream_url, item);
+        return;
+      }
+      busy(false);
+      var code = data.error && data.error.code;
+      var text = code === "rate_limited" ? T.limited.replace("{s}", response.headers.get("Retry-After") || "60")
+        : (code === "origin_not_allowed" || code === "unknown_key") ? T.refused
+        : (data.error && data.error.message) || T.failed;
+      item.querySelector(".body").textContent = text;
+      item.className = "msg notice";
+      if (code === "conversation_not_found" || code === "conversation_closed") { storage(STORE, null); }
+    });
+  }
+
+  function submit() {
+    var text = input.value.trim();
+    if (!text || sendButton.disabled) { return; }
+    input.value = "";
+    busy(true);
+    bubble("user", text);
+    var item = bubble("assistant", "");
+    var payload = {text: text, visitor_id: visitorId()};
+    var conversation = storage(STORE);
+    if (conversation) { payload.conversation_id = conversation; }
+    call("POST", "/messages", payload).then(function (response) { return started(response, item); })
+      .catch(function () { busy(false); item.querySelector(".body").textContent = T.failed; item.className = "msg notice"; });
+  }
+  form.addEventListener("submit", function (event) { event.preventDefault(); submit(); });
+
+  humanButton.addEventListener("click", function () {
+    var conversation = storage(STORE);
+    if (!conversation) { setOpen(true); input.value = T.human; submit(); return; }
+    busy(true);
+    var item = bubble("assistant", "");
+    call("POST", "/conversations/" + conversation + "/handoff", {}).then(function (response) { return started(response, item); })
+      .catch(function () { busy(false); });
+  });
+
+  function restore() {
+    var conversation = storage(STORE);
+    if (!conversation) { notice(T.welcome); return; }
+    call("GET", "/conversations/" + conversation).then(function (response) {
+      if (!response.ok) { storage(STORE, null); notice(T.welcome); return null; }
+      return response.json();
+    }).then(function (data) {
+      if (!data) { return; }
+      data.messages.forEach(function (m) {
+        var item = bubble(m.role, m.role === "user" ? m.text : "");
+        if (m.role !== "assistant") { return; }
+        if (m.outcome === "pending") { busy(true); follow(m.stream_url, item); return; }
+        finishAnswer(item, {answer: m.text, citations: m.citations, outcome: m.outcome, message_id: m.id});
+        if (m.feedback) {
+          var pressed = item.querySelector(".thumbs ." + m.feedback);
+          if (pressed) { pressed.setAttribute("aria-pressed", "true"); }
+        }
+      });
+    }).catch(function () { notice(T.welcome); });
+  }
+
+  function mount() { document.body.appendChild(host); restore(); }
+  if (document.body) { mount(); } else { document.addEventListener("DOMContentLoaded", mount); }
+})();

@@ -1,0 +1,206 @@
+"""The widget in a real browser: headless Debian Chromium (Playwright) against a live ASGI server.
+
+uvicorn serves the project's ASGI application from a thread of this process (so the fake
+generator — the only stand-in — streams tokens slowly enough to watch them arrive), over
+the real test database, embedder and hybrid search.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason="Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_asgi(transactional_db, settings):
+    """uvicorn serving kefu's ASGI app on loopback from a thread; yields its base URL."""
+    import uvicorn
+    from django.core.asgi import get_asgi_application
+
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(get_asgi_application(), host="127.0.0.1", port=port, lifespan="off",
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def slow_generator(fake_generator):
+    """The fake worker writes one token every 120 ms from a thread, like a real decoder."""
+    fake_generator.write_immediately = False
+    real_start = fake_generator.start
+
+    def start(**kwargs):
+        job_id = real_start(**kwargs)
+
+        def write():
+            from inference.stream import open_stream, write_done, write_token
+
+            stream = open_stream(job_id)
+            time.sleep(0.3)
+            for piece in ["A ground", " source heat", " pump needs", " a drilling", " permit", " [1]."]:
+                write_token(stream, piece)
+                time.sleep(0.12)
+            write_done(stream, text="A ground source heat pump needs a drilling permit [1].", prompt_tokens=90,
+                       completion_tokens=12, queue_ms=1.0, ttft_ms=300.0, tokens_per_s=8.0, finish_reason="stop")
+
+        threading.Thread(target=write, daemon=True).start()
+        return job_id
+
+    fake_generator.start = start
+    from chat import generation
+
+    generation.generation_start = start
+    return fake_generator
+
+
+def off_loop(function, *args):
+    """Run a database call in a fresh thread: Playwright's sync API keeps an event loop in this one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    def call():
+        try:
+            return function(*args)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(call).result()
+
+
+@pytest.fixture
+def nordbygg_kb(transactional_db, embedder):
+    from tests.chat.conftest import build_support_kb
+
+    return build_support_kb("Nordbygg")
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield instance
+        instance.close()
+
+
+def test_ask_watch_tokens_see_a_citation_rate_and_find_the_history_after_reload(live_asgi, nordbygg_kb,
+                                                                                 slow_generator, browser):
+    from chat.models import Feedback
+
+    page = browser.new_page()
+    # given the demo page with the widget
+    page.goto(f"{live_asgi}/api/v1/chat/demo/")
+    page.click(".launcher")
+    # when a question from the base is asked
+    page.fill("textarea", "Do I need a permit before drilling for a ground source heat pump?")
+    page.keyboard.press("Enter")
+    # then tokens arrive one after another (several partial texts are seen while streaming)
+    seen = set()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        streaming = page.query_selector(".msg.assistant.streaming .body")
+        if streaming is not None:
+            seen.add(streaming.text_content())
+        if page.query_selector(".msg.assistant .sources") is not None:
+            break
+        time.sleep(0.03)
+    partials = {text for text in seen if text.startswith("A ground") and not text.endswith("[1].")}
+    assert len(partials) >= 2, seen
+    # and the answer is complete, with a citation to the document
+    answer = page.text_content(".msg.assistant[data-outcome='answered'] .body")
+    assert "drilling permit" in answer and "[1]" in answer
+    page.click(".msg.assistant .sources summary")
+    assert "services.md" in page.text_content(".msg.assistant .sources") or "Heat pumps" in page.text_content(
+        ".msg.assistant .sources")
+    # when the answer is rated
+    page.click(".msg.assistant .thumbs .up")
+    page.wait_for_selector(".thanks")
+    assert off_loop(lambda: Feedback.objects.get().rating) == "up"
+    # and the page is reloaded, the history is there
+    page.reload()
+    page.click(".launcher")
+    page.wait_for_selector(".msg.user")
+    assert page.text_content(".msg.user .body") == "Do I need a permit before drilling for a ground source heat pump?"
+    page.wait_for_selector(".msg.assistant .thumbs .up[aria-pressed='true']")
+    assert "drilling permit" in page.text_content(".msg.assistant[data-outcome='answered'] .body")
+
+
+def other_site(html: str) -> str:
+    """A second real server on loopback (another port, so another origin) serving one page."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+@pytest.fixture
+def shop_key(nordbygg_kb):
+    from chat.models import WidgetKey
+
+    return WidgetKey.objects.create(knowledge_base=nordbygg_kb, name="shop",
+                                    allowed_origins=["https://shop.example.com"])
+
+
+def test_a_page_on_another_origin_gets_no_answer(live_asgi, shop_key, fake_generator, browser):
+    from chat.models import Message
+
+    key = shop_key
+    page = browser.new_page()
+    # given a page on an origin the key does not allow, embedding the widget from the live server
+    html = (f'<html lang="en"><body><h1>Other site</h1><script src="{live_asgi}/static/chat/widget.js" '
+            f'data-key="{key.public_key}" async></script></body></html>')
+    other = other_site(html)
+    page.goto(other)
+    page.click(".launcher")
+    # when a question is asked
+    page.fill("textarea", "What are your opening hours?")
+    page.keyboard.press("Enter")
+    # then the browser's CORS check fails the request (the server refused the preflight), the widget says
+    # so, no answer appears, and nothing was stored
+    page.wait_for_selector(".msg.notice:has-text('something went wrong')")
+    assert page.query_selector(".msg.assistant") is None
+    assert not off_loop(Message.objects.exists)
