@@ -1,0 +1,172 @@
+"""The inference benchmark: TTFT and tokens/s of the batching engine, against plain ``generate``.
+
+Used by ``python manage.py inference_bench`` and ``bench/inference_bench.py``. For each
+concurrency C it submits C requests at once to one :class:`~inference.engine.BatchingEngine`,
+``rounds`` times, and reports TTFT p50/p95, aggregate tokens/s (all completion tokens of a
+wave / its wall time) and per-stream tokens/s (decode rate after the first token). The
+baseline, in the same process on the same model, is plain sequential ``model.generate``
+(batch 1, greedy) over the same prompts; the batching gain is aggregate / baseline.
+Prompts are ~``prompt_tokens`` long (a support-desk context plus a question), greedy, and
+may stop at EOS before ``max_new_tokens`` (the token counts are the real ones).
+
+Budget on the 2-core CPU with SmolLM2-135M: ~2-4 min for 1,4,8 with the defaults; ~1 GB RSS.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+from dataclasses import dataclass
+
+from inference.params import GenerationRequest, SamplingParams
+
+CONTEXT = (
+    "You are the support assistant of Acme Home Appliances. Answer in two or three sentences, "
+    "using only these policies. Returns: unused items can be returned within 30 days with the receipt; "
+    "opened small appliances within 14 days if faulty. Warranty: two years on parts and labour, five years "
+    "on compressor and motor; register the product online to extend it by one year. Delivery: free above "
+    "50 euros, two to four working days, express next day for 9 euros. Repairs: book a technician online; "
+    "visits cost 45 euros unless the fault is covered by the warranty. "
+)
+QUESTIONS = [
+    "Can I return a kettle I opened last week because it leaks?",
+    "How long is the warranty on the fridge compressor?",
+    "What does express delivery cost?",
+    "Do I pay for a technician if my washing machine breaks after three years?",
+    "How do I extend my warranty?",
+    "Is delivery free for a 30 euro order?",
+    "Can I return an unopened toaster after 20 days?",
+    "Who pays for the repair visit when the dryer motor fails in year four?",
+]
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """One line of the results table."""
+
+    label: str  # "engine c=8" or "baseline generate"
+    concurrency: int
+    requests: int
+    ttft_p50_ms: float
+    ttft_p95_ms: float
+    aggregate_tok_s: float  # completion tokens of all requests / wall time
+    per_stream_tok_s: float  # mean decode rate of one request after its first token
+    completion_tokens: int
+
+
+def build_messages(tokenizer, index: int, prompt_tokens: int) -> tuple[dict, ...]:
+    """A system context repeated up to ~prompt_tokens, then one of the questions."""
+    system = CONTEXT
+    while len(tokenizer(system + CONTEXT)["input_ids"]) < prompt_tokens - 30:
+        system += CONTEXT
+    return ({"role": "system", "content": system}, {"role": "user", "content": QUESTIONS[index % len(QUESTIONS)]})
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    position = (len(ordered) - 1) * q
+    low, high = int(position), min(int(position) + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def run_wave(engine, messages: list[tuple[dict, ...]], params: SamplingParams, tag: str) -> tuple[list, float]:
+    """Submit every request at once; (outputs, wall seconds until the last one finished)."""
+    started = time.perf_counter()
+    handles = [engine.submit(GenerationRequest(f"{tag}-{index}", message, params))
+               for index, message in enumerate(messages)]
+    outputs = [handle.result(timeout=3600) for handle in handles]
+    return outputs, time.perf_counter() - started
+
+
+def bench_engine(engine, tokenizer, *, concurrency: int, rounds: int, prompt_tokens: int,
+                 max_new_tokens: int) -> BenchRow:
+    params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
+    ttfts, rates, tokens, wall = [], [], 0, 0.0
+    for round_index in range(rounds):
+        messages = [build_messages(tokenizer, round_index * concurrency + index, prompt_tokens)
+                    for index in range(concurrency)]
+        outputs, seconds = run_wave(engine, messages, params, f"c{concurrency}r{round_index}")
+        failed = [output for output in outputs if output.finish_reason not in ("stop", "length")]
+        if failed:
+            raise RuntimeError(f"benchmark request failed: {failed[0].finish_reason} {failed[0].error}")
+        ttfts += [output.ttft_ms for output in outputs]
+        rates += [output.tokens_per_s for output in outputs if output.tokens_per_s > 0]
+        tokens += sum(output.completion_tokens for output in outputs)
+        wall += seconds
+    return BenchRow(f"engine c={concurrency}", concurrency, concurrency * rounds, percentile(ttfts, 0.5),
+                    percentile(ttfts, 0.95), tokens / wall, statistics.mean(rates) if rates else 0.0, tokens)
+
+
+def bench_baseline(loaded, *, requests: int, prompt_tokens: int, max_new_tokens: int) -> BenchRow:
+    """Plain sequential ``model.generate`` (batch 1, greedy) on the same prompts."""
+    import torch
+
+    from inference.backends.transformers_backend import encode_chat
+
+    ttfts, rates, tokens, wall = [], [], 0, 0.0
+    for index in range(requests):
+        prompt = encode_chat(loaded.tokenizer, build_messages(loaded.tokenizer, index, prompt_tokens))
+        input_ids = torch.tensor([prompt], device=loaded.device)  # 1, T
+        mask = torch.ones_like(input_ids)
+        with torch.inference_mode():
+            started = time.perf_counter()
+            loaded.model.generate(input_ids, attention_mask=mask, max_new_tokens=1, do_sample=False)
+            ttft = time.perf_counter() - started
+            started = time.perf_counter()
+            output = loaded.model.generate(input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                           do_sample=False)
+            seconds = time.perf_counter() - started
+        generated = output.shape[1] - len(prompt)
+        ttfts.append(ttft * 1000)
+        rates.append((generated - 1) / max(seconds - ttft, 1e-9) if generated > 1 else 0.0)
+        tokens += generated
+        wall += seconds
+    return BenchRow("baseline generate", 1, requests, percentile(ttfts, 0.5), percentile(ttfts, 0.95),
+                    tokens / wall, statistics.mean(rates), tokens)
+
+
+def max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def format_table(rows: list[BenchRow], baseline: BenchRow | None) -> str:
+    header = ("| run | requests | TTFT p50 ms | TTFT p95 ms | aggregate tok/s | per-stream tok/s | "
+              "gain vs baseline |\n|---|---:|---:|---:|---:|---:|---:|")
+    lines = [header]
+    for row in ([baseline] if baseline else []) + rows:
+        gain = f"{row.aggregate_tok_s / baseline.aggregate_tok_s:.2f}×" if baseline else "—"
+        lines.append(f"| {row.label} | {row.requests} | {row.ttft_p50_ms:.0f} | {row.ttft_p95_ms:.0f} | "
+                     f"{row.aggregate_tok_s:.1f} | {row.per_stream_tok_s:.1f} | {gain} |")
+    return "\n".join(lines)
+
+
+def run_benchmark(config, *, models_dir, concurrency: list[int], rounds: int, prompt_tokens: int,
+                  max_new_tokens: int, baseline_requests: int, out=print) -> tuple[list[BenchRow], BenchRow | None]:
+    """Load the model once, warm it up, run the baseline then each concurrency; returns the rows."""
+    from inference.backends.transformers_backend import load_model
+    from inference.engine import BatchingEngine
+
+    started = time.perf_counter()
+    loaded = load_model(config, models_dir=models_dir)
+    out(f"model {config.model} on {loaded.device} ({loaded.dtype}); loaded in {time.perf_counter() - started:.1f} s")
+    engine = BatchingEngine(loaded, config).start()
+    try:
+        run_wave(engine, [build_messages(loaded.tokenizer, 0, prompt_tokens)], SamplingParams(0.0, 1.0, 4), "warm")
+        baseline = None
+        if baseline_requests:
+            baseline = bench_baseline(loaded, requests=baseline_requests, prompt_tokens=prompt_tokens,
+                                      max_new_tokens=max_new_tokens)
+            out(f"baseline: {baseline.aggregate_tok_s:.1f} tok/s, TTFT p50 {baseline.ttft_p50_ms:.0f} ms")
+        rows = []
+        for level in concurrency:
+            row = bench_engine(engine, loaded.tokenizer, concurrency=level, rounds=rounds,
+                               prompt_tokens=prompt_tokens, max_new_tokens=max_new_tokens)
+            out(f"c={level}: {row.aggregate_tok_s:.1f} tok/s aggregate, TTFT p50 {row.ttft_p50_ms:.0f} ms")
+            rows.append(row)
+    finally:
+        engine.stop()
+    out(f"max RSS {max_rss_mb():.0f} MB")
+    return rows, baseline

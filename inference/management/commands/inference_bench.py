@@ -1,0 +1,49 @@
+"""``python manage.py inference_bench --concurrency 1,4,8``: TTFT and tokens/s of the engine vs ``generate``.
+
+See :mod:`inference.benchmark` for what is measured. Model, dtype and quantization default to
+the settings and can be overridden to compare (``--dtype bfloat16``, ``--quantization int8``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Benchmark the batching engine (TTFT p50/p95, aggregate and per-stream tok/s) against plain generate."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--concurrency", default="1,4,8", help="comma-separated concurrent request counts")
+        parser.add_argument("--rounds", type=int, default=2, help="waves per concurrency level")
+        parser.add_argument("--prompt-tokens", type=int, default=300)
+        parser.add_argument("--max-new-tokens", type=int, default=64)
+        parser.add_argument("--baseline-requests", type=int, default=3, help="0 skips the generate baseline")
+        parser.add_argument("--model", default=None)
+        parser.add_argument("--dtype", default=None)
+        parser.add_argument("--quantization", default=None)
+        parser.add_argument("--max-batch", type=int, default=None)
+        parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+    def handle(self, *args, **options) -> None:
+        from inference.benchmark import format_table, run_benchmark
+        from inference.config import engine_config
+
+        try:
+            levels = [int(level) for level in options["concurrency"].split(",") if level.strip()]
+        except ValueError as exc:
+            raise CommandError(f"--concurrency must be integers like 1,4,8: {exc}") from exc
+        config = engine_config()
+        overrides = {name: options[key] for name, key in (("model", "model"), ("dtype", "dtype"),
+                                                          ("quantization", "quantization"),
+                                                          ("num_threads", "threads")) if options[key] is not None}
+        config = replace(config, backend="transformers", **overrides,
+                         max_batch=options["max_batch"] or max(levels + [config.max_batch]))
+        rows, baseline = run_benchmark(
+            config, models_dir=settings.KEFU_DATA_DIR / "models", concurrency=levels, rounds=options["rounds"],
+            prompt_tokens=options["prompt_tokens"], max_new_tokens=options["max_new_tokens"],
+            baseline_requests=options["baseline_requests"], out=lambda line: self.stderr.write(line),
+        )
+        self.stdout.write(format_table(rows, baseline))

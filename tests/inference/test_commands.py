@@ -1,0 +1,43 @@
+"""The ``generate`` and ``inference_bench`` management commands, run for real on small settings."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.django_db(transaction=True)
+def test_generate_streams_an_answer_to_stdout(settings):
+    # given embedded settings with the bundled model
+    settings.REDIS_URL, settings.KEFU_MODE, settings.KEFU_MODEL = None, "embedded", "smollm2-135m"
+    out, err = io.StringIO(), io.StringIO()
+
+    # when a prompt is generated through the job queue path
+    call_command("generate", "What is the capital of France?", "--max-new-tokens", "6", "--temperature", "0",
+                 "--queue", stdout=out, stderr=err)
+
+    # then the answer is printed and a summary with the token counts follows on stderr
+    assert out.getvalue().strip()
+    assert "prompt +" in err.getvalue() and "new tokens" in err.getvalue()
+
+
+def test_generate_refuses_out_of_range_parameters():
+    with pytest.raises(CommandError, match="temperature"):
+        call_command("generate", "hi", "--temperature", "3")
+
+
+def test_inference_bench_prints_a_table_with_baseline_and_gain():
+    # when the benchmark runs tiny: a tiny MoE model, two concurrency levels, one round
+    out, err = io.StringIO(), io.StringIO()
+    call_command("inference_bench", "--model", "tiny-mixtral", "--concurrency", "1,2", "--rounds", "1",
+                 "--prompt-tokens", "40", "--max-new-tokens", "4", "--baseline-requests", "1", stdout=out, stderr=err)
+
+    # then the table has the baseline and one row per level, with a gain ratio
+    table = out.getvalue()
+    assert "| baseline generate |" in table and "| engine c=1 |" in table and "| engine c=2 |" in table
+    assert table.count("×") == 3
+    assert "max RSS" in err.getvalue()
