@@ -14,5 +14,6 @@ urlpatterns = [
     path("metrics", prometheus_metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/chat/", include("chat.urls")),
+    path("kb/", include("kb.urls")),  # kb: knowledge bases, uploads, FAQ editor, try-a-query (staff)
     path("staff/", include("analytics.urls")),  # analytics: staff dashboard, knowledge gaps, hand-off inbox
 ]

@@ -113,8 +113,10 @@ def collapse(rows, row_ids: np.ndarray, scores: np.ndarray) -> list[tuple[tuple[
 
     seen: set[tuple[str, int]] = set()
     out = []
-    for row, score in zip(row_ids.tolist(), scores.tolist(), strict=True):
-        key = ("chunk" if rows.kinds[row] == ROW_CHUNK else "faq", int(rows.refs[row]))
+    kinds = rows.kinds[row_ids].tolist()  # vectorised lookups: this runs on every query
+    refs = rows.refs[row_ids].tolist()
+    for kind, ref, score in zip(kinds, refs, scores.tolist(), strict=True):
+        key = ("chunk" if kind == ROW_CHUNK else "faq", ref)
         if key not in seen:
             seen.add(key)
             out.append((key, score))

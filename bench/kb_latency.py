@@ -1,0 +1,186 @@
+"""Search latency at 10k and 100k chunks: kb's retrievers vs the naive baseline, in one run.
+
+    .venv/bin/python bench/kb_latency.py [--sizes 10000,100000] [--queries 200]
+
+Corpus: generated ~40-word passages over a Zipf-distributed 20k-word vocabulary (scale, not
+meaning) with random unit 384-d vectors. Everything runs on one thread (torch, FAISS/OpenMP).
+Rows:
+- kb bm25: ``analyze`` + sparse-matrix BM25 top-100
+- kb dense: FAISS top-100 (flat below KEFU_KB_HNSW_THRESHOLD, HNSW above — the index kb builds)
+- kb hybrid: both + row→item collapse + weighted RRF (``kb.retrieval.search`` functions)
+- baseline: rank_bm25 ``get_scores`` + argsort top-100, FAISS flat top-100, RRF
+Query encoding (MiniLM, the same for both) and DB hydration are reported separately, and
+"add one document to a 10k-chunk base" is timed through the real ingestion path.
+
+Budget: ~4 min and ~2 GB RAM at 100k (rank_bm25's dict-per-document index dominates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import kb_datasets  # noqa: E402
+
+DIM = 384
+DEPTH = 100
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--baseline-queries", type=int, default=50, help="rank_bm25 is slow; fewer queries")
+    args = parser.parse_args()
+    kb_datasets.django_setup()
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    print("| chunks | method | p50 ms | p95 ms | build s |")
+    print("|---|---|---|---|---|")
+    for size in (int(s) for s in args.sizes.split(",")):
+        bench_size(size, args.queries, args.baseline_queries)
+        sys.stdout.flush()
+    bench_query_encoding(args.queries)
+    bench_add_document(10_000)
+
+
+def corpus(size: int, seed: int = 0) -> tuple[list[str], np.ndarray, list[str]]:
+    rng = np.random.default_rng(seed)
+    vocabulary = np.array([f"{w}{i}" for i, w in enumerate(["term", "word", "part", "item", "code"] * 4000)])
+    weights = 1 / np.arange(1, len(vocabulary) + 1) ** 1.05
+    weights /= weights.sum()
+    lengths = rng.integers(25, 55, size)
+    words = rng.choice(vocabulary, size=int(lengths.sum()), p=weights)
+    texts, start = [], 0
+    for length in lengths:
+        texts.append(" ".join(words[start:start + length]))
+        start += length
+    vectors = rng.standard_normal((size, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    queries = [" ".join(rng.choice(vocabulary[:5000], size=rng.integers(3, 8))) for _ in range(400)]
+    return texts, vectors, queries
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    return float(np.percentile(samples, 50)), float(np.percentile(samples, 95))
+
+
+def timed(fn, inputs) -> list[float]:
+    out = []
+    for item in inputs:
+        started = time.perf_counter()
+        fn(item)
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def bench_size(size: int, n_queries: int, n_baseline: int) -> None:
+    import faiss
+    from django.conf import settings
+    from rank_bm25 import BM25Okapi
+
+    from kb.indexing import ROW_CHUNK, IndexRows
+    from kb.retrieval.analyzer import analyze
+    from kb.retrieval.bm25 import build_bm25
+    from kb.retrieval.dense import build_dense
+    from kb.retrieval.fusion import weighted_rrf
+    from kb.retrieval.search import Candidates, collapse, fuse
+
+    texts, vectors, queries = corpus(size)
+    rng = np.random.default_rng(1)
+    qvecs = rng.standard_normal((len(queries), DIM)).astype(np.float32)
+    qvecs /= np.linalg.norm(qvecs, axis=1, keepdims=True)
+    items = list(zip(queries, qvecs, strict=True))[:n_queries]
+
+    started = time.perf_counter()
+    bm25 = build_bm25([analyze(t) for t in texts])
+    bm25_build = time.perf_counter() - started
+    started = time.perf_counter()
+    dense = build_dense(vectors, dimension=DIM, hnsw_threshold=settings.KEFU_KB_HNSW_THRESHOLD)
+    dense_build = time.perf_counter() - started
+    rows = IndexRows(np.full(size, ROW_CHUNK, dtype=np.int8), np.arange(size, dtype=np.int64))
+
+    def kb_hybrid(item):
+        query, vector = item
+        b_rows, b_scores = bm25.top(analyze(query), DEPTH)
+        d_rows, d_scores = dense.top(vector, DEPTH)
+        found = Candidates(collapse(rows, b_rows, b_scores), collapse(rows, d_rows, d_scores), vector)
+        return fuse(found, dense_weight=0.7, rrf_k=60, limit=10)
+
+    report(size, "kb bm25 (sparse matrix)", timed(lambda it: bm25.top(analyze(it[0]), DEPTH), items), bm25_build)
+    report(size, f"kb dense (FAISS {dense.kind})", timed(lambda it: dense.top(it[1], DEPTH), items), dense_build)
+    report(size, "kb hybrid (bm25 ∥ dense → RRF)", timed(kb_hybrid, items), bm25_build + dense_build)
+
+    started = time.perf_counter()
+    tokenised = [t.lower().split() for t in texts]
+    naive_bm25 = BM25Okapi(tokenised)
+    flat = faiss.IndexFlatIP(DIM)
+    flat.add(vectors)
+    naive_build = time.perf_counter() - started
+
+    def baseline(item):
+        query, vector = item
+        scores = naive_bm25.get_scores(query.lower().split())
+        top = np.argsort(-scores)[:DEPTH]
+        _, ids = flat.search(vector.reshape(1, -1), DEPTH)
+        return weighted_rrf({"bm25": [(int(i), 0.0) for i in top], "dense": [(int(i), 0.0) for i in ids[0]]},
+                            weights={"bm25": 0.5, "dense": 0.5}, k=60, limit=10)
+
+    baseline_items = items[:n_baseline]
+    report(size, "baseline dense (FAISS flat)", timed(lambda it: flat.search(it[1].reshape(1, -1), DEPTH),
+                                                      items), None)
+    report(size, "baseline hybrid (rank_bm25 get_scores + flat + RRF)", timed(baseline, baseline_items),
+           naive_build)
+
+
+def report(size: int, method: str, samples: list[float], build: float | None) -> None:
+    p50, p95 = percentiles(samples)
+    build_text = f"{build:.1f}" if build is not None else ""
+    print(f"| {size:,} | {method} | {p50:.2f} | {p95:.2f} | {build_text} |")
+
+
+def bench_query_encoding(n: int) -> None:
+    from kb.embedding import embed_query
+
+    embed_query("warm up")
+    real = [r["q"] for r in kb_datasets.zaragoza_rows()[:n]]
+    p50, p95 = percentiles(timed(embed_query, real))
+    print(f"| — | query encoding (MiniLM, 1 thread, real questions) | {p50:.2f} | {p95:.2f} | |")
+
+
+def bench_add_document(size: int) -> None:
+    """A base with ``size`` stored chunks gets one more document: seconds until it is searchable."""
+    from kb.ingestion import document_ingest
+    from kb.models import Chunk, Document
+    from kb.search import hybrid
+    from kb.services import content_hash, document_upload, knowledge_base_create
+
+    texts, vectors, _ = corpus(size, seed=5)
+    kb = knowledge_base_create(name=f"latency {size}")
+    bulk = Document.objects.create(knowledge_base=kb, title="generated", content_hash=content_hash(b"generated"),
+                                   status=Document.Status.READY)
+    Chunk.objects.bulk_create(
+        [Chunk(document=bulk, ordinal=i, text=t, token_count=len(t.split()), embedding=v.tobytes())
+         for i, (t, v) in enumerate(zip(texts, vectors, strict=True))], batch_size=2000)
+    from kb.indexing import index_build
+
+    index_build(knowledge_base_id=kb.pk)
+    started = time.perf_counter()
+    text = b"The lighthouse keeper's manual explains how to replace the lamp in the lantern room."
+    document = document_upload(knowledge_base=kb, filename="lighthouse.txt", data=text, enqueue=False).document
+    document = document_ingest(document_id=document.pk)
+    hits = hybrid(kb, "replace the lighthouse lamp", 1)
+    seconds = time.perf_counter() - started
+    found = bool(hits) and hits[0].document_id == document.pk
+    print(f"\nAdd one document to a {size:,}-chunk base → searchable: {seconds:.1f} s "
+          f"(status {document.status}, found first: {found})")
+
+
+if __name__ == "__main__":
+    main()

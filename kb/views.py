@@ -1,0 +1,197 @@
+"""Staff pages for knowledge bases: list/create, upload with live progress, documents, FAQ, try a query.
+
+Views parse and validate (every 4xx is decided here), call one service or selector, render.
+An upload is checked completely (size, type sniffed from content) before anything is stored.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from kb import selectors, services
+from kb.forms import FaqEntryForm, KnowledgeBaseForm
+from kb.models import Document, FaqEntry, KnowledgeBase
+from kb.parsing import ParseError, sniff_type
+
+SHEET_TYPES = {"csv", "xlsx"}
+
+
+@staff_member_required
+def kb_list(request: HttpRequest) -> HttpResponse:
+    form = KnowledgeBaseForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            kb = services.knowledge_base_create(**form.cleaned_data)
+        except ValueError as exc:
+            form.add_error("name", str(exc))
+        else:
+            return redirect("kb:detail", slug=kb.slug)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "kb/list.html", {"bases": selectors.knowledge_base_list(), "form": form}, status=status)
+
+
+@staff_member_required
+@require_GET
+def kb_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    return render(request, "kb/detail.html", {
+        "kb": kb, "documents": selectors.document_list(knowledge_base=kb),
+        "max_upload_mb": settings.KEFU_MAX_UPLOAD_BYTES / 1e6,
+    })
+
+
+@staff_member_required
+@require_POST
+def document_upload(request: HttpRequest, slug: str) -> JsonResponse:
+    """Multipart ``files``: all are checked first; one bad file rejects the request, nothing stored."""
+    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    files = request.FILES.getlist("files")
+    if not files:
+        return JsonResponse({"error": "Choose at least one file."}, status=400)
+    checked, errors, status = [], [], 400
+    for upload in files:
+        if upload.size > settings.KEFU_MAX_UPLOAD_BYTES:
+            errors.append(f"{upload.name}: {upload.size / 1e6:.1f} MB is over the "
+                          f"{settings.KEFU_MAX_UPLOAD_BYTES / 1e6:.0f} MB limit.")
+            status = 413
+            continue
+        data = upload.read()
+        try:
+            sniff_type(data, upload.name)
+        except ParseError as exc:
+            errors.append(f"{upload.name}: {exc}")
+            continue
+        checked.append((upload.name, data))
+    if errors:
+        return JsonResponse({"error": " ".join(errors), "errors": errors}, status=status)
+    results = [services.document_upload(knowledge_base=kb, filename=name, data=data) for name, data in checked]
+    return JsonResponse({"documents": [
+        {"id": r.document.pk, "title": r.document.title, "created": r.created, "status": r.document.status}
+        for r in results
+    ]}, status=201 if any(r.created for r in results) else 200)
+
+
+@staff_member_required
+@require_GET
+def document_progress(request: HttpRequest, slug: str) -> JsonResponse:
+    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    raw = request.GET.get("ids", "")
+    try:
+        ids = [int(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        return JsonResponse({"error": "ids must be comma-separated numbers"}, status=400)
+    return JsonResponse({"documents": selectors.document_progress(knowledge_base=kb, ids=ids)})
+
+
+@staff_member_required
+@require_POST
+def document_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    document = get_object_or_404(Document, pk=pk, knowledge_base__slug=slug)
+    services.document_delete(document=document)
+    messages.success(request, f"Deleted {document.title}.")
+    return redirect("kb:detail", slug=slug)
+
+
+@staff_member_required
+@require_POST
+def document_reindex(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    document = get_object_or_404(Document, pk=pk, knowledge_base__slug=slug)
+    services.document_reindex(document=document)
+    messages.success(request, f"Re-indexing {document.title}.")
+    return redirect("kb:detail", slug=slug)
+
+
+@staff_member_required
+@require_POST
+def kb_reindex(request: HttpRequest, slug: str) -> HttpResponse:
+    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    services.knowledge_base_reindex(knowledge_base=kb)
+    messages.success(request, "The search index is being rebuilt.")
+    return redirect("kb:detail", slug=slug)
+
+
+@staff_member_required
+def faq_list(request: HttpRequest, slug: str) -> HttpResponse:
+    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    form = FaqEntryForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.faq_entry_create(knowledge_base=kb, **form.cleaned_data)
+        messages.success(request, "FAQ entry added.")
+        return redirect("kb:faq", slug=slug)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "kb/faq.html", {
+        "kb": kb, "entries": selectors.faq_entry_list(knowledge_base=kb), "form": form,
+    }, status=status)
+
+
+@staff_member_required
+def faq_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    entry = get_object_or_404(FaqEntry, pk=pk, knowledge_base__slug=slug)
+    initial = {"question": entry.question, "answer": entry.answer, "alternatives": "\n".join(entry.alternatives)}
+    form = FaqEntryForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        services.faq_entry_update(entry=entry, **form.cleaned_data)
+        messages.success(request, "FAQ entry saved.")
+        return redirect("kb:faq", slug=slug)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "kb/faq_edit.html", {"kb": entry.knowledge_base, "entry": entry, "form": form},
+                  status=status)
+
+
+@staff_member_required
+@require_POST
+def faq_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    entry = get_object_or_404(FaqEntry, pk=pk, knowledge_base__slug=slug)
+    services.faq_entry_delete(entry=entry)
+    messages.success(request, "FAQ entry deleted.")
+    return redirect("kb:faq", slug=slug)
+
+
+@staff_member_required
+@require_POST
+def faq_import(request: HttpRequest, slug: str) -> HttpResponse:
+    """An FAQ sheet (CSV/XLSX) becomes a document whose rows become FAQ entries."""
+    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    sheet = request.FILES.get("sheet")
+    error = ""
+    if sheet is None:
+        error = "Choose a CSV or XLSX file."
+    elif sheet.size > settings.KEFU_MAX_UPLOAD_BYTES:
+        error = f"{sheet.name} is over the {settings.KEFU_MAX_UPLOAD_BYTES / 1e6:.0f} MB limit."
+    else:
+        data = sheet.read()
+        try:
+            file_type = sniff_type(data, sheet.name)
+        except ParseError as exc:
+            file_type, error = "", str(exc)
+        if file_type and file_type not in SHEET_TYPES:
+            error = f"{sheet.name} is not a CSV or XLSX sheet."
+    if error:
+        return render(request, "kb/faq.html", {
+            "kb": kb, "entries": selectors.faq_entry_list(knowledge_base=kb), "form": FaqEntryForm(),
+            "import_error": error,
+        }, status=413 if "limit" in error else 400)
+    result = services.document_upload(knowledge_base=kb, filename=sheet.name, data=data)
+    messages.success(request, f"Importing {sheet.name}; its rows appear here when it is ready."
+                     if result.created else f"{sheet.name} was already imported.")
+    return redirect("kb:faq", slug=slug)
+
+
+@staff_member_required
+@require_GET
+def kb_search(request: HttpRequest, slug: str) -> HttpResponse:
+    from kb.search import search
+
+    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    query = request.GET.get("q", "").strip()
+    if len(query) > 1000:
+        return render(request, "kb/search.html", {"kb": kb, "query": query[:1000],
+                                                  "error": "The query is too long."}, status=400)
+    result = search(kb, query, kb.top_k) if query else None
+    columns = [("BM25", result.bm25), ("Dense", result.dense), ("Fused", result.hybrid)] if result else []
+    return render(request, "kb/search.html", {"kb": kb, "query": query, "columns": columns})

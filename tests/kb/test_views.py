@@ -1,0 +1,112 @@
+"""Staff pages: access control, upload checks (4xx, nothing stored), progress JSON, FAQ editor, try a query."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from kb.models import Document, FaqEntry, KnowledgeBase
+
+
+@pytest.fixture
+def staff(client, django_user_model):
+    user = django_user_model.objects.create_user("staff", password="pw-12345", is_staff=True)
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def no_enqueue(monkeypatch):
+    monkeypatch.setattr("kb.services.ingest_enqueue", lambda _id: None)
+    monkeypatch.setattr("kb.services.index_rebuild_enqueue", lambda _id: None)
+
+
+def test_pages_need_a_staff_login(client, kb, django_user_model):
+    assert client.get(reverse("kb:list")).status_code == 302
+    client.force_login(django_user_model.objects.create_user("customer", password="pw-12345"))
+    response = client.get(reverse("kb:detail", args=[kb.slug]))
+    assert response.status_code == 302 and "login" in response.url
+
+
+def test_create_knowledge_base_and_list_it(staff):
+    response = staff.post(reverse("kb:list"), {"name": "Manuals", "languages": "en,zh", "chunk_size": 200,
+                                               "chunk_overlap": 30, "top_k": 5})
+    assert response.status_code == 302 and KnowledgeBase.objects.get(slug="manuals").languages == "en,zh"
+    assert "Manuals" in staff.get(reverse("kb:list")).content.decode()
+    bad = staff.post(reverse("kb:list"), {"name": "X", "languages": "en", "chunk_size": 64, "chunk_overlap": 64,
+                                          "top_k": 5})
+    assert bad.status_code == 400 and "overlap" in bad.content.decode()
+
+
+def test_upload_accepts_files_and_enqueues_on_commit(staff, kb, monkeypatch, django_capture_on_commit_callbacks):
+    enqueued = []
+    monkeypatch.setattr("kb.services.ingest_enqueue", enqueued.append)
+    files = [SimpleUploadedFile("a.md", b"# A\n\nText one."), SimpleUploadedFile("b.txt", b"Text two.")]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(reverse("kb:upload", args=[kb.slug]), {"files": files})
+    assert response.status_code == 201
+    ids = [d["id"] for d in response.json()["documents"]]
+    assert sorted(enqueued) == sorted(ids) and Document.objects.count() == 2
+    progress = staff.get(reverse("kb:progress", args=[kb.slug]), {"ids": ",".join(map(str, ids))}).json()
+    assert {d["status"] for d in progress["documents"]} == {"queued"}
+
+
+@pytest.mark.parametrize("name, data, status, message", [
+    ("empty.txt", b"", 400, "empty"),
+    ("report.pdf", b"<html>not a pdf</html>", 400, "not a PDF"),
+    ("big.txt", b"x" * 2000, 413, "limit"),
+])
+def test_bad_upload_is_refused_and_nothing_stored(staff, kb, settings, no_enqueue, name, data, status, message):
+    settings.KEFU_MAX_UPLOAD_BYTES = 1000
+    good = SimpleUploadedFile("good.txt", b"Fine text.")
+    response = staff.post(reverse("kb:upload", args=[kb.slug]), {"files": [good, SimpleUploadedFile(name, data)]})
+    assert response.status_code == status and message in response.json()["error"]
+    assert not Document.objects.exists()
+
+
+def test_upload_without_files_and_bad_progress_ids(staff, kb):
+    assert staff.post(reverse("kb:upload", args=[kb.slug])).status_code == 400
+    assert staff.get(reverse("kb:progress", args=[kb.slug]), {"ids": "1,x"}).status_code == 400
+    assert staff.get(reverse("kb:upload", args=[kb.slug])).status_code == 405
+
+
+def test_documents_page_shows_status_and_errors_and_delete_works(staff, kb, ingest, no_enqueue):
+    failed = ingest(kb, "broken.pdf", b"%PDF-1.4 garbage")
+    page = staff.get(reverse("kb:detail", args=[kb.slug])).content.decode()
+    assert "broken" in page and "damaged" in page
+    response = staff.post(reverse("kb:document_delete", args=[kb.slug, failed.pk]))
+    assert response.status_code == 302 and not Document.objects.exists()
+
+
+def test_faq_editor_create_edit_delete_and_bad_sheet(staff, kb, no_enqueue):
+    url = reverse("kb:faq", args=[kb.slug])
+    staff.post(url, {"question": "How do I pay?", "answer": "By card.", "alternatives": "Payment options\n\n"})
+    entry = FaqEntry.objects.get()
+    assert entry.alternatives == ["Payment options"]
+    staff.post(reverse("kb:faq_edit", args=[kb.slug, entry.pk]), {"question": "How can I pay?", "answer": "Card.",
+                                                                  "alternatives": ""})
+    entry.refresh_from_db()
+    assert (entry.question, entry.alternatives) == ("How can I pay?", [])
+    bad = staff.post(reverse("kb:faq_import", args=[kb.slug]), {"sheet": SimpleUploadedFile("faq.docx", b"junk")})
+    assert bad.status_code == 400 and not Document.objects.exists()
+    good = staff.post(reverse("kb:faq_import", args=[kb.slug]),
+                      {"sheet": SimpleUploadedFile("faq.csv", b"question,answer\nQ?,A.\n")})
+    assert good.status_code == 302 and Document.objects.get().filename == "faq.csv"
+    staff.post(reverse("kb:faq_delete", args=[kb.slug, entry.pk]))
+    assert not FaqEntry.objects.filter(pk=entry.pk).exists()
+
+
+def test_try_a_query_shows_three_columns(staff, kb, ingest):
+    # (three documents: with fewer, rank-bm25's Okapi idf is zero or negative for every term)
+    ingest(kb, "returns.md", b"# Returns\n\nItems can be returned within thirty days.\n")
+    ingest(kb, "shipping.md", b"# Shipping\n\nParcels ship within two days.\n")
+    ingest(kb, "hours.md", b"# Hours\n\nThe shop opens at nine.\n")
+    page = staff.get(reverse("kb:search", args=[kb.slug]), {"q": "return an item"}).content.decode()
+    assert all(title in page for title in ("BM25", "Dense", "Fused"))
+    assert page.count("returned within thirty days") == 3
+
+
+def test_admin_lists_kb_models(admin_client, kb):
+    for model in ("knowledgebase", "document", "chunk", "faqentry", "indexversion"):
+        assert admin_client.get(f"/admin/kb/{model}/").status_code == 200
