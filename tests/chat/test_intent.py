@@ -59,3 +59,20 @@ def test_the_bases_faq_questions_join_the_faq_label_and_a_reindex_retrains(suppo
     # then the new version's classifier knows it as an FAQ, confidently
     assert after.label == "faq"
     assert before.label != "faq" or after.confidence > before.confidence
+
+
+def test_chinese_questions_are_classified_with_character_ngrams_too(embedder):
+    # given the held-out Chinese utterances (the English embedder alone gets about half of them)
+    examples = [e for e in load_examples(intent.HELDOUT_FILE) if any("\u4e00" <= c <= "\u9fff" for c in e.text)]
+    vectors = intent.embed([e.text for e in examples])
+    # when
+    predicted = [intent_classify(text=e.text, query_vector=v).label for e, v in zip(examples, vectors, strict=True)]
+    # then
+    assert np.mean([p == e.label for p, e in zip(predicted, examples, strict=True)]) >= 0.8
+
+
+def test_character_grams_only_count_for_text_with_chinese():
+    assert intent.char_grams("hello") == {}
+    grams = intent.char_grams("转人工")
+    assert set(grams) == {"转", "人", "工", "转人", "人工"}
+    assert abs(sum(v * v for v in grams.values()) - 1) < 1e-9
