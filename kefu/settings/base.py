@@ -59,6 +59,8 @@ MEDIA_URL = "/media/"
 KEFU_KB_RRF_K = env.int("KEFU_KB_RRF_K", default=60)
 # Dense weight for new knowledge bases (BM25 gets 1 - it); each base stores its own, tuned on its FAQ pairs.
 KEFU_KB_DENSE_WEIGHT = env.float("KEFU_KB_DENSE_WEIGHT", default=0.7)
+# The same for bases with Chinese when the embedder is English-only (the bundled MiniLM): dense is near noise there.
+KEFU_KB_DENSE_WEIGHT_CJK = env.float("KEFU_KB_DENSE_WEIGHT_CJK", default=0.2)
 # Candidates each retriever hands to fusion.
 KEFU_KB_CANDIDATES = env.int("KEFU_KB_CANDIDATES", default=100)
 # Exact (flat) FAISS index below this many vectors, HNSW above.

@@ -73,3 +73,11 @@ def test_document_delete_removes_document_its_faq_rows_and_file(kb, monkeypatch)
     assert not Document.objects.exists() and not FaqEntry.objects.exists()
     import os
     assert not os.path.exists(path)
+
+
+def test_chinese_base_with_the_english_embedder_leans_on_bm25(db, settings):
+    settings.KEFU_KB_DENSE_WEIGHT, settings.KEFU_KB_DENSE_WEIGHT_CJK = 0.7, 0.2
+    assert knowledge_base_create(name="en", languages="en").fusion_dense_weight == 0.7
+    assert knowledge_base_create(name="zh", languages="en,zh").fusion_dense_weight == 0.2
+    settings.KEFU_EMBEDDING_MODEL = "/models/multilingual"
+    assert knowledge_base_create(name="zh2", languages="zh").fusion_dense_weight == 0.7
