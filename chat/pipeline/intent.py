@@ -127,14 +127,40 @@ _lock = threading.Lock()
 
 
 def shipped_examples() -> tuple[np.ndarray, list[str], list[str]]:
-    """The shipped utterances' vectors, labels and texts, embedded once per process."""
+    """The shipped utterances' vectors, labels and texts, embedded once per process.
+
+    The vectors are also kept on disk (``KEFU_DATA_DIR/chat``, keyed by the file's content
+    and the embedding model), so a new process does not spend its first answer embedding them.
+    """
     global _shipped
     with _lock:
         if _shipped is None:
             examples = load_examples(TRAIN_FILE)
             texts = [e.text for e in examples]
-            _shipped = (embed(texts), [e.label for e in examples], texts)
+            _shipped = (stored_vectors(texts), [e.label for e in examples], texts)
         return _shipped
+
+
+def stored_vectors(texts: list[str]) -> np.ndarray:
+    import hashlib
+
+    from django.conf import settings
+
+    digest = hashlib.sha256("\n".join([settings.KEFU_EMBEDDING_MODEL, *texts]).encode()).hexdigest()[:16]
+    path = Path(settings.KEFU_DATA_DIR) / "chat" / f"intent-examples-{digest}.npy"
+    if path.is_file():
+        vectors = np.load(path)
+        if vectors.shape[0] == len(texts):
+            return vectors
+    vectors = embed(texts)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, vectors)
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only data dir only costs the embedding again next time
+    return vectors
 
 
 def faq_vectors(kb_id: int) -> np.ndarray:

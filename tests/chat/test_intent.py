@@ -76,3 +76,13 @@ def test_character_grams_only_count_for_text_with_chinese():
     grams = intent.char_grams("转人工")
     assert set(grams) == {"转", "人", "工", "转人", "人工"}
     assert abs(sum(v * v for v in grams.values()) - 1) < 1e-9
+
+
+def test_shipped_vectors_are_kept_on_disk_for_the_next_process(embedder, chat_data_dir, monkeypatch):
+    # given a process that embedded the shipped examples once
+    texts = [e.text for e in load_examples(intent.TRAIN_FILE)][:5]
+    first = intent.stored_vectors(texts)
+    assert list((chat_data_dir / "chat").glob("intent-examples-*.npy"))
+    # when the next process asks, it does not embed again
+    monkeypatch.setattr(intent, "embed", lambda texts: pytest.fail("embedded again"))
+    assert np.array_equal(intent.stored_vectors(texts), first)
