@@ -23,15 +23,25 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import zip_longest
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
 from analytics import histogram
-from analytics.models import ExpertLoadRollup, HourlyRollup, QuestionRollup, RollupState
+from analytics.models import (
+    DailyRollup,
+    ExpertLoadDaily,
+    ExpertLoadRollup,
+    HourlyRollup,
+    QuestionRollup,
+    RollupMetrics,
+    RollupState,
+)
 
 log = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
@@ -253,6 +263,71 @@ def question_rows_of_day(day) -> list[QuestionRollup]:
     return kept
 
 
+# --- daily rows: sums of hourly rows per day of the display time zone --------------------------
+
+def local_day(hour: datetime) -> date:
+    return timezone.localtime(hour, timezone.get_default_timezone()).date()
+
+
+def day_first_hour(day: date) -> datetime:
+    """The first UTC hour whose start falls on ``day`` in the display time zone."""
+    return hour_ceil(datetime.combine(day, time.min, tzinfo=timezone.get_default_timezone()))
+
+
+def local_days(start: datetime, end: datetime) -> list[date]:
+    """The display-time-zone days of the hours in ``[start, end)``."""
+    first, last = local_day(start), local_day(end - HOUR)
+    return [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+
+
+def summed_metrics(rows: list[dict]) -> dict:
+    """Field-wise sum of rollup rows: counters add, histograms add per bucket, intent counts merge."""
+    total = {name: sum(row[name] for row in rows) for name in RollupMetrics.METRIC_FIELDS}
+    intents: Counter = Counter()
+    for row in rows:
+        intents.update(row["intents"])
+    total["intents"] = dict(intents)
+    total["ttft_buckets"] = histogram.merged(row["ttft_buckets"] for row in rows)
+    total["total_buckets"] = histogram.merged(row["total_buckets"] for row in rows)
+    return total
+
+
+def daily_rows(days: list[date]) -> tuple[list[DailyRollup], list[ExpertLoadDaily]]:
+    """Daily rows of ``days`` from the hourly rows as they are now."""
+    span = (day_first_hour(days[0]), day_first_hour(days[-1] + timedelta(days=1)))
+    fields = ("hour", "knowledge_base_id", "widget_key_id", "intents", "ttft_buckets", "total_buckets",
+              *RollupMetrics.METRIC_FIELDS)
+    slots: dict[tuple, list[dict]] = defaultdict(list)
+    for row in HourlyRollup.objects.filter(hour__gte=span[0], hour__lt=span[1]).values(*fields):
+        slots[(local_day(row["hour"]), row["knowledge_base_id"], row["widget_key_id"])].append(row)
+    daily = [DailyRollup(day=day, knowledge_base_id=kb_id, widget_key_id=key_id, **summed_metrics(rows))
+             for (day, kb_id, key_id), rows in slots.items()]
+    experts: dict[tuple, list] = {}
+    for hour, model, layer, counts, requests in (ExpertLoadRollup.objects.filter(hour__gte=span[0], hour__lt=span[1])
+                                                 .values_list("hour", "model", "layer", "counts", "requests")):
+        entry = experts.setdefault((local_day(hour), model, layer), [[], 0])
+        entry[0] = [a + b for a, b in zip_longest_zero(entry[0], counts)]
+        entry[1] += requests
+    expert_daily = [ExpertLoadDaily(day=day, model=model, layer=layer, counts=counts, requests=requests)
+                    for (day, model, layer), (counts, requests) in experts.items()]
+    return daily, expert_daily
+
+
+def zip_longest_zero(left: list[int], right: list[int]):
+    return zip_longest(left, right, fillvalue=0)
+
+
+def daily_rollup(days: list[date]) -> int:
+    """Recompute the daily rows of ``days`` (call after their hourly rows changed)."""
+    daily, experts = daily_rows(days)
+    with transaction.atomic():
+        DailyRollup.objects.filter(day__gte=days[0], day__lte=days[-1]).delete()
+        ExpertLoadDaily.objects.filter(day__gte=days[0], day__lte=days[-1]).delete()
+        DailyRollup.objects.bulk_create(daily, batch_size=1000)
+        ExpertLoadDaily.objects.bulk_create(experts, batch_size=1000)
+    return len(daily)
+
+
 def rollup_hours(start: datetime, end: datetime) -> RollupResult:
     """Recompute every UTC hour overlapping ``[start, end)`` from the raw rows (idempotent).
 
@@ -270,6 +345,7 @@ def rollup_hours(start: datetime, end: datetime) -> RollupResult:
         ExpertLoadRollup.objects.filter(hour__gte=start, hour__lt=end).delete()
         HourlyRollup.objects.bulk_create(hourly, batch_size=1000)
         ExpertLoadRollup.objects.bulk_create(experts, batch_size=1000)
+    daily_rollup(local_days(start, end))
     questions = 0
     for day in utc_days(start, end):  # one day at a time bounds the memory of a first full rollup
         rows = question_rows_of_day(day)
@@ -338,13 +414,14 @@ def rollup_refresh(*, now: datetime | None = None) -> list[RollupResult]:
     try:
         started = now or timezone.now()
         state = RollupState.objects.filter(name=STATE_NAME).first()
-        if state is None:
+        if state is None or state.time_zone != settings.TIME_ZONE:  # first run, or daily rows cut in another zone
             first = first_activity()
             hours = set(hour_range(first, hour_ceil(started))) if first else set()
         else:
             hours = stale_hours(state.watermark, started)
         results = [rollup_hours(start, end) for start, end in contiguous_ranges(hours)]
-        RollupState.objects.update_or_create(name=STATE_NAME, defaults={"watermark": started})
+        RollupState.objects.update_or_create(name=STATE_NAME,
+                                             defaults={"watermark": started, "time_zone": settings.TIME_ZONE})
         return results
     finally:
         cache.delete(LOCK_KEY)

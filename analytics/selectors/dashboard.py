@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.db.models import Count
 from django.utils import timezone
 
 from analytics import histogram
 from analytics.filters import DashboardFilter
-from analytics.models import HourlyRollup
-from analytics.rollups import OUTCOME_FIELDS, hour_floor
+from analytics.models import DailyRollup, HourlyRollup
+from analytics.rollups import OUTCOME_FIELDS, day_first_hour, hour_floor, local_day
 from analytics.selectors.charts import ChartSpec, Dataset
 
 OUTCOME_LABELS = {
@@ -68,13 +68,53 @@ class DashboardData:
     cost_rows: tuple[CostRow, ...]
 
 
-def rollup_rows(flt: DashboardFilter) -> list[dict]:
-    rows = HourlyRollup.objects.filter(hour__gte=hour_floor(flt.start), hour__lt=flt.end)
+@dataclass(frozen=True)
+class WindowParts:
+    """A window read as hourly rows at its edges and daily rows for the whole days inside."""
+
+    hourly: tuple[tuple[datetime, datetime], ...]  # [start, end) hour ranges
+    first_day: date | None = None  # daily rows for first_day..last_day, both included
+    last_day: date | None = None
+
+
+def window_parts(flt: DashboardFilter) -> WindowParts:
+    """Whole days inside a daily-bucket window come from daily rows (in the zone they were cut in)."""
+    start = hour_floor(flt.start)
+    if flt.bucket != "day" or timezone.get_current_timezone_name() != timezone.get_default_timezone_name():
+        return WindowParts(((start, flt.end),))
+    first_day, last_day = local_day(start) + timedelta(days=1), local_day(flt.end) - timedelta(days=1)
+    if start == day_first_hour(local_day(start)):
+        first_day = local_day(start)  # the window starts on a day boundary: its first day is whole
+    if last_day < first_day:
+        return WindowParts(((start, flt.end),))
+    return WindowParts(((start, day_first_hour(first_day)), (day_first_hour(last_day + timedelta(days=1)), flt.end)),
+                       first_day, last_day)
+
+
+def slot_filtered(rows, flt: DashboardFilter):
     if flt.knowledge_base_id:
         rows = rows.filter(knowledge_base_id=flt.knowledge_base_id)
     if flt.widget_key_id:
         rows = rows.filter(widget_key_id=flt.widget_key_id)
-    return list(rows.order_by().values(*ROLLUP_FIELDS))
+    return rows.order_by()
+
+
+def rollup_rows(flt: DashboardFilter) -> list[dict]:
+    """The window's rollup rows as dicts with an ``hour`` (a daily row's is its local midnight)."""
+    parts = window_parts(flt)
+    rows = []
+    for start, end in parts.hourly:
+        if start < end:
+            rows += slot_filtered(HourlyRollup.objects.filter(hour__gte=start, hour__lt=end), flt).values(
+                *ROLLUP_FIELDS)
+    if parts.first_day:
+        zone = timezone.get_current_timezone()
+        fields = ["day", *ROLLUP_FIELDS[1:]]
+        for row in slot_filtered(DailyRollup.objects.filter(day__gte=parts.first_day, day__lte=parts.last_day),
+                                 flt).values(*fields):
+            row["hour"] = datetime.combine(row.pop("day"), time.min, tzinfo=zone)
+            rows.append(row)
+    return rows
 
 
 def bucket_of(hour: datetime, bucket: str) -> datetime:
@@ -82,6 +122,19 @@ def bucket_of(hour: datetime, bucket: str) -> datetime:
     if bucket == "hour":
         return local
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def bucket_mapper(bucket: str):
+    """``bucket_of`` memoised per hour: thousands of rows share a few hundred distinct hours."""
+    memo: dict[datetime, datetime] = {}
+
+    def bucket_for(hour: datetime) -> datetime:
+        found = memo.get(hour)
+        if found is None:
+            found = memo[hour] = bucket_of(hour, bucket)
+        return found
+
+    return bucket_for
 
 
 def bucket_keys(flt: DashboardFilter) -> list[datetime]:
@@ -101,8 +154,9 @@ def bucket_label(key: datetime, bucket: str) -> str:
 
 def grouped(rows: list[dict], flt: DashboardFilter) -> dict[datetime, list[dict]]:
     groups: dict[datetime, list[dict]] = defaultdict(list)
+    bucket_for = bucket_mapper(flt.bucket)
     for row in rows:
-        groups[bucket_of(row["hour"], flt.bucket)].append(row)
+        groups[bucket_for(row["hour"])].append(row)
     return groups
 
 
@@ -119,8 +173,23 @@ def average(rows: list[dict], sum_name: str, count_name: str) -> float | None:
     return round(total(rows, sum_name) / count, 1) if count else None
 
 
+def merged_histogram(rows: list[dict], name: str) -> list[int]:
+    import numpy as np  # summing thousands of 25-bucket rows is a matrix sum
+
+    if not rows:
+        return histogram.empty()
+    matrix = np.zeros((len(rows), histogram.SIZE), dtype=np.int64)
+    for index, row in enumerate(rows):
+        counts = row[name][:histogram.SIZE]
+        matrix[index, :len(counts)] = counts
+    return matrix.sum(axis=0).tolist()
+
+
 def percentile(rows: list[dict], name: str, q: float) -> float | None:
-    value = histogram.quantile(histogram.merged(row[name] for row in rows), q)
+    return rounded(histogram.quantile(merged_histogram(rows, name), q))
+
+
+def rounded(value: float | None) -> float | None:
     return round(value, 1) if value is not None else None
 
 
@@ -199,7 +268,8 @@ def intent_chart(keys, labels, groups, rows: list[dict]) -> ChartSpec:
 
 
 def latency_chart(keys, labels, groups, field: str, title: str, chart_id: str) -> ChartSpec:
-    datasets = tuple(Dataset(f"p{int(q * 100)}", series(keys, groups, lambda rows, q=q: percentile(rows, field, q)))
+    merged = {key: merged_histogram(groups.get(key, []), field) for key in keys}  # once per bucket, not per q
+    datasets = tuple(Dataset(f"p{int(q * 100)}", tuple(rounded(histogram.quantile(merged[key], q)) for key in keys))
                      for q in (0.5, 0.95, 0.99))
     return ChartSpec(chart_id, title, "line", labels, datasets, y_label="ms")
 
@@ -222,8 +292,9 @@ def feedback_chart(keys, labels, groups) -> ChartSpec:
 def cost_rows(rows: list[dict], names: dict[int, str]) -> tuple[CostRow, ...]:
     """Prompt and completion tokens per day (display time zone) and knowledge base, newest day first."""
     sums: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    day_of = bucket_mapper("day")
     for row in rows:
-        key = (bucket_of(row["hour"], "day").strftime("%Y-%m-%d"), row["knowledge_base_id"])
+        key = (day_of(row["hour"]).strftime("%Y-%m-%d"), row["knowledge_base_id"])
         sums[key][0] += row["prompt_tokens"]
         sums[key][1] += row["completion_tokens"]
     ordered = sorted(sums.items(), key=lambda item: (item[0][0], names.get(item[0][1], "")), reverse=True)
@@ -232,15 +303,16 @@ def cost_rows(rows: list[dict], names: dict[int, str]) -> tuple[CostRow, ...]:
 
 
 def cost_chart(rows: list[dict], names: dict[int, str], flt: DashboardFilter) -> ChartSpec:
-    days = sorted({bucket_of(row["hour"], "day") for row in rows})
+    day_of = bucket_mapper("day")
+    days = sorted({day_of(row["hour"]) for row in rows})
     labels = tuple(day.strftime("%Y-%m-%d") for day in days)
+    per_base: dict[int, dict[datetime, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for row in rows:
+        sums = per_base[row["knowledge_base_id"]][day_of(row["hour"])]
+        sums[0] += row["prompt_tokens"]
+        sums[1] += row["completion_tokens"]
     datasets = []
-    for kb_id in sorted({row["knowledge_base_id"] for row in rows}):
-        by_day: dict[datetime, list[int]] = defaultdict(lambda: [0, 0])
-        for row in rows:
-            if row["knowledge_base_id"] == kb_id:
-                by_day[bucket_of(row["hour"], "day")][0] += row["prompt_tokens"]
-                by_day[bucket_of(row["hour"], "day")][1] += row["completion_tokens"]
+    for kb_id, by_day in sorted(per_base.items()):
         name = names.get(kb_id, f"#{kb_id}")
         datasets.append(Dataset(f"{name} prompt", tuple(by_day[day][0] for day in days), stack=name))
         datasets.append(Dataset(f"{name} completion", tuple(by_day[day][1] for day in days), stack=name))

@@ -11,14 +11,25 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime, time
 
 from django.conf import settings
+from django.utils import timezone
 
 from analytics.filters import DashboardFilter
-from analytics.models import ExpertLoadRollup
-from analytics.rollups import hour_floor
+from analytics.models import ExpertLoadDaily, ExpertLoadRollup
 from analytics.selectors.charts import ChartSpec, Dataset
-from analytics.selectors.dashboard import bucket_keys, bucket_label, bucket_of
+from analytics.selectors.dashboard import bucket_keys, bucket_label, bucket_mapper, window_parts
+
+
+@dataclass(frozen=True)
+class ExpertRow:
+    """One hourly rollup row, read without building model instances."""
+
+    hour: object
+    model: str
+    layer: int
+    counts: list
 
 
 @dataclass(frozen=True)
@@ -75,8 +86,9 @@ def imbalance_charts(rows, flt: DashboardFilter) -> tuple[ChartSpec, ...]:
     keys = bucket_keys(flt)
     labels = tuple(bucket_label(key, flt.bucket) for key in keys)
     per_bucket: dict[tuple, list] = defaultdict(list)
+    bucket_for = bucket_mapper(flt.bucket)
     for row in rows:
-        per_bucket[(bucket_of(row.hour, flt.bucket), row.layer)].append(row)
+        per_bucket[(bucket_for(row.hour), row.layer)].append(row)
     layers = sorted({row.layer for row in rows})
     ratio_sets, cv_sets = [], []
     for layer in layers:
@@ -92,8 +104,24 @@ def imbalance_charts(rows, flt: DashboardFilter) -> tuple[ChartSpec, ...]:
                       tuple(cv_sets), y_label="CV"))
 
 
+def expert_rows(flt: DashboardFilter) -> list[ExpertRow]:
+    """Hourly rows at the window's edges, daily rows for the whole days inside (see window_parts)."""
+    parts = window_parts(flt)
+    rows = []
+    for start, end in parts.hourly:
+        if start < end:
+            rows += [ExpertRow(*values) for values in ExpertLoadRollup.objects.filter(hour__gte=start, hour__lt=end)
+                     .values_list("hour", "model", "layer", "counts")]
+    if parts.first_day:
+        zone = timezone.get_current_timezone()
+        rows += [ExpertRow(datetime.combine(day, time.min, tzinfo=zone), model, layer, counts)
+                 for day, model, layer, counts in ExpertLoadDaily.objects.filter(
+                     day__gte=parts.first_day, day__lte=parts.last_day).values_list("day", "model", "layer", "counts")]
+    return rows
+
+
 def expert_load(flt: DashboardFilter) -> ExpertLoad:
-    rows = list(ExpertLoadRollup.objects.filter(hour__gte=hour_floor(flt.start), hour__lt=flt.end))
+    rows = expert_rows(flt)
     model = served_model(rows)
     rows = [row for row in rows if row.model == model]
     if not rows:

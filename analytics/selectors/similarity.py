@@ -3,7 +3,9 @@
 Questions are embedded with the knowledge-base embedder (``kb.embedding``, normalised
 vectors) and grouped by average-linkage clustering on cosine distance: two questions
 land in one group when they are on average at least ``GROUP_SIMILARITY`` alike. Vectors
-are cached by text hash, so a page shown again embeds only the questions that are new.
+are cached by text hash — in this process (an LRU of ``MEMORY_VECTORS``) and in Django's
+cache (shared by web processes in service mode) — so a page shown again embeds only the
+questions that are new.
 Budget: at most ``MAX_TEXTS`` texts per call; ~1 s to embed 500 new short questions on
 one CPU core, clustering 500 points takes milliseconds, memory O(n²) floats (2 MB).
 """
@@ -11,6 +13,8 @@ one CPU core, clustering 500 points takes milliseconds, memory O(n²) floats (2 
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from django.core.cache import cache
@@ -18,10 +22,29 @@ from django.core.cache import cache
 GROUP_SIMILARITY = 0.72
 MAX_TEXTS = 500
 CACHE_SECONDS = 7 * 24 * 3600
+MEMORY_VECTORS = 20_000  # 384 float32 each: ~30 MB at most
+
+_memory: OrderedDict[str, bytes] = OrderedDict()
+_memory_lock = threading.Lock()
 
 
 def vector_key(text: str) -> str:
     return "analytics:qvec:" + hashlib.sha1(text.encode()).hexdigest()
+
+
+def remembered(keys: list[str]) -> dict[str, bytes]:
+    with _memory_lock:
+        found = {key: _memory[key] for key in keys if key in _memory}
+        for key in found:
+            _memory.move_to_end(key)
+    return found
+
+
+def remember(vectors: dict[str, bytes]) -> None:
+    with _memory_lock:
+        _memory.update(vectors)
+        while len(_memory) > MEMORY_VECTORS:
+            _memory.popitem(last=False)
 
 
 def embeddings(texts: Sequence[str]):
@@ -30,14 +53,19 @@ def embeddings(texts: Sequence[str]):
 
     from kb.embedding import embed_texts  # sentence-transformers, loaded once per process
 
-    cached = cache.get_many([vector_key(text) for text in texts])
-    missing = sorted({text for text in texts if vector_key(text) not in cached})
+    keys = {text: vector_key(text) for text in texts}
+    found = remembered(list(set(keys.values())))
+    shared = cache.get_many([key for key in set(keys.values()) if key not in found])
+    remember(shared)
+    found.update(shared)
+    missing = sorted({text for text, key in keys.items() if key not in found})
     if missing:
         fresh = embed_texts(missing, batch_size=64)
-        new = {vector_key(text): vector.tobytes() for text, vector in zip(missing, fresh, strict=True)}
+        new = {keys[text]: vector.tobytes() for text, vector in zip(missing, fresh, strict=True)}
         cache.set_many(new, timeout=CACHE_SECONDS)
-        cached.update(new)
-    return np.stack([np.frombuffer(cached[vector_key(text)], dtype=np.float32) for text in texts])
+        remember(new)
+        found.update(new)
+    return np.stack([np.frombuffer(found[keys[text]], dtype=np.float32) for text in texts])
 
 
 def cluster_labels(vectors, *, similarity: float = GROUP_SIMILARITY) -> list[int]:

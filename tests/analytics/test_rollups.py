@@ -249,3 +249,65 @@ def test_embedded_dashboard_refresh_is_throttled(db, settings):
     settings.KEFU_ANALYTICS_REFRESH_AFTER_S = 0
     dashboard_rollups_refresh()
     assert HourlyRollup.objects.get().questions == 1
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/New_York"])
+def test_daily_rows_are_the_sums_of_their_local_days_hourly_rows(traffic, settings, zone):
+    from django.utils import timezone
+
+    from analytics.models import DailyRollup
+
+    # given a display time zone (half an hour off UTC, or with DST) and the traffic rolled up
+    settings.TIME_ZONE = zone
+    rollup_hours(traffic.start, traffic.end + timedelta(hours=1))
+    # then each daily row equals the sum of the hourly rows starting on that local day
+    expected: dict = {}
+    for row in HourlyRollup.objects.all():
+        key = (timezone.localtime(row.hour).date(), row.knowledge_base_id, row.widget_key_id)
+        totals = expected.setdefault(key, [0, 0, histogram.empty()])
+        totals[0] += row.questions
+        totals[1] += row.prompt_tokens
+        totals[2] = histogram.merged([totals[2], row.ttft_buckets])
+    daily = {(r.day, r.knowledge_base_id, r.widget_key_id): [r.questions, r.prompt_tokens, r.ttft_buckets]
+             for r in DailyRollup.objects.all()}
+    assert daily == expected and len(daily) > 3
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata"])
+def test_a_30_day_window_reads_the_same_totals_from_daily_and_hourly_rows(db, settings, zone):
+    from django.utils import timezone
+
+    from analytics.filters import dashboard_filter_parse
+    from analytics.selectors.dashboard import rollup_rows, window_parts
+
+    # given traffic over the last 40 days, rolled up
+    settings.TIME_ZONE = zone
+    kb = seed.knowledge_base("shop")
+    now = timezone.now()
+    seed.random_traffic(bases=[kb], keys={kb.pk: [seed.widget_key(kb)]}, start=now - timedelta(days=40), hours=40 * 24,
+                        conversations=150)
+    rollup_refresh()
+    # when the 30-day window is read (whole days from daily rows, the edges from hourly rows)
+    flt = dashboard_filter_parse({"range": "30d"})
+    parts = window_parts(flt)
+    rows = rollup_rows(flt)
+    # then its totals equal the hourly rows of the same window
+    assert parts.first_day is not None
+    hourly = HourlyRollup.objects.filter(hour__gte=flt.start.replace(minute=0, second=0, microsecond=0),
+                                         hour__lt=flt.end)
+    assert sum(row["questions"] for row in rows) == sum(row.questions for row in hourly) > 0
+    assert histogram.merged(row["ttft_buckets"] for row in rows) == histogram.merged(r.ttft_buckets for r in hourly)
+
+
+def test_changing_the_time_zone_recomputes_the_daily_rows(traffic, settings):
+    from analytics.models import DailyRollup
+
+    # given rollups cut in UTC
+    rollup_refresh(now=traffic.end + timedelta(hours=1))
+    utc_days = set(DailyRollup.objects.values_list("day", "knowledge_base_id", "widget_key_id", "questions"))
+    # when the display zone changes and the next refresh runs
+    settings.TIME_ZONE = "Asia/Tokyo"
+    rollup_refresh(now=traffic.end + timedelta(hours=2))
+    # then the daily rows were cut again, in the new zone
+    assert set(DailyRollup.objects.values_list("day", "knowledge_base_id", "widget_key_id", "questions")) != utc_days
+    assert RollupState.objects.get().time_zone == "Asia/Tokyo"
