@@ -245,3 +245,23 @@ def test_the_schema_describes_every_endpoint(client):
     assert set(document["paths"]) == {"/messages", "/messages/{message_id}/stream",
                                       "/messages/{message_id}/feedback", "/conversations/{conversation_id}",
                                       "/conversations/{conversation_id}/handoff"}
+
+
+def test_a_quiet_generation_gets_heartbeat_comments(client, widget_key, fake_generator, settings):
+    import threading
+
+    settings.KEFU_CHAT_HEARTBEAT_S = 0.01
+    fake_generator.write_immediately = False
+    started = ask(client, widget_key, "Do I need a permit before drilling for a ground source heat pump?")
+    job_id = fake_generator.requests[0]["job_id"]
+    message = Message.objects.get(pk=started.json()["message_id"])
+    # given a generator that is silent for over a second before answering
+    threading.Timer(1.3, fake_generator.finish, args=(job_id,)).start()
+    from chat.sse import message_events
+
+    async def collect():
+        return "".join([chunk async for chunk in message_events(message, grace_s=0)])
+    body = async_to_sync(collect)()
+    # then the silence was filled with comment lines, and the answer still came
+    assert ": heartbeat" in body and "event: done" in body
+    assert body.index(": heartbeat") < body.index("event: token")
