@@ -156,3 +156,28 @@ def test_seeded_sampling_is_reproducible(smollm, make_engine):
             for index in range(2)]
     first, second = (handle.result(timeout=120).token_ids for handle in runs)
     assert first == second
+
+
+def test_int8_dynamic_quantization_runs_and_mostly_agrees(smollm, make_engine, references):
+    # given the bundled model with its linear layers quantized to int8 (a copy; the fp32 model is untouched)
+    from inference.backends.transformers_backend import quantize
+    from inference.loader import LoadedModel
+
+    quantized = quantize(smollm.model, "int8", "cpu")
+    assert quantized is not smollm.model
+    assert any("quantized.dynamic" in type(module).__module__ for module in quantized.modules())
+    engine = make_engine(LoadedModel(smollm.spec, quantized, smollm.tokenizer, "cpu", "float32+int8"))
+
+    # when it answers a prompt greedily
+    output = engine.submit(request("q8", PROMPTS[0])).result(timeout=120)
+
+    # then it answers, and its first token is the fp32 model's (later ones may drift: int8 changes logits)
+    assert output.text.strip()
+    assert output.token_ids[0] == references[PROMPTS[0]][0]
+
+
+def test_unknown_quantization_is_refused(smollm):
+    from inference.backends.transformers_backend import quantize
+
+    with pytest.raises(ValueError, match="KEFU_QUANTIZATION"):
+        quantize(smollm.model, "int3", "cpu")
