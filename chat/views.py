@@ -91,15 +91,19 @@ def started_body(request, started) -> dict:
 
 
 async def api_call(request, handler, *args):
-    """Run a sync handler off the event loop and turn ApiError into its JSON response."""
+    """Answer a CORS preflight, or run a sync handler off the event loop, ApiError → its JSON response."""
     if request.method == "OPTIONS":
         origin = request_origin(request)
         allowed = bool(origin) and await sync_to_async(selectors.origin_allowed_by_any_key)(origin=origin)
         return preflight_response(origin, allowed)
-    try:
-        return await sync_to_async(handler)(request, *args)
-    except ApiError as error:
-        return error_response(error, origin=allowed_origin_for_error(request))
+
+    def run(request, *args):
+        try:
+            return handler(request, *args)
+        except ApiError as error:
+            return error_response(error, origin=allowed_origin_for_error(request))
+
+    return await sync_to_async(run)(request, *args)
 
 
 def allowed_origin_for_error(request) -> str:
@@ -119,21 +123,7 @@ async def messages(request):
         method_is(request, "POST")
         return post_message_sync(request)
 
-    return await api_call_sync_errors(request, handler)
-
-
-async def api_call_sync_errors(request, handler, *args):
-    """Like :func:`api_call`, with the allowed-origin lookup for errors also off the event loop."""
-    if request.method == "OPTIONS":
-        return await api_call(request, handler, *args)
-
-    def run(request, *args):
-        try:
-            return handler(request, *args)
-        except ApiError as error:
-            return error_response(error, origin=allowed_origin_for_error(request))
-
-    return await sync_to_async(run)(request, *args)
+    return await api_call(request, handler)
 
 
 def stream_prepare(request, message_id):
@@ -153,7 +143,7 @@ def stream_prepare(request, message_id):
 @csrf_exempt
 async def message_stream(request, message_id):
     if request.method == "OPTIONS":
-        return await api_call(request, None)
+        return await api_call(request, None, message_id)
     try:
         message, origin, last_event_id, delivered = await sync_to_async(stream_prepare)(request, message_id)
     except ApiError as error:
@@ -188,7 +178,7 @@ async def message_feedback(request, message_id):
         return with_cors(JsonResponse({"message_id": str(message.pk), "rating": feedback.rating,
                                        "comment": feedback.comment}), caller.origin)
 
-    return await api_call_sync_errors(request, handler, message_id)
+    return await api_call(request, handler, message_id)
 
 
 @csrf_exempt
@@ -200,7 +190,7 @@ async def conversation_handoff(request, conversation_id):
         started = services.handoff_request(conversation=conversation)
         return with_cors(JsonResponse(started_body(request, started), status=202), caller.origin)
 
-    return await api_call_sync_errors(request, handler, conversation_id)
+    return await api_call(request, handler, conversation_id)
 
 
 @csrf_exempt
@@ -215,11 +205,11 @@ async def conversation_detail(request, conversation_id):
             "messages": [message_json(request, m) for m in rows],
         }), caller.origin)
 
-    return await api_call_sync_errors(request, handler, conversation_id)
+    return await api_call(request, handler, conversation_id)
 
 
 def message_json(request, message: Message) -> dict:
-    feedback = getattr(message, "feedback", None) if hasattr(message, "feedback") else None
+    feedback = getattr(message, "feedback", None)  # reverse one-to-one: absent → AttributeError → None
     body = {"id": str(message.pk), "role": message.role, "text": message.text, "outcome": message.outcome,
             "created_at": message.created_at.isoformat()}
     if message.role == Message.Role.ASSISTANT:
