@@ -70,15 +70,66 @@ def observe(request: HttpRequest, response: HttpResponse, started: float) -> Non
     HTTP_LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
 
 
+class StaffQueueCollector:
+    """Gauges read from the database at scrape time: what no single process counts.
+
+    ``kefu_handoff_waiting`` / ``kefu_handoff_oldest_wait_seconds``: the hand-off inbox;
+    ``kefu_analytics_rollup_age_seconds``: how stale the dashboard's rollups are (beat stopped?).
+    Two indexed queries per scrape; a database that does not answer yields no samples.
+    """
+
+    def collect(self):
+        from django.db import DatabaseError
+        from prometheus_client.core import GaugeMetricFamily
+
+        try:
+            waiting, oldest_s, rollup_age_s = staff_queue_figures()
+        except DatabaseError:
+            return
+        yield GaugeMetricFamily("kefu_handoff_waiting", "Conversations waiting for a person.", value=waiting)
+        yield GaugeMetricFamily("kefu_handoff_oldest_wait_seconds",
+                                "Seconds the longest-waiting handed-off conversation has waited.", value=oldest_s)
+        if rollup_age_s is not None:
+            yield GaugeMetricFamily("kefu_analytics_rollup_age_seconds",
+                                    "Seconds since the analytics rollups were last refreshed.", value=rollup_age_s)
+
+
+def staff_queue_figures() -> tuple[int, float, float | None]:
+    from django.db.models import Count, Min
+    from django.utils import timezone
+
+    from analytics.rollups import rollup_watermark
+    from chat.models import Conversation
+
+    now = timezone.now()
+    inbox = Conversation.objects.filter(status=Conversation.Status.HANDED_OFF).aggregate(
+        n=Count("id"), oldest=Min("handed_off_at"))
+    oldest_s = (now - inbox["oldest"]).total_seconds() if inbox["oldest"] else 0.0
+    watermark = rollup_watermark()
+    return inbox["n"], oldest_s, (now - watermark).total_seconds() if watermark else None
+
+
+STAFF_QUEUE_COLLECTOR = StaffQueueCollector()
+
+
 def registry() -> CollectorRegistry:
-    """All processes' samples in multiprocess mode, else this process's registry."""
+    """All processes' samples in multiprocess mode, else this process's registry; plus the DB gauges."""
+    collected = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
-        collected = CollectorRegistry()
         multiprocess.MultiProcessCollector(collected)
-        return collected
-    return DEFAULT_REGISTRY
+    else:
+        collected.register(ProcessRegistry())
+    collected.register(STAFF_QUEUE_COLLECTOR)
+    return collected
+
+
+class ProcessRegistry:
+    """This process's default registry as one collector, so the DB gauges can sit beside it."""
+
+    def collect(self):
+        yield from DEFAULT_REGISTRY.collect()
 
 
 def may_scrape(request: HttpRequest) -> bool:

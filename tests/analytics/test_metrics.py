@@ -59,3 +59,29 @@ def test_metrics_sum_over_several_web_processes(tmp_path, start_web_server):
     # then the scrape counts every one of them (41 with the readiness probe), whichever process served it
     text = http_get(server.base + "/metrics")[1].decode()
     assert sample(text, "kefu_http_requests_total", route="healthz", method="GET", status="2xx") == 41
+
+
+@pytest.mark.django_db
+def test_metrics_export_the_hand_off_queue_and_rollup_age(client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from analytics.rollups import rollup_refresh
+    from tests.analytics import seed
+
+    # given two conversations waiting for a person, the older for ten minutes, and rollups just refreshed
+    kb = seed.knowledge_base()
+    now = timezone.now()
+    seed.conversation(kb, at=now - timedelta(minutes=10), status="handed_off")
+    seed.conversation(kb, at=now - timedelta(minutes=2), status="handed_off")
+    seed.conversation(kb, at=now)
+    rollup_refresh()
+    # when scraped
+    text = client.get("/metrics").content.decode()
+    # then the inbox size, its oldest wait and the rollup age are there
+    assert re.search(r"^kefu_handoff_waiting 2\.0$", text, re.M)
+    oldest = float(re.search(r"^kefu_handoff_oldest_wait_seconds (\S+)$", text, re.M).group(1))
+    assert 600 <= oldest < 700
+    assert 0 <= float(re.search(r"^kefu_analytics_rollup_age_seconds (\S+)$", text, re.M).group(1)) < 60
+    assert "kefu_http_requests_total" in text  # the process's own metrics are still served
