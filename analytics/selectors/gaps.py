@@ -21,7 +21,8 @@ from analytics.rollups import utc_days
 from analytics.selectors import similarity
 
 GAP_OUTCOMES = ("refused", "handed_off", "failed")
-NOT_GAPS = ("sensitive_word",)  # a refusal for a blocked word says nothing about missing knowledge
+NOT_GAPS = ("sensitive_word",)
+TOP_CANDIDATES = 300  # most asked exact questions merged into groups; the top 30 groups come from these  # a refusal for a blocked word says nothing about missing knowledge
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ def top_questions(flt: DashboardFilter, *, limit: int = 30) -> list[QuestionGrou
     if flt.widget_key_id:
         rows = rows.filter(widget_key_id=flt.widget_key_id)
     exact = list(rows.order_by().values("knowledge_base_id", "question_key")
-                 .annotate(asked=Sum("asked"), cached=Sum("cached")).order_by("-asked")[:similarity.MAX_TEXTS])
+                 .annotate(asked=Sum("asked"), cached=Sum("cached")).order_by("-asked")[:TOP_CANDIDATES])
     texts = dict(rows.filter(question_key__in=[row["question_key"] for row in exact]).order_by()
                  .values_list("question_key", "text"))
     names = dict(KnowledgeBase.objects.values_list("id", "name"))
