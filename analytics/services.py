@@ -8,10 +8,15 @@ closing go through :mod:`chat.staff_replies`.
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
+from django.db import IntegrityError
 from django.utils import timezone
 
 from analytics.rollups import RollupResult, rollup_refresh, rollup_watermark
+
+log = logging.getLogger(__name__)
 
 
 class NotFound(LookupError):
@@ -28,7 +33,12 @@ def dashboard_rollups_refresh() -> list[RollupResult]:
     watermark = rollup_watermark()
     if watermark and (timezone.now() - watermark).total_seconds() < settings.KEFU_ANALYTICS_REFRESH_AFTER_S:
         return []
-    return rollup_refresh()
+    try:
+        return rollup_refresh()
+    except IntegrityError:
+        # Another process (its own cache, so its own lock) wrote the same hours first; show what is there.
+        log.warning("analytics rollup raced with another process; showing the rollups as they are")
+        return []
 
 
 def gap_faq_create(*, knowledge_base_id: int, question: str, answer: str, alternatives: list[str]):
