@@ -21,7 +21,8 @@ from kb.retrieval.search import BM25, DENSE, Hit
 
 RETRIEVERS = (BM25, DENSE, "hybrid")
 DEPTH = 10
-WEIGHT_GRID = (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
+# From BM25-heavy (Chinese with an English embedder) to dense-heavy (paraphrased English questions).
+WEIGHT_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 RRF_K_GRID = (5, 20, 60)
 
 

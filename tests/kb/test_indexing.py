@@ -53,3 +53,40 @@ def test_missing_files_are_rebuilt_from_the_database(kb, ingest):
     # when / then
     assert hybrid(kb, "cats", 1)[0].document_title == "a"
     assert indexing.version_dir(kb.pk, kb.active_index.number).exists()
+
+
+def test_hnsw_graph_is_extended_not_rebuilt_when_documents_are_only_added(kb, ingest, settings, monkeypatch):
+    # given a base whose dense index is HNSW (threshold lowered for the test)
+    settings.KEFU_KB_HNSW_THRESHOLD = 1
+    ingest(kb, "a.md", b"# Pets\n\nCats are allowed in the lobby.\n")
+    kb.refresh_from_db()
+    assert kb.active_index.dense_kind == "hnsw"
+
+    # when a second document is added, no HNSW graph is built from scratch
+    def no_full_build(*args, **kwargs):
+        raise AssertionError("full HNSW build")
+
+    monkeypatch.setattr("kb.retrieval.dense.build_dense", no_full_build)
+    ingest(kb, "b.md", b"# Parking\n\nParking is free on Sundays.\n")
+    ingest(kb, "c.md", b"# Hours\n\nThe shop opens at nine.\n")
+    # then the new chunks are searchable by the dense retriever
+    result = indexing.active_index(kb.pk)
+    assert result.dense.kind == "hnsw" and result.dense.size == 3
+    assert hybrid(kb, "is parking free on sundays", 1)[0].document_title == "b"
+
+
+def test_deleting_a_document_forces_a_full_build(kb, ingest, settings, monkeypatch):
+    from kb.services import document_delete
+
+    settings.KEFU_KB_HNSW_THRESHOLD = 1
+    first = ingest(kb, "a.md", b"# Pets\n\nCats are allowed in the lobby.\n")
+    ingest(kb, "b.md", b"# Parking\n\nParking is free on Sundays.\n")
+    monkeypatch.setattr("kb.services.index_rebuild_enqueue", lambda _id: None)
+    document_delete(document=first)
+    calls = []
+    import kb.retrieval.dense as dense
+
+    original = dense.build_dense
+    monkeypatch.setattr(dense, "build_dense", lambda *a, **k: calls.append(1) or original(*a, **k))
+    indexing.index_build(knowledge_base_id=kb.pk)
+    assert calls == [1] and indexing.active_index(kb.pk).dense.size == 1
