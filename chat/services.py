@@ -93,9 +93,13 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
     if matcher.contains(text):
         reply = Reply(Outcome.REFUSED, replies.reply("sensitive_word", question=text), reason="sensitive_word")
     else:
-        query_vector = embed_question(standalone.query)
-        reply = cached_reply(kb_id=kb.pk, index_version=index_version, question=text, query_vector=query_vector,
+        # An exact hit needs no embedding: the cheapest answer is looked up before anything is computed.
+        reply = cached_reply(kb_id=kb.pk, index_version=index_version, question=text, query_vector=None,
                              standalone=standalone)
+        if reply is None:
+            query_vector = embed_question(standalone.query)
+            reply = cached_reply(kb_id=kb.pk, index_version=index_version, question=text,
+                                 query_vector=query_vector, standalone=standalone, exact_checked=True)
         if reply is None:
             found_intent = intent.intent_classify(text=standalone.query, query_vector=query_vector, kb_id=kb.pk,
                                                   index_version=index_version)
@@ -136,12 +140,16 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
     return AnswerStarted(str(answer.pk), conversation.public_id, answer.outcome)
 
 
-def cached_reply(*, kb_id: int, index_version, question: str, query_vector, standalone) -> Reply | None:
-    """A cached answer for this base and index version, unless the question leans on history."""
+def cached_reply(*, kb_id: int, index_version, question: str, query_vector, standalone,
+                 exact_checked: bool = False) -> Reply | None:
+    """A cached answer for this base and index version, unless the question leans on history.
+
+    Without ``query_vector`` only the exact lookup runs; with it (and ``exact_checked``) only the semantic one.
+    """
     if index_version is None or standalone.depends_on_history:
         return None
     hit = answer_cache.answer_cache_lookup(kb_id=kb_id, index_version=index_version, question=question,
-                                           query_vector=query_vector)
+                                           query_vector=query_vector, exact=not exact_checked)
     if hit is None:
         return None
     from chat.models import CachedAnswer

@@ -47,14 +47,15 @@ _matrices: dict[tuple[int, int], tuple[int, int, list[int], np.ndarray]] = {}
 _matrices_lock = threading.Lock()
 
 
-def answer_cache_lookup(*, kb_id: int, index_version: int, question: str, query_vector=None) -> CacheHit | None:
-    """An exact hit, else a semantic one (when ``query_vector`` is given), else None."""
+def answer_cache_lookup(*, kb_id: int, index_version: int, question: str, query_vector=None,
+                        exact: bool = True) -> CacheHit | None:
+    """An exact hit (unless ``exact`` is off), else a semantic one (when ``query_vector`` is given), else None."""
     from chat.models import CachedAnswer
 
     entries = CachedAnswer.objects.filter(knowledge_base_id=kb_id, index_version=index_version)
-    exact = entries.filter(question_key=question_key(question)).first()
-    if exact is not None:
-        return served(exact, kind="exact", similarity=1.0)
+    found = entries.filter(question_key=question_key(question)).first() if exact else None
+    if found is not None:
+        return served(found, kind="exact", similarity=1.0)
     if query_vector is None:
         return None
     ids, matrix = cached_matrix(kb_id, index_version)

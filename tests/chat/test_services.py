@@ -157,3 +157,9 @@ def test_chitchat_is_a_short_generation_without_passages(widget_key, fake_genera
     answer = ask(widget_key, question)
     assert answer.outcome == "pending" and answer.reason == "chitchat" and answer.passages == []
     assert fake_generator.requests[-1]["max_new_tokens"] == settings.KEFU_CHAT_CHITCHAT_TOKENS
+
+
+def test_an_exact_cache_hit_is_served_without_embedding_the_question(widget_key, fake_generator, monkeypatch):
+    ask(widget_key, "What are your opening hours?")
+    monkeypatch.setattr(services, "embed_question", lambda text: pytest.fail("embedded an exact hit"))
+    assert ask(widget_key, "WHAT are your opening hours").outcome == "cached"

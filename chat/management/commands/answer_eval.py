@@ -214,11 +214,12 @@ def generate_some(kb, rows, results, limit: int, out) -> tuple[int, int] | None:
     """Really generate up to ``limit`` generative answers in this process; (cited, total)."""
     if limit <= 0:
         return None
-    from inference.runtime import start_in_process_engine
+    from inference.runtime import GeneratorUnavailable, get_generator
 
-    state = start_in_process_engine()
-    if state.status != "ready":
-        raise CommandError(f"the generator is not ready: {state.status} {state.detail}")
+    try:
+        get_generator()  # loads the model once, before the first answer
+    except GeneratorUnavailable as exc:
+        raise CommandError(str(exc)) from exc
     cited = total = 0
     for row, result in zip(rows, results, strict=True):
         if result.outcome != "pending" or total >= limit:
