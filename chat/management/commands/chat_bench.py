@@ -30,6 +30,24 @@ KNOWLEDGE_QUESTIONS = [
 ]
 
 
+class HttpClient:
+    """The in-process client's ``post`` over real HTTP (httpx, one kept-alive connection)."""
+
+    def __init__(self, base_url: str, key: str):
+        import httpx
+
+        self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=60,
+                                 headers={"X-Kefu-Key": key, "Origin": ORIGIN})
+
+    def post(self, path, data, content_type):
+        import json as _json
+
+        response = self.http.post(path, content=_json.dumps(data), headers={"Content-Type": content_type})
+        response.content_type = response.headers.get("content-type")
+        response.status_code = response.status_code
+        return response
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
@@ -43,6 +61,8 @@ class Command(BaseCommand):
         parser.add_argument("kb", help="knowledge base slug or id (with FAQ entries)")
         parser.add_argument("--n", type=int, default=30, help="FAQ questions per round")
         parser.add_argument("--first-token", type=int, default=0, help="generated answers to time")
+        parser.add_argument("--url", default="", help="time a running server (e.g. http://127.0.0.1:8000) "
+                                                      "over HTTP instead of the in-process client")
 
     def handle(self, *args, **options):
         from django.test import Client
@@ -58,7 +78,8 @@ class Command(BaseCommand):
             raise CommandError(f"{kb.slug} has no FAQ entries")
         key, _ = WidgetKey.objects.get_or_create(knowledge_base=kb, name="bench",
                                                  defaults={"allowed_origins": [ORIGIN]})
-        client = Client(HTTP_X_KEFU_KEY=key.public_key, HTTP_ORIGIN=ORIGIN, SERVER_NAME="localhost")
+        client = (HttpClient(options["url"], key.public_key) if options["url"]
+                  else Client(HTTP_X_KEFU_KEY=key.public_key, HTTP_ORIGIN=ORIGIN, SERVER_NAME="localhost"))
         from django.conf import settings
 
         settings.KEFU_CHAT_RATE_LIMITS = {scope: (10**9, 60) for scope in settings.KEFU_CHAT_RATE_LIMITS}
