@@ -204,7 +204,7 @@ def message_finalize(*, message: Message, event) -> Message:
     timings = dict(message.timings)
     timings["total_ms"] = since_post_ms(message, now)
     with transaction.atomic():
-        locked = Message.objects.select_for_update().select_related("conversation", "reply_to").get(pk=message.pk)
+        locked = Message.objects.select_for_update(of=("self",)).select_related("conversation", "reply_to").get(pk=message.pk)
         if locked.outcome != Outcome.PENDING:
             return locked
         if event.kind == "done" and data.get("finish_reason") not in ("error", "cancelled", "timeout"):
