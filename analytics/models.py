@@ -29,6 +29,8 @@ class RollupMetrics(models.Model):
     messages = models.PositiveIntegerField(default=0)
     questions = models.PositiveIntegerField(default=0)
     visitors = models.PositiveIntegerField(default=0)
+    # HyperLogLog of the visitor ids (analytics.sketch): distinct visitors over any set of rows
+    visitor_sketch = models.BinaryField(default=b"")
 
     # what happened to each question (the question row carries its reply's outcome)
     outcome_cached = models.PositiveIntegerField(default=0)

@@ -32,7 +32,7 @@ from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
-from analytics import histogram
+from analytics import histogram, sketch
 from analytics.models import (
     DailyRollup,
     ExpertLoadDaily,
@@ -54,6 +54,7 @@ OUTCOME_FIELDS = {
     "handed_off": "outcome_handed_off", "refused": "outcome_refused", "failed": "outcome_failed",
     "pending": "outcome_pending",
 }
+LATE_REPLY_WINDOW = timedelta(days=2)  # far beyond the generation timeout and the stale-job reaper
 QUESTIONS_PER_DAY = 200  # most asked questions kept per UTC day × base × key
 UNCLASSIFIED = "unclassified"  # questions answered before the intent router ran (cache, guard)
 
@@ -188,7 +189,8 @@ def hourly_row(slot_key: tuple, slot: SlotTotals) -> HourlyRollup:
     outcomes = {name: slot.outcomes.get(outcome, 0) for outcome, name in OUTCOME_FIELDS.items()}
     return HourlyRollup(
         hour=hour, knowledge_base_id=kb_id, widget_key_id=key_id, conversations=slot.conversations,
-        messages=slot.messages, questions=slot.questions, visitors=len(slot.visitors), **outcomes,
+        messages=slot.messages, questions=slot.questions, visitors=len(slot.visitors),
+        visitor_sketch=sketch.of(slot.visitors), **outcomes,
         intents=dict(slot.intents), ttft_buckets=slot.ttft, total_buckets=slot.total,
         queue_ms_sum=slot.queue_ms_sum, queue_count=slot.queue_count, prompt_tokens=slot.prompt_tokens,
         completion_tokens=slot.completion_tokens, tokens_per_s_sum=slot.tokens_per_s_sum,
@@ -287,6 +289,7 @@ def summed_metrics(rows: list[dict]) -> dict:
     for row in rows:
         intents.update(row["intents"])
     total["intents"] = dict(intents)
+    total["visitor_sketch"] = sketch.union(row["visitor_sketch"] for row in rows)
     total["ttft_buckets"] = histogram.merged(row["ttft_buckets"] for row in rows)
     total["total_buckets"] = histogram.merged(row["total_buckets"] for row in rows)
     return total
@@ -296,7 +299,7 @@ def daily_rows(days: list[date]) -> tuple[list[DailyRollup], list[ExpertLoadDail
     """Daily rows of ``days`` from the hourly rows as they are now."""
     span = (day_first_hour(days[0]), day_first_hour(days[-1] + timedelta(days=1)))
     fields = ("hour", "knowledge_base_id", "widget_key_id", "intents", "ttft_buckets", "total_buckets",
-              *RollupMetrics.METRIC_FIELDS)
+              "visitor_sketch", *RollupMetrics.METRIC_FIELDS)
     slots: dict[tuple, list[dict]] = defaultdict(list)
     for row in HourlyRollup.objects.filter(hour__gte=span[0], hour__lt=span[1]).values(*fields):
         slots[(local_day(row["hour"]), row["knowledge_base_id"], row["widget_key_id"])].append(row)
@@ -357,14 +360,23 @@ def rollup_hours(start: datetime, end: datetime) -> RollupResult:
 
 
 def stale_hours(since: datetime, now: datetime) -> set[datetime]:
-    """Hours whose rollups changed after ``since``: recent hours and hours touched by late writes."""
+    """Hours whose rollups changed after ``since``: recent hours and hours touched by late writes.
+
+    A reply finishes within the generation timeout, so late replies are looked for among the
+    messages of the last ``LATE_REPLY_WINDOW`` only (an index range on ``created_at``, not a scan of
+    the whole table); ratings can come any time, so the feedback table is read by ``updated_at``
+    alone and the rated messages' hours looked up by primary key.
+    """
     from chat.models import Feedback, Message
 
     hours = set(hour_range(hour_floor(since) - HOUR, hour_ceil(now)))
-    late_replies = (Message.objects.filter(completed_at__gte=since, created_at__lt=since - HOUR).order_by()
+    late_replies = (Message.objects.filter(created_at__gte=since - LATE_REPLY_WINDOW, created_at__lt=since - HOUR,
+                                           completed_at__gte=since).order_by()
                     .values_list("created_at", flat=True).iterator(chunk_size=CHUNK))
-    late_ratings = (Feedback.objects.filter(updated_at__gte=since, message__created_at__lt=since - HOUR).order_by()
-                    .values_list("message__created_at", flat=True).iterator(chunk_size=CHUNK))
+    rated = list(Feedback.objects.filter(updated_at__gte=since).order_by().values_list("message_id", flat=True))
+    late_ratings = []
+    for start in range(0, len(rated), CHUNK):
+        late_ratings += Message.objects.filter(pk__in=rated[start:start + CHUNK]).values_list("created_at", flat=True)
     for created_at in (*late_replies, *late_ratings):
         hours.add(hour_floor(created_at))
     return hours
