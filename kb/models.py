@@ -7,7 +7,16 @@ shared disk; the index files under ``KEFU_DATA_DIR`` are a local cache of derive
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
+
+
+def default_dense_weight() -> float:
+    return settings.KEFU_KB_DENSE_WEIGHT
+
+
+def default_rrf_k() -> int:
+    return settings.KEFU_KB_RRF_K
 
 
 class KnowledgeBase(models.Model):
@@ -21,9 +30,9 @@ class KnowledgeBase(models.Model):
     # A FAQ hit at or above this cosine similarity may be answered directly, without generation.
     direct_answer_threshold = models.FloatField(default=0.85)
     # Weight of the dense retriever in weighted RRF (BM25 gets 1 - this); tuned on the base's own FAQ pairs.
-    fusion_dense_weight = models.FloatField(default=0.7)
+    fusion_dense_weight = models.FloatField(default=default_dense_weight)
     # RRF's k for this base (small k trusts the top ranks more); tuned with the weight.
-    fusion_rrf_k = models.PositiveIntegerField(default=60)
+    fusion_rrf_k = models.PositiveIntegerField(default=default_rrf_k)
     active_index = models.ForeignKey(
         "IndexVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
