@@ -128,6 +128,31 @@ def bench_baseline(loaded, *, requests: int, prompt_tokens: int, max_new_tokens:
                     tokens / wall, statistics.mean(rates), tokens)
 
 
+def quantization_agreement(loaded, method: str, *, prompts: int, max_new_tokens: int) -> str:
+    """How often greedy answers of the quantized model equal fp32's, token for token (a quality check)."""
+    import torch
+
+    from inference.backends.transformers_backend import encode_chat, quantize
+
+    quantized = quantize(loaded.model, method, loaded.device)
+    same, prefix, total = 0, 0, 0
+    for index in range(prompts):
+        messages = ({"role": "user", "content": QUESTIONS[index % len(QUESTIONS)]},)
+        input_ids = torch.tensor([encode_chat(loaded.tokenizer, messages)], device=loaded.device)  # 1, T
+        mask = torch.ones_like(input_ids)
+        with torch.inference_mode():
+            answers = [model.generate(input_ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                      do_sample=False)[0, input_ids.shape[1]:].tolist()
+                       for model in (loaded.model, quantized)]
+        same += answers[0] == answers[1]
+        prefix += next((i for i, (a, b) in enumerate(zip(*answers, strict=False)) if a != b),
+                       min(map(len, answers)))
+        total += len(answers[0])
+    return (f"{method} vs fp32, greedy, {prompts} questions × ≤{max_new_tokens} tokens: {same}/{prompts} identical "
+            f"answers; first differing token at {prefix / prompts:.1f} on average (fp32 answers average "
+            f"{total / prompts:.1f} tokens)")
+
+
 def max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

@@ -138,6 +138,7 @@ def generation_run(*, job_id, generator=None) -> str | None:
     job = generation_claim(job_id=job_id, worker=worker, model=config.model)
     if job is None:
         log.info("generation %s is not queued any more (cancelled, done or claimed); skipped", job_id)
+        clear_cancel(job_id)
         return None
     stream = open_stream(job_id)
     try:

@@ -65,19 +65,20 @@ def load_model(config: EngineConfig, *, models_dir):
     loaded = load_generator(resolve_model(config.model, config.backend), models_dir=models_dir,
                             device=config.device, dtype=config.dtype)
     if config.quantization not in ("", "none"):
-        loaded.model = quantize(loaded.model, config.quantization, loaded.device)
+        loaded.model = quantize(loaded.model, config.quantization, loaded.device, inplace=True)
         loaded.dtype = f"{loaded.dtype}+{config.quantization}"
     return loaded
 
 
-def quantize(model, method: str, device: str):
-    """Weight quantization after loading: dynamic int8 linear layers on a CPU."""
+def quantize(model, method: str, device: str, *, inplace: bool = False):
+    """Weight quantization after loading: dynamic int8 linear layers on a CPU (a copy unless ``inplace``)."""
     import torch
 
     if method == "int8" and device == "cpu":
-        # Weights stored as int8, activations quantized on the fly per batch. Returns a copy.
+        # Weights stored as int8, activations quantized on the fly per batch. In place at load time,
+        # so the fp32 weights are freed as they are replaced (no second copy at peak RSS).
         # (torch.ao.quantization is deprecated in favour of torchao, which is not installed here.)
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=inplace)
     raise ValueError(f"KEFU_QUANTIZATION={method!r} is not supported on {device} (use 'none', or 'int8' on CPU)")
 
 

@@ -41,3 +41,10 @@ def test_inference_bench_prints_a_table_with_baseline_and_gain():
     assert "| baseline generate |" in table and "| engine c=1 |" in table and "| engine c=2 |" in table
     assert table.count("×") == 3
     assert "max RSS" in err.getvalue()
+
+
+def test_inference_bench_agreement_compares_int8_with_fp32():
+    out = io.StringIO()
+    call_command("inference_bench", "--model", "tiny-mixtral", "--agreement", "int8", "--max-new-tokens", "3",
+                 stdout=out, stderr=io.StringIO())
+    assert "int8 vs fp32, greedy, 8 questions" in out.getvalue() and "identical answers" in out.getvalue()

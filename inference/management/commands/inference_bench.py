@@ -26,6 +26,8 @@ class Command(BaseCommand):
         parser.add_argument("--quantization", default=None)
         parser.add_argument("--max-batch", type=int, default=None)
         parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+        parser.add_argument("--agreement", default=None, metavar="METHOD",
+                            help="instead of timing: compare greedy answers of METHOD (int8) with fp32")
 
     def handle(self, *args, **options) -> None:
         from inference.benchmark import format_table, run_benchmark
@@ -41,6 +43,14 @@ class Command(BaseCommand):
                                                           ("num_threads", "threads")) if options[key] is not None}
         config = replace(config, backend="transformers", **overrides,
                          max_batch=options["max_batch"] or max(levels + [config.max_batch]))
+        if options["agreement"]:
+            from inference.backends.transformers_backend import load_model
+            from inference.benchmark import quantization_agreement
+
+            loaded = load_model(replace(config, quantization="none"), models_dir=settings.KEFU_DATA_DIR / "models")
+            self.stdout.write(quantization_agreement(loaded, options["agreement"], prompts=8,
+                                                     max_new_tokens=options["max_new_tokens"]))
+            return
         rows, baseline = run_benchmark(
             config, models_dir=settings.KEFU_DATA_DIR / "models", concurrency=levels, rounds=options["rounds"],
             prompt_tokens=options["prompt_tokens"], max_new_tokens=options["max_new_tokens"],
