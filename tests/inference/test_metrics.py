@@ -1,0 +1,57 @@
+"""Engine events become Prometheus samples (names after vLLM's); the vLLM backend is import-guarded."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from prometheus_client import REGISTRY
+
+from inference.params import GenerationRequest, SamplingParams
+
+
+def sample(name: str, labels: dict | None = None) -> float:
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+@pytest.mark.slow
+def test_engine_listener_exports_latency_tokens_and_expert_load(make_engine):
+    # given an engine over a tiny MoE model with the metrics listener attached (as the runtime attaches it)
+    import torch
+    from django.conf import settings
+
+    from inference.loader import LoadedModel, build_tiny_moe
+    from inference.metrics import engine_listener
+
+    model, tokenizer = build_tiny_moe("olmoe", models_dir=settings.KEFU_DATA_DIR / "models", dtype=torch.float32)
+    engine = make_engine(LoadedModel(None, model.eval(), tokenizer, "cpu", "float32"))
+    engine.listeners.append(engine_listener)
+    before = {name: sample(name) for name in ("kefu_generation_tokens_total", "kefu_time_to_first_token_seconds_count",
+                                              "kefu_e2e_request_latency_seconds_count",
+                                              "kefu_inter_token_latency_seconds_count")}
+    done_before = sample("kefu_request_success_total", {"finished_reason": "length"})
+
+    # when one request generates 5 tokens
+    output = engine.submit(GenerationRequest("m", ({"role": "user", "content": "hi"},),
+                                             SamplingParams(temperature=0, max_new_tokens=5))).result(timeout=60)
+
+    # then the counters and histograms moved by exactly that request
+    assert output.finish_reason in ("length", "stop")
+    assert sample("kefu_generation_tokens_total") - before["kefu_generation_tokens_total"] == output.completion_tokens
+    assert sample("kefu_time_to_first_token_seconds_count") - before["kefu_time_to_first_token_seconds_count"] == 1
+    assert sample("kefu_e2e_request_latency_seconds_count") - before["kefu_e2e_request_latency_seconds_count"] == 1
+    assert sample("kefu_inter_token_latency_seconds_count") > before["kefu_inter_token_latency_seconds_count"]
+    if output.finish_reason == "length":
+        assert sample("kefu_request_success_total", {"finished_reason": "length"}) == done_before + 1
+    # and the MoE load imbalance of each layer is exported (≥ 1 by definition once tokens were routed)
+    assert sample("kefu_moe_expert_load_max_over_mean", {"layer": "0"}) >= 1.0
+    assert sample("kefu_num_requests_running") == 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed: the guard is moot")
+def test_vllm_backend_without_vllm_says_how_to_install_it():
+    from inference.backends.vllm_backend import VllmBackend
+    from inference.config import EngineConfig
+
+    with pytest.raises(RuntimeError, match=r"pip install -e '\.\[vllm\]'"):
+        VllmBackend(EngineConfig(backend="vllm", model="/models/some-moe"))
