@@ -320,3 +320,12 @@ def demo_knowledge_base():
     except ImportError:
         return None
     return KnowledgeBase.objects.filter(slug=DEMO_SLUG, active_index__isnull=False).first()
+
+
+def message_reconcile(*, message: Message) -> Message:
+    """Finish a pending generated message that no reader finished: from its stream's final event,
+    or — when the stream has expired — from the inference job's stored outcome."""
+    if message.outcome != Outcome.PENDING or not message.inference_job_id:
+        return message
+    final = generation.final_event(message.inference_job_id)
+    return message_finalize(message=message, event=final) if final is not None else message

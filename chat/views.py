@@ -199,7 +199,8 @@ async def conversation_detail(request, conversation_id):
         method_is(request, "GET")
         caller = caller_check(request, origin_required=False)
         conversation = conversation_of(caller, conversation_id)
-        rows = selectors.conversation_messages(conversation=conversation)
+        rows = [services.message_reconcile(message=m) if m.outcome == Message.Outcome.PENDING else m
+                for m in selectors.conversation_messages(conversation=conversation)]
         return with_cors(JsonResponse({
             "conversation_id": conversation.public_id, "status": conversation.status,
             "messages": [message_json(request, m) for m in rows],

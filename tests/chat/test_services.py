@@ -163,3 +163,35 @@ def test_an_exact_cache_hit_is_served_without_embedding_the_question(widget_key,
     ask(widget_key, "What are your opening hours?")
     monkeypatch.setattr(services, "embed_question", lambda text: pytest.fail("embedded an exact hit"))
     assert ask(widget_key, "WHAT are your opening hours").outcome == "cached"
+
+
+def test_a_pending_answer_nobody_read_is_finished_from_its_stream(widget_key, fake_generator):
+    # given a generated answer whose stream ended while no reader was attached
+    answer = ask(widget_key, "Do I need a permit before drilling for a ground source heat pump?")
+    assert answer.outcome == "pending"
+    # when it is reconciled (the history endpoint does this)
+    finished = services.message_reconcile(message=answer)
+    # then it carries the generator's answer
+    assert finished.outcome == "answered" and finished.text == fake_generator.answer
+
+
+def test_a_pending_answer_whose_stream_expired_is_finished_from_the_stored_job(widget_key, fake_generator,
+                                                                             monkeypatch):
+    from chat import generation
+    from inference.models import GenerationJob
+
+    fake_generator.write_immediately = False
+    answer = ask(widget_key, "Do I need a permit before drilling for a ground source heat pump?")
+    job_id = fake_generator.requests[0]["job_id"]
+    # given no stream events (expired) and a job row the worker reaped as failed
+    GenerationJob.objects.create(id=job_id, messages=[{"role": "user", "content": "q"}], temperature=0, top_p=1,
+                                 max_new_tokens=8, status="failed", error_code="worker_lost", error="died")
+    assert services.message_reconcile(message=answer).outcome == "failed"
+    assert Message.objects.get(pk=answer.pk).error_code == "worker_lost"
+    # and one still running is left alone
+    fake_generator.write_immediately = False
+    other = ask(widget_key, "How long does drilling for a heat pump take?")
+    GenerationJob.objects.create(id=fake_generator.requests[-1]["job_id"], messages=[{"role": "user", "content": "q"}],
+                                 temperature=0, top_p=1, max_new_tokens=8, status="running")
+    assert services.message_reconcile(message=other).outcome == "pending"
+    assert generation.final_event(fake_generator.requests[-1]["job_id"]) is None
