@@ -92,13 +92,16 @@ def search(kb, query: str, k: int | None = None) -> SearchResult:
     return SearchResult(bm25=as_hits[BM25], dense=as_hits[DENSE], hybrid=as_hits["hybrid"])
 
 
-def candidates(index, query: str, depth: int) -> Candidates:
-    """Each retriever's best items (chunks / FAQ entries), best first, ``depth`` rows deep."""
+def candidates(index, query: str, depth: int, query_vector: np.ndarray | None = None) -> Candidates:
+    """Each retriever's best items (chunks / FAQ entries), best first, ``depth`` rows deep.
+
+    ``query_vector`` lets batch callers (tuning, evaluation) embed many queries at once.
+    """
     from kb.embedding import embed_query
     from kb.retrieval.analyzer import analyze
 
     bm25_rows, bm25_scores = index.bm25.top(analyze(query), depth)
-    vector = embed_query(query)
+    vector = embed_query(query) if query_vector is None else query_vector
     dense_rows, dense_scores = index.dense.top(vector, depth)
     return Candidates(
         bm25=collapse(index.rows, bm25_rows, bm25_scores),
