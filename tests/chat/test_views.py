@@ -265,3 +265,31 @@ def test_a_quiet_generation_gets_heartbeat_comments(client, widget_key, fake_gen
     # then the silence was filled with comment lines, and the answer still came
     assert ": heartbeat" in body and "event: done" in body
     assert body.index(": heartbeat") < body.index("event: token")
+
+
+def test_in_service_mode_the_relay_reads_redis_streams(client, widget_key, fake_generator, settings,
+                                                                  redis_url, redis_client):
+    # given service mode: token streams live in the real Redis
+    settings.REDIS_URL = redis_url
+    started = ask(client, widget_key, "Do I need a permit before drilling for a ground source heat pump?")
+    job_id = fake_generator.requests[0]["job_id"]
+    from inference.stream import KEY_PREFIX, open_stream
+
+    stream = open_stream(job_id)
+    assert redis_client.exists(KEY_PREFIX + job_id) and len(stream.read("0-0")) > 3
+    try:
+        # when a reader streams the answer
+        stream_response = stream_get(client, started)
+        events = sse_events(stream_response)
+        assert stream_response["Content-Type"] == "text/event-stream"
+        tokens = [e for e in events if e["event"] == "token"]
+        assert "".join(e["data"]["text"] for e in tokens) == fake_generator.answer
+        assert events[-1]["event"] == "done" and events[-1]["id"] == stream.read("0-0")[-1].id
+        # then a reader that already has the final event gets nothing more
+        assert stream_get(client, started, HTTP_LAST_EVENT_ID=events[-1]["id"]).status_code == 204
+    finally:
+        stream.delete()
+
+
+def stream_get(client, started, **headers):
+    return stream(client, started, **headers)
