@@ -58,3 +58,13 @@ def chat_profile_of(kb) -> ChatProfile:
 
 def relevance_floor_of(profile: ChatProfile) -> float:
     return profile.relevance_floor if profile.relevance_floor is not None else settings.KEFU_CHAT_RELEVANCE_FLOOR
+
+
+def cache_hit_rate(*, knowledge_base_id: int | None = None, since=None) -> tuple[int, int]:
+    """(questions served from the answer cache, questions asked) — the cache's hit rate, for dashboards."""
+    questions = Message.objects.filter(role=Message.Role.USER)
+    if knowledge_base_id is not None:
+        questions = questions.filter(conversation__knowledge_base_id=knowledge_base_id)
+    if since is not None:
+        questions = questions.filter(created_at__gte=since)
+    return questions.filter(outcome=Message.Outcome.CACHED).count(), questions.count()

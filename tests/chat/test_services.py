@@ -195,3 +195,13 @@ def test_a_pending_answer_whose_stream_expired_is_finished_from_the_stored_job(w
                                  temperature=0, top_p=1, max_new_tokens=8, status="running")
     assert services.message_reconcile(message=other).outcome == "pending"
     assert generation.final_event(fake_generator.requests[-1]["job_id"]) is None
+
+
+def test_the_cache_hit_rate_counts_questions_served_from_the_cache(widget_key, fake_generator):
+    from chat.selectors import cache_hit_rate
+
+    for _ in range(3):
+        ask(widget_key, "What are your opening hours?")
+    ask(widget_key, "Who won the football match yesterday?")
+    assert cache_hit_rate(knowledge_base_id=widget_key.knowledge_base_id) == (2, 4)
+    assert cache_hit_rate(knowledge_base_id=widget_key.knowledge_base_id + 1) == (0, 0)
