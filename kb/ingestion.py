@@ -15,6 +15,7 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from kb.models import Chunk, Document, FaqEntry
 
@@ -118,7 +119,10 @@ def faq_rows_store(document: Document, rows) -> None:
 
 
 def progress_save(document: Document, status: str, stage: str, progress: int) -> None:
-    Document.objects.filter(pk=document.pk).update(status=status, stage=stage[:100], progress=min(progress, 100))
+    # updated_at is set by hand (update() skips auto_now): it is the heartbeat stale-job reclaim reads.
+    Document.objects.filter(pk=document.pk).update(
+        status=status, stage=stage[:100], progress=min(progress, 100), updated_at=timezone.now()
+    )
 
 
 def document_fail(document: Document, message: str) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import PurePath
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
 from kb.models import Chunk, Document, FaqEntry, KnowledgeBase
@@ -130,9 +132,17 @@ def document_delete(*, document: Document) -> None:
         storage.delete(stored)
 
 
-def documents_resume() -> int:
-    """Re-enqueue documents a stopped process left queued or half-processed; returns how many."""
-    ids = list(Document.objects.filter(status__in=Document.ACTIVE_STATUSES).values_list("id", flat=True))
+def documents_resume(*, stale_after: timedelta | None = None) -> int:
+    """Re-enqueue documents a stopped process left queued or half-processed; returns how many.
+
+    Without ``stale_after`` (an embedded process starting: nothing else can be working on
+    them) every unfinished document is taken; with it (service mode, workers may be busy)
+    only those whose progress has not moved for that long.
+    """
+    unfinished = Document.objects.filter(status__in=Document.ACTIVE_STATUSES)
+    if stale_after is not None:
+        unfinished = unfinished.filter(updated_at__lt=timezone.now() - stale_after)
+    ids = list(unfinished.values_list("id", flat=True))
     for document_id in ids:
         ingest_enqueue(document_id)
     if ids:

@@ -22,3 +22,13 @@ def rebuild_index(knowledge_base_id: int) -> None:
     from kb.indexing import index_build
 
     index_build(knowledge_base_id=knowledge_base_id)
+
+
+@app.task(name="kb.reclaim_stale_documents", acks_late=True, ignore_result=True, time_limit=300)
+def reclaim_stale_documents(stale_minutes: int = 30) -> None:
+    """Re-enqueue documents whose ingestion stopped moving (a worker killed mid-way); schedule it with beat."""
+    from datetime import timedelta
+
+    from kb.services import documents_resume
+
+    documents_resume(stale_after=timedelta(minutes=stale_minutes))

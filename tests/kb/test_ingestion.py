@@ -145,3 +145,17 @@ def test_a_batch_of_uploads_costs_one_index_build(kb, embedder):
     assert document_ingest(document_id=broken.pk).status == "failed"
     assert IndexVersion.objects.filter(knowledge_base=kb).count() == 1
     assert set(Document.objects.filter(pk__in=[first.pk, second.pk]).values_list("status", flat=True)) == {"ready"}
+
+
+def test_only_stale_documents_are_reclaimed_when_asked(kb, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    enqueued = []
+    monkeypatch.setattr("kb.services.ingest_enqueue", enqueued.append)
+    stuck = document_upload(knowledge_base=kb, filename="a.txt", data=b"A.", enqueue=False).document
+    moving = document_upload(knowledge_base=kb, filename="b.txt", data=b"B.", enqueue=False).document
+    Document.objects.filter(pk=stuck.pk).update(status="embedding", updated_at=timezone.now() - timedelta(hours=2))
+    Document.objects.filter(pk=moving.pk).update(status="embedding", updated_at=timezone.now())
+    assert documents_resume(stale_after=timedelta(minutes=30)) == 1 and enqueued == [stuck.pk]
