@@ -4,7 +4,7 @@
 queues it; one engine thread runs the loop:
 
 1. :meth:`BatchingEngine.admit` — waiting requests (up to ``max_batch`` rows) are
-   prefilled one by one and join the running batch; their first token is emitted;
+   prefilled together (left-padded) and join the running batch; their first token is emitted;
 2. :meth:`BatchingEngine.drop_stopped` — cancelled and timed-out rows leave before
    the next step, so a cancel takes effect within one step;
 3. :meth:`BatchingEngine.step` — one batched decode step, one token per row,
@@ -34,6 +34,8 @@ from inference.params import GenerationRequest
 
 log = logging.getLogger(__name__)
 IDLE_WAIT_S = 0.5
+# Prompt tokens prefilled in one pass at most (bounds the activation memory of a burst of arrivals).
+PREFILL_TOKEN_BUDGET = 8192
 
 
 @dataclass
@@ -67,6 +69,7 @@ class BatchingEngine:
         self.model, self.tokenizer, self.device = loaded.model, loaded.tokenizer, loaded.device
         self.config = config
         self.eos_ids = tb.eos_token_ids(self.model, self.tokenizer)
+        self.pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.max_positions = int(getattr(self.model.config, "max_position_embeddings", 0) or 1 << 30)
         self.expert_counter = attach_expert_counter(self.model)
         self.expert_window = ExpertLoadWindow()
@@ -150,43 +153,57 @@ class BatchingEngine:
         self.step()
 
     def admit(self) -> None:
-        """Prefill waiting requests into free rows; each emits its first token."""
-        while len(self.rows) < self.config.max_batch:
-            with self.wakeup:
-                if not self.waiting:
-                    return
-                pending = self.waiting.popleft()
-            handle = pending.handle
-            if handle.cancelled:
-                handle.fail("cancelled before it started", finish_reason="cancelled")
-                continue
-            self.prefill_row(pending)
+        """Prefill waiting requests into free rows, together; each emits its first token."""
+        admitted: list[Pending] = []
+        budget = PREFILL_TOKEN_BUDGET
+        with self.wakeup:
+            while self.waiting and len(self.rows) + len(admitted) < self.config.max_batch:
+                pending = self.waiting[0]
+                if pending.handle.cancelled:
+                    self.waiting.popleft()
+                    pending.handle.fail("cancelled before it started", finish_reason="cancelled")
+                    continue
+                if admitted and len(pending.prompt_ids) > budget:
+                    break  # the next pass takes it: one prefill stays within the token budget
+                admitted.append(self.waiting.popleft())
+                budget -= len(pending.prompt_ids)
+        if admitted:
+            self.prefill_rows(admitted)
 
-    def prefill_row(self, pending: Pending) -> None:
-        handle, prompt_ids = pending.handle, pending.prompt_ids
-        params = handle.request.params
-        handle.timings.started = time.monotonic()
-        row = Row(handle=handle, prompt_ids=prompt_ids,
-                  assembler=TextAssembler(params.stop, starts_in_reasoning=tb.prompt_opens_reasoning(
-                      self.tokenizer, prompt_ids)),
-                  generator=tb.make_generator(params.seed, self.device),
-                  deadline=handle.timings.submitted + self.config.timeout_s)
+    def prefill_rows(self, admitted: list[Pending]) -> None:
+        rows = [self.new_row(pending) for pending in admitted]
+        prompts = [pending.prompt_ids for pending in admitted]
         if self.expert_counter:
-            self.expert_counter.set_owners([row.key] * len(prompt_ids))
+            self.expert_counter.set_owners(tb.token_owners(prompts, [row.key for row in rows]))
         try:
-            logits, cache = tb.prefill(self.model, prompt_ids, self.device)  # (1, V)
-        except Exception as exc:  # noqa: BLE001 - this prompt failed, the batch goes on
-            log.exception("prefill failed for %s", row.key)
-            self.finish(row, "error", error=f"{type(exc).__name__}: {exc}")
+            logits, joining = tb.prefill(self.model, prompts, self.device, self.pad_token_id)  # (P, V)
+        except Exception as exc:  # noqa: BLE001 - these prompts failed, the running batch goes on
+            log.exception("prefill failed for %d request(s)", len(rows))
+            for row in rows:
+                self.finish(row, "error", error=f"{type(exc).__name__}: {exc}")
             return
-        first = tb.sample(logits, [params], [row.generator])[0]
-        handle.timings.first_token = time.monotonic()
-        self.notify("first_token", ttft_s=handle.timings.first_token - handle.timings.submitted)
-        if self.accept_token(row, first):
-            self.finish(row, row.finish_reason)
-            return
-        self.batch = tb.join(self.batch, cache, len(prompt_ids), first, self.device)
-        self.rows.append(row)
+        firsts = tb.sample(logits, [row.handle.request.params for row in rows], [row.generator for row in rows])
+        tb.set_next_tokens(joining, firsts, self.device)
+        now = time.monotonic()
+        keep = []
+        for index, (row, first) in enumerate(zip(rows, firsts, strict=True)):
+            row.handle.timings.first_token = now
+            self.notify("first_token", ttft_s=now - row.handle.timings.submitted)
+            if self.accept_token(row, first):
+                self.finish(row, row.finish_reason)
+            else:
+                keep.append(index)
+        self.batch = tb.merge(self.batch, tb.evict(joining, keep))
+        self.rows.extend(rows[index] for index in keep)
+
+    def new_row(self, pending: Pending) -> Row:
+        handle, params = pending.handle, pending.handle.request.params
+        handle.timings.started = time.monotonic()
+        return Row(handle=handle, prompt_ids=pending.prompt_ids,
+                   assembler=TextAssembler(params.stop, starts_in_reasoning=tb.prompt_opens_reasoning(
+                       self.tokenizer, pending.prompt_ids)),
+                   generator=tb.make_generator(params.seed, self.device),
+                   deadline=handle.timings.submitted + self.config.timeout_s)
 
     def drop_stopped(self) -> None:
         """Rows cancelled by their consumer or past their deadline leave before the next step."""

@@ -89,7 +89,7 @@ class ExpertCounter:
         return count_tokens
 
     def set_owners(self, owners: list[str]) -> None:
-        """Which request each routed token (row of hidden_states, in order) belongs to."""
+        """Which request each routed token (row of hidden_states, in order) belongs to; "" is padding."""
         self.owners = list(owners)
 
     def record(self, position: int, topk_ids) -> None:
@@ -106,6 +106,8 @@ class ExpertCounter:
         rows = per_owner.cpu().tolist()
         with self.lock:
             for owner, slot in slots.items():
+                if not owner:
+                    continue  # padding of a batched prefill: not a real token
                 table = self.counts.setdefault(owner, [[0] * self.num_experts for _ in self.layers])
                 layer_counts = table[position]
                 for expert, tokens in enumerate(rows[slot]):

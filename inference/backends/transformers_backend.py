@@ -1,15 +1,15 @@
 """Model functions of the transformers backend, in the gpt-fast style.
 
 Small functions the batching engine (:mod:`inference.engine`) chains together:
-:func:`encode_chat` (chat template → ids), :func:`prefill` (one prompt → its KV cache
-and first-token logits), :func:`join` (a prefilled sequence enters the running batch),
+:func:`encode_chat` (chat template → ids), :func:`prefill` (waiting prompts, left-padded,
+in one pass → their KV cache and first-token logits), :func:`merge` (they join the running batch),
 :func:`decode_step` (one token for every row), :func:`sample`, and :func:`evict` (drop
 finished rows, trim padding).
 
 The running batch is a left-padded ``DynamicCache``: every row's keys/values end at the
 same column, the attention mask marks each row's padding, and each row carries its own
-position id. A new sequence is prefilled on its own and left-padded to the batch's
-length (or the batch is padded to its length) before it joins; nothing else moves.
+position id. Newly admitted sequences are prefilled together and left-padded to the
+batch's length (or the batch is padded to theirs) before they join; nothing else moves.
 On the 2-core CPU with SmolLM2-135M, plain ``generate`` on a left-padded batch of 8
 was measured at ~37 tok/s and transformers' own continuous batching
 (``generate_batch``) at ~21 tok/s, so the engine keeps the padded-batch layout and
@@ -110,39 +110,56 @@ def eos_token_ids(model, tokenizer) -> frozenset[int]:
     return frozenset(ids)
 
 
-def prefill(model, prompt_ids: list[int], device: str):
-    """Run one prompt: (logits of its last position (1, V), its DynamicCache)."""
+def prefill(model, prompts: list[list[int]], device: str, pad_token_id: int = 0):
+    """Run P prompts in one forward pass, left-padded to the longest.
+
+    Returns (logits of each prompt's last position (P, V), a DecodeBatch of the P rows whose
+    ``last_tokens`` the caller sets from those logits).
+    """
     import torch
     from transformers import DynamicCache
 
-    input_ids = torch.tensor([prompt_ids], device=device)  # 1, T
+    lengths = [len(prompt) for prompt in prompts]
+    width = max(lengths)
+    input_ids = torch.tensor([[pad_token_id] * (width - len(prompt)) + list(prompt) for prompt in prompts],
+                             device=device)  # P, T
+    mask = torch.tensor([[0] * (width - length) + [1] * length for length in lengths], device=device)  # P, T
+    padded = min(lengths) != width
+    position_ids = (mask.cumsum(dim=-1) - 1).clamp(min=0)  # P, T
     cache = DynamicCache()
-    out = model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
-    return out.logits[:, -1, :], cache  # (1, V), cache of length T
+    out = model(input_ids=input_ids, attention_mask=mask if padded else None, position_ids=position_ids,
+                past_key_values=cache, use_cache=True, logits_to_keep=1)
+    batch = DecodeBatch(cache, mask, torch.tensor(lengths, device=device),
+                        torch.zeros(len(prompts), dtype=torch.long, device=device), padded=padded)
+    return out.logits[:, -1, :], batch  # (P, V), batch of P rows, length T
 
 
-def join(batch: DecodeBatch | None, cache, length: int, first_token: int, device: str) -> DecodeBatch:
-    """Add one prefilled sequence (cache of ``length`` columns) as the last row of the batch."""
+def token_owners(prompts: list[list[int]], keys: list[str]) -> list[str]:
+    """Who owns each token of a left-padded prefill batch, row-major ("" for padding)."""
+    width = max(len(prompt) for prompt in prompts)
+    return [owner for prompt, key in zip(prompts, keys, strict=True)
+            for owner in [""] * (width - len(prompt)) + [key] * len(prompt)]
+
+
+def merge(batch: DecodeBatch | None, new: DecodeBatch | None) -> DecodeBatch | None:
+    """The rows of ``new`` join the running ``batch`` (after its rows); the shorter side is left-padded."""
     import torch
 
-    mask = torch.ones(1, length, dtype=torch.long, device=device)  # 1, T
-    position = torch.tensor([length], device=device)  # 1
-    token = torch.tensor([first_token], device=device)  # 1
-    if batch is None:
-        return DecodeBatch(cache, mask, position, token, padded=False)
-    width = max(batch.length, length)
+    if batch is None or new is None:
+        return new if batch is None else batch
+    width = max(batch.length, new.length)
     pad_rows(batch.cache, width - batch.length)
-    pad_rows(cache, width - length)
-    for layer, new in zip(batch.cache.layers, cache.layers, strict=True):
-        layer.keys = torch.cat([layer.keys, new.keys], dim=0)  # B+1, H, L, D
-        layer.values = torch.cat([layer.values, new.values], dim=0)  # B+1, H, L, D
+    pad_rows(new.cache, width - new.length)
+    for layer, joining in zip(batch.cache.layers, new.cache.layers, strict=True):
+        layer.keys = torch.cat([layer.keys, joining.keys], dim=0)  # B+P, H, L, D
+        layer.values = torch.cat([layer.values, joining.values], dim=0)  # B+P, H, L, D
     return DecodeBatch(
         cache=batch.cache,
         attention_mask=torch.cat([left_pad(batch.attention_mask, width - batch.length),
-                                  left_pad(mask, width - length)], dim=0),  # B+1, L
-        positions=torch.cat([batch.positions, position]),  # B+1
-        last_tokens=torch.cat([batch.last_tokens, token]),  # B+1
-        padded=batch.padded or batch.length != length,
+                                  left_pad(new.attention_mask, width - new.length)], dim=0),  # B+P, L
+        positions=torch.cat([batch.positions, new.positions]),  # B+P
+        last_tokens=torch.cat([batch.last_tokens, new.last_tokens]),  # B+P
+        padded=batch.padded or new.padded or batch.length != new.length,
     )
 
 

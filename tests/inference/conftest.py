@@ -28,10 +28,10 @@ def make_engine():
 
     engines = []
 
-    def make(loaded, **config):
+    def make(loaded, *, start: bool = True, **config):
         engine = BatchingEngine(loaded, EngineConfig(**{"max_batch": 4, "timeout_s": 120.0, **config}))
         engines.append(engine)
-        return engine.start()
+        return engine.start() if start else engine
 
     yield make
     for engine in engines:

@@ -65,6 +65,20 @@ def test_batched_tokens_equal_greedy_generate_with_a_late_joiner(smollm, make_en
     assert late.timings.started < handles[1].timings.finished
 
 
+def test_prompts_prefilled_together_with_padding_equal_greedy_generate(smollm, make_engine, references):
+    # given three prompts of different lengths queued before the engine runs (one padded prefill pass)
+    engine = make_engine(smollm, start=False)
+    handles = [engine.submit(request(f"p{index}", text)) for index, text in enumerate(PROMPTS)]
+
+    # when the engine starts
+    engine.start()
+
+    # then each gets exactly its greedy tokens, and all were admitted in the first pass (same first-token time)
+    for text, handle in zip(PROMPTS, handles, strict=True):
+        assert list(handle.result(timeout=300).token_ids) == references[text], text
+    assert len({handle.timings.first_token for handle in handles}) == 1
+
+
 def test_streamed_text_is_the_final_text_and_counts_are_reported(smollm, make_engine):
     # given a request
     engine = make_engine(smollm)

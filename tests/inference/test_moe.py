@@ -89,15 +89,16 @@ def test_engine_attributes_expert_counts_to_each_request(tiny, make_engine):
 
     family, model, tokenizer = tiny
     loaded = LoadedModel(spec=None, model=model, tokenizer=tokenizer, device="cpu", dtype="float32")
-    engine = make_engine(loaded)
+    engine = make_engine(loaded, start=False)
 
-    # when two requests of different lengths decode together
+    # when two requests of different lengths are prefilled together (left padding) and decode together
     handles = [engine.submit(GenerationRequest(f"{family}-{index}", ({"role": "user", "content": text},),
                                                SamplingParams(temperature=0, max_new_tokens=tokens)))
                for index, (text, tokens) in enumerate([("hello", 4), ("a much longer question about routing", 7)])]
+    engine.start()
     outputs = [handle.result(timeout=120) for handle in handles]
 
-    # then each request's counts cover exactly the tokens it fed: prompt + generated - 1, times top_k per layer
+    # then each request's counts cover exactly the tokens it fed (never the padding): prompt + generated - 1, times top_k per layer
     top_k = router_modules(model)[0][3]
     for output in outputs:
         fed = output.prompt_tokens + output.completion_tokens - 1
