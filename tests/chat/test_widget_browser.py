@@ -154,6 +154,11 @@ def test_ask_watch_tokens_see_a_citation_rate_and_find_the_history_after_reload(
     assert page.text_content(".msg.user .body") == "Do I need a permit before drilling for a ground source heat pump?"
     page.wait_for_selector(".msg.assistant .thumbs .up[aria-pressed='true']")
     assert "drilling permit" in page.text_content(".msg.assistant[data-outcome='answered'] .body")
+    # and the panel is keyboard-operable: Escape closes it and focus returns to the launcher
+    page.focus("textarea")
+    page.keyboard.press("Escape")
+    assert page.get_attribute(".panel", "hidden") is not None
+    assert page.get_attribute(".launcher", "aria-expanded") == "false"
 
 
 def other_site(html: str) -> str:
