@@ -132,6 +132,7 @@ def seed_setup(rng: random.Random) -> dict:
 
     for model in (Conversation, Message, Feedback):
         model._meta.get_field("created_at").auto_now_add = False  # the bench writes the past
+    Feedback._meta.get_field("updated_at").auto_now = False
     bases = [KnowledgeBase.objects.create(name=f"Bench base {i}", slug=f"bench-{i}") for i in range(BASES)]
     keys = {kb.pk: [WidgetKey.objects.create(knowledge_base=kb, name=f"{kb.slug}-site-{j}")
                     for j in range(KEYS_PER_BASE)] for kb in bases}
@@ -143,8 +144,12 @@ def existing_world(rng: random.Random) -> dict:
     from chat.models import Conversation, Feedback, Message, WidgetKey
     from kb.models import KnowledgeBase
 
+    from django.db.models import F
+
     for model in (Conversation, Message, Feedback):
         model._meta.get_field("created_at").auto_now_add = False
+    Feedback._meta.get_field("updated_at").auto_now = False
+    Feedback.objects.exclude(updated_at=F("created_at")).update(updated_at=F("created_at"))  # rated when answered
     bases = list(KnowledgeBase.objects.filter(slug__startswith="bench-").order_by("pk"))
     keys = {kb.pk: list(WidgetKey.objects.filter(knowledge_base=kb).order_by("pk")) for kb in bases}
     return {"bases": bases, "keys": keys, "pools": {kb.pk: question_pool(rng) for kb in bases}}
@@ -194,7 +199,7 @@ def seed(world: dict, messages: int, rng: random.Random, span: timedelta = timed
                     replies.append(reply)
                     if outcome != "pending" and rng.random() < 0.10:
                         ratings.append(Feedback(message=reply, rating="down" if rng.random() < 0.3 else "up",
-                                                created_at=asked_at))
+                                                created_at=asked_at, updated_at=asked_at))
             Message.objects.bulk_create(users, batch_size=BATCH)
             Message.objects.bulk_create(replies, batch_size=BATCH)
             Feedback.objects.bulk_create(ratings, batch_size=BATCH)

@@ -62,11 +62,14 @@ class Transcript:
 
 
 def down_rated_answers(flt: DashboardFilter, *, limit: int = 50) -> list[RatedAnswer]:
-    """Replies rated down in the window (by when they were answered), newest rating first."""
+    """Replies rated down during the window, newest rating first.
+
+    Selected by the rating's own time (``updated_at``, on the small feedback table), not by the
+    message's: a filter on the message time makes the database walk the whole message table.
+    """
     from chat.models import Feedback
 
-    ratings = Feedback.objects.filter(rating="down", message__created_at__gte=flt.start,
-                                      message__created_at__lt=flt.end)
+    ratings = Feedback.objects.filter(rating="down", updated_at__gte=flt.start, updated_at__lt=flt.end)
     if flt.knowledge_base_id:
         ratings = ratings.filter(message__conversation__knowledge_base_id=flt.knowledge_base_id)
     if flt.widget_key_id:
