@@ -141,10 +141,10 @@ def seed_setup(rng: random.Random) -> dict:
 
 def existing_world(rng: random.Random) -> dict:
     """The bases and keys of a database seeded by an earlier run (``--reuse``)."""
+    from django.db.models import F
+
     from chat.models import Conversation, Feedback, Message, WidgetKey
     from kb.models import KnowledgeBase
-
-    from django.db.models import F
 
     for model in (Conversation, Message, Feedback):
         model._meta.get_field("created_at").auto_now_add = False
