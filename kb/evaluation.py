@@ -107,10 +107,9 @@ def knowledge_base_evaluate(*, knowledge_base, queries: Sequence[EvalQuery],
 
     lists: dict[str, list[list[set[str]]]] = {name: [] for name in RETRIEVERS}
     for q in queries:
-        result = search(knowledge_base, q.query, DEPTH + 10 if not include_faq else DEPTH)
+        result = search(knowledge_base, q.query, DEPTH, include_faq=include_faq)
         for name, hits in ((BM25, result.bm25), (DENSE, result.dense), ("hybrid", result.hybrid)):
-            kept = [h for h in hits if include_faq or not h.is_faq][:DEPTH]
-            lists[name].append([hit_labels(h) for h in kept])
+            lists[name].append([hit_labels(h) for h in hits])
     return {name: score_lists(lists[name], queries) for name in RETRIEVERS}
 
 

@@ -71,8 +71,8 @@ def hybrid(kb, query: str, k: int | None = None) -> list[Hit]:
     return search(kb, query, k).hybrid
 
 
-def search(kb, query: str, k: int | None = None) -> SearchResult:
-    """BM25, dense and fused top-k hits for one query."""
+def search(kb, query: str, k: int | None = None, *, include_faq: bool = True) -> SearchResult:
+    """BM25, dense and fused top-k hits for one query (``include_faq=False``: document chunks only)."""
     from kb.indexing import active_index
 
     k = k or kb.top_k
@@ -80,6 +80,9 @@ def search(kb, query: str, k: int | None = None) -> SearchResult:
     if index is None or not query.strip():
         return SearchResult([], [], [])
     found = candidates(index, query, settings.KEFU_KB_CANDIDATES)
+    if not include_faq:
+        found = Candidates(bm25=[c for c in found.bm25 if c[0][0] == "chunk"],
+                           dense=[c for c in found.dense if c[0][0] == "chunk"], query_vector=found.query_vector)
     fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k)
     lists = {
         BM25: [(key, score, {BM25: Ranked(rank, score)}) for rank, (key, score) in enumerate(found.bm25[:k], 1)],

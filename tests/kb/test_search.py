@@ -50,3 +50,19 @@ def test_faq_hit_carries_answer_and_similarity(kb, ingest, django_capture_on_com
 
 def test_empty_knowledge_base_returns_no_hits(kb):
     assert hybrid(kb, "anything", 5) == []
+
+
+def test_search_without_faq_keeps_ten_chunk_hits_when_faq_entries_crowd_the_top(kb, ingest):
+    # given many FAQ entries that match the query better than any document
+    from kb.indexing import index_build
+
+    for i in range(6):
+        ingest(kb, f"doc{i}.txt", f"Document {i} explains delivery option number {i} in detail.".encode())
+    for i in range(8):
+        faq_entry_create(knowledge_base=kb, question=f"Which delivery options exist ({i})?", answer="Several.",
+                         rebuild=False)
+    index_build(knowledge_base_id=kb.pk)
+    # when / then
+    assert any(h.is_faq for h in search(kb, "which delivery options exist", 6).hybrid)
+    chunks_only = search(kb, "which delivery options exist", 6, include_faq=False)
+    assert len(chunks_only.hybrid) == 6 and not any(h.is_faq for h in chunks_only.hybrid + chunks_only.dense)
