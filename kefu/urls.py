@@ -5,6 +5,8 @@ from django.urls import include, path
 from django.views.generic import TemplateView
 
 from analytics.views import prometheus_metrics
+from chat import pages as chat_pages
+from chat import views as chat_views
 from kefu import health
 
 urlpatterns = [
@@ -14,6 +16,9 @@ urlpatterns = [
     path("metrics", prometheus_metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/chat/", include("chat.urls")),
+    # DESIGN.md's addresses for the API schema and the widget demo page (same views as under the chat prefix).
+    path("api/v1/schema", chat_views.schema, name="api-schema"),
+    path("chat/demo/", chat_pages.demo, name="chat-demo"),
     path("kb/", include("kb.urls")),  # kb: knowledge bases, uploads, FAQ editor, try-a-query (staff)
     path("staff/", include("analytics.urls")),  # analytics: staff dashboard, knowledge gaps, hand-off inbox
 ]
