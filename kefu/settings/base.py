@@ -238,9 +238,16 @@ KEFU_STREAM_TTL = env.int("KEFU_STREAM_TTL", default=3600)
 KEFU_GENERATION_STALE_AFTER = env.int("KEFU_GENERATION_STALE_AFTER", default=KEFU_GENERATION_TIMEOUT + 60)
 # CPU torch intra-op threads for the generator (0 = torch's default: one per core).
 KEFU_TORCH_THREADS = env.int("KEFU_TORCH_THREADS", default=0)
+# Prompt tokens the engine prefills together in one pass (longer prompts go one per pass).
+KEFU_PREFILL_TOKEN_BUDGET = env.int("KEFU_PREFILL_TOKEN_BUDGET", default=512)
+# Inference worker: serve its Prometheus metrics (TTFT, ITL, tokens, expert load) on this port; 0 = off.
+KEFU_INFERENCE_METRICS_PORT = env.int("KEFU_INFERENCE_METRICS_PORT", default=0)
 # The reaper runs every minute under `celery -A kefu beat` (and on every stream read that waits).
 CELERY_BEAT_SCHEDULE = {
     "inference-reap-stale": {"task": "inference.reap_stale", "schedule": 60.0, "options": {"queue": "inference"}},
+    # Documents whose ingestion stopped making progress (a killed ingest worker) are re-enqueued.
+    "kb-reclaim-stale-documents": {"task": "kb.reclaim_stale_documents", "schedule": 300.0,
+                                   "options": {"queue": "ingest"}},
 }
 
 # --- analytics rollups (analytics app) ----------------------------------------------------
