@@ -23,6 +23,10 @@ class EngineConfig:
     quantization: str = "none"  # "none"; GPU: "8bit"/"4bit" (bitsandbytes); CPU: "int8" (dynamic)
     max_batch: int = 8  # sequences decoded together; later arrivals wait for a free slot
     max_new_tokens: int = 512  # hard cap on a request's max_new_tokens (validated at submit)
+    # Prompt tokens prefilled together in one pass (the first prompt always goes). Short prompts share a
+    # pass; long ones go one per pass with a decode step of the running rows between them. Measured on
+    # the 2-core CPU: one 8×300-token pass made every TTFT wait for all 8 prefills (c=4 TTFT p50 16 s vs 5 s).
+    prefill_token_budget: int = 512
     timeout_s: float = 300.0  # a generation running longer is stopped and reported as failed
     stale_after_s: float = 360.0  # a job "running" this long without finishing is reaped as failed
     stream_maxlen: int = 4096  # events kept per token stream (Redis XADD MAXLEN ~)
@@ -44,6 +48,7 @@ def engine_config() -> EngineConfig:
         quantization=settings.KEFU_QUANTIZATION,
         max_batch=settings.KEFU_MAX_BATCH,
         max_new_tokens=settings.KEFU_MAX_NEW_TOKENS,
+        prefill_token_budget=int(getattr(settings, "KEFU_PREFILL_TOKEN_BUDGET", 512)),
         timeout_s=timeout,
         stale_after_s=float(getattr(settings, "KEFU_GENERATION_STALE_AFTER", timeout + 60)),
         stream_maxlen=int(getattr(settings, "KEFU_STREAM_MAXLEN", 4096)),

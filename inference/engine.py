@@ -34,8 +34,6 @@ from inference.params import GenerationRequest
 
 log = logging.getLogger(__name__)
 IDLE_WAIT_S = 0.5
-# Prompt tokens prefilled in one pass at most (bounds the activation memory of a burst of arrivals).
-PREFILL_TOKEN_BUDGET = 8192
 
 
 @dataclass
@@ -155,7 +153,7 @@ class BatchingEngine:
     def admit(self) -> None:
         """Prefill waiting requests into free rows, together; each emits its first token."""
         admitted: list[Pending] = []
-        budget = PREFILL_TOKEN_BUDGET
+        budget = self.config.prefill_token_budget
         with self.wakeup:
             while self.waiting and len(self.rows) + len(admitted) < self.config.max_batch:
                 pending = self.waiting[0]
@@ -164,7 +162,7 @@ class BatchingEngine:
                     pending.handle.fail("cancelled before it started", finish_reason="cancelled")
                     continue
                 if admitted and len(pending.prompt_ids) > budget:
-                    break  # the next pass takes it: one prefill stays within the token budget
+                    break  # the next pass takes it, after one decode step of the running rows
                 admitted.append(self.waiting.popleft())
                 budget -= len(pending.prompt_ids)
         if admitted:

@@ -37,9 +37,23 @@ def heartbeat_key() -> str:
 
 
 def start_worker_engine() -> None:
-    """Load the generator and start the heartbeat thread."""
+    """Load the generator and start the heartbeat thread (and the metrics endpoint when configured)."""
     threading.Thread(target=heartbeat_loop, args=(_stop_heartbeat,), name="kefu-heartbeat", daemon=True).start()
+    start_metrics_server()
     start_in_process_engine()
+
+
+def start_metrics_server() -> None:
+    """The worker has no web server: prometheus-client serves its registry on KEFU_INFERENCE_METRICS_PORT."""
+    port = getattr(settings, "KEFU_INFERENCE_METRICS_PORT", 0)
+    if not port:
+        return
+    from prometheus_client import start_http_server
+
+    import inference.metrics  # noqa: F401 - registers the engine metrics before the first scrape
+
+    start_http_server(port)
+    log.info("inference worker metrics on :%s/metrics", port)
 
 
 def stop_heartbeat() -> None:

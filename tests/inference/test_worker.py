@@ -32,8 +32,12 @@ def service_mode(settings, redis_url):
 
 
 def test_worker_generates_streams_and_records_expert_counts(service_mode, start_celery_worker):
-    # given a real inference worker serving a tiny MoE model, and a queued job
-    worker = start_celery_worker(["inference"], pool="threads", concurrency=4, env={"KEFU_MODEL": "tiny-mixtral"})
+    # given a real inference worker serving a tiny MoE model (metrics on a port), and a queued job
+    from tests.conftest import free_port, http_get
+
+    port = free_port()
+    worker = start_celery_worker(["inference"], pool="threads", concurrency=4,
+                                 env={"KEFU_MODEL": "tiny-mixtral", "KEFU_INFERENCE_METRICS_PORT": str(port)})
     job = GenerationJob.objects.create(messages=QUESTION, temperature=0.0, top_p=1.0, max_new_tokens=12)
 
     # when the task is sent through Redis and the job's Redis stream is followed
@@ -47,6 +51,12 @@ def test_worker_generates_streams_and_records_expert_counts(service_mode, start_
     assert job.status == "done" and job.worker.endswith(f":{worker.process.pid}")
     assert job.expert_counts["num_experts"] == 8
     assert events[-1].data["expert_counts"] == job.expert_counts
+    # and the worker's own metrics endpoint counted the tokens and the expert load
+    status, body, _ = http_get(f"http://127.0.0.1:{port}/metrics")
+    metrics = body.decode()
+    assert status == 200
+    assert f"kefu_generation_tokens_total {float(job.completion_tokens)}" in metrics
+    assert 'kefu_moe_expert_load_max_over_mean{layer="0"}' in metrics
     open_stream(job.pk).delete()
 
 
