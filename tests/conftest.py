@@ -221,3 +221,37 @@ def start_web_server(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+# --- browser tests: Debian's Chromium driven by Playwright, never a downloaded browser ---------
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+requires_chromium = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
+
+
+@pytest.fixture
+def live_asgi(transactional_db, settings):
+    """uvicorn serving kefu's ASGI app on loopback from a thread of this process; yields its base URL.
+
+    In-process (unlike ``start_web_server``) so a test can use the test database and stand-ins
+    set up in this process.
+    """
+    import threading
+
+    import uvicorn
+    from django.core.asgi import get_asgi_application
+
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(get_asgi_application(), host="127.0.0.1", port=port, lifespan="off",
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

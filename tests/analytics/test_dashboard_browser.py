@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
 import time
 import urllib.request
 from datetime import timedelta
@@ -20,43 +18,16 @@ from pathlib import Path
 import pytest
 
 from tests.analytics import seed
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, requires_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 ORIGIN = "https://shop.example"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason="Debian's chromium is not installed at /usr/bin/chromium (apt-get install chromium)"),
+    requires_chromium,
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def live_asgi(transactional_db, settings):
-    """uvicorn serving kefu's ASGI app on loopback from a thread; yields its base URL."""
-    import uvicorn
-    from django.core.asgi import get_asgi_application
-
-    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(get_asgi_application(), host="127.0.0.1", port=port, lifespan="off",
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 def off_loop(function, *args):
@@ -100,7 +71,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield instance
         instance.close()
 
