@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 
 import pytest
 
@@ -85,15 +86,22 @@ def test_streamed_masking_equals_masking_the_whole_text_for_any_split():
 
 @pytest.fixture
 def redis_cache(settings, redis_url):
-    """The Django cache on the real Redis (DB 15), emptied around the test."""
+    """The Django cache on the real Redis (DB 15); this test's keys are removed around it.
+
+    Only keys under its own prefix: ``cache.clear()`` would FLUSHDB, wiping streams, heartbeats and
+    queues of anything else using DB 15 at the same time.
+    """
+    import redis
     from django.core.cache import caches
 
+    prefix = f"kefu-test-chat-{uuid.uuid4().hex[:8]}"
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": redis_url, "KEY_PREFIX": "kefu-test-chat"}}
-    cache = caches["default"]
-    cache.clear()
-    yield cache
-    cache.clear()
+                                   "LOCATION": redis_url, "KEY_PREFIX": prefix}}
+    client = redis.Redis.from_url(redis_url)
+    yield caches["default"]
+    for key in client.scan_iter(match=f"{prefix}:*"):
+        client.delete(key)
+    client.close()
 
 
 def test_rate_limit_refuses_over_the_limit_with_retry_after_on_real_redis(redis_cache):
