@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.analytics import seed
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, requires_chromium
+from tests.conftest import off_loop, requires_chromium
 
 ORIGIN = "https://shop.example"
 
@@ -30,20 +30,6 @@ pytestmark = [
 
 
 
-def off_loop(function, *args):
-    """Run a database call in a fresh thread: Playwright's sync API keeps an event loop in this one."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connections
-
-    def call():
-        try:
-            return function(*args)
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(call).result()
 
 
 @pytest.fixture
@@ -66,14 +52,6 @@ def shop_traffic(transactional_db, embedder):
     return kb, key
 
 
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 def painted_pixels(page, canvas_id: str) -> int:

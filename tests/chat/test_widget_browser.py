@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, requires_chromium
+from tests.conftest import off_loop, requires_chromium
 
 pytestmark = [
     pytest.mark.browser,
@@ -52,20 +52,6 @@ def slow_generator(fake_generator):
     return fake_generator
 
 
-def off_loop(function, *args):
-    """Run a database call in a fresh thread: Playwright's sync API keeps an event loop in this one."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connections
-
-    def call():
-        try:
-            return function(*args)
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(call).result()
 
 
 @pytest.fixture
@@ -75,14 +61,6 @@ def nordbygg_kb(transactional_db, embedder):
     return build_support_kb("Nordbygg")
 
 
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 def test_ask_watch_tokens_see_a_citation_rate_and_find_the_history_after_reload(live_asgi, nordbygg_kb,
