@@ -1,12 +1,15 @@
 """Parsers: uploaded bytes → sections (text, heading path, page), one module per format.
 
 ``parse_document(data, filename)`` sniffs the type from the content (the extension only
-breaks ties between text formats), enforces ``KEFU_MAX_UPLOAD_BYTES`` and raises
-:class:`ParseError` with a sentence a person understands for empty, corrupt, encrypted,
-mislabelled or unsupported files.
+breaks ties between text formats), enforces ``KEFU_MAX_UPLOAD_BYTES`` and
+``KEFU_KB_MAX_DOCUMENT_CHARS`` (a document too long to chunk and embed in bounded time)
+and raises :class:`ParseError` with a sentence a person understands for empty, corrupt,
+encrypted, mislabelled, over-long or unsupported files.
 """
 
 from __future__ import annotations
+
+from django.conf import settings
 
 from kb.parsing.errors import ParseError
 from kb.parsing.sections import FaqRow, ParsedDocument, Section
@@ -22,7 +25,17 @@ def parse_document(data: bytes, filename: str = "") -> ParsedDocument:
     parsed = parser(data)
     if not parsed.sections and not parsed.faq_rows:
         raise ParseError("The file contains no text that could be extracted.")
+    check_length(parsed)
     return parsed
+
+
+def check_length(parsed: ParsedDocument) -> None:
+    """Refuse text that would take hours to embed, before it is chunked (upload size alone does not bound it)."""
+    limit = settings.KEFU_KB_MAX_DOCUMENT_CHARS
+    chars = sum(len(section.text) for section in parsed.sections)
+    if chars > limit:
+        raise ParseError(f"The document has {chars:,} characters of text; the limit is {limit:,} "
+                         "(KEFU_KB_MAX_DOCUMENT_CHARS). Split it into smaller files and upload those.")
 
 
 def _parser_for(file_type: str):

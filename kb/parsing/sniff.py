@@ -3,7 +3,8 @@
 Binary formats are recognised by their magic numbers (``%PDF``, a ZIP with
 ``word/document.xml`` or ``xl/workbook.xml``); an OLE2 container is what an encrypted
 DOCX/XLSX (or an old .doc/.xls) is. A name that promises a binary format whose bytes
-are something else is mislabelled and refused.
+are something else is mislabelled and refused. A ZIP whose members would unpack to far
+more than an upload may hold (a zip bomb) is refused before any parser inflates it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ HTML_EXTENSIONS = {".html", ".htm", ".xhtml"}
 OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 HTML_START = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body)\b", re.I | re.S)
 MARKDOWN_HINT = re.compile(r"^(#{1,6} \S|```|\s*[-*] \S)", re.M)
+# Office XML compresses about 10:1 (rarely 30:1); a large member packed tighter than this is padding.
+MAX_COMPRESSION_RATIO = 100
+RATIO_CHECK_FROM_BYTES = 1 << 20
+# An archive may unpack to at most this many times the upload limit (parsers hold the XML in memory).
+MAX_UNPACKED_FACTOR = 4
 
 
 def sniff_type(data: bytes, filename: str = "") -> str:
@@ -66,14 +72,30 @@ def sniff_binary(data: bytes) -> str:
 
 def zip_office_type(data: bytes) -> str:
     try:
-        names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
     except zipfile.BadZipFile as exc:
         raise ParseError("The file looks like a ZIP/Office file but is damaged.") from exc
+    check_unpacked_size(members)
+    names = {member.filename for member in members}
     if "word/document.xml" in names:
         return "docx"
     if "xl/workbook.xml" in names:
         return "xlsx"
     raise ParseError("The file is a ZIP archive, not a DOCX or XLSX document; upload the files inside it instead.")
+
+
+def check_unpacked_size(members: list[zipfile.ZipInfo]) -> None:
+    """Refuse zip bombs from the sizes the archive declares (Python's zipfile never inflates past them)."""
+    limit = MAX_UNPACKED_FACTOR * settings.KEFU_MAX_UPLOAD_BYTES
+    unpacked = sum(member.file_size for member in members)
+    if unpacked > limit:
+        raise ParseError(f"The file unpacks to {unpacked / 1e6:.0f} MB, more than the {limit / 1e6:.0f} MB "
+                         "an upload may unpack to; it was refused.")
+    for member in members:
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size >= RATIO_CHECK_FROM_BYTES and ratio > MAX_COMPRESSION_RATIO:
+            raise ParseError(f"The file looks like a zip bomb ({member.filename} unpacks to "
+                             f"{member.file_size / 1e6:.0f} MB, {ratio:.0f} times its packed size); it was refused.")
 
 
 def looks_binary(data: bytes) -> bool:

@@ -70,6 +70,9 @@ KEFU_KB_HNSW_THRESHOLD = env.int("KEFU_KB_HNSW_THRESHOLD", default=50000)
 KEFU_KB_EMBED_BATCH = env.int("KEFU_KB_EMBED_BATCH", default=64)
 # Re-enqueue documents left queued/processing when an embedded web process starts.
 KEFU_KB_RESUME_ON_START = env.bool("KEFU_KB_RESUME_ON_START", default=True)
+# Longest document text accepted, in characters (~1,700 pages): ingestion stays bounded in time
+# (5 M characters ≈ 6,000 chunks ≈ 2 minutes of embedding on 2 cores); longer ones fail with a reason.
+KEFU_KB_MAX_DOCUMENT_CHARS = env.int("KEFU_KB_MAX_DOCUMENT_CHARS", default=5_000_000)
 
 # --- chat app (customer side): guard, cache, intent, answers ------------------------------
 # Longest question accepted, in characters after normalisation.
