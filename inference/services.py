@@ -95,19 +95,21 @@ def generation_reap_if_stale(*, job_id, now=None) -> bool:
     if job is None or job.started_at is None:
         return False
     age_s = (now - job.started_at).total_seconds()
-    if age_s > engine_config().stale_after_s or worker_gone(job.worker, age_s):
+    if age_s > engine_config().stale_after_s or worker_gone(job.worker):
         return reap(job_id, now=now)
     return False
 
 
-def worker_gone(worker: str, age_s: float) -> bool:
-    """Service mode: the worker that claimed the job stopped beating (it died)."""
+def worker_gone(worker: str) -> bool:
+    """Service mode: the worker that claimed the job stopped beating (it died).
+
+    Its heartbeat key outlives it by at most KEFU_INFERENCE_HEARTBEAT_TTL seconds.
+    """
     from django.conf import settings
 
     from inference.selectors import HEARTBEAT_PREFIX
-    from inference.worker import HEARTBEAT_TTL_S
 
-    if not settings.REDIS_URL or not worker or age_s < 2 * HEARTBEAT_TTL_S:
+    if not settings.REDIS_URL or not worker:
         return False
     from inference.stream import redis_client
 

@@ -95,6 +95,9 @@ def read_all(stream: TokenStream, *, after: str = START, timeout_s: float = 30.0
 
 # --- Redis ------------------------------------------------------------------------------
 
+MAX_BLOCK_MS = 10_000  # below redis_client's socket timeout (30 s)
+
+
 class RedisTokenStream:
     """A job's events in a Redis Stream (service mode)."""
 
@@ -117,9 +120,16 @@ class RedisTokenStream:
     def read(self, after: str = START, *, block_ms: int = 0, count: int = 1000) -> list[StreamEvent]:
         after = normalise_id(after)
         if block_ms > 0:
-            # XREAD BLOCK returns as soon as one event exists after ``after``.
-            reply = self.client.xread({self.key: after}, count=count, block=block_ms)
-            entries = reply[0][1] if reply else []
+            # XREAD BLOCK returns as soon as one event exists after ``after``. One call blocks at most
+            # MAX_BLOCK_MS: a longer one would outlast the client's socket timeout and raise.
+            deadline = time.monotonic() + block_ms / 1000
+            entries = []
+            while not entries:
+                wait_ms = min(MAX_BLOCK_MS, int((deadline - time.monotonic()) * 1000))
+                if wait_ms <= 0:
+                    break
+                reply = self.client.xread({self.key: after}, count=count, block=wait_ms)
+                entries = reply[0][1] if reply else []
         else:
             # XREAD with BLOCK 0 would wait forever; an exclusive range is the non-blocking read.
             entries = self.client.xrange(self.key, min=f"({after}", max="+", count=count)
@@ -242,12 +252,24 @@ def open_stream(job_id, *, reap_on_read: bool = True) -> TokenStream:
     return ReapingStream(stream) if reap_on_read else stream
 
 
-REAP_CHECK_EVERY_S = 5.0
 _last_reap_check: dict[str, float] = {}
+_last_event_at: dict[str, float] = {}
+
+
+def stall_seconds() -> float:
+    """KEFU_GENERATION_STALL_SECONDS: how long a reader waits without events before checking the job's worker."""
+    from django.conf import settings
+
+    return float(getattr(settings, "KEFU_GENERATION_STALL_SECONDS", 5))
 
 
 class ReapingStream:
-    """A TokenStream whose idle blocking reads also check that the job is still alive."""
+    """A TokenStream whose idle blocking reads also check that the job is still alive.
+
+    The first idle read of a job checks at once (its worker may have died long ago); after that a
+    check runs whenever the job's readers in this process saw no event for ``stall_seconds()``.
+    A worker killed mid-stream is therefore noticed within its heartbeat expiry plus that time.
+    """
 
     def __init__(self, inner: TokenStream):
         self.inner = inner
@@ -261,6 +283,8 @@ class ReapingStream:
 
     def read(self, after: str = START, *, block_ms: int = 0, count: int = 1000) -> list[StreamEvent]:
         events = self.inner.read(after, block_ms=block_ms, count=count)
+        if events:
+            _last_event_at[self.job_id] = time.monotonic()
         if events or block_ms <= 0 or not self.due_for_check():
             return events
         if reap_if_stale(self.job_id):
@@ -269,11 +293,13 @@ class ReapingStream:
 
     def due_for_check(self) -> bool:
         now = time.monotonic()
-        if now - _last_reap_check.get(self.job_id, 0.0) < REAP_CHECK_EVERY_S:
+        last = max(_last_reap_check.get(self.job_id, float("-inf")), _last_event_at.get(self.job_id, float("-inf")))
+        if now - last < stall_seconds():
             return False
         _last_reap_check[self.job_id] = now
-        if len(_last_reap_check) > 10_000:
+        if len(_last_reap_check) > 10_000 or len(_last_event_at) > 10_000:
             _last_reap_check.clear()
+            _last_event_at.clear()
         return True
 
 

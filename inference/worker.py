@@ -16,12 +16,15 @@ import threading
 
 from django.conf import settings
 
-from inference.runtime import generator_state, start_in_process_engine
+from inference.runtime import current_generator, generator_state, start_in_process_engine
 from inference.selectors import HEARTBEAT_PREFIX
 
 log = logging.getLogger(__name__)
-HEARTBEAT_EVERY_S = 5
-HEARTBEAT_TTL_S = 15
+
+
+def heartbeat_ttl_s() -> int:
+    """Seconds a heartbeat outlives its worker (KEFU_INFERENCE_HEARTBEAT_TTL); written every third of it."""
+    return int(getattr(settings, "KEFU_INFERENCE_HEARTBEAT_TTL", 15))
 
 
 def consumes_inference(consumer) -> bool:
@@ -64,7 +67,7 @@ def stop_heartbeat() -> None:
     try:
         redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2).delete(heartbeat_key())
     except redis.RedisError as exc:
-        log.warning("heartbeat not removed (it expires in %ss): %s", HEARTBEAT_TTL_S, exc)
+        log.warning("heartbeat not removed (it expires in %ss): %s", heartbeat_ttl_s(), exc)
 
 
 def heartbeat_loop(stop: threading.Event) -> None:
@@ -72,12 +75,24 @@ def heartbeat_loop(stop: threading.Event) -> None:
 
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
     key = heartbeat_key()
+    ttl_s = heartbeat_ttl_s()
     while not stop.is_set():
         state = generator_state()
         beat = {"hostname": socket.gethostname(), "pid": os.getpid(), "model": settings.KEFU_MODEL,
                 "status": state.status, "detail": state.detail}
         try:
-            client.set(key, json.dumps(beat), ex=HEARTBEAT_TTL_S)
+            client.set(key, json.dumps(beat), ex=ttl_s)
         except redis.RedisError as exc:
             log.warning("heartbeat not written: %s", exc)
-        stop.wait(HEARTBEAT_EVERY_S)
+        gpu_memory_beat()
+        stop.wait(max(ttl_s / 3, 0.5))
+
+
+def gpu_memory_beat() -> None:
+    """Refresh the GPU memory gauges with every heartbeat, also while no request moves the engine."""
+    from inference.metrics import gpu_memory_sample
+
+    try:
+        gpu_memory_sample(getattr(current_generator(), "device", None), every_s=0)
+    except RuntimeError as exc:  # a CUDA error must not stop the heartbeat
+        log.warning("GPU memory not sampled: %s", exc)

@@ -68,6 +68,11 @@ KEFU_KB_CANDIDATES = env.int("KEFU_KB_CANDIDATES", default=100)
 KEFU_KB_HNSW_THRESHOLD = env.int("KEFU_KB_HNSW_THRESHOLD", default=50000)
 # Texts per embedding batch during ingestion.
 KEFU_KB_EMBED_BATCH = env.int("KEFU_KB_EMBED_BATCH", default=64)
+# Queued documents of one knowledge base ingested together: their chunks share embedding batches
+# (one encode per KEFU_KB_EMBED_BATCH texts, not one per document) and one index build. 1 = one by one.
+KEFU_KB_INGEST_BATCH = env.int("KEFU_KB_INGEST_BATCH", default=64)
+# An unfinished document whose progress has not moved for this long is an orphan a task may claim again.
+KEFU_KB_CLAIM_STALE_S = env.int("KEFU_KB_CLAIM_STALE_S", default=600)
 # Re-enqueue documents left queued/processing when an embedded web process starts.
 KEFU_KB_RESUME_ON_START = env.bool("KEFU_KB_RESUME_ON_START", default=True)
 # Longest document text accepted, in characters (~1,700 pages): ingestion stays bounded in time
@@ -239,6 +244,14 @@ KEFU_STREAM_MAXLEN = env.int("KEFU_STREAM_MAXLEN", default=4096)
 KEFU_STREAM_TTL = env.int("KEFU_STREAM_TTL", default=3600)
 # A job still "running" this many seconds after it started is reaped as failed (its worker died).
 KEFU_GENERATION_STALE_AFTER = env.int("KEFU_GENERATION_STALE_AFTER", default=KEFU_GENERATION_TIMEOUT + 60)
+# An inference worker's heartbeat key (Redis) expires this many seconds after its last write
+# (written every third of it); a job whose worker's heartbeat is gone was lost with that worker.
+KEFU_INFERENCE_HEARTBEAT_TTL = config.positive_int(
+    "KEFU_INFERENCE_HEARTBEAT_TTL", env.int("KEFU_INFERENCE_HEARTBEAT_TTL", default=15))
+# A stream reader that saw no event of a running job for this many seconds checks its worker's
+# heartbeat and, when it is gone, fails the job (worker_lost) so the customer gets an error event.
+KEFU_GENERATION_STALL_SECONDS = config.positive_int(
+    "KEFU_GENERATION_STALL_SECONDS", env.int("KEFU_GENERATION_STALL_SECONDS", default=5))
 # CPU torch intra-op threads for the generator (0 = torch's default: one per core).
 KEFU_TORCH_THREADS = env.int("KEFU_TORCH_THREADS", default=0)
 # Prompt tokens the engine prefills together in one pass (longer prompts go one per pass).
