@@ -1,0 +1,141 @@
+"""Generation faults seen from the customer's side: a real web server, a real worker, the SSE stream.
+
+- the inference worker is SIGKILLed mid-stream: the reader gets an ``error`` event within the
+  heartbeat expiry plus the stall time, the message ends ``failed``, and no token reached it twice;
+- a generation that exceeds KEFU_GENERATION_TIMEOUT is stopped and reported (``error`` with code
+  ``timeout``, job failed), and the engine's only slot serves the next request.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from inference.stream import parse_id
+from tests.conftest import ROOT, WebServer, database_url_of_this_process, http_get
+from tests.reliability.faults_support import SseReader, ask, read_until_final, service_mode_only
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+QUESTION = "Do I need a permit before drilling for a ground source heat pump?"
+OTHER_QUESTION = "How deep is the borehole for a ground source heat pump?"
+
+
+def shared_models_dir() -> Path:
+    """Where this checkout keeps the converted bundled model (reused instead of converting again)."""
+    return Path(os.environ.get("KEFU_DATA_DIR") or ROOT / "data") / "models"
+
+
+def web_server(tmp_path, redis_url: str | None, **env: str) -> WebServer:
+    """A uvicorn subprocess on the test database (service mode when redis_url is given)."""
+    data_dir = tmp_path / "web-data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if shared_models_dir().is_dir() and not (data_dir / "models").exists():
+        (data_dir / "models").symlink_to(shared_models_dir(), target_is_directory=True)
+    return WebServer(data_dir, REDIS_URL=redis_url, DATABASE_URL=database_url_of_this_process(), **env)
+
+
+def wait_ready(server: WebServer, timeout: float = 300.0) -> None:
+    """Until /readyz says the generator is loaded (the model loads once per process)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body, _ = http_get(server.base + "/readyz")
+        if status == 200:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"not ready after {timeout}s: {body[-500:]!r}\n{server.log_path.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def stopped_servers():
+    servers: list[WebServer] = []
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+@service_mode_only("no separate inference worker in embedded mode: the engine is a thread of the web process")
+def test_a_worker_killed_mid_stream_ends_the_customers_stream_with_an_error(
+        key_a, redis_url, start_celery_worker, tmp_path, stopped_servers):
+    # given a web server and an inference worker (heartbeat expiring 2 s after its last write)
+    from chat.models import Message
+    from inference.models import GenerationJob
+
+    worker = start_celery_worker(["inference"], pool="threads", concurrency=2,
+                                 env={"KEFU_MODEL": "smollm2-135m", "KEFU_INFERENCE_HEARTBEAT_TTL": "2"})
+    server = web_server(tmp_path, redis_url, KEFU_GENERATION_STALL_SECONDS="1", KEFU_CHAT_ANSWER_TOKENS="400")
+    stopped_servers.append(server)
+    # and a customer whose question goes to generation and who reads its stream
+    status, started, _ = ask(server.base, key_a.public_key, QUESTION, timeout=120)
+    assert status == 202 and started["outcome"] == "pending", started
+    reader = SseReader(started["stream_url"], read_timeout_s=30)
+    tokens = []
+
+    # when the worker is SIGKILLed after the first tokens reached the customer
+    def kill_after_three(event):
+        tokens.append(event)
+        if len(tokens) == 3:
+            os.kill(worker.process.pid, signal.SIGKILL)
+            worker.process.wait(10)
+
+    final = read_until_final(reader, deadline_s=300, on_token=kill_after_three)
+
+    # then the stream ends with an error event soon after the kill, not a hang
+    assert len(tokens) >= 3, (final, worker.log()[-3000:])
+    assert final is not None and final.kind == "error", (final, server.log_path.read_text()[-3000:])
+    assert final.data["code"] == "worker_lost"
+    noticed_s = final.at - tokens[2].at
+    print(f"\nworker SIGKILL → customer's error event: {noticed_s:.1f} s (heartbeat TTL 2 s, stall 1 s)")
+    assert noticed_s < 20
+    # and no token arrived twice or out of order
+    ids = [parse_id(event.id) for event in tokens]
+    assert ids == sorted(set(ids))
+    # and the message is failed (never left generating), the job too
+    message = Message.objects.get(pk=started["message_id"])
+    assert (message.outcome, message.error_code) == ("failed", "worker_lost")
+    job = GenerationJob.objects.get(pk=message.inference_job_id)
+    assert (job.status, job.error_code) == ("failed", "worker_lost")
+
+
+def test_a_generation_past_its_time_limit_is_stopped_and_the_slot_serves_the_next(
+        key_a, redis_url, start_celery_worker, tmp_path, stopped_servers):
+    # given a generator with one batch slot and a 6 s time limit (a worker in service mode, the web
+    # process's own engine in embedded mode), and an answer budget far beyond 6 s of decoding
+    from chat.models import Message
+    from inference.models import GenerationJob
+
+    limits = {"KEFU_GENERATION_TIMEOUT": "6", "KEFU_MAX_BATCH": "1", "KEFU_MODEL": "smollm2-135m"}
+    service = bool(os.environ.get("REDIS_URL"))
+    if service:
+        start_celery_worker(["inference"], pool="threads", concurrency=2, env=limits)
+    server = web_server(tmp_path, redis_url if service else None, KEFU_WARMUP="1", KEFU_CHAT_ANSWER_TOKENS="2000",
+                        KEFU_MAX_NEW_TOKENS="2000", **limits)
+    stopped_servers.append(server)
+    wait_ready(server)
+
+    # when a customer asks
+    status, started, _ = ask(server.base, key_a.public_key, QUESTION, timeout=120)
+    assert status == 202 and started["outcome"] == "pending", started
+    asked_at = time.monotonic()
+    final = read_until_final(SseReader(started["stream_url"], read_timeout_s=30), deadline_s=120)
+
+    # then the stream ends with a timeout error, and the job and the message are failed
+    assert final is not None and final.kind == "error", final
+    assert final.data["code"] == "timeout", final.data
+    print(f"\n6 s generation limit → customer's error event after {final.at - asked_at:.1f} s")
+    message = Message.objects.get(pk=started["message_id"])
+    assert (message.outcome, message.error_code) == ("failed", "timeout")
+    job = GenerationJob.objects.get(pk=message.inference_job_id)
+    assert (job.status, job.finish_reason, job.error_code) == ("failed", "timeout", "timeout")
+
+    # and the next question gets the freed slot: it streams tokens (and is stopped at its own limit)
+    status, again, _ = ask(server.base, key_a.public_key, OTHER_QUESTION, timeout=120)
+    assert status == 202 and again["outcome"] == "pending", again
+    reader = SseReader(again["stream_url"], read_timeout_s=30)
+    final = read_until_final(reader, deadline_s=120)
+    assert [event for event in reader.events if event.kind == "token"], reader.events
+    assert final is not None and final.kind == "error" and final.data["code"] == "timeout", final
