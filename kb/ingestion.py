@@ -1,20 +1,32 @@
-"""Ingestion of one document: parse → chunk → embed → store chunks → build index version.
+"""Ingestion: parse → chunk → embed → store chunks → build index version, documents in batches.
 
 ``document_ingest`` is the plain function the ``kb.ingest_document`` task wraps; tests call
-it directly. Progress (stage and %) is saved as it goes. Any failure ends the document as
-``failed`` with a message a person understands and removes its chunks, so nothing of a
-failed document is ever indexed. Running it again on an unfinished document starts over.
+it directly. It claims its document and up to ``KEFU_KB_INGEST_BATCH`` - 1 other queued
+documents of the same knowledge base, parses and chunks each on its own, embeds all their
+chunks in one length-sorted pass (one ``encode`` per batch of texts, not per document), stores
+each document's chunks in its own transaction and ends with at most one index build.
+The tasks of the documents a batch took find them claimed or finished and return at once.
 
-Budget: embedding dominates (≈60 chunks/s on 2 cores with MiniLM fp32); memory is the
-file plus its chunks' vectors (1.5 kB each).
+Progress (stage and %) is saved per document as it goes and doubles as the heartbeat: a
+document in an unfinished state whose heartbeat is older than ``KEFU_KB_CLAIM_STALE_S`` is
+an orphan (its worker died) and may be claimed again; a fresh one belongs to another worker.
+Any failure ends that document as ``failed`` with a message a person understands and removes
+its chunks, so nothing of a failed document is ever indexed, and it never stops the others.
+
+Budget: embedding dominates (MiniLM fp32 on CPU); memory is the batch's files plus their
+chunks' vectors (1.5 kB each).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from kb.models import Chunk, Document, FaqEntry
@@ -22,75 +34,204 @@ from kb.models import Chunk, Document, FaqEntry
 log = logging.getLogger(__name__)
 
 EMBED_START, EMBED_END = 20, 85  # % of the bar the embedding stage covers
+UNFINISHED = (Document.Status.PARSING, Document.Status.EMBEDDING, Document.Status.INDEXING)
+BATCH_MAX_BYTES = 32 * 1024 * 1024  # files read into memory together at most (one big file still goes alone)
+
+
+@dataclass
+class Prepared:
+    """A parsed and chunked document waiting for its vectors (``drafts`` empty for FAQ sheets)."""
+
+    document: Document
+    drafts: list = field(default_factory=list)
+    embedded: int = 0  # chunks embedded so far (progress)
 
 
 def document_ingest(*, document_id: int) -> Document:
-    """Ingest one stored document; returns it ready or failed (never raises for a bad file)."""
-    from kb.parsing import ParseError
+    """Ingest one stored document — with other queued ones of its base; returns it as it ends.
 
+    Never raises for a bad file: the document ends ``failed`` with a reason. Returns the
+    document unchanged when it is ready, failed, or being ingested by another worker.
+    """
     document = Document.objects.select_related("knowledge_base").get(pk=document_id)
-    if document.status == Document.Status.READY:
+    if not document_claim(document.pk):
         return document
-    try:
-        ingest_steps(document)
-    except ParseError as exc:
-        document_fail(document, str(exc))
-        finish_pending_build(document.knowledge_base_id)
-    except Exception as exc:
-        log.exception("ingesting document %s failed", document_id)
-        document_fail(document, f"Processing failed unexpectedly ({type(exc).__name__}: {exc}).")
+    batch = [document, *documents_claim_queued(document.knowledge_base_id, exclude=document.pk,
+                                               room=settings.KEFU_KB_INGEST_BATCH - 1,
+                                               budget=BATCH_MAX_BYTES - document.size_bytes)]
+    batch_ingest(batch)
     document.refresh_from_db()
     return document
 
 
-def finish_pending_build(knowledge_base_id: int) -> None:
-    """A failed document may be the last of a batch: build for the ones waiting on it."""
-    from kb.indexing import index_build_unless_busy
-
-    if Document.objects.filter(knowledge_base_id=knowledge_base_id, status=Document.Status.INDEXING).exists():
-        try:
-            index_build_unless_busy(knowledge_base_id=knowledge_base_id)
-        except Exception:
-            log.exception("index build for knowledge base %s failed", knowledge_base_id)
+def document_claim(document_id: int) -> bool:
+    """Take a queued document, or an unfinished one whose heartbeat stopped; False if not ours."""
+    now = timezone.now()
+    orphaned = Q(status__in=UNFINISHED, updated_at__lt=now - timedelta(seconds=settings.KEFU_KB_CLAIM_STALE_S))
+    claimable = Q(status=Document.Status.QUEUED) | orphaned
+    return Document.objects.filter(claimable, pk=document_id).update(
+        status=Document.Status.PARSING, stage="claimed", updated_at=now) == 1
 
 
-def ingest_steps(document: Document) -> None:
+def documents_claim_queued(knowledge_base_id: int, *, exclude: int, room: int, budget: int) -> list[Document]:
+    """Claim up to ``room`` more queued documents of the base (oldest first, within ``budget`` bytes)."""
+    if room <= 0:
+        return []
+    candidates = (Document.objects.filter(knowledge_base_id=knowledge_base_id, status=Document.Status.QUEUED)
+                  .exclude(pk=exclude).order_by("id").values_list("id", "size_bytes")[:room])
+    chosen = []
+    for document_id, size in candidates:
+        if size > budget:
+            break
+        # Conditional update: a document another worker claimed in between is skipped.
+        if Document.objects.filter(pk=document_id, status=Document.Status.QUEUED).update(
+                status=Document.Status.PARSING, stage="claimed", updated_at=timezone.now()) == 1:
+            chosen.append(document_id)
+            budget -= size
+    return list(Document.objects.select_related("knowledge_base").filter(pk__in=chosen).order_by("id"))
+
+
+def batch_ingest(documents: list[Document]) -> None:
+    """Parse and chunk each, embed all chunks together, store each, build the index once."""
+    prepared = []
+    for position, document in enumerate(documents):
+        item = document_prepare(document)
+        if item is not None:
+            prepared.append(item)
+        heartbeat([d.pk for d in documents[position + 1:]])  # still claimed, not started: not orphans
+    chunked = [p for p in prepared if p.drafts]
+    vectors = batch_embed(chunked)
+    stored = [p for p in prepared if not p.drafts or document_store(p, vectors.get(p.document.pk))]
+    batch_index(documents[0].knowledge_base_id, [p.document for p in stored])
+
+
+def document_prepare(document: Document) -> Prepared | None:
+    """Parse and chunk one document (FAQ sheets: store their entries); None when it failed."""
     from kb.chunking import chunk_sections
-    from kb.embedding import embed_texts
-    from kb.indexing import index_build_unless_busy
     from kb.parsing import ParseError, parse_document
-    from kb.services import chunks_replace
 
-    progress_save(document, Document.Status.PARSING, "reading the file", 2)
-    data = read_file(document)
-    parsed = parse_document(data, document.filename)
-    Document.objects.filter(pk=document.pk).update(
-        file_type=parsed.file_type, page_count=parsed.page_count,
-        title=document.title if document.title else (parsed.title or document.filename)[:300],
-    )
-    if parsed.faq_rows:
-        faq_rows_store(document, parsed.faq_rows)
-        progress_save(document, Document.Status.INDEXING, f"indexing {len(parsed.faq_rows)} FAQ entries", 60)
-    else:
+    try:
+        progress_save(document, Document.Status.PARSING, "reading the file", 2)
+        data = read_file(document)
+        parsed = parse_document(data, document.filename)
+        Document.objects.filter(pk=document.pk).update(
+            file_type=parsed.file_type, page_count=parsed.page_count,
+            title=document.title if document.title else (parsed.title or document.filename)[:300],
+        )
+        if parsed.faq_rows:
+            faq_rows_store(document, parsed.faq_rows)
+            progress_save(document, Document.Status.INDEXING, f"indexing {len(parsed.faq_rows)} FAQ entries", 60)
+            return Prepared(document)
         kb = document.knowledge_base
         progress_save(document, Document.Status.PARSING, "splitting into chunks", 10)
         drafts = chunk_sections(parsed.sections, size=kb.chunk_size, overlap=kb.chunk_overlap)
         if not drafts:
             raise ParseError("The file contains no text that could be extracted.")
         progress_save(document, Document.Status.EMBEDDING, f"embedding {len(drafts)} chunks", EMBED_START)
-        vectors = embed_texts(
-            [d.text for d in drafts], batch_size=settings.KEFU_KB_EMBED_BATCH,
-            on_batch=lambda done, total: progress_save(
-                document, Document.Status.EMBEDDING, f"embedding chunks ({done}/{total})",
-                EMBED_START + (EMBED_END - EMBED_START) * done // total),
-        )
-        count = chunks_replace(document=document, drafts=drafts, vectors=vectors)
-        Document.objects.filter(pk=document.pk).update(chunk_count=count)
-        progress_save(document, Document.Status.INDEXING, "building the search index", EMBED_END + 5)
-    progress_save(document, Document.Status.INDEXING, "waiting for the index build", EMBED_END + 10)
-    # The build marks every document it holds ready; it is skipped while others are still
-    # ahead in the pipeline (the last of them builds once for all).
-    index_build_unless_busy(knowledge_base_id=document.knowledge_base_id)
+        return Prepared(document, drafts)
+    except ParseError as exc:
+        document_fail(document, str(exc))
+    except Exception as exc:
+        log.exception("ingesting document %s failed", document.pk)
+        document_fail(document, unexpected(exc))
+    return None
+
+
+def batch_embed(prepared: list[Prepared]) -> dict:
+    """Document id → its chunks' vectors, all documents in one pass; per document if that pass fails."""
+    if not prepared:
+        return {}
+    try:
+        return embed_together(prepared)
+    except Exception:
+        log.exception("embedding a batch of %d documents failed; embedding them one by one", len(prepared))
+    vectors = {}
+    for item in prepared:
+        try:
+            vectors.update(embed_together([item]))
+        except Exception as exc:
+            log.exception("embedding document %s failed", item.document.pk)
+            document_fail(item.document, unexpected(exc))
+    return vectors
+
+
+def embed_together(prepared: list[Prepared]) -> dict:
+    """Embed every chunk of the documents, shortest first (little padding), saving each one's progress."""
+    import numpy as np
+
+    from kb.embedding import embed_texts
+
+    owners = [(i, d) for i, item in enumerate(prepared) for d in item.drafts]
+    order = sorted(range(len(owners)), key=lambda j: owners[j][1].token_count)
+    out = [None] * len(owners)
+    step = settings.KEFU_KB_EMBED_BATCH
+    for start in range(0, len(order), step):
+        piece = order[start:start + step]
+        for j, vector in zip(piece, embed_texts([owners[j][1].text for j in piece], batch_size=step), strict=True):
+            out[j] = vector
+        embedding_progress(prepared, [owners[j][0] for j in piece])
+    vectors, position = {}, 0
+    for item in prepared:
+        vectors[item.document.pk] = np.stack(out[position:position + len(item.drafts)])
+        position += len(item.drafts)
+    return vectors
+
+
+def embedding_progress(prepared: list[Prepared], owners_done: list[int]) -> None:
+    """Advance the bar of each document that got vectors; refresh the others' heartbeat."""
+    advanced = Counter(owners_done)
+    for index, count in advanced.items():
+        item = prepared[index]
+        item.embedded += count
+        total = len(item.drafts)
+        progress_save(item.document, Document.Status.EMBEDDING, f"embedding chunks ({item.embedded}/{total})",
+                      EMBED_START + (EMBED_END - EMBED_START) * item.embedded // total)
+    waiting = [item.document.pk for i, item in enumerate(prepared) if i not in advanced]
+    if waiting:
+        Document.objects.filter(pk__in=waiting, status=Document.Status.EMBEDDING).update(updated_at=timezone.now())
+
+
+def document_store(item: Prepared, vectors) -> bool:
+    """Store one document's chunks (its own transaction); False when it failed."""
+    from kb.services import chunks_replace
+
+    if vectors is None:
+        return False  # embedding failed: already marked failed
+    try:
+        count = chunks_replace(document=item.document, drafts=item.drafts, vectors=vectors)
+        Document.objects.filter(pk=item.document.pk).update(chunk_count=count)
+        progress_save(item.document, Document.Status.INDEXING, "waiting for the index build", EMBED_END + 10)
+        return True
+    except Exception as exc:
+        log.exception("storing the chunks of document %s failed", item.document.pk)
+        document_fail(item.document, unexpected(exc))
+        return False
+
+
+def batch_index(knowledge_base_id: int, stored: list[Document]) -> None:
+    """One index build for the batch — skipped while documents of the base are still ahead in the
+    pipeline (the last of them builds for all). A failed build fails the batch's documents and
+    leaves the old version serving."""
+    from kb.indexing import index_build_unless_busy
+
+    if not stored and not Document.objects.filter(
+            knowledge_base_id=knowledge_base_id, status=Document.Status.INDEXING).exists():
+        return
+    try:
+        index_build_unless_busy(knowledge_base_id=knowledge_base_id)
+    except Exception as exc:
+        log.exception("index build for knowledge base %s failed", knowledge_base_id)
+        for document in stored:
+            document_fail(document, unexpected(exc))
+
+
+def heartbeat(document_ids: list[int]) -> None:
+    if document_ids:
+        Document.objects.filter(pk__in=document_ids, status=Document.Status.PARSING).update(updated_at=timezone.now())
+
+
+def unexpected(exc: Exception) -> str:
+    return f"Processing failed unexpectedly ({type(exc).__name__}: {exc})."
 
 
 def read_file(document: Document) -> bytes:

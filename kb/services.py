@@ -143,6 +143,8 @@ def documents_resume(*, stale_after: timedelta | None = None) -> int:
     if stale_after is not None:
         unfinished = unfinished.filter(updated_at__lt=timezone.now() - stale_after)
     ids = list(unfinished.values_list("id", flat=True))
+    # Back to queued (only those still matching), so the tasks may claim them (kb.ingestion.document_claim).
+    unfinished.filter(pk__in=ids).update(status=Document.Status.QUEUED, stage="queued", updated_at=timezone.now())
     for document_id in ids:
         ingest_enqueue(document_id)
     if ids:

@@ -130,21 +130,82 @@ def test_first_request_of_an_embedded_process_resumes_unfinished_documents(kb, s
     assert resumed == [1]
 
 
-def test_a_batch_of_uploads_costs_one_index_build(kb, embedder):
+def test_queued_documents_of_a_base_are_ingested_together_with_one_build(kb, embedder, monkeypatch):
+    from kb import embedding
     from kb.models import IndexVersion
 
-    # given three uploads queued together, the last one a broken file
+    # given three uploads queued together, one of them a broken file
+    first = document_upload(knowledge_base=kb, filename="a.txt", data=b"Cats are allowed.", enqueue=False).document
+    broken = document_upload(knowledge_base=kb, filename="c.pdf", data=b"not a pdf", enqueue=False).document
+    second = document_upload(knowledge_base=kb, filename="b.txt", data=b"Dogs are allowed.", enqueue=False).document
+    calls = []
+    real = embedding.embed_texts
+    monkeypatch.setattr(embedding, "embed_texts", lambda texts, **kw: calls.append(len(texts)) or real(texts, **kw))
+    # when the first document's task runs
+    assert document_ingest(document_id=first.pk).status == "ready"
+    # then it took the other queued ones along: one embedding call for both good documents, one build
+    assert calls == [2]
+    assert IndexVersion.objects.filter(knowledge_base=kb).count() == 1
+    assert Document.objects.get(pk=second.pk).status == "ready"
+    failed = Document.objects.get(pk=broken.pk)
+    assert failed.status == "failed" and "not a PDF" in failed.error_message and not failed.chunks.exists()
+    # and the tasks of the documents it took return without doing anything
+    assert document_ingest(document_id=second.pk).status == "ready" and calls == [2]
+    assert hybrid_titles(kb, "are dogs allowed")[0] == "b"
+
+
+def hybrid_titles(kb, query):
+    from kb.search import hybrid
+
+    return [hit.document_title for hit in hybrid(kb, query, 3)]
+
+
+def test_batch_size_one_ingests_one_document_per_task(kb, embedder, settings):
+    # given two queued documents and batches of one
+    settings.KEFU_KB_INGEST_BATCH = 1
     first = document_upload(knowledge_base=kb, filename="a.txt", data=b"Cats are allowed.", enqueue=False).document
     second = document_upload(knowledge_base=kb, filename="b.txt", data=b"Dogs are allowed.", enqueue=False).document
-    broken = document_upload(knowledge_base=kb, filename="c.pdf", data=b"not a pdf", enqueue=False).document
-    # when the first finishes while the others are still queued
+    # when the first task runs, the second is left queued and the build waits for it
     assert document_ingest(document_id=first.pk).status == "indexing"
-    assert not IndexVersion.objects.filter(knowledge_base=kb).exists()
-    document_ingest(document_id=second.pk)
-    # then the last good one still waits for the broken one, whose failure triggers the single build
-    assert document_ingest(document_id=broken.pk).status == "failed"
-    assert IndexVersion.objects.filter(knowledge_base=kb).count() == 1
-    assert set(Document.objects.filter(pk__in=[first.pk, second.pk]).values_list("status", flat=True)) == {"ready"}
+    assert Document.objects.get(pk=second.pk).status == "queued"
+    # then the last one builds for both
+    assert document_ingest(document_id=second.pk).status == "ready"
+    assert Document.objects.get(pk=first.pk).status == "ready"
+
+
+def test_a_document_failing_to_store_leaves_the_others_of_its_batch_ready(kb, embedder, monkeypatch):
+    import kb.services as services
+
+    first = document_upload(knowledge_base=kb, filename="a.txt", data=b"Cats are allowed.", enqueue=False).document
+    second = document_upload(knowledge_base=kb, filename="b.txt", data=b"Dogs are allowed.", enqueue=False).document
+    real = services.chunks_replace
+
+    def flaky(*, document, drafts, vectors):
+        if document.pk == first.pk:
+            raise OSError("database went away")
+        return real(document=document, drafts=drafts, vectors=vectors)
+
+    monkeypatch.setattr(services, "chunks_replace", flaky)
+    assert document_ingest(document_id=first.pk).status == "failed"
+    assert Document.objects.get(pk=second.pk).status == "ready"
+    assert not Chunk.objects.filter(document_id=first.pk).exists()
+    assert hybrid_titles(kb, "cats") == ["b"]
+
+
+def test_a_document_another_worker_is_ingesting_is_left_alone_until_its_heartbeat_stops(kb, embedder):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    document = document_upload(knowledge_base=kb, filename="a.txt", data=b"Cats are allowed.", enqueue=False).document
+    # given a document another worker is embedding right now
+    Document.objects.filter(pk=document.pk).update(status="embedding", updated_at=timezone.now())
+    assert document_ingest(document_id=document.pk).status == "embedding"
+    assert not Chunk.objects.filter(document=document).exists()
+    # when its progress has not moved for longer than the claim timeout (its worker died)
+    Document.objects.filter(pk=document.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    # then the next task for it takes it over
+    assert document_ingest(document_id=document.pk).status == "ready"
 
 
 def test_only_stale_documents_are_reclaimed_when_asked(kb, monkeypatch):
@@ -159,3 +220,6 @@ def test_only_stale_documents_are_reclaimed_when_asked(kb, monkeypatch):
     Document.objects.filter(pk=stuck.pk).update(status="embedding", updated_at=timezone.now() - timedelta(hours=2))
     Document.objects.filter(pk=moving.pk).update(status="embedding", updated_at=timezone.now())
     assert documents_resume(stale_after=timedelta(minutes=30)) == 1 and enqueued == [stuck.pk]
+    # the reclaimed one is queued again, so its task may claim it; the moving one is untouched
+    assert Document.objects.get(pk=stuck.pk).status == "queued"
+    assert Document.objects.get(pk=moving.pk).status == "embedding"
