@@ -32,13 +32,17 @@ class ComponentStatus:
         return {"ok": self.ok, "detail": self.detail, **self.extra}
 
 
-def check_database(*, attempts: int = 1, backoff_s: float = 0.5) -> ComponentStatus:
-    """Open a connection and run ``SELECT 1``, retrying with backoff when asked to."""
+def check_database(*, wait_s: float = 0.0, backoff_s: float = 0.5, max_backoff_s: float = 4.0) -> ComponentStatus:
+    """Open a connection and run ``SELECT 1``; while that fails, retry with doubling backoff for up to ``wait_s``.
+
+    Each retry is announced on stderr (the log), so an operator sees a process waiting for its
+    database rather than a silent one; ``wait_s=0`` (``/readyz``) tries once.
+    """
     from django.db import connection
 
     vendor = connection.vendor
-    last_error = ""
-    for attempt in range(1, attempts + 1):
+    started, delay = time.monotonic(), backoff_s
+    while True:
         try:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
@@ -46,11 +50,12 @@ def check_database(*, attempts: int = 1, backoff_s: float = 0.5) -> ComponentSta
         except Exception as exc:  # noqa: BLE001 - any driver error means "not reachable"
             last_error = one_line(exc)
             connection.close()
-            if attempt < attempts:
-                delay = backoff_s * 2 ** (attempt - 1)
-                log.warning("database not reachable (%s); retrying in %.1fs", last_error, delay)
-                time.sleep(delay)
-    return ComponentStatus("database", False, f"{vendor}: {last_error}")
+        if time.monotonic() - started + delay > wait_s:
+            return ComponentStatus("database", False, f"{vendor}: {last_error}")
+        log.warning("the database is not reachable yet (%s); retrying in %.1f s (waiting up to %g s, "
+                    "KEFU_DATABASE_WAIT)", last_error, delay, wait_s)
+        time.sleep(delay)
+        delay = min(delay * 2, max_backoff_s)
 
 
 def check_redis() -> ComponentStatus:
@@ -84,7 +89,7 @@ def check_models() -> list[ComponentStatus]:
     return statuses
 
 
-def startup_problems(*, database_attempts: int = 3) -> list[str]:
+def startup_problems(*, database_wait_s: float | None = None) -> list[str]:
     """Every reason this process should not start, as one line each."""
     problems = []
     for status in check_models():
@@ -96,7 +101,8 @@ def startup_problems(*, database_attempts: int = 3) -> list[str]:
             f"REDIS_URL is set but Redis does not answer ({redis_status.detail}); "
             "start Redis, or unset REDIS_URL to run embedded"
         )
-    database = check_database(attempts=database_attempts)
+    wait_s = settings.KEFU_DATABASE_WAIT if database_wait_s is None else database_wait_s
+    database = check_database(wait_s=wait_s)
     from django.db import connections
 
     connections.close_all()  # this thread's connections; request threads open their own

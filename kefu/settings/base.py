@@ -46,6 +46,8 @@ KEFU_GENERATION_TIMEOUT = config.positive_int(
 KEFU_EMBEDDING_MODEL = env.str("KEFU_EMBEDDING_MODEL", default="all-minilm-l6-v2")
 # Load the embedder and the generator when the web process starts (off in tests).
 KEFU_WARMUP = env.bool("KEFU_WARMUP", default=True)
+# Seconds a starting process keeps retrying (with backoff) a database that does not answer yet.
+KEFU_DATABASE_WAIT = env.float("KEFU_DATABASE_WAIT", default=10.0)
 
 # --- uploads -----------------------------------------------------------------------------
 KEFU_MAX_UPLOAD_BYTES = env.int("KEFU_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)

@@ -3,7 +3,7 @@
 - :func:`service_mode_only` skips a test in embedded mode with the reason the fault does not exist there;
 - :class:`RedisServer` is a private ``redis-server`` on a free port that a test may stop and restart
   (the shared Redis on 6379 is never touched);
-- :class:`DelayedProxy` is a TCP proxy that starts listening only after a delay (or never), standing in
+- :class:`DelayedProxy` is a TCP proxy that turns connections away for its first seconds, standing in
   for a database that comes up late;
 - :func:`post_json` and :func:`sse_events` are the customer's side of the chat API, each with a timeout,
   so a hung server fails the test instead of hanging it.
@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -158,40 +159,52 @@ def wait_for_port(port: int, timeout: float) -> None:
 
 
 class DelayedProxy:
-    """A TCP proxy to ``target`` that starts listening on ``port`` only after ``delay_s`` seconds."""
+    """A TCP proxy to ``target`` that turns connections away for ``delay_s`` seconds, then forwards them.
+
+    The window starts when the first connection arrives (not when the proxy starts), so the
+    test does not depend on how long the process under test takes to import: its first
+    ``delay_s`` seconds of connection attempts are reset, as by a database still starting.
+    """
 
     def __init__(self, target: tuple[str, int], *, delay_s: float):
         self.target, self.delay_s, self.port = target, delay_s, free_port()
-        self.listening_at: float | None = None
+        self.first_attempt_at: float | None = None
+        self.available_at: float | None = None
+        self.turned_away = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._server = socket.socket()
+        self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._server.bind(("127.0.0.1", self.port))
 
     def start(self) -> DelayedProxy:
-        self.started_at = time.monotonic()
+        self._server.listen(16)
+        self._server.settimeout(0.2)
         self._thread.start()
         return self
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        self._server.close()
 
     def _serve(self) -> None:
-        if self._stop.wait(self.delay_s):
-            return
-        with socket.socket() as server:
-            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            server.bind(("127.0.0.1", self.port))
-            server.listen(16)
-            server.settimeout(0.2)
-            self.listening_at = time.monotonic()
-            while not self._stop.is_set():
-                try:
-                    client, _ = server.accept()
-                except TimeoutError:
-                    continue
-                upstream = socket.create_connection(self.target, timeout=5)
-                for source, sink in ((client, upstream), (upstream, client)):
-                    threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
+        while not self._stop.is_set():
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            now = time.monotonic()
+            self.first_attempt_at = self.first_attempt_at or now
+            if now - self.first_attempt_at < self.delay_s:
+                self.turned_away += 1
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                client.close()  # a reset, as from a server that is not up yet
+                continue
+            self.available_at = self.available_at or now
+            upstream = socket.create_connection(self.target, timeout=5)
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
 
 
 def pipe(source: socket.socket, sink: socket.socket) -> None:
