@@ -147,3 +147,62 @@ def index_snapshot(kb) -> tuple:
     hits = tuple((query, tuple((hit.chunk_id, round(hit.score, 6)) for hit in hybrid(kb, query, 5)))
                  for query in PROBE_QUERIES)
     return kb.active_index_id, hits
+
+
+# --- the chat API over HTTP, as the widget calls it -------------------------------------------
+def api_post(client, path: str, body, *, key: str | None, origin: str = ORIGIN,
+             content_type: str = "application/json", **headers):
+    import json
+
+    if key is not None:
+        headers["HTTP_X_KEFU_KEY"] = key
+    if origin:
+        headers["HTTP_ORIGIN"] = origin
+    data = json.dumps(body) if isinstance(body, dict | list) else body
+    return client.post(path, data=data, content_type=content_type, **headers)
+
+
+def ask(client, widget_key, text, **extra):
+    """Post a question from a page on the key's first allowed origin."""
+    return api_post(client, "/api/v1/chat/messages", {"text": text, **extra}, key=widget_key.public_key,
+                    origin=widget_key.allowed_origins[0])
+
+
+def sse_events(response) -> list[dict]:
+    """An SSE body as [{id, event, data}] (comments and retry lines skipped)."""
+    import json
+
+    from asgiref.sync import async_to_sync
+
+    async def read():
+        return [chunk async for chunk in response.streaming_content]
+
+    body = b"".join(chunk if isinstance(chunk, bytes) else chunk.encode() for chunk in async_to_sync(read)())
+    events = []
+    for block in body.decode().split("\n\n"):
+        fields = {}
+        for line in block.splitlines():
+            if line.startswith(":") or ": " not in line:
+                continue
+            name, _, value = line.partition(": ")
+            fields[name] = value
+        if "event" in fields:
+            events.append({"id": fields.get("id"), "event": fields["event"], "data": json.loads(fields["data"])})
+    return events
+
+
+def streamed(client, started, origin: str = ORIGIN) -> tuple[str, list[dict]]:
+    """Everything a reader of the reply's stream receives: the raw text of all events, and the events."""
+    import json
+
+    response = client.get(started.json()["stream_url"].replace("http://testserver", ""), HTTP_ORIGIN=origin)
+    events = sse_events(response)
+    return json.dumps(events, ensure_ascii=False), events
+
+
+def row_counts() -> dict[str, int]:
+    from chat.models import Conversation, Feedback, Message
+    from inference.models import GenerationJob
+
+    return {"conversations": Conversation.objects.count(), "messages": Message.objects.count(),
+            "feedback": Feedback.objects.count(), "jobs": GenerationJob.objects.count()}
