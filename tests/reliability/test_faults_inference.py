@@ -126,10 +126,12 @@ def test_a_generation_past_its_time_limit_is_stopped_and_the_slot_serves_the_nex
     # then the stream ends with a timeout error, and the job and the message are failed
     assert final is not None and final.kind == "error", final
     assert final.data["code"] == "timeout", final.data
-    print(f"\n6 s generation limit → customer's error event after {final.at - asked_at:.1f} s")
     message = Message.objects.get(pk=started["message_id"])
     assert (message.outcome, message.error_code) == ("failed", "timeout")
     job = GenerationJob.objects.get(pk=message.inference_job_id)
+    print(f"\n6 s generation limit → customer's error event {final.at - asked_at:.1f} s after the POST returned "
+          f"(job: queue {job.queue_ms} ms, TTFT {job.ttft_ms} ms, total {job.total_ms} ms, "
+          f"{job.completion_tokens} tokens)")
     assert (job.status, job.finish_reason, job.error_code) == ("failed", "timeout", "timeout")
 
     # and the next question gets the freed slot: it streams tokens (and is stopped at its own limit)
