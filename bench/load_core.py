@@ -5,7 +5,7 @@
 - :class:`Stack`: ONE uvicorn web process and two Celery workers (ingest; inference, which
   loads the bundled SmolLM2 model) in service mode on loopback, with their RSS;
 - :func:`question_mix`: FAQ questions (cache hits once warmed, direct answers when fresh)
-  and paraphrased knowledge questions that miss both and are generated for real;
+  and two-part knowledge questions that miss both and are generated for real;
 - :func:`run_streams`: N concurrent ``POST /api/v1/chat/messages`` + ``GET`` stream
   (httpx async), each timed to its first SSE event and to its final one;
 - :func:`stream_problems`, :func:`stored_problems`: duplicated or missing tokens in a
@@ -33,14 +33,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ORIGIN = "http://load.local"
 FINAL_OUTCOMES = ("cached", "direct", "answered", "refused", "handed_off", "failed")
-# Knowledge questions built on FAQ questions, worded so they clear neither the direct-answer
-# threshold nor the answer cache's similarity, but still retrieve the FAQ's passages.
-PARAPHRASES = (
-    "My neighbour and I argued about this over dinner, so in plain words: {q} And why does it work that way?",
-    "I am preparing a small renovation and got confused by the paperwork. {q} What should I keep in mind?",
-    "For a school project on local building rules I want to understand the background: {q} Please explain briefly.",
-    "I read something different on a forum last week, so I would like to check it here. {q} What is the reason?",
+# Knowledge questions: two FAQ questions in one, kept only when their embedding stays below
+# KNOWLEDGE_MAX_SIMILARITY to every FAQ question — they miss the direct-answer threshold (0.85)
+# and the answer cache (0.95), yet retrieve both FAQs' passages, so the model answers them.
+KNOWLEDGE_TEMPLATES = (
+    "Two things I am unsure about. First, {a} Second, {b}",
+    "For a school project on local building rules: {a} And how does that relate to this: {b}",
 )
+KNOWLEDGE_MAX_SIMILARITY = 0.78
 
 
 # --- the knowledge base -------------------------------------------------------------------
@@ -94,6 +94,7 @@ class StackConfig:
     data_dir: Path
     answer_tokens: int = 32  # KEFU_CHAT_ANSWER_TOKENS: generated answers stay short so a run finishes
     inference_threads: int = 16  # the inference worker's thread pool (what the Makefile runs)
+    torch_threads: int = 0  # KEFU_TORCH_THREADS of the generator (0: torch's default, one per core)
     log_dir: Path | None = None
 
 
@@ -104,6 +105,7 @@ def child_env(config: StackConfig) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "kefu.settings",
         "DATABASE_URL": config.database_url, "REDIS_URL": config.redis_url, "KEFU_DATA_DIR": str(config.data_dir),
         "KEFU_CHAT_ANSWER_TOKENS": str(config.answer_tokens), "KEFU_WARMUP": "1",
+        "KEFU_TORCH_THREADS": str(config.torch_threads),
         # All load comes from 127.0.0.1 with one key: the per-IP and per-key limits would answer 429.
         "KEFU_CHAT_RATE_PER_IP": "1000000", "KEFU_CHAT_RATE_PER_KEY": "1000000",
         "KEFU_KB_RESUME_ON_START": "0", "LOG_LEVEL": "WARNING",
@@ -232,34 +234,49 @@ class Ask:
 
 @dataclass(frozen=True)
 class QuestionPools:
-    """Disjoint pools of FAQ questions, so one run's direct or generated asks are not another's cache hits."""
+    """Disjoint pools, so one run's direct or generated asks are not another run's cache hits."""
 
-    warm: list[str]
-    fresh: list[str]
-    knowledge: list[str]
+    warm: list[str]  # FAQ questions put in the answer cache before the load
+    fresh: list[str]  # FAQ questions never asked before: direct answers
+    knowledge: list[str]  # unique knowledge questions that the model answers
 
 
-def question_pools(rows: list[dict], *, warm: int, seed: int = 7) -> QuestionPools:
+def question_pools(rows: list[dict], *, warm: int, knowledge: int, seed: int = 7) -> QuestionPools:
     questions = [row["q"].strip() for row in rows]
     random.Random(seed).shuffle(questions)
-    rest = questions[warm:]
-    return QuestionPools(warm=questions[:warm], fresh=rest[: len(rest) // 2], knowledge=rest[len(rest) // 2:])
+    return QuestionPools(warm=questions[:warm], fresh=questions[warm:],
+                         knowledge=knowledge_questions(questions, count=knowledge))
 
 
-def paraphrase(question: str, n: int) -> str:
-    return PARAPHRASES[n % len(PARAPHRASES)].format(q=question)
+def knowledge_questions(questions: list[str], *, count: int) -> list[str]:
+    """``count`` unique two-part questions, each below KNOWLEDGE_MAX_SIMILARITY to every FAQ question."""
+    from kb.embedding import embed_texts
+
+    if count <= 0:
+        return []
+    faq_vectors = embed_texts(questions)
+    kept: list[str] = []
+    n = len(questions)
+    for step, template in ((step, template) for step in (7, 11, 13, 17, 19, 23) for template in KNOWLEDGE_TEMPLATES):
+        candidates = [template.format(a=questions[i], b=questions[(i * step + 3) % n])
+                      for i in range(n) if (i * step + 3) % n != i]
+        similarity = (embed_texts(candidates) @ faq_vectors.T).max(axis=1)
+        kept += [text for text, best in zip(candidates, similarity, strict=True)
+                 if best < KNOWLEDGE_MAX_SIMILARITY and text not in kept]
+        if len(kept) >= count:
+            return kept[:count]
+    raise ValueError(f"only {len(kept)} knowledge questions below {KNOWLEDGE_MAX_SIMILARITY} from {n} FAQ rows")
 
 
-def question_mix(pools: QuestionPools, *, count: int, generated: int, direct: int, offset: int = 0,
+def question_mix(pools: QuestionPools, *, count: int, generated: int, direct: int, skip: tuple[int, int] = (0, 0),
                  seed: int = 11) -> list[Ask]:
-    """``count`` asks: ``generated`` paraphrased knowledge questions (unique), ``direct`` fresh FAQ
-    questions, the rest warmed FAQ questions (repeats, answered from the cache). ``offset`` moves the
-    fresh and knowledge pools along, so a second mix (the baseline) asks different ones."""
-    if offset + direct > len(pools.fresh) or generated > len(pools.knowledge) * len(PARAPHRASES):
-        raise ValueError(f"not enough FAQ rows for {direct} direct and {generated} generated asks at offset {offset}")
-    asks = [Ask(paraphrase(pools.knowledge[(offset + i) % len(pools.knowledge)], (offset + i) // len(pools.knowledge)),
-                "generated") for i in range(generated)]
-    asks += [Ask(pools.fresh[offset + i], "direct") for i in range(direct)]
+    """``count`` asks: ``generated`` knowledge questions, ``direct`` fresh FAQ questions, the rest warmed
+    FAQ questions (repeats: cache hits). ``skip`` (generated, direct) passes over the questions an
+    earlier mix (the baseline's) used, so this one asks different ones."""
+    if skip[1] + direct > len(pools.fresh) or skip[0] + generated > len(pools.knowledge):
+        raise ValueError(f"not enough questions for {direct} direct and {generated} generated asks after {skip}")
+    asks = [Ask(pools.knowledge[skip[0] + i], "generated") for i in range(generated)]
+    asks += [Ask(pools.fresh[skip[1] + i], "direct") for i in range(direct)]
     asks += [Ask(pools.warm[i % len(pools.warm)], "cache") for i in range(count - len(asks))]
     random.Random(seed).shuffle(asks)
     return asks

@@ -12,7 +12,7 @@ Celery workers (the inference worker loads the bundled SmolLM2-135M). Then:
 - burst (default): warms the answer cache with some FAQ questions, runs a baseline of the same
   kind of mix at concurrency 1, then ``--streams`` asks all at once (POST then GET the stream,
   httpx async). Asks: warmed FAQ questions (cache hits), fresh FAQ questions (direct answers),
-  and paraphrased knowledge questions that miss both and are generated for real (answers capped
+  and two-part knowledge questions that miss both and are generated for real (answers capped
   at ``--answer-tokens``). Prints per outcome p50/p95/max time to first event and to the
   closing event, client-side errors by type, and c=1 vs c=N.
 - ``--soak S --rate R``: R asks per second for S seconds (open loop), RSS of the web process and
@@ -59,6 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--baseline", type=int, default=-1,
                         help="asks of the c=1 baseline (default: as many as --streams; 0: none)")
     parser.add_argument("--answer-tokens", type=int, default=32, help="cap on generated answers")
+    parser.add_argument("--torch-threads", type=int, default=0,
+                        help="KEFU_TORCH_THREADS of the generator (1 helps on a CPU other jobs share)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one stream may take")
     parser.add_argument("--soak", type=float, default=0.0, help="soak for this many seconds instead of a burst")
     parser.add_argument("--rate", type=float, default=2.0, help="soak: asks per second")
@@ -120,13 +122,24 @@ def prepare(args: argparse.Namespace) -> tuple[str, load_core.QuestionPools]:
     kb = load_core.faq_base_build(rows=rows)
     key = load_core.widget_key_create(kb)
     print(f"setup: {len(rows)} FAQ rows ingested and indexed in {time.perf_counter() - started:.0f} s", flush=True)
-    return key, load_core.question_pools(rows, warm=args.warm)
+    pools = load_core.question_pools(rows, warm=args.warm, knowledge=knowledge_needed(args))
+    print(f"questions: {len(pools.warm)} to warm, {len(pools.fresh)} fresh FAQ, {len(pools.knowledge)} knowledge "
+          f"(below {load_core.KNOWLEDGE_MAX_SIMILARITY} cosine to every FAQ question)", flush=True)
+    return key, pools
+
+
+def knowledge_needed(args: argparse.Namespace) -> int:
+    """Generated asks of the whole run, plus one for the warm-up."""
+    if args.soak:
+        return mix_counts(int(args.soak * args.rate), args)[0] + 1
+    baseline = args.streams if args.baseline < 0 else args.baseline
+    return mix_counts(baseline, args)[0] + mix_counts(args.streams, args)[0] + 1
 
 
 def warm_up(stack: load_core.Stack, key: str, pools: load_core.QuestionPools) -> None:
     """Every warm FAQ question once (they enter the answer cache) and one generated answer (first-run costs)."""
     asks = [load_core.Ask(q, "warm") for q in pools.warm]
-    asks.append(load_core.Ask(load_core.paraphrase(pools.knowledge[-1], len(load_core.PARAPHRASES) - 1), "warm"))
+    asks.append(load_core.Ask(pools.knowledge[-1], "warm"))
     started = time.perf_counter()
     results = load_core.run_streams(stack.base, key, asks, concurrency=4)
     outcomes = load_core.Counter(r.outcome if not r.error else r.error for r in results)
@@ -149,15 +162,15 @@ def burst(args: argparse.Namespace, stack, key: str, pools) -> list:
     baseline_count = args.streams if args.baseline < 0 else args.baseline
     results = []
     baseline = None
-    offset = 0
+    skip = (0, 0)
     if baseline_count:
         generated, direct = mix_counts(baseline_count, args)
         asks = load_core.question_mix(pools, count=baseline_count, generated=generated, direct=direct)
-        offset = max(generated, direct)
+        skip = (generated, direct)
         base_results, baseline = timed_run("baseline, concurrency 1", stack, key, asks, 1, args.timeout)
         results += base_results
     generated, direct = mix_counts(args.streams, args)
-    asks = load_core.question_mix(pools, count=args.streams, generated=generated, direct=direct, offset=offset)
+    asks = load_core.question_mix(pools, count=args.streams, generated=generated, direct=direct, skip=skip)
     print(f"\nburst: {args.streams} streams at once ({generated} generated, {direct} direct, "
           f"{args.streams - generated - direct} cache)", flush=True)
     load_results, loaded = timed_run(f"concurrency {args.streams}", stack, key, asks, args.streams, args.timeout)
@@ -170,9 +183,7 @@ def burst(args: argparse.Namespace, stack, key: str, pools) -> list:
 def soak_asks(pools, args: argparse.Namespace) -> list:
     count = int(args.soak * args.rate)
     generated, direct = mix_counts(count, args)
-    generated = min(generated, len(pools.knowledge) * len(load_core.PARAPHRASES) - 1)
-    asks = load_core.question_mix(pools, count=count, generated=generated, direct=min(direct, len(pools.fresh)))
-    return asks
+    return load_core.question_mix(pools, count=count, generated=generated, direct=min(direct, len(pools.fresh)))
 
 
 def soak(args: argparse.Namespace, stack, key: str, pools) -> tuple[list, bool]:
@@ -236,7 +247,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     key, pools = prepare(args)
     config = load_core.StackConfig(database_url=args.database_url, redis_url=args.redis_url,
-                                   data_dir=Path(args.data_dir), answer_tokens=args.answer_tokens)
+                                   data_dir=Path(args.data_dir), answer_tokens=args.answer_tokens,
+                                   torch_threads=args.torch_threads)
     started = time.perf_counter()
     with load_core.Stack(config) as stack:
         print(f"stack ready in {time.perf_counter() - started:.0f} s: web {stack.base} (1 process), "
