@@ -56,7 +56,8 @@ def preflight_response(origin: str, allowed: bool):
     return response
 
 
-def json_body(request) -> dict:
+def json_body(request, *, fields: frozenset[str]) -> dict:
+    """The JSON object of the body, holding no field but ``fields`` (sampling parameters, prompts: 400)."""
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     try:
@@ -65,6 +66,10 @@ def json_body(request) -> dict:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    unknown = sorted(set(body) - fields)
+    if unknown:
+        raise ApiError(400, "unknown_field", f"unknown field(s): {', '.join(unknown)}; "
+                       f"the accepted fields are {', '.join(sorted(fields))}")
     return body
 
 

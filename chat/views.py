@@ -35,6 +35,11 @@ from chat.models import Feedback, Message
 from chat.pipeline import guard
 
 
+# What a widget may send; anything else (sampling parameters, a system prompt) is refused with a 400.
+MESSAGE_FIELDS = frozenset({"text", "conversation_id", "visitor_id"})
+FEEDBACK_FIELDS = frozenset({"rating", "comment"})
+
+
 def caller_check(request, *, origin_required: bool) -> Caller:
     """The widget key from the header, enabled, and the Origin allowed for it."""
     origin = request_origin(request)
@@ -67,7 +72,7 @@ def rate_check(caller: Caller, conversation_id: str) -> None:
 
 def post_message_sync(request) -> JsonResponse:
     caller = caller_check(request, origin_required=True)
-    body = json_body(request)
+    body = json_body(request, fields=MESSAGE_FIELDS)
     checked = guard.question_check(body.get("text"))
     if not checked.ok:
         raise ApiError(400, checked.code, checked.message)
@@ -163,7 +168,7 @@ async def message_feedback(request, message_id):
     def handler(request, message_id):
         method_is(request, "POST")
         caller = caller_check(request, origin_required=True)
-        body = json_body(request)
+        body = json_body(request, fields=FEEDBACK_FIELDS)
         rating = body.get("rating")
         if rating not in Feedback.Rating.values:
             raise ApiError(400, "invalid_rating", "rating must be \"up\" or \"down\"")
