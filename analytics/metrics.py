@@ -4,7 +4,11 @@ prometheus-client is multiprocess-safe when ``PROMETHEUS_MULTIPROC_DIR`` is set
 (several uvicorn workers on one host write their samples to files there; settings
 export it from ``KEFU_PROMETHEUS_MULTIPROC_DIR``); otherwise the default registry of
 this process is served. Other apps define their own metrics next to the code that
-moves them (``inference.metrics``); this module only adds the HTTP ones and serves all.
+moves them (``chat.metrics``: outcomes and cache lookups; ``inference.metrics``: latency
+histograms, queue, tokens, expert load, GPU memory; both imported here so they are
+registered before the first scrape); this module adds the HTTP ones, the gauges read at
+scrape time from the database and Redis (hand-off inbox, rollup age, ingestion jobs,
+generators ready), and serves all. ``deploy/prometheus/alerts.yml`` alerts on them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+
+import chat.metrics  # noqa: F401 - registers the pipeline's counters
+import inference.metrics  # noqa: F401 - registers the generator's metrics
 
 HTTP_REQUESTS = Counter(
     "kefu_http_requests_total", "HTTP requests answered, by route and status class.", ["route", "method", "status"]
@@ -112,6 +119,70 @@ def staff_queue_figures() -> tuple[int, float, float | None]:
 STAFF_QUEUE_COLLECTOR = StaffQueueCollector()
 
 
+class IngestionCollector:
+    """Ingestion jobs read from the database at scrape time (the ingest worker serves no metrics of its own).
+
+    ``kefu_ingestion_documents{status}``: documents per status, every status present (0 too), so a
+    rise in ``failed`` is visible; ``kefu_ingestion_oldest_active_seconds``: seconds since the
+    least recently moved queued/parsing/embedding/indexing document last saved progress (its
+    heartbeat) — 0 when none is in flight. One GROUP BY over the document table per scrape.
+    """
+
+    def collect(self):
+        from django.db import DatabaseError
+        from prometheus_client.core import GaugeMetricFamily
+
+        try:
+            per_status, oldest_s = ingestion_figures()
+        except DatabaseError:
+            return
+        documents = GaugeMetricFamily("kefu_ingestion_documents", "Knowledge-base documents by ingestion status.",
+                                      labels=["status"])
+        for status, count in per_status.items():
+            documents.add_metric([status], count)
+        yield documents
+        yield GaugeMetricFamily("kefu_ingestion_oldest_active_seconds",
+                                "Seconds since the least recently moved in-flight document saved progress.",
+                                value=oldest_s)
+
+
+def ingestion_figures() -> tuple[dict[str, int], float]:
+    from django.db.models import Count, Min
+    from django.utils import timezone
+
+    from kb.models import Document
+
+    counts = dict(Document.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    per_status = {status: counts.get(status, 0) for status in Document.Status.values}
+    oldest = Document.objects.filter(status__in=Document.ACTIVE_STATUSES).aggregate(t=Min("updated_at"))["t"]
+    return per_status, (timezone.now() - oldest).total_seconds() if oldest else 0.0
+
+
+class GeneratorCollector:
+    """``kefu_generator_ready``: generators ready to serve — live inference workers' heartbeats that say
+    ready (service mode), or 1/0 for the in-process engine (embedded mode); what ``/readyz`` reads."""
+
+    def collect(self):
+        from prometheus_client.core import GaugeMetricFamily
+
+        yield GaugeMetricFamily("kefu_generator_ready",
+                                "Generators ready to serve (ready inference workers, or the in-process engine).",
+                                value=generators_ready())
+
+
+def generators_ready() -> int:
+    from inference.selectors import generator_status
+
+    status = generator_status()
+    workers = status.extra.get("workers")
+    if workers is None:
+        return int(status.ok)
+    return sum(1 for worker in workers if worker.get("status") == "ready")
+
+
+SCRAPE_TIME_COLLECTORS = (STAFF_QUEUE_COLLECTOR, IngestionCollector(), GeneratorCollector())
+
+
 def registry() -> CollectorRegistry:
     """All processes' samples in multiprocess mode, else this process's registry; plus the DB gauges."""
     collected = CollectorRegistry()
@@ -121,7 +192,8 @@ def registry() -> CollectorRegistry:
         multiprocess.MultiProcessCollector(collected)
     else:
         collected.register(ProcessRegistry())
-    collected.register(STAFF_QUEUE_COLLECTOR)
+    for collector in SCRAPE_TIME_COLLECTORS:
+        collected.register(collector)
     return collected
 
 

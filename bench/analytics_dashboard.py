@@ -15,7 +15,8 @@
    (GROUP BY per bucket + every reply's timings for the percentiles) in the same process.
 
 Database: a fresh SQLite file in a temp dir (default) or, with ``--postgres``, a fresh
-database ``kefu_bench_analytics`` on 127.0.0.1:5432 (dropped and recreated). ``--reuse DIR``
+database (``--pg-database``, default ``kefu_bench_analytics``) on 127.0.0.1:5432 (dropped and recreated).
+``--seed-only`` stops after seeding (seed outside the benchmark lock, measure under it); ``--reuse DIR``
 measures again on the database an earlier run seeded (the rollups are recomputed from scratch).
 Budget (1M messages, SQLite, 2 cores shared at load ~6): seeding ~20 min (measured 1,183 s),
 first rollup ~2.5 min, renders and baseline ~6 min; peak memory < 1 GB (measured ≤ 0.6 GB:
@@ -57,7 +58,7 @@ THINGS = ["order", "parcel", "subscription", "warranty", "account", "invoice", "
 SUFFIXES = ["", " abroad", " online", " today", " after 30 days", " without a receipt", " in a shop"]
 
 
-def django_setup(postgres: bool, reuse: Path | None = None) -> Path:
+def django_setup(postgres: bool, reuse: Path | None = None, pg_database: str = "kefu_bench_analytics") -> Path:
     workdir = reuse or Path(tempfile.mkdtemp(prefix="kefu-analytics-bench-"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["KEFU_DATA_DIR"] = str(workdir)
@@ -70,10 +71,10 @@ def django_setup(postgres: bool, reuse: Path | None = None) -> Path:
         import psycopg
 
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as connection:
-            connection.execute("DROP DATABASE IF EXISTS kefu_bench_analytics")
-            connection.execute("CREATE DATABASE kefu_bench_analytics")
+            connection.execute(f'DROP DATABASE IF EXISTS "{pg_database}"')
+            connection.execute(f'CREATE DATABASE "{pg_database}"')
     if postgres:
-        os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/kefu_bench_analytics"
+        os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{pg_database}"
     else:
         os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'bench.sqlite3'}"
     sys.path.insert(0, str(ROOT))
@@ -321,11 +322,16 @@ def main() -> None:
     parser.add_argument("--moe-jobs", type=int, default=20_000)
     parser.add_argument("--renders", type=int, default=20)
     parser.add_argument("--postgres", action="store_true", help="a fresh PostgreSQL database instead of SQLite")
+    parser.add_argument("--pg-database", default="kefu_bench_analytics",
+                        help="with --postgres: the database to (re)create or reuse")
+    parser.add_argument("--seed-only", action="store_true", help="seed, then stop (measure later with --reuse)")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--reuse", type=Path, default=None,
                         help="the work dir of an earlier run (SQLite) or, with --postgres, its database: skip seeding")
     args = parser.parse_args()
-    workdir = django_setup(args.postgres, args.reuse)
+    if args.pg_database and not args.pg_database.replace("_", "").isalnum():
+        parser.error("--pg-database: letters, digits and underscores only")
+    workdir = django_setup(args.postgres, args.reuse, args.pg_database)
     import torch
 
     torch.set_num_threads(1)  # the gaps page embeds questions; one thread on a shared machine
@@ -337,7 +343,7 @@ def main() -> None:
     from chat.models import Message
 
     rng = random.Random(args.seed)
-    print(f"database: {connection.vendor} ({workdir if connection.vendor == 'sqlite' else 'kefu_bench_analytics'}); "
+    print(f"database: {connection.vendor} ({workdir if connection.vendor == 'sqlite' else args.pg_database}); "
           f"cores: {os.cpu_count()}; load: {os.getloadavg()[0]:.1f}", flush=True)
     started = time.perf_counter()
     if args.reuse:
@@ -352,6 +358,9 @@ def main() -> None:
         seed_moe_jobs(args.moe_jobs, rng, now)
         print(f"seeded {Message.objects.count():,} messages and {args.moe_jobs:,} MoE generations in "
               f"{time.perf_counter() - started:.0f} s (peak RSS {peak_rss_mb():.0f} MB)", flush=True)
+        if args.seed_only:
+            print(f"seeded only; measure with --reuse {workdir}" + (" --postgres" if args.postgres else ""))
+            return
 
     started = time.perf_counter()
     results = rollup_refresh()

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chat import generation
+from chat import metrics as chat_metrics
 from chat.models import Conversation, Feedback, Message, WidgetKey
 from chat.pipeline import cache as answer_cache
 from chat.pipeline import decide, extractive, guard, history, intent, passages, prompt, replies
@@ -100,6 +101,8 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
             query_vector = embed_question(standalone.query)
             reply = cached_reply(kb_id=kb.pk, index_version=index_version, question=text,
                                  query_vector=query_vector, standalone=standalone, exact_checked=True)
+        if index_version is not None and not standalone.depends_on_history:  # the cache was looked up
+            chat_metrics.cache_lookup_count(knowledge_base=kb.slug, result=reply.reason if reply else "miss")
         if reply is None:
             found_intent = intent.intent_classify(text=standalone.query, query_vector=query_vector, kb_id=kb.pk,
                                                   index_version=index_version)
@@ -137,6 +140,7 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
         if reply.cacheable and index_version is not None and not standalone.depends_on_history:
             answer_cache.answer_cache_store(message=answer, question=text, query_vector=query_vector,
                                             kb_id=kb.pk, index_version=index_version)
+    chat_metrics.answer_count(knowledge_base=kb.slug, outcome=answer.outcome)
     return AnswerStarted(str(answer.pk), conversation.public_id, answer.outcome)
 
 
@@ -204,7 +208,8 @@ def message_finalize(*, message: Message, event) -> Message:
     timings = dict(message.timings)
     timings["total_ms"] = since_post_ms(message, now)
     with transaction.atomic():
-        locked = Message.objects.select_for_update(of=("self",)).select_related("conversation", "reply_to").get(pk=message.pk)
+        locked = (Message.objects.select_for_update(of=("self",))
+                  .select_related("conversation__knowledge_base", "reply_to").get(pk=message.pk))
         if locked.outcome != Outcome.PENDING:
             return locked
         if event.kind == "done" and data.get("finish_reason") not in ("error", "cancelled", "timeout"):
@@ -231,6 +236,7 @@ def message_finalize(*, message: Message, event) -> Message:
             Message.objects.filter(pk=locked.reply_to_id).update(outcome=locked.outcome)
         if locked.outcome == Outcome.ANSWERED and locked.citations and locked.reply_to:
             answer_cache_add(message=locked)
+    chat_metrics.answer_count(knowledge_base=locked.conversation.knowledge_base.slug, outcome=locked.outcome)
     return locked
 
 

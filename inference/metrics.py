@@ -4,10 +4,17 @@ The engine calls :func:`engine_listener` on its events (queued, first token, ste
 finished); the inference task does not need to know. Exposed by the project's
 ``/metrics`` (web process in embedded mode) or by whatever serves the worker's
 default registry. Expert load imbalance is exported per MoE layer from the engine's
-rolling window.
+rolling window. GPU memory (used / total of the engine's device, as ``torch.cuda.mem_get_info``
+reports it for the whole device) is sampled at most once a second from the engine's events
+and every heartbeat of the worker; it stays 0 where the model runs without CUDA.
+Gauges say how several processes' values combine (``multiprocess_mode``) when
+``PROMETHEUS_MULTIPROC_DIR`` is set.
 """
 
 from __future__ import annotations
+
+import threading
+import time
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -22,8 +29,10 @@ E2E_LATENCY = Histogram("kefu_e2e_request_latency_seconds", "Submit to finish (v
                         buckets=LATENCY_BUCKETS)
 QUEUE_TIME = Histogram("kefu_request_queue_time_seconds", "Submit to prefill (vllm:request_queue_time_seconds).",
                        buckets=LATENCY_BUCKETS)
-RUNNING = Gauge("kefu_num_requests_running", "Requests decoding now (vllm:num_requests_running).")
-WAITING = Gauge("kefu_num_requests_waiting", "Requests waiting for a row (vllm:num_requests_waiting).")
+RUNNING = Gauge("kefu_num_requests_running", "Requests decoding now (vllm:num_requests_running).",
+                multiprocess_mode="livesum")
+WAITING = Gauge("kefu_num_requests_waiting", "Requests waiting for a row (vllm:num_requests_waiting).",
+                multiprocess_mode="livesum")
 GENERATION_TOKENS = Counter("kefu_generation_tokens", "Tokens generated (vllm:generation_tokens_total).")
 PROMPT_TOKENS = Counter("kefu_prompt_tokens", "Prompt tokens prefilled (vllm:prompt_tokens_total).")
 REQUEST_SUCCESS = Counter("kefu_request_success", "Finished requests by finish reason (vllm:request_success_total).",
@@ -32,6 +41,16 @@ EXPERT_IMBALANCE = Gauge("kefu_moe_expert_load_max_over_mean",
                          "Tokens of the busiest expert / mean tokens per expert, rolling window.", ["layer"])
 EXPERT_CV = Gauge("kefu_moe_expert_load_cv", "Coefficient of variation of tokens per expert, rolling window.",
                   ["layer"])
+GPU_MEMORY_USED_RATIO = Gauge("kefu_gpu_memory_used_ratio",
+                              "Used / total memory of the inference GPU (torch.cuda.mem_get_info); 0 without CUDA.",
+                              multiprocess_mode="livemax")
+GPU_MEMORY_USED_BYTES = Gauge("kefu_gpu_memory_used_bytes", "Bytes in use on the inference GPU; 0 without CUDA.",
+                              multiprocess_mode="livemax")
+GPU_MEMORY_TOTAL_BYTES = Gauge("kefu_gpu_memory_total_bytes", "Total bytes of the inference GPU; 0 without CUDA.",
+                               multiprocess_mode="livemax")
+GPU_SAMPLE_EVERY_S = 1.0
+_gpu_sampled_at = 0.0
+_gpu_lock = threading.Lock()
 
 
 def engine_listener(event: str, *, engine, **fields) -> None:
@@ -39,6 +58,7 @@ def engine_listener(event: str, *, engine, **fields) -> None:
     running, waiting = engine.counts()
     RUNNING.set(running)
     WAITING.set(waiting)
+    gpu_memory_sample(getattr(engine, "device", None))
     if event == "first_token":
         TIME_TO_FIRST_TOKEN.observe(fields["ttft_s"])
     elif event == "step":
@@ -58,3 +78,29 @@ def export_expert_load(window) -> None:
     for load in window.layer_loads():
         EXPERT_IMBALANCE.labels(layer=str(load.layer)).set(load.max_over_mean)
         EXPERT_CV.labels(layer=str(load.layer)).set(load.coefficient_of_variation)
+
+
+def gpu_memory_sample(device=None, *, every_s: float = GPU_SAMPLE_EVERY_S) -> float | None:
+    """Set the GPU memory gauges from the CUDA driver (at most once per ``every_s``); the used ratio, or None.
+
+    ``device``: the engine's device; a non-CUDA one (or no CUDA at all) samples nothing and leaves the
+    gauges at 0. ``None`` means the current CUDA device, when CUDA is available.
+    """
+    global _gpu_sampled_at
+    now = time.monotonic()
+    with _gpu_lock:
+        if now - _gpu_sampled_at < every_s:
+            return None
+        _gpu_sampled_at = now
+    import torch
+
+    if device is not None and torch.device(device).type != "cuda":
+        return None
+    if not torch.cuda.is_available():
+        return None
+    free, total = torch.cuda.mem_get_info(device)
+    used = total - free
+    GPU_MEMORY_USED_BYTES.set(used)
+    GPU_MEMORY_TOTAL_BYTES.set(total)
+    GPU_MEMORY_USED_RATIO.set(used / total if total else 0.0)
+    return used / total if total else 0.0

@@ -1,0 +1,30 @@
+"""Prometheus counters of the customer pipeline: what became of each question, and the answer cache.
+
+Counted in the process that decides (``chat.services``): a reply known at once when the
+question is stored, a generated one when it is finalised. Labelled by knowledge base
+slug (a handful per installation) and a closed set of outcomes / lookup results, so the
+series stay few. ``analytics.metrics`` serves them on ``/metrics`` (summed over web
+processes in multiprocess mode).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+ANSWERS = Counter("kefu_chat_answers", "Questions by knowledge base and final outcome "
+                  "(cached, direct, answered, handed_off, refused, failed).", ["knowledge_base", "outcome"])
+CACHE_LOOKUPS = Counter("kefu_chat_cache_lookups", "Answer-cache lookups by knowledge base and result "
+                        "(exact or semantic hit, miss).", ["knowledge_base", "result"])
+CACHE_RESULTS = ("exact", "semantic", "miss")
+
+
+def answer_count(*, knowledge_base: str, outcome: str) -> None:
+    """One question reached ``outcome`` (pending ones are counted when they finish)."""
+    if outcome != "pending":
+        ANSWERS.labels(knowledge_base, outcome).inc()
+
+
+def cache_lookup_count(*, knowledge_base: str, result: str) -> None:
+    if result not in CACHE_RESULTS:
+        raise ValueError(f"cache lookup result {result!r} is not one of {CACHE_RESULTS}")
+    CACHE_LOOKUPS.labels(knowledge_base, result).inc()

@@ -1,0 +1,62 @@
+"""Prometheus counters of the pipeline: every final outcome and every cache lookup, per knowledge base."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+
+from chat import services
+from chat.models import Message
+from inference.stream import StreamEvent
+
+
+def count(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def outcomes(kb: str) -> dict[str, float]:
+    return {outcome: count("kefu_chat_answers_total", knowledge_base=kb, outcome=outcome)
+            for outcome in ("direct", "cached", "answered", "failed", "refused", "pending")}
+
+
+def lookups(kb: str) -> dict[str, float]:
+    return {result: count("kefu_chat_cache_lookups_total", knowledge_base=kb, result=result)
+            for result in ("exact", "semantic", "miss")}
+
+
+def ask(widget_key, text: str) -> Message:
+    started = services.message_answer(widget_key=widget_key, conversation=None, text=text)
+    return Message.objects.get(pk=started.message_id)
+
+
+def test_outcomes_and_cache_lookups_are_counted_per_knowledge_base(widget_key, fake_generator):
+    kb = widget_key.knowledge_base.slug
+    outcomes_before, lookups_before = outcomes(kb), lookups(kb)
+    # given a FAQ question asked twice (direct, then an exact cache hit)
+    ask(widget_key, "What are your opening hours?")
+    ask(widget_key, "what are your opening hours")
+    # and two generated answers, one finished and one failed by the generator
+    done = ask(widget_key, "Do I need a permit before drilling for a ground source heat pump?")
+    lost = ask(widget_key, "How long does drilling for a heat pump take?")
+    assert (done.outcome, lost.outcome) == ("pending", "pending")
+    services.message_finalize(message=done, event=StreamEvent("1-0", "done", {
+        "text": "You need a drilling permit [1].", "prompt_tokens": 90, "completion_tokens": 8,
+        "finish_reason": "stop"}))
+    services.message_finalize(message=lost, event=StreamEvent("2-0", "error", {"code": "worker_lost"}))
+    services.message_finalize(message=lost, event=StreamEvent("2-1", "error", {"code": "worker_lost"}))  # again
+    # then each question is counted once, under its final outcome (pending ones when they finish)
+    moved = {name: outcomes(kb)[name] - before for name, before in outcomes_before.items()}
+    assert moved == {"direct": 1, "cached": 1, "answered": 1, "failed": 1, "refused": 0, "pending": 0}
+    # and each question looked the cache up once: one exact hit, three misses
+    assert {name: lookups(kb)[name] - before for name, before in lookups_before.items()} == {
+        "exact": 1, "semantic": 0, "miss": 3}
+
+
+def test_a_follow_up_that_skips_the_cache_counts_no_lookup(widget_key, fake_generator):
+    kb = widget_key.knowledge_base.slug
+    first = ask(widget_key, "What are your opening hours?")
+    before = lookups(kb)
+    # when a follow-up leaning on the conversation's history is asked
+    services.message_answer(widget_key=widget_key, conversation=first.conversation,
+                            text="And is that the same on Saturday?")
+    # then no lookup is counted (the cache is neither read nor written for it)
+    assert lookups(kb) == before
