@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from django.http import JsonResponse
 
+from kefu.proxies import client_address
+
 KEY_HEADER = "X-Kefu-Key"
 CORS_METHODS = "GET, POST, OPTIONS"
 CORS_HEADERS = "Content-Type, X-Kefu-Key, Last-Event-ID"
@@ -83,8 +85,8 @@ def optional_string(body: dict, name: str, *, max_length: int) -> str:
 
 
 def client_ip(request) -> str:
-    # X-Forwarded-For is only trustworthy behind a known proxy; the socket address is not spoofable.
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+    # X-Forwarded-For is read only when the socket peer is a proxy named in KEFU_TRUSTED_PROXIES.
+    return client_address(request)
 
 
 def request_origin(request) -> str:

@@ -90,6 +90,9 @@ KEFU_CHAT_RATE_LIMITS = {
     "ip": (env.int("KEFU_CHAT_RATE_PER_IP", default=30), 60),
     "conversation": (env.int("KEFU_CHAT_RATE_PER_CONVERSATION", default=12), 60),
 }
+# Networks (CIDR) of the reverse proxies in front of the web process. Only a request whose socket peer is
+# in one of them has its X-Forwarded-For read (for rate limits); empty: the header is ignored.
+KEFU_TRUSTED_PROXIES = env.list("KEFU_TRUSTED_PROXIES", default=[])
 # Semantic answer-cache hit: cosine between question embeddings at or above this.
 KEFU_CHAT_CACHE_SIMILARITY = env.float("KEFU_CHAT_CACHE_SIMILARITY", default=0.95)
 # Recent cached answers compared per base and index version in the semantic lookup.
