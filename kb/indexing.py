@@ -18,14 +18,17 @@ import shutil
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from kb.models import Chunk, Document, FaqEntry, IndexVersion, KnowledgeBase
+from kefu.faults import pause_point
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +146,7 @@ def write_version_files(kb_id: int, directory: Path) -> dict:
         dense.save(temporary)
         np.save(temporary / "row-kinds.npy", rows.kinds)
         np.save(temporary / "row-refs.npy", rows.refs)
+        pause_point("index_files_written")
         if directory.exists():
             shutil.rmtree(directory)
         temporary.rename(directory)
@@ -227,15 +231,38 @@ def collect_rows(kb_id: int) -> tuple[list[str], np.ndarray, IndexRows, set[int]
 
 
 def prune_old_versions(kb_id: int) -> None:
-    """Delete folders of versions older than the newest KEEP_VERSIONS ready ones."""
+    """Delete folders of versions older than the newest KEEP_VERSIONS ready ones, and the temporary
+    folders of builds that ended without finishing (failed, or interrupted: see :func:`versions_interrupted`)."""
     keep = set(IndexVersion.objects.filter(knowledge_base_id=kb_id, status=IndexVersion.Status.READY)
                .order_by("-number").values_list("number", flat=True)[:KEEP_VERSIONS])
+    building = set(IndexVersion.objects.filter(knowledge_base_id=kb_id, status=IndexVersion.Status.BUILDING)
+                   .values_list("number", flat=True))
     root = index_root(kb_id)
     if not root.exists():
         return
     for folder in root.iterdir():
-        if folder.name.startswith("v") and folder.name[1:].isdigit() and int(folder.name[1:]) not in keep:
+        name, _, suffix = folder.name.partition(".tmp-")
+        if not (name.startswith("v") and name[1:].isdigit()):
+            continue
+        number = int(name[1:])
+        if (suffix and number not in building) or (not suffix and number not in keep):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def versions_interrupted(*, older_than: timedelta | None = None) -> int:
+    """Mark builds whose process stopped mid-way as failed (their temporary folders go at the next prune).
+
+    Without ``older_than`` (an embedded process starting: nothing else builds) every build still
+    "building" is taken; with it (service mode) only those started longer ago than that.
+    """
+    stuck = IndexVersion.objects.filter(status=IndexVersion.Status.BUILDING)
+    if older_than is not None:
+        stuck = stuck.filter(created_at__lt=timezone.now() - older_than)
+    count = stuck.update(status=IndexVersion.Status.FAILED,
+                         error_message="The build was interrupted: its process stopped before it finished.")
+    if count:
+        log.warning("%d interrupted index build(s) marked failed", count)
+    return count
 
 
 def active_index(kb_id: int) -> LoadedIndex | None:

@@ -137,8 +137,12 @@ def documents_resume(*, stale_after: timedelta | None = None) -> int:
 
     Without ``stale_after`` (an embedded process starting: nothing else can be working on
     them) every unfinished document is taken; with it (service mode, workers may be busy)
-    only those whose progress has not moved for that long.
+    only those whose progress has not moved for that long. Index builds left "building" the same
+    way are marked failed, so the next build removes their temporary folders.
     """
+    from kb.indexing import versions_interrupted
+
+    versions_interrupted(older_than=stale_after)
     unfinished = Document.objects.filter(status__in=Document.ACTIVE_STATUSES)
     if stale_after is not None:
         unfinished = unfinished.filter(updated_at__lt=timezone.now() - stale_after)
