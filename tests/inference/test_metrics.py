@@ -55,3 +55,31 @@ def test_vllm_backend_without_vllm_says_how_to_install_it():
 
     with pytest.raises(RuntimeError, match=r"pip install -e '\.\[vllm\]'"):
         VllmBackend(EngineConfig(backend="vllm", model="/models/some-moe"))
+
+
+def test_gpu_memory_gauges_stay_zero_for_a_cpu_engine():
+    from inference.metrics import gpu_memory_sample
+
+    # when a CPU engine's event samples GPU memory / then nothing is read and the gauges keep their value
+    before = REGISTRY.get_sample_value("kefu_gpu_memory_used_ratio")
+    assert gpu_memory_sample("cpu", every_s=0) is None
+    assert REGISTRY.get_sample_value("kefu_gpu_memory_used_ratio") == before
+    if not __import__("torch").cuda.is_available():  # exported, and 0, where there is no GPU at all
+        assert before == 0.0
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_memory_gauges_follow_the_device():
+    import torch
+
+    from inference.metrics import gpu_memory_sample
+
+    # given 512 MiB held on the GPU
+    held = torch.empty(512 * 2**20, dtype=torch.uint8, device="cuda")
+    # when sampled
+    ratio = gpu_memory_sample("cuda", every_s=0)
+    # then used / total is what the driver reports, and at least the block this test holds
+    total = torch.cuda.get_device_properties(0).total_memory
+    assert sample("kefu_gpu_memory_total_bytes") == pytest.approx(total, rel=0.01)
+    assert sample("kefu_gpu_memory_used_bytes") >= held.numel()
+    assert 0 < ratio == pytest.approx(sample("kefu_gpu_memory_used_ratio")) <= 1
