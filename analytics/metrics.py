@@ -24,6 +24,7 @@ from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
 import chat.metrics  # noqa: F401 - registers the pipeline's counters
 import inference.metrics  # noqa: F401 - registers the generator's metrics
+from kefu.proxies import client_address, forwarded_by_unknown_proxy
 
 HTTP_REQUESTS = Counter(
     "kefu_http_requests_total", "HTTP requests answered, by route and status class.", ["route", "method", "status"]
@@ -209,8 +210,10 @@ def may_scrape(request: HttpRequest) -> bool:
     token = settings.KEFU_METRICS_TOKEN
     if token:
         return request.headers.get("Authorization", "") == f"Bearer {token}"
+    if forwarded_by_unknown_proxy(request):
+        return False  # through an undeclared proxy on loopback, the whole internet would look local
     try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        address = ipaddress.ip_address(client_address(request))
     except ValueError:
         return False
     return any(address in ipaddress.ip_network(network) for network in settings.KEFU_METRICS_ALLOWED_NETWORKS)

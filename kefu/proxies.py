@@ -48,3 +48,14 @@ def client_address(request: HttpRequest) -> str:
         if not is_trusted(address, proxies):
             return str(address)
     return peer
+
+
+def forwarded_by_unknown_proxy(request: HttpRequest) -> bool:
+    """The request names a forwarded client but came from a peer not in KEFU_TRUSTED_PROXIES.
+
+    Such a peer is a proxy nobody declared (often on loopback): its address says nothing of the client.
+    """
+    if not request.META.get("HTTP_X_FORWARDED_FOR"):
+        return False
+    return not is_trusted(parsed_address(request.META.get("REMOTE_ADDR", "")),
+                          proxy_networks(tuple(settings.KEFU_TRUSTED_PROXIES)))

@@ -263,3 +263,15 @@ def test_responses_forbid_content_type_sniffing_and_framing(staff, base_a):
     for response in (staff.get(reverse("kb:detail", args=[base_a.slug])), staff.get("/api/v1/schema")):
         assert response["X-Content-Type-Options"] == "nosniff"
     assert staff.get(reverse("kb:detail", args=[base_a.slug]))["X-Frame-Options"] == "DENY"
+
+
+def test_metrics_are_not_opened_to_the_internet_by_a_proxy_on_loopback(client, db, settings):
+    settings.KEFU_METRICS_TOKEN = ""
+    # a local scrape (no proxy) is allowed: the control
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 200
+    # a request a proxy on the same host forwarded for an outside client is not local
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.7").status_code == 403
+    # with that proxy declared, the forwarded client decides: outside → 403, inside the allowed networks → 200
+    settings.KEFU_TRUSTED_PROXIES = ["127.0.0.1/32"]
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.7").status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="::1").status_code == 200
