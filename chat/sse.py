@@ -26,6 +26,7 @@ from django.core.cache import cache
 from django.db import close_old_connections
 
 from chat import generation, services
+from chat.db_slots import with_db_slot
 from chat.models import Message
 from chat.pipeline import guard
 from chat.selectors import chat_profile_of
@@ -174,13 +175,13 @@ async def message_events(message: Message, *, last_event_id: str | None = None, 
         left = await sync_to_async(reader_leave)(message.pk)
         if left <= 0 and not finished:
             # The reader went away mid-answer (client disconnect): cancel unless someone else reads.
-            await sync_to_async(schedule_cancel)(message.pk, grace_s)
+            await sync_to_async(with_db_slot(schedule_cancel))(message.pk, grace_s)
 
 
 async def relay_generation(message: Message, *, last_event_id: str | None):
     from inference.stream import START
 
-    masker = await sync_to_async(masker_for)(message)
+    masker = await sync_to_async(with_db_slot(masker_for))(message)
     cursor = last_event_id or START
     if last_event_id:
         await sync_to_async(replay_masker, thread_sensitive=False)(message.inference_job_id, masker, last_event_id)
@@ -197,14 +198,14 @@ async def relay_generation(message: Message, *, last_event_id: str | None):
                 if text:
                     if not first_token_seen:
                         first_token_seen = True
-                        await sync_to_async(services.message_first_token)(message=message)
+                        await sync_to_async(with_db_slot(services.message_first_token))(message=message)
                     yield sse_event("token", {"text": text}, event.id)
                     last_sent = time.monotonic()
                 continue
             tail = masker.flush()
             if tail:
                 yield sse_event("token", {"text": tail})
-            finished = await sync_to_async(services.message_finalize)(message=message, event=event)
+            finished = await sync_to_async(with_db_slot(services.message_finalize))(message=message, event=event)
             yield final_events_with_id(finished, event.id)
             return
         if time.monotonic() - last_sent >= settings.KEFU_CHAT_HEARTBEAT_S:
@@ -214,7 +215,7 @@ async def relay_generation(message: Message, *, last_event_id: str | None):
     from inference.stream import StreamEvent
 
     timeout = StreamEvent(cursor, "error", {"code": "timeout", "message": "no answer in time"})
-    finished = await sync_to_async(services.message_finalize)(message=message, event=timeout)
+    finished = await sync_to_async(with_db_slot(services.message_finalize))(message=message, event=timeout)
     yield final_events_with_id(finished, FINAL_ID)
 
 

@@ -31,6 +31,7 @@ from chat.api import (
     request_origin,
     with_cors,
 )
+from chat.db_slots import with_db_slot
 from chat.models import Feedback, Message
 from chat.pipeline import guard
 
@@ -99,7 +100,7 @@ async def api_call(request, handler, *args):
     """Answer a CORS preflight, or run a sync handler off the event loop, ApiError → its JSON response."""
     if request.method == "OPTIONS":
         origin = request_origin(request)
-        allowed = bool(origin) and await sync_to_async(selectors.origin_allowed_by_any_key)(origin=origin)
+        allowed = bool(origin) and await sync_to_async(with_db_slot(selectors.origin_allowed_by_any_key))(origin=origin)
         return preflight_response(origin, allowed)
 
     def run(request, *args):
@@ -108,7 +109,7 @@ async def api_call(request, handler, *args):
         except ApiError as error:
             return error_response(error, origin=allowed_origin_for_error(request))
 
-    return await sync_to_async(run)(request, *args)
+    return await sync_to_async(with_db_slot(run))(request, *args)
 
 
 def allowed_origin_for_error(request) -> str:
@@ -150,9 +151,10 @@ async def message_stream(request, message_id):
     if request.method == "OPTIONS":
         return await api_call(request, None, message_id)
     try:
-        message, origin, last_event_id, delivered = await sync_to_async(stream_prepare)(request, message_id)
+        message, origin, last_event_id, delivered = await sync_to_async(with_db_slot(stream_prepare))(
+            request, message_id)
     except ApiError as error:
-        return error_response(error, origin=await sync_to_async(allowed_origin_for_error)(request))
+        return error_response(error, origin=await sync_to_async(with_db_slot(allowed_origin_for_error))(request))
     if delivered:
         # 204 tells EventSource the stream is over and not to reconnect.
         return with_cors(HttpResponse(status=204), origin)

@@ -106,6 +106,10 @@ KEFU_CHAT_ANSWER_TOKENS = env.int("KEFU_CHAT_ANSWER_TOKENS", default=256)
 KEFU_CHAT_CHITCHAT_TOKENS = env.int("KEFU_CHAT_CHITCHAT_TOKENS", default=48)
 # Seconds between SSE heartbeat comments.
 KEFU_CHAT_HEARTBEAT_S = env.float("KEFU_CHAT_HEARTBEAT_S", default=15.0)
+# Database connections one web process opens at most for the chat API (chat/db_slots.py), and the seconds
+# a request waits for one before a 503. Size web processes × this + workers under PostgreSQL's max_connections.
+KEFU_WEB_DB_CONNECTIONS = env.int("KEFU_WEB_DB_CONNECTIONS", default=16)
+KEFU_WEB_DB_WAIT_S = env.float("KEFU_WEB_DB_WAIT_S", default=60.0)
 
 # --- operator metrics (analytics app) -----------------------------------------------------
 # /metrics needs "Authorization: Bearer <token>" when a token is set, else a client address
