@@ -31,6 +31,21 @@ class Caller:
     ip: str
 
 
+def unavailable_errors() -> tuple[type[BaseException], ...]:
+    """Errors meaning a backing service (Redis, the Celery broker, the database) is down: a 503, not a 500."""
+    import redis
+    from django.db import InterfaceError, OperationalError
+    from kombu.exceptions import OperationalError as BrokerUnavailable
+
+    return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, BrokerUnavailable,
+            OperationalError, InterfaceError)
+
+
+def unavailable_error() -> ApiError:
+    return ApiError(503, "service_unavailable", "the service is briefly unavailable; try again in a few seconds",
+                    headers={"Retry-After": "5"})
+
+
 def error_response(error: ApiError, *, origin: str = "") -> JsonResponse:
     response = JsonResponse({"error": {"code": error.code, "message": error.message}}, status=error.status)
     for name, value in error.headers.items():

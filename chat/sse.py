@@ -26,6 +26,7 @@ from django.core.cache import cache
 from django.db import close_old_connections
 
 from chat import generation, services
+from chat.api import unavailable_errors
 from chat.db_slots import with_db_slot
 from chat.models import Message
 from chat.pipeline import guard
@@ -83,6 +84,26 @@ def reader_leave(message_id) -> int:
         return cache.decr(readers_key(message_id))
     except ValueError:
         return 0
+    except unavailable_errors() as exc:  # Redis went away: the count is lost with it
+        log.warning("reader count of message %s not decremented: %s", message_id, exc)
+        return 1
+
+
+def unavailable_final_event(message: Message, exc: BaseException) -> str:
+    """The closing event when Redis (or the database) went away mid-stream: the message fails cleanly.
+
+    The customer gets an ``error`` they can act on instead of a cut connection, and the message is
+    stored failed (code ``service_unavailable``) so it is never left pending.
+    """
+    from inference.stream import START, StreamEvent
+
+    log.warning("stream of message %s broken by an unavailable service: %s", message.pk, exc)
+    event = StreamEvent(START, "error", {"code": "service_unavailable", "message": str(exc)})
+    try:
+        return final_events(services.message_finalize(message=message, event=event))
+    except unavailable_errors():
+        return sse_event("error", {"code": "service_unavailable",
+                                   "message": "the service is briefly unavailable; try again in a few seconds"})
 
 
 def cancel_if_unread(message_id) -> bool:
@@ -165,11 +186,14 @@ async def message_events(message: Message, *, last_event_id: str | None = None, 
     if message.is_final or not message.inference_job_id:
         yield final_events(message)
         return
-    await sync_to_async(reader_join)(message.pk)
     finished = False
     try:
+        await sync_to_async(reader_join)(message.pk)
         async for chunk in relay_generation(message, last_event_id=valid_event_id(last_event_id)):
             yield chunk
+        finished = True
+    except unavailable_errors() as exc:
+        yield await sync_to_async(unavailable_final_event)(message, exc)
         finished = True
     finally:
         left = await sync_to_async(reader_leave)(message.pk)

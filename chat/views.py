@@ -13,6 +13,8 @@ CORS preflights are answered for origins some enabled key allows.
 
 from __future__ import annotations
 
+import logging
+
 from asgiref.sync import sync_to_async
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
@@ -29,11 +31,15 @@ from chat.api import (
     optional_string,
     preflight_response,
     request_origin,
+    unavailable_error,
+    unavailable_errors,
     with_cors,
 )
 from chat.db_slots import with_db_slot
 from chat.models import Feedback, Message
 from chat.pipeline import guard
+
+log = logging.getLogger(__name__)
 
 
 # What a widget may send; anything else (sampling parameters, a system prompt) is refused with a 400.
@@ -108,6 +114,10 @@ async def api_call(request, handler, *args):
             return handler(request, *args)
         except ApiError as error:
             return error_response(error, origin=allowed_origin_for_error(request))
+        except unavailable_errors() as exc:
+            # Redis, the broker or the database went away mid-request: a JSON 503 the widget can retry.
+            log.warning("%s %s: a backing service is unavailable: %s", request.method, request.path, exc)
+            return error_response(unavailable_error())
 
     return await sync_to_async(with_db_slot(run))(request, *args)
 
@@ -155,6 +165,9 @@ async def message_stream(request, message_id):
             request, message_id)
     except ApiError as error:
         return error_response(error, origin=await sync_to_async(with_db_slot(allowed_origin_for_error))(request))
+    except unavailable_errors() as exc:
+        log.warning("stream of message %s: a backing service is unavailable: %s", message_id, exc)
+        return error_response(unavailable_error())
     if delivered:
         # 204 tells EventSource the stream is over and not to reconnect.
         return with_cors(HttpResponse(status=204), origin)

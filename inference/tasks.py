@@ -14,7 +14,11 @@ from django.conf import settings
 from kefu.celery import app
 
 
-@app.task(name="inference.generate", acks_late=True, ignore_result=True,
+# Acknowledged on receipt, unlike the other tasks: a redelivered generation is a no-op anyway (the
+# job is claimed once; a worker that died mid-way leaves it to the reaper), and an unacknowledged
+# message in flight makes kombu crash the worker when Redis restarts (its restore-at-reconnect path
+# raises AttributeError: "'NoneType' object has no attribute 'hostname'", celery/kombu 5.x).
+@app.task(name="inference.generate", acks_late=False, ignore_result=True,
           soft_time_limit=settings.KEFU_GENERATION_TIMEOUT + 30, time_limit=settings.KEFU_GENERATION_TIMEOUT + 60)
 def generate(job_id: str) -> None:
     """Run one generation job; its events go to the job's token stream."""

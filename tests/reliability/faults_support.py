@@ -218,3 +218,28 @@ def pipe(source: socket.socket, sink: socket.socket) -> None:
         for end in (source, sink):
             with contextlib.suppress(OSError):
                 end.shutdown(socket.SHUT_RDWR)
+
+
+def start_worker_on(redis_url: str, queues: list[str], log_path, *, pool: str = "solo", concurrency: int = 1,
+                    env: dict | None = None, timeout: float = 90.0):
+    """A real Celery worker on the test database and the given Redis (``start_celery_worker`` always uses
+    the suite's Redis); the caller stops it."""
+    import sys
+
+    from tests.conftest import ROOT, CeleryWorker, database_url_of_this_process, subprocess_env
+
+    name = f"faults-{os.getpid()}-{time.monotonic_ns()}@%h"
+    command = [sys.executable, "-m", "celery", "-A", "kefu", "worker", "-Q", ",".join(queues), "-P", pool,
+               "-c", str(concurrency), "-n", name, "--loglevel", "INFO",
+               "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    child_env = subprocess_env(**{"REDIS_URL": redis_url, "DATABASE_URL": database_url_of_this_process(),
+                                  **(env or {})})
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT)
+    worker = CeleryWorker(process, log_path, name)
+    try:
+        worker.wait_ready(timeout)
+    except Exception:
+        worker.stop()
+        raise
+    return worker
