@@ -64,6 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one stream may take")
     parser.add_argument("--soak", type=float, default=0.0, help="soak for this many seconds instead of a burst")
     parser.add_argument("--rate", type=float, default=2.0, help="soak: asks per second")
+    parser.add_argument("--lock", default="", help="take this flock (e.g. /tmp/kefu-bench.lock) once the stack is "
+                                                   "ready, for the measured part only (setup runs outside it)")
     parser.add_argument("--sample-every", type=float, default=10.0, help="soak: seconds between RSS samples")
     return parser.parse_args(argv)
 
@@ -236,6 +238,27 @@ def memory_bounded(samples: list[tuple[float, dict[str, float]]]) -> bool:
     return ok
 
 
+def lock_take(path: str) -> None:
+    """Wait for the shared benchmark lock; held until this process exits."""
+    import fcntl
+
+    waited = time.perf_counter()
+    global _lock_file
+    _lock_file = open(path, "a")  # noqa: SIM115 - kept open (locked) for the rest of the run
+    fcntl.flock(_lock_file, fcntl.LOCK_EX)
+    print(f"lock {path} taken after {time.perf_counter() - waited:.0f} s; {uptime()}", flush=True)
+
+
+_lock_file = None
+
+
+def uptime() -> str:
+    import subprocess
+
+    return time.strftime("%H:%M:%S UTC", time.gmtime()) + " " + subprocess.run(
+        ["uptime"], capture_output=True, text=True).stdout.strip().split("  ")[-1]
+
+
 def report_verdict(verdict: load_core.Verdict) -> None:
     print(f"\nchecked {verdict.streams_checked} accepted asks: {len(verdict.lost)} lost messages, "
           f"{len(verdict.token_problems)} streams with duplicated/missing tokens")
@@ -253,6 +276,8 @@ def main(argv=None) -> int:
     with load_core.Stack(config) as stack:
         print(f"stack ready in {time.perf_counter() - started:.0f} s: web {stack.base} (1 process), "
               f"ingest worker, inference worker (model loaded)", flush=True)
+        if args.lock:
+            lock_take(args.lock)
         warm_up(stack, key, pools)
         memory_ok = True
         if args.soak:
@@ -261,6 +286,7 @@ def main(argv=None) -> int:
             results = burst(args, stack, key, pools)
         verdict = load_core.verify(results)
     report_verdict(verdict)
+    print(f"end: {uptime()}")
     if not memory_ok:
         print("FAIL: memory grew over the second half of the soak beyond the limit above")
     if not verdict.ok:
