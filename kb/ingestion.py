@@ -20,6 +20,8 @@ chunks' vectors (1.5 kB each).
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 EMBED_START, EMBED_END = 20, 85  # % of the bar the embedding stage covers
 UNFINISHED = (Document.Status.PARSING, Document.Status.EMBEDDING, Document.Status.INDEXING)
+HEARTBEAT_S = 10  # seconds between heartbeats of claimed documents waiting for their turn
 BATCH_MAX_BYTES = 32 * 1024 * 1024  # files read into memory together at most (one big file still goes alone)
 
 
@@ -79,29 +82,33 @@ def documents_claim_queued(knowledge_base_id: int, *, exclude: int, room: int, b
         return []
     candidates = (Document.objects.filter(knowledge_base_id=knowledge_base_id, status=Document.Status.QUEUED)
                   .exclude(pk=exclude).order_by("id").values_list("id", "size_bytes")[:room])
-    chosen = []
+    wanted = []
     for document_id, size in candidates:
         if size > budget:
             break
-        # Conditional update: a document another worker claimed in between is skipped.
-        if Document.objects.filter(pk=document_id, status=Document.Status.QUEUED).update(
-                status=Document.Status.PARSING, stage="claimed", updated_at=timezone.now()) == 1:
-            chosen.append(document_id)
-            budget -= size
-    return list(Document.objects.select_related("knowledge_base").filter(pk__in=chosen).order_by("id"))
+        wanted.append(document_id)
+        budget -= size
+    # One conditional UPDATE; the token tells which rows this task got (another may have taken some).
+    token = f"claimed {uuid.uuid4().hex}"
+    Document.objects.filter(pk__in=wanted, status=Document.Status.QUEUED).update(
+        status=Document.Status.PARSING, stage=token, updated_at=timezone.now())
+    return list(Document.objects.select_related("knowledge_base").filter(pk__in=wanted, stage=token).order_by("id"))
 
 
 def batch_ingest(documents: list[Document]) -> None:
     """Parse and chunk each, embed all chunks together, store each, build the index once."""
-    prepared = []
+    prepared, beat = [], time.monotonic()
     for position, document in enumerate(documents):
         item = document_prepare(document)
         if item is not None:
             prepared.append(item)
-        heartbeat([d.pk for d in documents[position + 1:]])  # still claimed, not started: not orphans
+        if time.monotonic() - beat > HEARTBEAT_S:  # the rest are claimed but not started: not orphans
+            heartbeat([d.pk for d in documents[position + 1:]])
+            beat = time.monotonic()
     chunked = [p for p in prepared if p.drafts]
     vectors = batch_embed(chunked)
-    stored = [p for p in prepared if not p.drafts or document_store(p, vectors.get(p.document.pk))]
+    with transaction.atomic():  # one commit for the batch; each document still in its own savepoint
+        stored = [p for p in prepared if not p.drafts or document_store(p, vectors.get(p.document.pk))]
     batch_index(documents[0].knowledge_base_id, [p.document for p in stored])
 
 
@@ -111,23 +118,23 @@ def document_prepare(document: Document) -> Prepared | None:
     from kb.parsing import ParseError, parse_document
 
     try:
-        progress_save(document, Document.Status.PARSING, "reading the file", 2)
+        progress_save([document.pk], Document.Status.PARSING, "reading the file", 2)
         data = read_file(document)
         parsed = parse_document(data, document.filename)
-        Document.objects.filter(pk=document.pk).update(
-            file_type=parsed.file_type, page_count=parsed.page_count,
-            title=document.title if document.title else (parsed.title or document.filename)[:300],
-        )
+        found = {"file_type": parsed.file_type, "page_count": parsed.page_count,
+                 "title": document.title if document.title else (parsed.title or document.filename)[:300]}
         if parsed.faq_rows:
+            Document.objects.filter(pk=document.pk).update(**found)
             faq_rows_store(document, parsed.faq_rows)
-            progress_save(document, Document.Status.INDEXING, f"indexing {len(parsed.faq_rows)} FAQ entries", 60)
+            progress_save([document.pk], Document.Status.INDEXING, f"indexing {len(parsed.faq_rows)} FAQ entries",
+                          60)
             return Prepared(document)
         kb = document.knowledge_base
-        progress_save(document, Document.Status.PARSING, "splitting into chunks", 10)
         drafts = chunk_sections(parsed.sections, size=kb.chunk_size, overlap=kb.chunk_overlap)
         if not drafts:
             raise ParseError("The file contains no text that could be extracted.")
-        progress_save(document, Document.Status.EMBEDDING, f"embedding {len(drafts)} chunks", EMBED_START)
+        progress_save([document.pk], Document.Status.EMBEDDING, f"embedding {len(drafts)} chunks", EMBED_START,
+                      **found)
         return Prepared(document, drafts)
     except ParseError as exc:
         document_fail(document, str(exc))
@@ -180,12 +187,14 @@ def embed_together(prepared: list[Prepared]) -> dict:
 def embedding_progress(prepared: list[Prepared], owners_done: list[int]) -> None:
     """Advance the bar of each document that got vectors; refresh the others' heartbeat."""
     advanced = Counter(owners_done)
+    groups: dict[tuple[int, int], list[int]] = {}  # (done, total) → documents: one UPDATE per group
     for index, count in advanced.items():
         item = prepared[index]
         item.embedded += count
-        total = len(item.drafts)
-        progress_save(item.document, Document.Status.EMBEDDING, f"embedding chunks ({item.embedded}/{total})",
-                      EMBED_START + (EMBED_END - EMBED_START) * item.embedded // total)
+        groups.setdefault((item.embedded, len(item.drafts)), []).append(item.document.pk)
+    for (done, total), ids in groups.items():
+        progress_save(ids, Document.Status.EMBEDDING, f"embedding chunks ({done}/{total})",
+                      EMBED_START + (EMBED_END - EMBED_START) * done // total)
     waiting = [item.document.pk for i, item in enumerate(prepared) if i not in advanced]
     if waiting:
         Document.objects.filter(pk__in=waiting, status=Document.Status.EMBEDDING).update(updated_at=timezone.now())
@@ -198,9 +207,10 @@ def document_store(item: Prepared, vectors) -> bool:
     if vectors is None:
         return False  # embedding failed: already marked failed
     try:
-        count = chunks_replace(document=item.document, drafts=item.drafts, vectors=vectors)
-        Document.objects.filter(pk=item.document.pk).update(chunk_count=count)
-        progress_save(item.document, Document.Status.INDEXING, "waiting for the index build", EMBED_END + 10)
+        with transaction.atomic():
+            count = chunks_replace(document=item.document, drafts=item.drafts, vectors=vectors)
+            progress_save([item.document.pk], Document.Status.INDEXING, "waiting for the index build",
+                          EMBED_END + 10, chunk_count=count)
         return True
     except Exception as exc:
         log.exception("storing the chunks of document %s failed", item.document.pk)
@@ -255,14 +265,17 @@ def faq_rows_store(document: Document, rows) -> None:
         for row in rows:
             faq_entry_create(knowledge_base=document.knowledge_base, question=row.question, answer=row.answer,
                              alternatives=row.alternatives, source_document=document, rebuild=False)
-    progress_save(document, Document.Status.EMBEDDING, f"embedding {len(rows)} FAQ entries", 30)
+    progress_save([document.pk], Document.Status.EMBEDDING, f"embedding {len(rows)} FAQ entries", 30)
     faq_entries_embed(knowledge_base_id=document.knowledge_base_id, missing_only=True)
 
 
-def progress_save(document: Document, status: str, stage: str, progress: int) -> None:
-    # updated_at is set by hand (update() skips auto_now): it is the heartbeat stale-job reclaim reads.
-    Document.objects.filter(pk=document.pk).update(
-        status=status, stage=stage[:100], progress=min(progress, 100), updated_at=timezone.now()
+def progress_save(document_ids: list[int], status: str, stage: str, progress: int, **fields) -> None:
+    """Status, stage and % of the documents (plus other ``fields``), in one UPDATE.
+
+    updated_at is set by hand (update() skips auto_now): it is the heartbeat claims and reclaim read.
+    """
+    Document.objects.filter(pk__in=document_ids).update(
+        status=status, stage=stage[:100], progress=min(progress, 100), updated_at=timezone.now(), **fields
     )
 
 

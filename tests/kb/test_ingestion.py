@@ -78,9 +78,9 @@ def test_progress_is_saved_during_embedding(kb, embedder, monkeypatch):
 
     original = ingestion.progress_save
 
-    def spy(document, status, stage, progress):
+    def spy(document_ids, status, stage, progress, **fields):
         seen.append((status, progress))
-        original(document, status, stage, progress)
+        original(document_ids, status, stage, progress, **fields)
 
     monkeypatch.setattr(ingestion, "progress_save", spy)
     monkeypatch.setattr("django.conf.settings.KEFU_KB_EMBED_BATCH", 2)
