@@ -92,7 +92,12 @@ def gpu_memory_beat() -> None:
     """Refresh the GPU memory gauges with every heartbeat, also while no request moves the engine."""
     from inference.metrics import gpu_memory_sample
 
+    generator = current_generator()
+    if generator is None:
+        # Not loaded yet: sampling would import torch here and wait on the import lock while the
+        # engine thread loads the model, and a heartbeat late past its expiry reads as a dead worker.
+        return
     try:
-        gpu_memory_sample(getattr(current_generator(), "device", None), every_s=0)
+        gpu_memory_sample(getattr(generator, "device", None), every_s=0)
     except RuntimeError as exc:  # a CUDA error must not stop the heartbeat
         log.warning("GPU memory not sampled: %s", exc)
