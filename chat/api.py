@@ -31,14 +31,19 @@ class Caller:
     ip: str
 
 
+def redis_unavailable_errors() -> tuple[type[BaseException], ...]:
+    """Errors meaning Redis (cache, token streams, rate limits) does not answer."""
+    import redis
+
+    return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
 def unavailable_errors() -> tuple[type[BaseException], ...]:
     """Errors meaning a backing service (Redis, the Celery broker, the database) is down: a 503, not a 500."""
-    import redis
     from django.db import InterfaceError, OperationalError
     from kombu.exceptions import OperationalError as BrokerUnavailable
 
-    return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, BrokerUnavailable,
-            OperationalError, InterfaceError)
+    return (*redis_unavailable_errors(), BrokerUnavailable, OperationalError, InterfaceError)
 
 
 def unavailable_error() -> ApiError:

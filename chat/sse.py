@@ -26,7 +26,7 @@ from django.core.cache import cache
 from django.db import close_old_connections
 
 from chat import generation, services
-from chat.api import unavailable_errors
+from chat.api import redis_unavailable_errors, unavailable_errors
 from chat.db_slots import with_db_slot
 from chat.models import Message
 from chat.pipeline import guard
@@ -84,13 +84,13 @@ def reader_leave(message_id) -> int:
         return cache.decr(readers_key(message_id))
     except ValueError:
         return 0
-    except unavailable_errors() as exc:  # Redis went away: the count is lost with it
+    except redis_unavailable_errors() as exc:  # Redis went away: the count is lost with it
         log.warning("reader count of message %s not decremented: %s", message_id, exc)
         return 1
 
 
 def unavailable_final_event(message: Message, exc: BaseException) -> str:
-    """The closing event when Redis (or the database) went away mid-stream: the message fails cleanly.
+    """The closing event when Redis went away mid-stream: the message fails cleanly.
 
     The customer gets an ``error`` they can act on instead of a cut connection, and the message is
     stored failed (code ``service_unavailable``) so it is never left pending.
@@ -192,7 +192,8 @@ async def message_events(message: Message, *, last_event_id: str | None = None, 
         async for chunk in relay_generation(message, last_event_id=valid_event_id(last_event_id)):
             yield chunk
         finished = True
-    except unavailable_errors() as exc:
+    except redis_unavailable_errors() as exc:
+        # Only Redis: a database error mid-stream leaves the message pending, to be reconciled from its job.
         yield await sync_to_async(unavailable_final_event)(message, exc)
         finished = True
     finally:
