@@ -37,6 +37,7 @@ Status = GenerationJob.Status
 
 CANCEL_POLL_S = 0.1  # how often a running job looks at its cancel flag
 WORKER_LOST = "the inference worker stopped while generating this answer"
+NOT_STARTED = "no inference worker started this answer in time"
 
 __all__ = ["InvalidGenerationRequest", "generation_cancel", "generation_reap_stale", "generation_run",
            "generation_submit"]
@@ -81,11 +82,16 @@ def generation_cancel(*, job_id) -> bool:
 
 
 def generation_reap_stale(*, now=None) -> list[str]:
-    """Fail every job still "running" past the stale limit (its worker died); returns their ids."""
+    """Fail every job still "running" past the stale limit (its worker died), and every job still "queued"
+    that long (its task message was lost: a worker killed holding it, a Redis restart); returns their ids."""
     now = now or timezone.now()
     limit = now - timedelta(seconds=engine_config().stale_after_s)
     stale = GenerationJob.objects.filter(status=Status.RUNNING, started_at__lt=limit).values_list("pk", flat=True)
-    return [str(job_id) for job_id in stale if reap(job_id, now=now)]
+    reaped = [str(job_id) for job_id in stale if reap(job_id, now=now)]
+    lost = GenerationJob.objects.filter(status=Status.QUEUED, created_at__lt=limit).values_list("pk", flat=True)
+    # Past the limit a queued job could not finish in time even if it started now: never run it.
+    return reaped + [str(job_id) for job_id in lost
+                     if reap(job_id, now=now, status=Status.QUEUED, code="not_started", message=NOT_STARTED)]
 
 
 def generation_reap_if_stale(*, job_id, now=None) -> bool:
@@ -116,13 +122,13 @@ def worker_gone(worker: str) -> bool:
     return not redis_client(settings.REDIS_URL).exists(HEARTBEAT_PREFIX + worker)
 
 
-def reap(job_id, *, now) -> bool:
-    changed = GenerationJob.objects.filter(pk=job_id, status=Status.RUNNING).update(
-        status=Status.FAILED, finish_reason="error", error_code="worker_lost", error=WORKER_LOST,
+def reap(job_id, *, now, status: str = Status.RUNNING, code: str = "worker_lost", message: str = WORKER_LOST) -> bool:
+    changed = GenerationJob.objects.filter(pk=job_id, status=status).update(
+        status=Status.FAILED, finish_reason="error", error_code=code, error=message,
         finished_at=now, updated_at=now,
     )
     if changed:
-        write_error(open_stream(job_id), "worker_lost", WORKER_LOST)
+        write_error(open_stream(job_id), code, message)
         log.warning("reaped stale generation %s", job_id)
     return bool(changed)
 

@@ -191,6 +191,25 @@ def test_reaper_fails_jobs_left_running_by_a_dead_worker(stream_mode, settings):
         open_stream(job_id).delete()
 
 
+def test_reaper_fails_jobs_whose_task_message_was_lost(stream_mode, settings):
+    # given a job queued 10 minutes ago that no worker ever started (its message was lost), and a fresh one
+    settings.KEFU_GENERATION_STALE_AFTER = 120
+    lost_id, fresh_id = queued_job(), queued_job()
+    GenerationJob.objects.filter(pk=lost_id).update(created_at=timezone.now() - timedelta(minutes=10))
+
+    # when the reaper runs
+    reaped = generation_reap_stale()
+
+    # then only the lost one is failed (never to run), with an error event its reader will see
+    assert reaped == [lost_id]
+    lost = GenerationJob.objects.get(pk=lost_id)
+    assert (lost.status, lost.error_code) == ("failed", "not_started")
+    assert GenerationJob.objects.get(pk=fresh_id).status == "queued"
+    assert [(event.kind, event.data["code"]) for event in open_stream(lost_id).read()] == [(ERROR, "not_started")]
+    for job_id in (lost_id, fresh_id):
+        open_stream(job_id).delete()
+
+
 def test_a_reader_waiting_on_a_dead_job_gets_an_error(stream_mode, settings):
     # given a stale running job whose worker died before writing anything
     settings.KEFU_GENERATION_STALE_AFTER = 60
