@@ -43,6 +43,10 @@ __all__ = ["InvalidGenerationRequest", "generation_cancel", "generation_reap_sta
            "generation_submit"]
 
 
+class GenerationTimedOut(TimeoutError):
+    """A job ran past its time limit plus the grace the engine gets to stop it itself."""
+
+
 def generation_submit(*, messages, params: SamplingParams | Mapping | None = None,
                       metadata: dict | None = None) -> str:
     """Store a generation request and enqueue it; returns the job id (a UUID string).
@@ -156,8 +160,13 @@ def generation_run(*, job_id, generator=None) -> str | None:
     handle = None
     try:
         handle = generator.submit(job_request(job))
-        follow(handle, stream, job_id, deadline=time.monotonic() + config.timeout_s + 30)
+        follow(handle, stream, job_id, deadline=time.monotonic() + config.timeout_s + min(30.0, config.timeout_s))
         output = handle.result(timeout=30)
+    except GenerationTimedOut as exc:
+        # The engine stops a request past its limit between steps; this catches a step (a long prefill
+        # on a loaded CPU) that overran it by the grace: still a timeout for the customer, not an internal error.
+        handle.cancel()
+        return record_failure(job_id, stream, "timeout", str(exc), finish_reason="timeout")
     except Exception as exc:  # noqa: BLE001 - whatever happened, the job must end visibly
         if handle is not None:
             handle.cancel()
@@ -184,7 +193,7 @@ def follow(handle, stream, job_id, *, deadline: float) -> None:
         if now - checked >= CANCEL_POLL_S:
             checked = now
             if now > deadline:
-                raise TimeoutError("the generator did not finish in time")
+                raise GenerationTimedOut("the generation exceeded its time limit and the generator did not stop it")
             if not handle.cancelled and cancel_requested(job_id):
                 handle.cancel()
 
@@ -207,9 +216,9 @@ def record_outcome(job_id, stream, output: GenerationOutput) -> str:
     return status
 
 
-def record_failure(job_id, stream, code: str, message: str) -> str:
+def record_failure(job_id, stream, code: str, message: str, *, finish_reason: str = "error") -> str:
     if generation_finish(job_id=job_id, status=Status.FAILED,
-                         fields=dict(finish_reason="error", error_code=code, error=message)):
+                         fields=dict(finish_reason=finish_reason, error_code=code, error=message)):
         write_error(stream, code, message)
     return Status.FAILED
 
