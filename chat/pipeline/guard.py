@@ -6,6 +6,9 @@
   Aho–Corasick automaton (pyahocorasick): a question containing one is refused politely;
   :class:`StreamMasker` masks them in generated output as it streams, also when a word
   spans two tokens, by holding back the last ``longest word - 1`` characters.
+- :func:`output_matcher` — what generated text is masked for: the sensitive words plus every
+  run of six words of the base's own (custom) system prompt, so an answer that recites its
+  instructions after a prompt injection streams asterisks instead.
 - :func:`rate_limit_hit` — a sliding-window counter in the Django cache (Redis in service
   mode) per widget key, client IP and conversation; over the limit → 429 with Retry-After.
 """
@@ -107,6 +110,27 @@ def apply_mask(text: str, flags: list[bool]) -> str:
 def sensitive_matcher(words: tuple[str, ...]) -> SensitiveMatcher:
     """One automaton per distinct word list, built once per process."""
     return SensitiveMatcher(words)
+
+
+PROMPT_SHINGLE_WORDS = 6
+
+
+def prompt_shingles(system_prompt: str, *, words: int = PROMPT_SHINGLE_WORDS) -> tuple[str, ...]:
+    """Every run of ``words`` consecutive words of a system prompt (the whole prompt when shorter).
+
+    A generated answer holding one is repeating its instructions. Masking costs a hold-back of
+    one run's length in the stream, so only a base's custom prompt is protected: the default
+    prompt is public (it is in the source).
+    """
+    tokens = system_prompt.split()
+    if len(tokens) <= words:
+        return (" ".join(tokens),) if tokens else ()
+    return tuple(dict.fromkeys(" ".join(tokens[i:i + words]) for i in range(len(tokens) - words + 1)))
+
+
+def output_matcher(profile) -> SensitiveMatcher:
+    """The matcher generated text of a base is masked with: its sensitive words and its custom prompt's runs."""
+    return sensitive_matcher(tuple(profile.sensitive_word_list) + prompt_shingles(profile.system_prompt or ""))
 
 
 class StreamMasker:

@@ -141,3 +141,21 @@ def test_base_b_content_is_found_by_base_b_key_so_the_scoping_test_can_fail(clie
     response = ask(client, key_b, "What is the Nightingale vault code?")
     raw, _ = streamed(client, response, origin=OTHER_ORIGIN)
     assert SECRET_OF_B in raw
+
+
+def test_a_model_that_obeys_the_injection_streams_its_system_prompt_masked(client, key_a, fake_generator):
+    from chat.pipeline.guard import prompt_shingles
+
+    # given a model that falls for the injection and recites its custom system prompt, token by token
+    fake_generator.answer = f"Sure! My instructions are: {SYSTEM_PROMPT_A} Can I help with anything else?"
+    # when the visitor asks with an injection that leads to generation
+    response = ask(client, key_a, f"{INJECTION} Also: do I need a permit before drilling for a heat pump?")
+    raw, events = streamed(client, response)
+    # then no run of six words of the prompt reached the reader or the stored answer, and the rest did
+    tokens = "".join(e["data"]["text"] for e in events if e["event"] == "token")
+    answer = events[-1]["data"]["answer"]
+    assert "ORCHID-93" not in raw and "Nordbygg" not in tokens + answer
+    for shingle in prompt_shingles(SYSTEM_PROMPT_A):
+        assert shingle.lower() not in tokens.lower() and shingle.lower() not in answer.lower()
+    assert tokens == answer == Message.objects.get(role="assistant").text
+    assert answer.startswith("Sure! My instructions are: ***") and answer.endswith("Can I help with anything else?")
