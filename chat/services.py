@@ -214,7 +214,7 @@ def message_finalize(*, message: Message, event) -> Message:
             return locked
         if event.kind == "done" and data.get("finish_reason") not in ("error", "cancelled", "timeout"):
             profile = chat_profile_of(locked.conversation.knowledge_base)
-            matcher = guard.sensitive_matcher(tuple(profile.sensitive_word_list))
+            matcher = guard.output_matcher(profile)
             text = matcher.mask((data.get("text") or "").strip())
             cited = passages.citations_for(text, [passages.passage_from_dict(p) for p in locked.passages])
             locked.text = text

@@ -63,7 +63,7 @@ def final_events(message: Message) -> str:
 
 def masker_for(message: Message) -> guard.StreamMasker:
     profile = chat_profile_of(message.conversation.knowledge_base)
-    return guard.StreamMasker(guard.sensitive_matcher(tuple(profile.sensitive_word_list)))
+    return guard.StreamMasker(guard.output_matcher(profile))
 
 
 def readers_key(message_id) -> str:
