@@ -44,7 +44,7 @@ def openapi_document(server: str) -> dict:
             "/messages": {"post": {
                 "summary": "Ask a question", "security": key,
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["text"],
+                    "type": "object", "required": ["text"], "additionalProperties": False,
                     "properties": {"text": {"type": "string", "maxLength": 2000},
                                    "conversation_id": {"type": "string"}, "visitor_id": {"type": "string"}}}}}},
                 "responses": {"202": {"description": "accepted; read the answer from stream_url",
@@ -63,7 +63,7 @@ def openapi_document(server: str) -> dict:
                 "summary": "Rate an answer", "security": key,
                 "parameters": [{"name": "message_id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["rating"],
+                    "type": "object", "required": ["rating"], "additionalProperties": False,
                     "properties": {"rating": {"enum": ["up", "down"]}, "comment": {"type": "string"}}}}}},
                 "responses": {"200": {"description": "stored"}, **error_responses(400, 401, 403, 404, 409)}}},
             "/conversations/{conversation_id}": {"get": {
