@@ -3,7 +3,7 @@
 - the inference worker is SIGKILLed mid-stream: the reader gets an ``error`` event within the
   heartbeat expiry plus the stall time, the message ends ``failed``, and no token reached it twice;
 - a generation that exceeds KEFU_GENERATION_TIMEOUT is stopped and reported (``error`` with code
-  ``timeout``, job failed), and the engine's only slot serves the next request.
+  ``timeout``, job failed), and the engine's only slot answers the next request.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 QUESTION = "Do I need a permit before drilling for a ground source heat pump?"
 OTHER_QUESTION = "How deep is the borehole for a ground source heat pump?"
+CHITCHAT = "Hey, how are you?"  # an intent example of chitchat: a short generated reply
 
 
 def shared_models_dir() -> Path:
@@ -103,17 +104,17 @@ def test_a_worker_killed_mid_stream_ends_the_customers_stream_with_an_error(
 
 def test_a_generation_past_its_time_limit_is_stopped_and_the_slot_serves_the_next(
         key_a, redis_url, start_celery_worker, tmp_path, stopped_servers):
-    # given a generator with one batch slot and a 6 s time limit (a worker in service mode, the web
-    # process's own engine in embedded mode), and an answer budget far beyond 6 s of decoding
+    # given a generator with one batch slot and a 10 s time limit (a worker in service mode, the web
+    # process's own engine in embedded mode), and an answer budget far beyond 10 s of decoding
     from chat.models import Message
     from inference.models import GenerationJob
 
-    limits = {"KEFU_GENERATION_TIMEOUT": "6", "KEFU_MAX_BATCH": "1", "KEFU_MODEL": "smollm2-135m"}
+    limits = {"KEFU_GENERATION_TIMEOUT": "10", "KEFU_MAX_BATCH": "1", "KEFU_MODEL": "smollm2-135m"}
     service = bool(os.environ.get("REDIS_URL"))
     if service:
         start_celery_worker(["inference"], pool="threads", concurrency=2, env=limits)
     server = web_server(tmp_path, redis_url if service else None, KEFU_WARMUP="1", KEFU_CHAT_ANSWER_TOKENS="2000",
-                        KEFU_MAX_NEW_TOKENS="2000", **limits)
+                        KEFU_MAX_NEW_TOKENS="2000", KEFU_CHAT_CHITCHAT_TOKENS="3", **limits)
     stopped_servers.append(server)
     wait_ready(server)
 
@@ -129,15 +130,14 @@ def test_a_generation_past_its_time_limit_is_stopped_and_the_slot_serves_the_nex
     message = Message.objects.get(pk=started["message_id"])
     assert (message.outcome, message.error_code) == ("failed", "timeout")
     job = GenerationJob.objects.get(pk=message.inference_job_id)
-    print(f"\n6 s generation limit → customer's error event {final.at - asked_at:.1f} s after the POST returned "
+    print(f"\n10 s generation limit → customer's error event {final.at - asked_at:.1f} s after the POST returned "
           f"(job: queue {job.queue_ms} ms, TTFT {job.ttft_ms} ms, total {job.total_ms} ms, "
           f"{job.completion_tokens} tokens)")
     assert (job.status, job.finish_reason, job.error_code) == ("failed", "timeout", "timeout")
 
-    # and the next question gets the freed slot: it streams tokens (and is stopped at its own limit)
-    status, again, _ = ask(server.base, key_a.public_key, OTHER_QUESTION, timeout=120)
+    # and the next request gets the freed slot: a short generated greeting is answered
+    status, again, _ = ask(server.base, key_a.public_key, CHITCHAT, timeout=120)
     assert status == 202 and again["outcome"] == "pending", again
-    reader = SseReader(again["stream_url"], read_timeout_s=30)
-    final = read_until_final(reader, deadline_s=120)
-    assert [event for event in reader.events if event.kind == "token"], reader.events
-    assert final is not None and final.kind == "error" and final.data["code"] == "timeout", final
+    final = read_until_final(SseReader(again["stream_url"], read_timeout_s=30), deadline_s=120)
+    assert final is not None and final.kind == "done", (final, server.log_path.read_text()[-3000:])
+    assert Message.objects.get(pk=again["message_id"]).outcome == "answered"
