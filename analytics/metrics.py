@@ -8,7 +8,7 @@ moves them (``chat.metrics``: outcomes and cache lookups; ``inference.metrics``:
 histograms, queue, tokens, expert load, GPU memory; both imported here so they are
 registered before the first scrape); this module adds the HTTP ones, the gauges read at
 scrape time from the database and Redis (hand-off inbox, rollup age, ingestion jobs,
-generators ready), and serves all. ``deploy/prometheus/alerts.yml`` alerts on them.
+generators ready, generation jobs queued/running), and serves all. ``deploy/prometheus/alerts.yml`` alerts on them.
 """
 
 from __future__ import annotations
@@ -161,14 +161,28 @@ def ingestion_figures() -> tuple[dict[str, int], float]:
 
 class GeneratorCollector:
     """``kefu_generator_ready``: generators ready to serve — live inference workers' heartbeats that say
-    ready (service mode), or 1/0 for the in-process engine (embedded mode); what ``/readyz`` reads."""
+    ready (service mode), or 1/0 for the in-process engine (embedded mode); what ``/readyz`` reads.
+    ``kefu_generation_jobs{status}``: generation jobs queued (not yet claimed by a worker thread: the
+    backlog the engine's own ``kefu_num_requests_waiting`` cannot see) and running, from the job table."""
 
     def collect(self):
+        from django.db import DatabaseError
         from prometheus_client.core import GaugeMetricFamily
+
+        from analytics.selectors.dashboard import live_generations
 
         yield GaugeMetricFamily("kefu_generator_ready",
                                 "Generators ready to serve (ready inference workers, or the in-process engine).",
                                 value=generators_ready())
+        try:
+            running, queued = live_generations()
+        except DatabaseError:
+            return
+        jobs = GaugeMetricFamily("kefu_generation_jobs", "Generation jobs queued for a worker, and running.",
+                                 labels=["status"])
+        jobs.add_metric(["queued"], queued)
+        jobs.add_metric(["running"], running)
+        yield jobs
 
 
 def generators_ready() -> int:

@@ -139,8 +139,8 @@ def test_the_rules_cover_what_an_operator_is_paged_for():
     assert "> 0.01" in by_name["KefuAnswerErrorRateHigh"]["expr"]
     gpu = by_name["KefuGpuMemoryHigh"]
     assert "kefu_gpu_memory_used_ratio" in gpu["expr"] and "> 0.9" in gpu["expr"] and gpu["for"] == "5m"
-    assert {"KefuInferenceQueueGrowing", "KefuIngestionFailures", "KefuGeneratorDown",
-            "KefuCacheHitRateCollapsed"} <= set(by_name)
+    assert {"KefuInferenceQueueGrowing", "KefuGenerationBacklogGrowing", "KefuIngestionFailures",
+            "KefuGeneratorDown", "KefuCacheHitRateCollapsed"} <= set(by_name)
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed (apt-get install prometheus)")

@@ -85,3 +85,37 @@ def test_metrics_export_the_hand_off_queue_and_rollup_age(client):
     assert 600 <= oldest < 700
     assert 0 <= float(re.search(r"^kefu_analytics_rollup_age_seconds (\S+)$", text, re.M).group(1)) < 60
     assert "kefu_http_requests_total" in text  # the process's own metrics are still served
+
+
+@pytest.mark.django_db
+def test_metrics_export_ingestion_and_generation_backlogs(client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from inference.models import GenerationJob
+    from inference.selectors import generator_status
+    from kb.models import Document
+    from tests.analytics import seed
+
+    # given documents in three states, the in-flight one's progress last saved 20 minutes ago
+    kb = seed.knowledge_base()
+    for n, status in enumerate(["ready", "failed", "failed", "embedding"]):
+        Document.objects.create(knowledge_base=kb, title=f"doc {n}", content_hash=f"hash-{n}", status=status)
+    Document.objects.filter(status="embedding").update(updated_at=timezone.now() - timedelta(minutes=20))
+    # and three generation jobs no worker has claimed, one running and one done
+    for status in ["queued", "queued", "queued", "running", "done"]:
+        GenerationJob.objects.create(messages=[], temperature=0, top_p=1, max_new_tokens=8, status=status)
+    # when scraped
+    text = client.get("/metrics").content.decode()
+    # then every ingestion status is there (0 too), with the stalled job's age, and the generation backlog
+    assert sample(text, "kefu_ingestion_documents", status="failed") == 2
+    assert sample(text, "kefu_ingestion_documents", status="ready") == 1
+    assert re.search(r'^kefu_ingestion_documents\{status="queued"\} 0\.0$', text, re.M)
+    age = float(re.search(r"^kefu_ingestion_oldest_active_seconds (\S+)$", text, re.M).group(1))
+    assert 1200 <= age < 1300
+    assert sample(text, "kefu_generation_jobs", status="queued") == 3
+    assert sample(text, "kefu_generation_jobs", status="running") == 1
+    # and whether a generator is ready, as /readyz sees it (embedded mode: the in-process engine)
+    ready = float(re.search(r"^kefu_generator_ready (\S+)$", text, re.M).group(1))
+    assert ready == int(generator_status().ok)
