@@ -64,6 +64,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds one stream may take")
     parser.add_argument("--soak", type=float, default=0.0, help="soak for this many seconds instead of a burst")
     parser.add_argument("--rate", type=float, default=2.0, help="soak: asks per second")
+    parser.add_argument("--soak-generated-share", type=float, default=0.02,
+                        help="soak: share of generated asks (the CPU model answers a few per minute)")
+    parser.add_argument("--soak-direct-share", type=float, default=0.07)
+    parser.add_argument("--burst-first", action="store_true",
+                        help="with --soak: run the burst (and its baseline) first on the same stack and lock hold")
     parser.add_argument("--lock", default="", help="take this flock (e.g. /tmp/kefu-bench.lock) once the stack is "
                                                    "ready, for the measured part only (setup runs outside it)")
     parser.add_argument("--sample-every", type=float, default=10.0, help="soak: seconds between RSS samples")
@@ -132,10 +137,19 @@ def prepare(args: argparse.Namespace) -> tuple[str, load_core.QuestionPools]:
 
 def knowledge_needed(args: argparse.Namespace) -> int:
     """Generated asks of the whole run, plus one for the warm-up."""
-    if args.soak:
-        return mix_counts(int(args.soak * args.rate), args)[0] + 1
-    baseline = args.streams if args.baseline < 0 else args.baseline
-    return mix_counts(baseline, args)[0] + mix_counts(args.streams, args)[0] + 1
+    soak = soak_counts(args)[0] if args.soak else 0
+    if args.soak and not args.burst_first:
+        return soak + 1
+    return mix_counts(baseline_size(args), args)[0] + mix_counts(args.streams, args)[0] + soak + 1
+
+
+def baseline_size(args: argparse.Namespace) -> int:
+    return args.streams if args.baseline < 0 else args.baseline
+
+
+def soak_counts(args: argparse.Namespace) -> tuple[int, int]:
+    count = int(args.soak * args.rate)
+    return round(count * args.soak_generated_share), round(count * args.soak_direct_share)
 
 
 def warm_up(stack: load_core.Stack, key: str, pools: load_core.QuestionPools) -> None:
@@ -160,8 +174,9 @@ def timed_run(label: str, stack, key: str, asks, concurrency: int, timeout_s: fl
     return results, summary
 
 
-def burst(args: argparse.Namespace, stack, key: str, pools) -> list:
-    baseline_count = args.streams if args.baseline < 0 else args.baseline
+def burst(args: argparse.Namespace, stack, key: str, pools) -> tuple[list, tuple[int, int]]:
+    """The c=1 baseline, then all streams at once; returns the results and the (generated, direct) questions used."""
+    baseline_count = baseline_size(args)
     results = []
     baseline = None
     skip = (0, 0)
@@ -179,17 +194,17 @@ def burst(args: argparse.Namespace, stack, key: str, pools) -> list:
     results += load_results
     if baseline is not None:
         print("\n" + load_core.comparison_table(baseline, loaded, args.streams))
-    return results
+    return results, (skip[0] + generated, skip[1] + direct)
 
 
-def soak_asks(pools, args: argparse.Namespace) -> list:
-    count = int(args.soak * args.rate)
-    generated, direct = mix_counts(count, args)
-    return load_core.question_mix(pools, count=count, generated=generated, direct=min(direct, len(pools.fresh)))
+def soak_asks(pools, args: argparse.Namespace, skip: tuple[int, int]) -> list:
+    generated, direct = soak_counts(args)
+    return load_core.question_mix(pools, count=int(args.soak * args.rate), generated=generated,
+                                  direct=min(direct, len(pools.fresh) - skip[1]), skip=skip)
 
 
-def soak(args: argparse.Namespace, stack, key: str, pools) -> tuple[list, bool]:
-    asks = soak_asks(pools, args)
+def soak(args: argparse.Namespace, stack, key: str, pools, skip: tuple[int, int]) -> tuple[list, bool]:
+    asks = soak_asks(pools, args, skip)
     samples: list[tuple[float, dict[str, float]]] = [(0.0, stack.rss_mb())]
     print(f"\nsoak: {len(asks)} asks at {args.rate}/s for {args.soak:.0f} s", flush=True)
     print(rss_line(*samples[0]), flush=True)
@@ -279,11 +294,12 @@ def main(argv=None) -> int:
         if args.lock:
             lock_take(args.lock)
         warm_up(stack, key, pools)
-        memory_ok = True
+        memory_ok, results, used = True, [], (0, 0)
+        if not args.soak or args.burst_first:
+            results, used = burst(args, stack, key, pools)
         if args.soak:
-            results, memory_ok = soak(args, stack, key, pools)
-        else:
-            results = burst(args, stack, key, pools)
+            soak_results, memory_ok = soak(args, stack, key, pools, used)
+            results += soak_results
         verdict = load_core.verify(results)
     report_verdict(verdict)
     print(f"end: {uptime()}")
