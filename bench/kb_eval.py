@@ -63,32 +63,35 @@ def build(name: str):
 def evaluate_set(name: str, kb, queries) -> dict:
     from kb.evaluation import fusion_weight_tune, knowledge_base_evaluate, score_lists
 
-    default = (kb.fusion_dense_weight, kb.fusion_rrf_k)
+    default = (kb.fusion_dense_weight, kb.fusion_rrf_k)  # RRF: new bases start with it
     base = knowledge_base_evaluate(knowledge_base=kb, queries=queries)
     rows = {"bm25": base["bm25"], "dense": base["dense"],
             f"hybrid, default fusion (w_dense={default[0]}, k={default[1]})": base["hybrid"]}
+    rows.update(cross_validated(kb, queries, methods=("rrf",)))
     rows.update(cross_validated(kb, queries))
-    _, per_weight = fusion_weight_tune(knowledge_base=kb, pairs=queries, grid=(0.5,), k_grid=(60,), save=False)
+    _, per_weight = fusion_weight_tune(knowledge_base=kb, pairs=queries, grid=(0.5,), k_grid=(60,),
+                                       methods=("rrf",), save=False)
     rows["hybrid, equal-weight RRF (0.5/0.5, k=60)"] = type(base["bm25"])(
-        per_weight[(0.5, 60)], *[float("nan")] * 4, queries=len(queries))
+        per_weight[("rrf", 0.5, 60)], *[float("nan")] * 4, queries=len(queries))
     rows["langchain-style ensemble"] = score_lists(langchain_style(kb, queries), queries)
     return rows
 
 
-def cross_validated(kb, queries) -> dict:
-    """Hybrid with (weight, k) tuned on labelled pairs, 2-fold: tuned on one half, scored on the other."""
+def cross_validated(kb, queries, methods=None) -> dict:
+    """Hybrid with (method, weight, k) tuned on labelled pairs, 2-fold: tuned on one half, scored on the other."""
     from kb.evaluation import Metrics, fusion_weight_tune, knowledge_base_evaluate
 
     folds = [queries[0::2], queries[1::2]]
     parts, settings = [], []
     for train, test in ((folds[0], folds[1]), (folds[1], folds[0])):
-        best, _ = fusion_weight_tune(knowledge_base=kb, pairs=train, save=True)
+        best, _ = fusion_weight_tune(knowledge_base=kb, pairs=train, save=True, **({"methods": methods} if methods else {}))
         settings.append(best)
         parts.append(knowledge_base_evaluate(knowledge_base=kb, queries=test)["hybrid"])
     n = sum(m.queries for m in parts)
     merged = Metrics(*[sum(getattr(m, f) * m.queries for m in parts) / n
                        for f in ("ndcg10", "recall1", "recall5", "recall10", "mrr10")], queries=n)
-    return {f"hybrid, tuned 2-fold (w_dense, k per fold: {settings[0]}, {settings[1]})": merged}
+    label = "RRF only" if methods == ("rrf",) else "RRF or min-max"
+    return {f"hybrid, tuned 2-fold, {label} (per fold: {settings[0]}, {settings[1]})": merged}
 
 
 def langchain_style(kb, queries):

@@ -71,5 +71,5 @@ def summary(kb, state: str) -> str:
     kb.refresh_from_db()
     chunks = Chunk.objects.filter(document__knowledge_base=kb).count()
     return (f"Demo knowledge base {kb.name!r} {state}: {kb.documents.count()} documents, {chunks} chunks, "
-            f"{kb.faq_entries.count()} FAQ entries (fusion: dense weight {kb.fusion_dense_weight}, "
-            f"RRF k {kb.fusion_rrf_k}).")
+            f"{kb.faq_entries.count()} FAQ entries (fusion: {kb.fusion_method}, dense weight "
+            f"{kb.fusion_dense_weight}, RRF k {kb.fusion_rrf_k}).")

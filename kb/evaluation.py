@@ -24,6 +24,8 @@ DEPTH = 10
 # From BM25-heavy (Chinese with an English embedder) to dense-heavy (paraphrased English questions).
 WEIGHT_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 RRF_K_GRID = (5, 20, 60)
+# Fusion methods tried by the tuning: RRF with each k, and min-max score combination (k unused: 0).
+METHODS = ("rrf", "minmax")
 
 
 @dataclass(frozen=True)
@@ -115,18 +117,20 @@ def knowledge_base_evaluate(*, knowledge_base, queries: Sequence[EvalQuery],
 
 def fusion_weight_tune(*, knowledge_base, pairs: Sequence[EvalQuery] | None = None,
                        grid: Sequence[float] = WEIGHT_GRID, k_grid: Sequence[int] = RRF_K_GRID,
-                       save: bool = True) -> tuple[tuple[float, int], dict[tuple[float, int], float]]:
-    """The (dense weight, RRF k) maximising hybrid nDCG@10 on labelled pairs (default: the base's FAQ pairs).
+                       methods: Sequence[str] = METHODS, save: bool = True,
+                       ) -> tuple[tuple[str, float, int], dict[tuple[str, float, int], float]]:
+    """The (method, dense weight, RRF k) maximising hybrid nDCG@10 on labelled pairs (default: the base's FAQ pairs).
 
     Retrieval runs once per query; only the fusion is repeated per setting. Returns the chosen
-    setting and nDCG@10 per setting. With fewer than 10 pairs the base keeps its own.
+    setting and nDCG@10 per setting (``k`` is 0 for min-max). With fewer than 10 pairs the base
+    keeps its own.
     """
     from kb.indexing import active_index
     from kb.retrieval.search import candidates, fuse
 
     pairs = list(pairs if pairs is not None else faq_pairs(knowledge_base))
     index = active_index(knowledge_base.pk)
-    current = (knowledge_base.fusion_dense_weight, knowledge_base.fusion_rrf_k)
+    current = (knowledge_base.fusion_method, knowledge_base.fusion_dense_weight, knowledge_base.fusion_rrf_k)
     if len(pairs) < 10 or index is None:
         return current, {}
     from django.conf import settings
@@ -138,16 +142,20 @@ def fusion_weight_tune(*, knowledge_base, pairs: Sequence[EvalQuery] | None = No
              for p, v in zip(pairs, vectors, strict=True)]
     labels = chunk_labels({key for f in found for key, _ in f.bm25 + f.dense})
     results = {}
-    for weight in grid:
-        for rrf_k in k_grid:
-            ranked = [[labels.get(fused.key, set())
-                       for fused in fuse(f, dense_weight=weight, rrf_k=rrf_k, limit=DEPTH)] for f in found]
-            results[(weight, rrf_k)] = score_lists(ranked, pairs).ndcg10
-    # Ties go to the setting nearest the defaults (less overfitting to a small label set).
-    best = max(results, key=lambda s: (round(results[s], 6), -abs(s[0] - 0.7), s[1]))
+    settings_grid = [(method, weight, rrf_k) for method in methods for weight in grid
+                     for rrf_k in (k_grid if method == "rrf" else (0,))]
+    for method, weight, rrf_k in settings_grid:
+        ranked = [[labels.get(fused.key, set())
+                   for fused in fuse(f, dense_weight=weight, rrf_k=rrf_k, limit=DEPTH, method=method)] for f in found]
+        results[(method, weight, rrf_k)] = score_lists(ranked, pairs).ndcg10
+    # Ties go to RRF and to the setting nearest the defaults (less overfitting to a small label set).
+    best = max(results, key=lambda s: (round(results[s], 6), s[0] == "rrf", -abs(s[1] - 0.7), s[2]))
     if save:
-        knowledge_base.fusion_dense_weight, knowledge_base.fusion_rrf_k = best
-        knowledge_base.save(update_fields=["fusion_dense_weight", "fusion_rrf_k"])
+        method, weight, rrf_k = best
+        knowledge_base.fusion_method, knowledge_base.fusion_dense_weight = method, weight
+        if method == "rrf":  # min-max leaves k as it was (unused)
+            knowledge_base.fusion_rrf_k = rrf_k
+        knowledge_base.save(update_fields=["fusion_method", "fusion_dense_weight", "fusion_rrf_k"])
     return best, results
 
 

@@ -33,6 +33,11 @@ class KnowledgeBase(models.Model):
     fusion_dense_weight = models.FloatField(default=default_dense_weight)
     # RRF's k for this base (small k trusts the top ranks more); tuned with the weight.
     fusion_rrf_k = models.PositiveIntegerField(default=default_rrf_k)
+    # How the two lists are fused: weighted RRF, or a convex combination of min-max-normalised scores
+    # (the weight is then the dense share). Tuned with the weight (kb.evaluation.fusion_weight_tune).
+    fusion_method = models.CharField(max_length=10, choices=[("rrf", "weighted RRF"),
+                                                             ("minmax", "min-max score combination")],
+                                     default="rrf")
     active_index = models.ForeignKey(
         "IndexVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

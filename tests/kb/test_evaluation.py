@@ -43,11 +43,13 @@ def test_fusion_tuning_uses_faq_pairs_and_saves_the_best(kb, ingest):
     best, results = fusion_weight_tune(knowledge_base=kb, grid=(0.5, 0.9), k_grid=(5, 60))
     # then every setting was scored, and the saved one is a best one
     kb.refresh_from_db()
-    assert set(results) == {(0.5, 5), (0.5, 60), (0.9, 5), (0.9, 60)}
-    assert (kb.fusion_dense_weight, kb.fusion_rrf_k) == best
+    assert set(results) == {("rrf", 0.5, 5), ("rrf", 0.5, 60), ("rrf", 0.9, 5), ("rrf", 0.9, 60),
+                            ("minmax", 0.5, 0), ("minmax", 0.9, 0)}
+    assert (kb.fusion_method, kb.fusion_dense_weight) == best[:2]
+    assert best[0] == "minmax" or kb.fusion_rrf_k == best[2]
     assert results[best] == max(results.values()) > 0.5
 
 
 def test_fusion_tuning_keeps_settings_with_too_few_pairs(kb):
     best, results = fusion_weight_tune(knowledge_base=kb, pairs=[EvalQuery("q", ("d",))])
-    assert best == (kb.fusion_dense_weight, kb.fusion_rrf_k) and results == {}
+    assert best == (kb.fusion_method, kb.fusion_dense_weight, kb.fusion_rrf_k) and results == {}

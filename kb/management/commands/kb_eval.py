@@ -35,7 +35,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if tune:
             best, _ = fusion_weight_tune(knowledge_base=knowledge_base)
-            self.stderr.write(f"fusion tuned on FAQ pairs: dense weight {best[0]}, RRF k {best[1]}")
+            self.stderr.write(f"fusion tuned on FAQ pairs: {best[0]}, dense weight {best[1]}"
+                              + (f", RRF k {best[2]}" if best[0] == "rrf" else ""))
         results = knowledge_base_evaluate(knowledge_base=knowledge_base, queries=loaded, include_faq=include_faq)
         if json:
             self.stdout.write(dumps({name: m.as_dict() for name, m in results.items()}))
