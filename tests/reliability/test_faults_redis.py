@@ -8,6 +8,7 @@ customer sees, restarts Redis on the same port and asks again — without restar
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -20,7 +21,7 @@ from tests.reliability.faults_support import (
     service_mode_only,
     start_worker_on,
 )
-from tests.reliability.test_faults_inference import OTHER_QUESTION, QUESTION, web_server
+from tests.reliability.test_faults_inference import CHITCHAT, OTHER_QUESTION, QUESTION, web_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True),
               service_mode_only("no Redis in embedded mode: cache, broker and token streams live in the process")]
@@ -32,6 +33,21 @@ def own_redis(tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+def first_token_written(url: str, job_id: str, timeout: float) -> None:
+    """Until the job's Redis stream holds an event (read straight from Redis, not through the web process)."""
+    import redis
+
+    from inference.stream import KEY_PREFIX
+
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout
+    while client.xlen(KEY_PREFIX + job_id) == 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no token of job {job_id} after {timeout}s")
+        time.sleep(0.05)
+    client.close()
 
 
 def wait_generator_ready(base: str, timeout: float) -> float:
@@ -55,23 +71,24 @@ def test_redis_restart_fails_requests_in_flight_cleanly_and_serves_new_ones(key_
                              env={"KEFU_MODEL": "smollm2-135m"})
     server = None
     try:
-        server = web_server(tmp_path, own_redis.url, KEFU_WARMUP="1", KEFU_CHAT_ANSWER_TOKENS="60")
+        # a long answer (still streaming when Redis stops), a short greeting afterwards
+        server = web_server(tmp_path, own_redis.url, KEFU_WARMUP="1", KEFU_CHAT_ANSWER_TOKENS="400",
+                            KEFU_CHAT_CHITCHAT_TOKENS="3")
         wait_generator_ready(server.base, 300)
         status, started, _ = ask(server.base, key_a.public_key, QUESTION, timeout=120)
         assert status == 202 and started["outcome"] == "pending", (started, server.log_path.read_text()[-5000:])
         reader = SseReader(started["stream_url"], read_timeout_s=30)
-        stopped_at = []
+        with ThreadPoolExecutor(1) as pool:
+            reading = pool.submit(read_until_final, reader, deadline_s=240)
 
-        # when Redis is stopped while the answer streams
-        def stop_redis_on_first_token(event):
-            if not stopped_at:
-                own_redis.stop()
-                stopped_at.append(time.monotonic())
-
-        final = read_until_final(reader, deadline_s=240, on_token=stop_redis_on_first_token)
+            # when Redis is stopped once the worker has streamed its first token (the answer still running)
+            job_id = str(Message.objects.get(pk=started["message_id"]).inference_job_id)
+            first_token_written(own_redis.url, job_id, timeout=240)
+            own_redis.stop()
+            stopped_at = [time.monotonic()]
+            final = reading.result(timeout=120)
 
         # then the stream in flight ends with an error event (not a cut connection or a hang)
-        assert stopped_at, (final, worker.log()[-2000:])
         assert final is not None and final.kind == "error", (final, server.log_path.read_text()[-3000:])
         assert final.data["code"] == "service_unavailable"
         broken_s = final.at - stopped_at[0]
@@ -92,7 +109,7 @@ def test_redis_restart_fails_requests_in_flight_cleanly_and_serves_new_ones(key_
             pytest.fail(f"worker exit status {worker.process.poll()}:\n{worker.log()[-3000:]}")
 
         # then a new question is answered by the same web process and worker
-        status, again, _ = ask(server.base, key_a.public_key, OTHER_QUESTION, timeout=60)
+        status, again, _ = ask(server.base, key_a.public_key, CHITCHAT, timeout=60)
         assert status == 202 and again["outcome"] == "pending", again
         final = read_until_final(SseReader(again["stream_url"], read_timeout_s=30), deadline_s=180)
         assert final is not None and final.kind == "done", (final, worker.log()[-3000:])
