@@ -92,21 +92,27 @@ def grouped_by_meaning(texts: list[str]) -> tuple[object, list[list[int]]]:
     return vectors, list(members.values())
 
 
-def covering_faq(kb_id: int, centre_vector, newest_at: datetime) -> int | None:
-    """An FAQ entry of the base, created after the group's newest question, that means the same."""
+def later_faq_entries(kb_id: int, since: datetime) -> list[tuple[int, str, datetime]]:
+    """(id, question, created) of the base's FAQ entries created after ``since``: one query per base."""
     from kb.models import FaqEntry
 
-    entries = list(FaqEntry.objects.filter(knowledge_base_id=kb_id, created_at__gt=newest_at)
-                   .values_list("id", "question"))
-    if not entries:
+    return list(FaqEntry.objects.filter(knowledge_base_id=kb_id, created_at__gt=since).order_by("id")
+                .values_list("id", "question", "created_at"))
+
+
+def covering_faq(entries: list[tuple[int, str, datetime]], centre_vector, newest_at: datetime) -> int | None:
+    """The FAQ entry among ``entries``, created after the group's newest question, that means the same."""
+    later = [(pk, question) for pk, question, created_at in entries if created_at > newest_at]
+    if not later:
         return None
-    vectors = similarity.embeddings([question for _, question in entries])
+    vectors = similarity.embeddings([question for _, question in later])
     scores = vectors @ centre_vector
     best = int(scores.argmax())
-    return entries[best][0] if scores[best] >= similarity.GROUP_SIMILARITY else None
+    return later[best][0] if scores[best] >= similarity.GROUP_SIMILARITY else None
 
 
-def gap_group(kb_id: int, name: str, questions: list[GapQuestion], vectors, members: list[int]) -> GapGroup:
+def gap_group(kb_id: int, name: str, questions: list[GapQuestion], vectors, members: list[int],
+              faq_entries: list[tuple[int, str, datetime]]) -> GapGroup:
     chosen = [questions[index] for index in members]
     phrasings = Counter(question.text for question in chosen).most_common()
     reasons = Counter("down-voted" if q.down_rated and q.outcome not in GAP_OUTCOMES else (q.reason or q.outcome)
@@ -117,7 +123,7 @@ def gap_group(kb_id: int, name: str, questions: list[GapQuestion], vectors, memb
     centre = centre / (float((centre ** 2).sum()) ** 0.5 or 1.0)
     return GapGroup(kb_id, name, representative, len(chosen), newest, tuple(phrasings[:8]), tuple(reasons),
                     tuple(sorted(chosen, key=lambda q: q.asked_at, reverse=True)[:5]),
-                    covering_faq(kb_id, centre, newest))
+                    covering_faq(faq_entries, centre, newest))
 
 
 def knowledge_gaps(flt: DashboardFilter) -> list[GapGroup]:
@@ -131,7 +137,8 @@ def knowledge_gaps(flt: DashboardFilter) -> list[GapGroup]:
     groups = []
     for kb_id, questions in per_base.items():
         vectors, clusters = grouped_by_meaning([question.text for question in questions])
-        groups += [gap_group(kb_id, names.get(kb_id, f"#{kb_id}"), questions, vectors, members)
+        faq_entries = later_faq_entries(kb_id, min(question.asked_at for question in questions))
+        groups += [gap_group(kb_id, names.get(kb_id, f"#{kb_id}"), questions, vectors, members, faq_entries)
                    for members in clusters]
     return sorted(groups, key=lambda group: (group.covered_by_faq_id is not None, -group.newest_at.timestamp()))
 
