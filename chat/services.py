@@ -63,10 +63,28 @@ def embed_question(text: str):
     return embed_query(text)
 
 
-def search_hits(kb, query: str) -> list:
+def search_hits(kb, query: str, query_vector=None) -> list:
     from kb.search import hybrid
 
-    return hybrid(kb, query, kb.top_k)
+    return hybrid(kb, query, kb.top_k, query_vector=query_vector)
+
+
+class StageClock:
+    """Milliseconds spent per pipeline stage of one message (stored in the answer's ``timings["stages"]``).
+
+    The POST's time is spread over the guard, the cache, one embedding, intent, retrieval and the
+    writes; knowing which stage a slow answer spent it in is what the latency bench reads.
+    """
+
+    def __init__(self):
+        self.stages: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        """Charge the time since the previous lap to ``stage`` (added up when a stage repeats)."""
+        now = time.perf_counter()
+        self.stages[stage] = round(self.stages.get(stage, 0.0) + (now - self.last) * 1000, 1)
+        self.last = now
 
 
 def recent_turns(conversation: Conversation | None) -> list[history.Turn]:
@@ -83,6 +101,7 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
                    visitor_id: str = "") -> AnswerStarted:
     """Answer one guarded question: store it and its reply (complete, or pending on the generator)."""
     started = time.perf_counter()
+    clock = StageClock()
     kb = widget_key.knowledge_base
     profile = chat_profile_of(kb)
     turns = recent_turns(conversation)
@@ -91,24 +110,32 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
     index_version = kb.active_index_id
     query_vector = None
     found_intent = None
+    clock.lap("context")
     if matcher.contains(text):
         reply = Reply(Outcome.REFUSED, replies.reply("sensitive_word", question=text), reason="sensitive_word")
     else:
         # An exact hit needs no embedding: the cheapest answer is looked up before anything is computed.
         reply = cached_reply(kb_id=kb.pk, index_version=index_version, question=text, query_vector=None,
                              standalone=standalone)
+        clock.lap("cache")
         if reply is None:
+            # The one embedding of this message: the semantic cache, intent and retrieval all reuse it.
             query_vector = embed_question(standalone.query)
+            clock.lap("embed")
             reply = cached_reply(kb_id=kb.pk, index_version=index_version, question=text,
                                  query_vector=query_vector, standalone=standalone, exact_checked=True)
+            clock.lap("cache")
         if index_version is not None and not standalone.depends_on_history:  # the cache was looked up
             chat_metrics.cache_lookup_count(knowledge_base=kb.slug, result=reply.reason if reply else "miss")
         if reply is None:
             found_intent = intent.intent_classify(text=standalone.query, query_vector=query_vector, kb_id=kb.pk,
                                                   index_version=index_version)
+            clock.lap("intent")
             reply = pipeline_reply(kb=kb, profile=profile, question=text, standalone=standalone,
-                                   found_intent=found_intent, query_vector=query_vector, turns=turns)
+                                   found_intent=found_intent, query_vector=query_vector, turns=turns, clock=clock)
+            clock.lap("decide")  # the decision, and the extract in extractive mode
     with transaction.atomic():
+        is_new = conversation is None
         conversation = conversation or Conversation.objects.create(
             knowledge_base=kb, widget_key=widget_key, visitor_id=visitor_id[:64])
         question = Message.objects.create(
@@ -118,25 +145,29 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
             intent_confidence=found_intent.confidence if found_intent else None,
             standalone_query=standalone.query if standalone.depends_on_history else "",
         )
-        answer = Message.objects.create(
+        # Built in memory first (its uuid is known), so the generation job can name it and the row is
+        # written once, complete — each statement is a turn of SQLite's single write lock.
+        answer = Message(
             conversation=conversation, role=Message.Role.ASSISTANT, reply_to=question, text=reply.text,
             outcome=reply.outcome, reason=reply.reason, intent=question.intent,
             intent_confidence=question.intent_confidence, citations=list(reply.citations),
             passages=list(reply.passages), index_version=index_version, served_from_id=reply.served_from_id,
         )
-        if reply.outcome == Outcome.HANDED_OFF:
-            conversation_handoff(conversation=conversation)
         if reply.generation_messages:
             answer.inference_job_id = generation.generation_start(
                 messages=list(reply.generation_messages), max_new_tokens=reply.max_new_tokens,
                 message_id=str(answer.pk))
+        clock.lap("store")
         pipeline_ms = elapsed_ms(started)
-        answer.timings = {"pipeline_ms": pipeline_ms}
+        answer.timings = {"pipeline_ms": pipeline_ms, "stages": clock.stages}
         if answer.outcome != Outcome.PENDING:
             answer.timings["total_ms"] = pipeline_ms
             answer.completed_at = timezone.now()
-        answer.save(update_fields=["inference_job_id", "timings", "completed_at"])
-        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+        answer.save(force_insert=True)
+        if reply.outcome == Outcome.HANDED_OFF and conversation.status != Conversation.Status.HANDED_OFF:
+            conversation_handoff(conversation=conversation)  # stamps updated_at too
+        elif not is_new:
+            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
         if reply.cacheable and index_version is not None and not standalone.depends_on_history:
             answer_cache.answer_cache_store(message=answer, question=text, query_vector=query_vector,
                                             kb_id=kb.pk, index_version=index_version)
@@ -156,16 +187,16 @@ def cached_reply(*, kb_id: int, index_version, question: str, query_vector, stan
                                            query_vector=query_vector, exact=not exact_checked)
     if hit is None:
         return None
-    from chat.models import CachedAnswer
-
-    source_id = CachedAnswer.objects.filter(pk=hit.entry_id).values_list("source_message_id", flat=True).first()
     return Reply(Outcome.CACHED, hit.answer, reason=hit.kind, citations=tuple(hit.citations),
-                 served_from_id=source_id)
+                 served_from_id=hit.source_message_id)
 
 
-def pipeline_reply(*, kb, profile, question: str, standalone, found_intent, query_vector, turns) -> Reply:
+def pipeline_reply(*, kb, profile, question: str, standalone, found_intent, query_vector, turns,
+                   clock: StageClock | None = None) -> Reply:
     """Retrieve when the intent needs it, decide, and turn the decision into a reply."""
-    hits = search_hits(kb, standalone.query) if decide.needs_retrieval(found_intent) else []
+    hits = search_hits(kb, standalone.query, query_vector) if decide.needs_retrieval(found_intent) else []
+    if clock is not None:
+        clock.lap("retrieve")
     decision = decide.answer_decide(
         intent=found_intent, hits=hits, direct_threshold=kb.direct_answer_threshold,
         relevance_floor=relevance_floor_of(profile), extractive=profile.answer_mode == profile.AnswerMode.EXTRACTIVE,

@@ -5,7 +5,8 @@ A staff reply is stored like any assistant message of the conversation — role
 ``reply_to`` — so it reaches the customer through chat's existing paths: it is listed by
 ``GET /api/v1/chat/conversations/<id>`` with its ``stream_url``, and that stream
 (:mod:`chat.sse`) serves it as one ``done`` event carrying the text, exactly like a
-cached or direct answer. Closing a conversation takes it out of the inbox; the chat API
+cached or direct answer. An open widget gets it at once, without a reload, on the
+conversation's live stream (:mod:`chat.live`), woken when the reply commits. Closing a conversation takes it out of the inbox; the chat API
 then answers new questions in it with 409 ``conversation_closed``.
 
 Written by the analytics work (issue 6) as a new module so no existing chat file changed.
@@ -16,6 +17,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from chat.live import conversation_touch
 from chat.models import Conversation, Message
 
 STAFF_REPLY_REASON = "staff_reply"
@@ -42,6 +44,7 @@ def staff_reply_send(*, conversation: Conversation, text: str) -> Message:
             reason=STAFF_REPLY_REASON, completed_at=now, timings={"total_ms": 0.0},
         )
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=now)
+        conversation_touch(public_id=conversation.public_id)
     return reply
 
 
@@ -49,6 +52,9 @@ def conversation_close(*, conversation: Conversation) -> Conversation:
     """Close a conversation (idempotent): it leaves the hand-off inbox and takes no new questions."""
     if conversation.status != Conversation.Status.CLOSED:
         now = timezone.now()
-        Conversation.objects.filter(pk=conversation.pk).update(status=Conversation.Status.CLOSED, updated_at=now)
+        with transaction.atomic():
+            Conversation.objects.filter(pk=conversation.pk).update(status=Conversation.Status.CLOSED,
+                                                                    updated_at=now)
+            conversation_touch(public_id=conversation.public_id)
         conversation.status = Conversation.Status.CLOSED
     return conversation

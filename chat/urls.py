@@ -12,6 +12,7 @@ urlpatterns = [
     path("messages/<str:message_id>/feedback", views.message_feedback, name="message-feedback"),
     path("conversations/<str:conversation_id>", views.conversation_detail, name="conversation"),
     path("conversations/<str:conversation_id>/handoff", views.conversation_handoff, name="conversation-handoff"),
+    path("conversations/<str:conversation_id>/events", views.conversation_events, name="conversation-events"),
     path("schema", views.schema, name="schema"),
     path("demo/", pages.demo, name="demo"),
 ]

@@ -3,7 +3,7 @@
 - ``POST messages`` → 202 with the reply's id, the conversation id and the stream URL;
 - ``GET messages/<id>/stream`` → SSE (see :mod:`chat.sse`);
 - ``POST messages/<id>/feedback``, ``POST conversations/<id>/handoff``,
-  ``GET conversations/<id>`` (history);
+  ``GET conversations/<id>`` (history), ``GET conversations/<id>/events`` (SSE: staff replies, live);
 - ``GET schema`` → the OpenAPI document.
 
 The widget key travels in the ``X-Kefu-Key`` header; the page's ``Origin`` must be one of
@@ -20,7 +20,7 @@ from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from chat import selectors, services, sse
+from chat import live, selectors, services, sse
 from chat.api import (
     KEY_HEADER,
     ApiError,
@@ -173,6 +173,45 @@ async def message_stream(request, message_id):
         return with_cors(HttpResponse(status=204), origin)
     response = StreamingHttpResponse(sse.message_events(message, last_event_id=last_event_id),
                                      content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return with_cors(response, origin)
+
+
+def live_prepare(request, conversation_id):
+    """The conversation of a live stream, its CORS origin and the message id to resume after."""
+    import uuid
+
+    if request.method != "GET":
+        raise ApiError(405, "method_not_allowed", "use GET")
+    conversation = selectors.conversation_get(public_id=conversation_id)
+    if conversation is None:
+        raise ApiError(404, "conversation_not_found", "no such conversation")
+    origin = request_origin(request)
+    key = conversation.widget_key
+    if origin and (key is None or not selectors.origin_allowed(widget_key=key, origin=origin)):
+        raise ApiError(403, "origin_not_allowed", f"{origin} is not an allowed origin for this conversation")
+    after = request.headers.get("Last-Event-ID") or request.GET.get("after") or None
+    if after is not None:
+        try:
+            after = str(uuid.UUID(after))
+        except ValueError:
+            raise ApiError(400, "invalid_event_id", "Last-Event-ID / after must be a message id") from None
+    return conversation, origin, after
+
+
+@csrf_exempt
+async def conversation_events(request, conversation_id):
+    """SSE: staff replies of a handed-off conversation as they are sent (see :mod:`chat.live`)."""
+    if request.method == "OPTIONS":
+        return await api_call(request, None, conversation_id)
+    try:
+        conversation, origin, after = await sync_to_async(live_prepare)(request, conversation_id)
+    except ApiError as error:
+        return error_response(error, origin=await sync_to_async(allowed_origin_for_error)(request))
+    events = live.conversation_events(conversation, after_id=after, sse_event=sse.sse_event,
+                                      message_json=lambda message: message_json(request, message))
+    response = StreamingHttpResponse(events, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return with_cors(response, origin)

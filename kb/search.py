@@ -1,4 +1,4 @@
-"""The search entry point other apps call: ``kb.search.hybrid(kb, query, k) -> list[Hit]``.
+"""The search entry point other apps call: ``kb.search.hybrid(kb, query, k, *, query_vector=None) -> list[Hit]``.
 
 The implementation lives in :mod:`kb.retrieval.search`; this module is the stable name.
 """

@@ -54,6 +54,35 @@ def redis_client(redis_url):
     client.close()
 
 
+@pytest.fixture
+def isolated_cache(settings):
+    """The Django cache, empty for this test, without touching anybody else's keys.
+
+    Local memory (embedded mode) is this process's own and is simply cleared. On Redis
+    (service mode) ``cache.clear()`` would FLUSHDB — token streams, heartbeats, queues and
+    other test runs sharing the DB — so the test gets its own key prefix instead, and the
+    keys under it are deleted afterwards.
+    """
+    from django.core.cache import cache
+
+    config = settings.CACHES["default"]
+    if not config["BACKEND"].endswith("RedisCache"):
+        cache.clear()
+        yield cache
+        return
+    import redis
+
+    prefix = f"kefu-test-{uuid.uuid4().hex[:12]}"
+    settings.CACHES = {**settings.CACHES, "default": {**config, "KEY_PREFIX": prefix}}
+    yield cache
+    client = redis.Redis.from_url(config["LOCATION"])
+    try:
+        for key in client.scan_iter(match=f"{prefix}:*", count=500):
+            client.delete(key)
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """A PostgreSQL server URL (the database itself may not exist)."""

@@ -29,6 +29,7 @@ class CacheHit:
     citations: list
     kind: str  # "exact" | "semantic"
     similarity: float
+    source_message_id: object = None  # the assistant message the answer was first given in
 
 
 def cache_form(text: str) -> str:
@@ -71,7 +72,7 @@ def answer_cache_lookup(*, kb_id: int, index_version: int, question: str, query_
 
 def served(entry, *, kind: str, similarity: float) -> CacheHit:
     type(entry).objects.filter(pk=entry.pk).update(hits=F("hits") + 1)
-    return CacheHit(entry.pk, entry.answer, list(entry.citations), kind, similarity)
+    return CacheHit(entry.pk, entry.answer, list(entry.citations), kind, similarity, entry.source_message_id)
 
 
 def cached_matrix(kb_id: int, index_version: int) -> tuple[list[int], np.ndarray]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.conf import settings
 
-from kb.retrieval.fusion import Ranked, weighted_minmax, weighted_rrf
+from kb.retrieval.fusion import Ranked, weighted_rrf
 
 BM25 = "bm25"
 DENSE = "dense"
@@ -66,12 +66,27 @@ class Candidates:
     query_vector: np.ndarray
 
 
-def hybrid(kb, query: str, k: int | None = None) -> list[Hit]:
-    """The contract: the top-k fused hits of ``query`` in knowledge base ``kb`` (empty if unindexed)."""
-    return search(kb, query, k).hybrid
+def hybrid(kb, query: str, k: int | None = None, *, query_vector: np.ndarray | None = None) -> list[Hit]:
+    """The contract: the top-k fused hits of ``query`` in knowledge base ``kb`` (empty if unindexed).
+
+    ``query_vector``: the query's normalised embedding when the caller already has it (the chat
+    pipeline embeds each question once for its cache, intent and retrieval); saves one encoder pass.
+    Only the fused hits are read from the database.
+    """
+    from kb.indexing import active_index
+
+    k = k or kb.top_k
+    index = active_index(kb.pk)
+    if index is None or not query.strip():
+        return []
+    found = candidates(index, query, settings.KEFU_KB_CANDIDATES, query_vector)
+    fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k)
+    hydrated = hydrate({f.key for f in fused}, found.query_vector)
+    return [make_hit(hydrated[f.key], f.score, f.found_by) for f in fused if f.key in hydrated]
 
 
-def search(kb, query: str, k: int | None = None, *, include_faq: bool = True) -> SearchResult:
+def search(kb, query: str, k: int | None = None, *, include_faq: bool = True,
+           query_vector: np.ndarray | None = None) -> SearchResult:
     """BM25, dense and fused top-k hits for one query (``include_faq=False``: document chunks only)."""
     from kb.indexing import active_index
 
@@ -79,12 +94,11 @@ def search(kb, query: str, k: int | None = None, *, include_faq: bool = True) ->
     index = active_index(kb.pk)
     if index is None or not query.strip():
         return SearchResult([], [], [])
-    found = candidates(index, query, settings.KEFU_KB_CANDIDATES)
+    found = candidates(index, query, settings.KEFU_KB_CANDIDATES, query_vector)
     if not include_faq:
         found = Candidates(bm25=[c for c in found.bm25 if c[0][0] == "chunk"],
                            dense=[c for c in found.dense if c[0][0] == "chunk"], query_vector=found.query_vector)
-    fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k,
-                 method=kb.fusion_method)
+    fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k)
     lists = {
         BM25: [(key, score, {BM25: Ranked(rank, score)}) for rank, (key, score) in enumerate(found.bm25[:k], 1)],
         DENSE: [(key, score, {DENSE: Ranked(rank, score)}) for rank, (key, score) in enumerate(found.dense[:k], 1)],
@@ -130,13 +144,13 @@ def collapse(rows, row_ids: np.ndarray, scores: np.ndarray) -> list[tuple[tuple[
     return out
 
 
-def fuse(found: Candidates, *, dense_weight: float, rrf_k: int | None = None, limit: int, method: str = "rrf"):
-    """Weighted RRF (``method="rrf"``) or min-max score combination (``"minmax"``; ``rrf_k`` unused)."""
-    rankings = {BM25: found.bm25, DENSE: found.dense}
-    weights = {BM25: 1.0 - dense_weight, DENSE: dense_weight}
-    if method == "minmax":
-        return weighted_minmax(rankings, weights=weights, limit=limit)
-    return weighted_rrf(rankings, weights=weights, k=rrf_k or settings.KEFU_KB_RRF_K, limit=limit)
+def fuse(found: Candidates, *, dense_weight: float, rrf_k: int | None = None, limit: int):
+    return weighted_rrf(
+        {BM25: found.bm25, DENSE: found.dense},
+        weights={BM25: 1.0 - dense_weight, DENSE: dense_weight},
+        k=rrf_k or settings.KEFU_KB_RRF_K,
+        limit=limit,
+    )
 
 
 def hydrate(keys: set[tuple[str, int]], query_vector: np.ndarray) -> dict[tuple[str, int], dict]:

@@ -182,6 +182,23 @@
     scrollDown();
   }
 
+  // --- a handed-off conversation: staff replies arrive live on the conversation's stream ----
+  var live = null;
+  function listen(conversation, afterId) {
+    if (live || !conversation) { return; }
+    var url = API + "/conversations/" + encodeURIComponent(conversation) + "/events";
+    live = new EventSource(afterId ? url + "?after=" + encodeURIComponent(afterId) : url);
+    live.addEventListener("message", function (event) {
+      var m = JSON.parse(event.data);
+      var item = bubble("assistant", "");
+      item.classList.add("staff");
+      finishAnswer(item, {answer: m.text, citations: m.citations, outcome: m.outcome, message_id: m.id});
+    });
+    live.addEventListener("status", function (event) {
+      if (JSON.parse(event.data).status === "closed") { live.close(); live = null; storage(STORE, null); }
+    });
+  }
+
   function follow(streamUrl, item) {
     var body = item.querySelector(".body");
     var streamed = "";
@@ -194,7 +211,13 @@
       body.textContent = streamed;  // plain text while streaming; Markdown once complete
       scrollDown();
     });
-    source.addEventListener("done", function (event) { source.close(); finishAnswer(item, JSON.parse(event.data)); busy(false); });
+    source.addEventListener("done", function (event) {
+      var data = JSON.parse(event.data);
+      source.close();
+      finishAnswer(item, data);
+      busy(false);
+      if (data.outcome === "handed_off") { listen(storage(STORE), data.message_id); }
+    });
     source.addEventListener("error", function (event) {
       if (event.data) {  // an error event from the server, not a dropped connection
         source.close();
@@ -267,7 +290,9 @@
       return response.json();
     }).then(function (data) {
       if (!data) { return; }
+      var lastId = null;
       data.messages.forEach(function (m) {
+        lastId = m.id;
         var item = bubble(m.role, m.role === "user" ? m.text : "");
         if (m.role !== "assistant") { return; }
         if (m.outcome === "pending") { busy(true); follow(m.stream_url, item); return; }
@@ -277,6 +302,7 @@
           if (pressed) { pressed.setAttribute("aria-pressed", "true"); }
         }
       });
+      if (data.status === "handed_off") { listen(conversation, lastId); }
     }).catch(function () { notice(T.welcome); });
   }
 

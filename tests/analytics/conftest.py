@@ -10,10 +10,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(autouse=True)
-def analytics_data_dir(settings, tmp_path):
-    """Index files under a per-test temp dir, an empty local cache, embedded mode, no warm-up."""
-    from django.core.cache import cache
-
+def analytics_data_dir(settings, tmp_path, isolated_cache):
+    """Index files under a per-test temp dir, an empty cache of its own (isolated_cache), embedded mode, no warm-up."""
     from kb.indexing import forget_cached_indexes
 
     settings.KEFU_DATA_DIR = tmp_path / "data"
@@ -23,7 +21,6 @@ def analytics_data_dir(settings, tmp_path):
     settings.REDIS_URL = None
     settings.KEFU_MODE = "embedded"
     forget_cached_indexes()
-    cache.clear()
     yield settings.KEFU_DATA_DIR
     forget_cached_indexes()
 

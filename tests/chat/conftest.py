@@ -32,10 +32,8 @@ DOCUMENT = (
 
 
 @pytest.fixture(autouse=True)
-def chat_data_dir(settings, tmp_path):
-    """Index files under a per-test temp dir; local-memory cache cleared; no warm-up threads."""
-    from django.core.cache import cache
-
+def chat_data_dir(settings, tmp_path, isolated_cache):
+    """Index files under a per-test temp dir; an empty cache of its own (isolated_cache); no warm-up threads."""
     from kb.indexing import forget_cached_indexes
 
     settings.KEFU_DATA_DIR = tmp_path / "data"
@@ -43,7 +41,6 @@ def chat_data_dir(settings, tmp_path):
     settings.KEFU_KB_RESUME_ON_START = False
     settings.KEFU_WARMUP = False
     forget_cached_indexes()
-    cache.clear()
     yield settings.KEFU_DATA_DIR
     forget_cached_indexes()
 

@@ -24,7 +24,10 @@ pytestmark = [
 
 @pytest.fixture
 def slow_generator(fake_generator):
-    """The fake worker writes one token every 120 ms from a thread, like a real decoder."""
+    """The fake worker writes one token every 250 ms from a thread, like a (slow) real decoder.
+
+    Slow enough that the page, polled every 30 ms, sees partial texts on a loaded machine too.
+    """
     fake_generator.write_immediately = False
     real_start = fake_generator.start
 
@@ -38,7 +41,7 @@ def slow_generator(fake_generator):
             time.sleep(0.3)
             for piece in ["A ground", " source heat", " pump needs", " a drilling", " permit", " [1]."]:
                 write_token(stream, piece)
-                time.sleep(0.12)
+                time.sleep(0.25)
             write_done(stream, text="A ground source heat pump needs a drilling permit [1].", prompt_tokens=90,
                        completion_tokens=12, queue_ms=1.0, ttft_ms=300.0, tokens_per_s=8.0, finish_reason="stop")
 
@@ -158,3 +161,28 @@ def test_a_page_on_another_origin_gets_no_answer(live_asgi, shop_key, fake_gener
     page.wait_for_selector(".msg.notice:has-text('something went wrong')")
     assert page.query_selector(".msg.assistant") is None
     assert not off_loop(Message.objects.exists)
+
+
+def test_a_staff_reply_appears_in_the_open_widget_without_a_reload(live_asgi, nordbygg_kb, fake_generator, browser):
+    from chat.models import Conversation
+    from chat.staff_replies import staff_reply_send
+
+    page = browser.new_page()
+    # given a customer who asked for a person in the widget on the demo page
+    page.goto(f"{live_asgi}/api/v1/chat/demo/")
+    page.click(".launcher")
+    page.fill("textarea", "I want to talk to a person")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".msg.assistant[data-outcome='handed_off']")
+    # when a staff member answers from the hand-off inbox
+    conversation = off_loop(lambda: Conversation.objects.get(status=Conversation.Status.HANDED_OFF))
+    off_loop(lambda: staff_reply_send(conversation=conversation, text="Hello, this is Anna from Nordbygg."))
+    # then the reply shows up once in the open panel, without a reload
+    page.wait_for_selector(".msg.assistant.staff:has-text('Anna from Nordbygg')", timeout=15000)
+    assert len(page.query_selector_all(".msg.assistant.staff")) == 1
+    # and after a reload it is in the history, not pushed a second time
+    page.reload()
+    page.click(".launcher")
+    page.wait_for_selector(".msg.assistant:has-text('Anna from Nordbygg')")
+    time.sleep(1.5)  # three live-stream polls
+    assert len(page.query_selector_all(".msg.assistant:has-text('Anna from Nordbygg')")) == 1
