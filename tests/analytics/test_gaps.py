@@ -108,3 +108,12 @@ def test_an_faq_without_an_answer_is_refused(staff_client, gaps):
     response = staff_client.post("/staff/gaps/faq", {"knowledge_base": gaps.pk, "question": "Pay by PayPal?",
                                                      "answer": "  "})
     assert response.status_code == 400 and not FaqEntry.objects.exists()
+
+
+def test_gap_groups_cost_a_fixed_number_of_queries(gaps, django_assert_max_num_queries):
+    # given the two gap groups of the fixture (their FAQ coverage is checked against one read per base)
+    knowledge_gaps(dashboard_filter_parse({"range": "24h"}))  # embeds the texts once
+    # when read again / then base names, gap questions and the base's later FAQ entries: three queries
+    with django_assert_max_num_queries(3):
+        groups = knowledge_gaps(dashboard_filter_parse({"range": "24h"}))
+    assert len(groups) == 2
