@@ -20,12 +20,16 @@ class EngineConfig:
     model: str = "smollm2-135m"  # bundled name, local HF directory, or the remote model's name
     device: str = "auto"  # "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1"
     dtype: str = "auto"  # "auto" (bf16 on GPU, fp32 on CPU), "float32", "bfloat16", "float16"
-    quantization: str = "none"  # "none"; GPU: "8bit"/"4bit" (bitsandbytes); CPU: "int8" (dynamic)
+    # "none"; "auto" (fp16 weights for an fp32 model on a CPU, else none); CPU: "fp16-weight", "int8"
+    # (= "int8-dynamic"), "int8-channel" — torch dynamic-quantized Linear, see BENCHMARKS.md; vllm: its own names
+    quantization: str = "auto"
     max_batch: int = 8  # sequences decoded together; later arrivals wait for a free slot
     max_new_tokens: int = 512  # hard cap on a request's max_new_tokens (validated at submit)
-    # Prompt tokens prefilled together in one pass (the first prompt always goes). Short prompts share a
-    # pass; long ones go one per pass with a decode step of the running rows between them. Measured on
-    # the 2-core CPU: one 8×300-token pass made every TTFT wait for all 8 prefills (c=4 TTFT p50 16 s vs 5 s).
+    # Prompt tokens prefilled together in one pass. Short prompts share a pass; a longer one goes alone,
+    # and while other rows decode it is prefilled in even chunks of ≤ this many tokens, a decode step of
+    # the running rows after each (chunked prefill), so it never stalls their streams for its whole prefill.
+    # Measured on the 2-core CPU: one 8×300-token pass made every TTFT wait for all 8 prefills (c=4 TTFT p50
+    # 16 s vs 5 s).
     prefill_token_budget: int = 512
     timeout_s: float = 300.0  # a generation running longer is stopped and reported as failed
     stale_after_s: float = 360.0  # a job "running" this long without finishing is reaped as failed

@@ -14,6 +14,37 @@ from __future__ import annotations
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 REPLACEMENT = "\ufffd"
+CONTEXT_TOKENS = 4  # tokens decoded again before the new one, so merges and spacing come out as in a full decode
+
+
+class IncrementalDecoder:
+    """The decoded text of a growing list of token ids, decoding only the last few ids per token.
+
+    Decoding all generated ids after every token costs O(n²) over an answer; this decodes a short
+    window (the previous ``CONTEXT_TOKENS`` ids + the new ones) and appends what the new ids added,
+    as vLLM and TGI do. Ids that end inside a multi-byte character add nothing until it is whole.
+    """
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.text = ""
+        self._prefix = 0  # window start
+        self._read = 0  # ids before this one are already in ``text``
+
+    def add(self, token: int) -> str:
+        """Append one id; returns the full text decoded so far."""
+        self.ids.append(token)
+        before = self.decode(self.ids[self._prefix:self._read])
+        after = self.decode(self.ids[self._prefix:])
+        if len(after) > len(before) and not after.endswith(REPLACEMENT):
+            self.text += after[len(before):]
+            self._read = len(self.ids)
+            self._prefix = max(0, self._read - CONTEXT_TOKENS)
+        return self.text
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True) if ids else ""
 
 
 class TextAssembler:

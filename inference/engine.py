@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from inference.backends import transformers_backend as tb
 from inference.config import EngineConfig
-from inference.detokenize import TextAssembler
+from inference.detokenize import IncrementalDecoder, TextAssembler
 from inference.handle import GenerationHandle, GenerationOutput
 from inference.moe import ExpertLoadWindow, attach_expert_counter
 from inference.params import GenerationRequest
@@ -43,6 +43,7 @@ class Row:
     handle: GenerationHandle
     prompt_ids: list[int]
     assembler: TextAssembler
+    decoder: IncrementalDecoder
     generator: object  # torch.Generator or None
     deadline: float  # time.monotonic() after which the request times out
     generated: list[int] = field(default_factory=list)
@@ -57,6 +58,15 @@ class Row:
 class Pending:
     handle: GenerationHandle
     prompt_ids: list[int]
+
+
+@dataclass
+class ChunkedPrefill:
+    """A prompt longer than the prefill budget, prefilled one chunk per engine pass while the others decode."""
+
+    row: Row
+    batch: tb.DecodeBatch | None = None  # its own one-row cache, filled so far
+    done: int = 0  # prompt tokens already in that cache
 
 
 class BatchingEngine:
@@ -74,6 +84,7 @@ class BatchingEngine:
         self.waiting: collections.deque[Pending] = collections.deque()
         self.rows: list[Row] = []
         self.batch: tb.DecodeBatch | None = None
+        self.chunked: ChunkedPrefill | None = None  # a long prompt being prefilled chunk by chunk
         self.wakeup = threading.Condition()
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
@@ -124,8 +135,8 @@ class BatchingEngine:
         return handle
 
     def counts(self) -> tuple[int, int]:
-        """(running, waiting) requests right now."""
-        return len(self.rows), len(self.waiting)
+        """(running, waiting) requests right now (one being prefilled in chunks counts as running)."""
+        return len(self.rows) + (self.chunked is not None), len(self.waiting)
 
     # --- the engine thread ---
     def run(self) -> None:
@@ -143,15 +154,24 @@ class BatchingEngine:
     def run_once(self) -> None:
         self.admit()
         self.drop_stopped()
-        if not self.rows:
+        if not self.rows and self.chunked is None:
             with self.wakeup:
                 if not self.waiting and not self.stopping.is_set():
                     self.wakeup.wait(IDLE_WAIT_S)
             return
-        self.step()
+        if self.rows:
+            self.step()
 
     def admit(self) -> None:
-        """Prefill waiting requests into free rows, together; each emits its first token."""
+        """Prefill waiting requests into free rows; each emits its first token.
+
+        Prompts share one pass up to ``prefill_token_budget`` tokens. A longer prompt arriving while
+        others decode is prefilled ``budget`` tokens per pass (chunked prefill), with a decode step of
+        the running rows after each chunk, so it does not stall their streams for its whole prefill.
+        """
+        if self.chunked is not None:
+            self.advance_chunked()
+            return
         admitted: list[Pending] = []
         budget = self.config.prefill_token_budget
         with self.wakeup:
@@ -161,12 +181,16 @@ class BatchingEngine:
                     self.waiting.popleft()
                     pending.handle.fail("cancelled before it started", finish_reason="cancelled")
                     continue
-                if admitted and len(pending.prompt_ids) > budget:
-                    break  # the next pass takes it, after one decode step of the running rows
+                if len(pending.prompt_ids) > budget and (admitted or self.rows):
+                    if not admitted:  # something is decoding: prefill this one in chunks
+                        self.chunked = ChunkedPrefill(self.new_row(self.waiting.popleft()))
+                    break  # else the next pass takes it, after one decode step of the running rows
                 admitted.append(self.waiting.popleft())
                 budget -= len(pending.prompt_ids)
         if admitted:
             self.prefill_rows(admitted)
+        elif self.chunked is not None:
+            self.advance_chunked()
 
     def prefill_rows(self, admitted: list[Pending]) -> None:
         rows = [self.new_row(pending) for pending in admitted]
@@ -180,6 +204,35 @@ class BatchingEngine:
             for row in rows:
                 self.finish(row, "error", error=f"{type(exc).__name__}: {exc}")
             return
+        self.join(rows, logits, joining)
+
+    def advance_chunked(self) -> None:
+        """Prefill the next chunk of the long prompt; after the last one it joins the running batch."""
+        chunk, budget = self.chunked, self.config.prefill_token_budget
+        row = chunk.row
+        if row.handle.cancelled or time.monotonic() > row.deadline:
+            self.chunked = None
+            self.finish(row, "cancelled" if row.handle.cancelled else "timeout")
+            return
+        remaining = len(row.prompt_ids) - chunk.done
+        size = -(-remaining // -(-remaining // budget))  # even chunks of ≤ budget: 300 at 256 → 150 + 150
+        tokens = row.prompt_ids[chunk.done:chunk.done + size]
+        if self.expert_counter:
+            self.expert_counter.set_owners([row.key] * len(tokens))
+        try:
+            logits, chunk.batch = tb.prefill_chunk(self.model, chunk.batch, tokens, self.device)  # (1, V)
+        except Exception as exc:  # noqa: BLE001 - this prompt failed, the running batch goes on
+            log.exception("chunked prefill failed for %s", row.key)
+            self.chunked = None
+            self.finish(row, "error", error=f"{type(exc).__name__}: {exc}")
+            return
+        chunk.done += len(tokens)
+        if chunk.done >= len(row.prompt_ids):
+            self.chunked = None
+            self.join([row], logits, chunk.batch)
+
+    def join(self, rows: list[Row], logits, joining: tb.DecodeBatch) -> None:
+        """Prefilled rows sample their first token and join the running batch (unless already finished)."""
         firsts = tb.sample(logits, [row.handle.request.params for row in rows], [row.generator for row in rows])
         tb.set_next_tokens(joining, firsts, self.device)
         now = time.monotonic()
@@ -200,6 +253,7 @@ class BatchingEngine:
         return Row(handle=handle, prompt_ids=pending.prompt_ids,
                    assembler=TextAssembler(params.stop, starts_in_reasoning=tb.prompt_opens_reasoning(
                        self.tokenizer, pending.prompt_ids)),
+                   decoder=IncrementalDecoder(self.tokenizer),
                    generator=tb.make_generator(params.seed, self.device),
                    deadline=handle.timings.submitted + self.config.timeout_s)
 
@@ -234,8 +288,7 @@ class BatchingEngine:
         if token in self.eos_ids:
             row.finish_reason = "stop"
             return True
-        decoded = self.tokenizer.decode(row.generated, skip_special_tokens=True)
-        row.handle.emit(row.assembler.feed(decoded))
+        row.handle.emit(row.assembler.feed(row.decoder.add(token)))
         if row.assembler.stopped:
             row.finish_reason = "stop"
         elif len(row.generated) >= row.handle.request.params.max_new_tokens:
@@ -278,6 +331,9 @@ class BatchingEngine:
 
     def shutdown(self) -> None:
         self.fail_rows(self.rows, "the engine stopped")
+        if self.chunked is not None:
+            self.finish(self.chunked.row, "error", error="the engine stopped")
+            self.chunked = None
         with self.wakeup:
             waiting, self.waiting = list(self.waiting), collections.deque()
         for pending in waiting:

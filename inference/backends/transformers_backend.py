@@ -25,6 +25,7 @@ H key/value heads, D head dim.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,27 +60,67 @@ def load_model(config: EngineConfig, *, models_dir):
 
     from inference.catalog import resolve_model
     from inference.loader import load_generator
+    from inference.moe import router_modules
 
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)
     loaded = load_generator(resolve_model(config.model, config.backend), models_dir=models_dir,
                             device=config.device, dtype=config.dtype)
-    if config.quantization not in ("", "none"):
-        loaded.model = quantize(loaded.model, config.quantization, loaded.device, inplace=True)
-        loaded.dtype = f"{loaded.dtype}+{config.quantization}"
+    method = resolve_quantization(config.quantization, loaded.device, loaded.dtype,
+                                  moe=bool(router_modules(loaded.model)))
+    if method not in ("", "none"):
+        loaded.model = release_weights_file(quantize(loaded.model, method, loaded.device, inplace=True))
+        loaded.dtype = f"{loaded.dtype}+{method}"
     return loaded
 
 
-def quantize(model, method: str, device: str, *, inplace: bool = False):
-    """Weight quantization after loading: dynamic int8 linear layers on a CPU (a copy unless ``inplace``)."""
-    import torch
+def release_weights_file(model):
+    """Copy the tensors left unquantized (embeddings, norms) out of the memory-mapped safetensors file.
 
-    if method == "int8" and device == "cpu":
-        # Weights stored as int8, activations quantized on the fly per batch. In place at load time,
-        # so the fp32 weights are freed as they are replaced (no second copy at peak RSS).
-        # (torch.ao.quantization is deprecated in favour of torchao, which is not installed here.)
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=inplace)
-    raise ValueError(f"KEFU_QUANTIZATION={method!r} is not supported on {device} (use 'none', or 'int8' on CPU)")
+    Quantizing reads every fp32 weight, so the whole file ends up mapped and counted in RSS (measured:
+    +660 MB of file pages on top of the new fp16 weights, 1.4 GB in all) for as long as one tensor still
+    points into it; with those few tensors copied the mapping goes away.
+    """
+    for tensor in [*model.parameters(), *model.buffers()]:
+        tensor.data = tensor.data.clone()
+    return model
+
+
+# CPU weight quantization (torch's fbgemm dynamic-quantized Linear), KEFU_QUANTIZATION → torch qconfig name.
+# Measured on the 2-core AVX2 CPU with SmolLM2-135M (BENCHMARKS.md, bench/inference_quant.py):
+# - "fp16-weight": weights stored as fp16, fp32 activations and accumulation; decode ~2× faster than fp32,
+#   prefill unchanged, answers (greedy) as fp32's.
+# - "int8" / "int8-dynamic": int8 weights (one scale per tensor), activations quantized per batch;
+#   fastest prefill, but changes most greedy answers of this small model;
+# - "int8-channel": the same with one scale per output channel.
+CPU_QUANTIZATION = ("fp16-weight", "int8", "int8-dynamic", "int8-channel")
+
+
+def quantize(model, method: str, device: str, *, inplace: bool = False):
+    """Weight quantization after loading, on a CPU (a copy unless ``inplace``); see ``CPU_QUANTIZATION``."""
+    import torch
+    from torch.ao.quantization import float16_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+
+    if method not in CPU_QUANTIZATION or device != "cpu":
+        raise ValueError(f"KEFU_QUANTIZATION={method!r} is not supported on {device} "
+                         f"(use 'none', or on a CPU one of {', '.join(CPU_QUANTIZATION)})")
+    # In place at load time, so the fp32 weights are freed as they are replaced (no second copy at peak RSS).
+    # (torch.ao.quantization is deprecated in favour of torchao, which is not installed here.)
+    qconfig = {"fp16-weight": float16_dynamic_qconfig, "int8-channel": per_channel_dynamic_qconfig}.get(method)
+    spec = {torch.nn.Linear: qconfig} if qconfig else {torch.nn.Linear}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return quantize_dynamic(model, spec, dtype=torch.qint8, inplace=inplace)
+
+
+def resolve_quantization(method: str, device: str, dtype: str, *, moe: bool = False) -> str:
+    """``auto``: fp16 weights for a dense fp32 model on a CPU (same answers, faster decode), else none.
+
+    MoE models keep their format under ``auto``: the expert counters hook their routers' ``nn.Linear``.
+    """
+    if method != "auto":
+        return method
+    return "fp16-weight" if device == "cpu" and dtype.endswith("float32") and not moe else "none"
 
 
 def encode_chat(tokenizer, messages: Sequence[dict]) -> list[int]:
@@ -117,7 +158,8 @@ def prefill(model, prompts: list[list[int]], device: str, pad_token_id: int = 0)
     ``last_tokens`` the caller sets from those logits).
     """
     import torch
-    from transformers import DynamicCache
+
+    from inference.backends.slab_cache import slab_cache
 
     lengths = [len(prompt) for prompt in prompts]
     width = max(lengths)
@@ -126,12 +168,33 @@ def prefill(model, prompts: list[list[int]], device: str, pad_token_id: int = 0)
     mask = torch.tensor([[0] * (width - length) + [1] * length for length in lengths], device=device)  # P, T
     padded = min(lengths) != width
     position_ids = (mask.cumsum(dim=-1) - 1).clamp(min=0)  # P, T
-    cache = DynamicCache()
+    cache = slab_cache()
     out = model(input_ids=input_ids, attention_mask=mask if padded else None, position_ids=position_ids,
                 past_key_values=cache, use_cache=True, logits_to_keep=1)
     batch = DecodeBatch(cache, mask, torch.tensor(lengths, device=device),
                         torch.zeros(len(prompts), dtype=torch.long, device=device), padded=padded)
     return out.logits[:, -1, :], batch  # (P, V), batch of P rows, length T
+
+
+def prefill_chunk(model, batch: DecodeBatch | None, tokens: list[int], device: str):
+    """Prefill the next C tokens of one prompt into its own cache (chunked prefill).
+
+    ``batch`` is what the previous chunks returned (None for the first). Returns (logits of the
+    chunk's last position (1, V), the one-row DecodeBatch so far, its ``last_tokens`` for the caller to set).
+    """
+    import torch
+
+    from inference.backends.slab_cache import slab_cache
+
+    cache = batch.cache if batch is not None else slab_cache()
+    start = batch.length if batch is not None else 0
+    end = start + len(tokens)
+    out = model(input_ids=torch.tensor([tokens], device=device),  # 1, C
+                position_ids=torch.arange(start, end, device=device)[None], past_key_values=cache,
+                use_cache=True, logits_to_keep=1)
+    grown = DecodeBatch(cache, torch.ones(1, end, dtype=torch.long, device=device), torch.tensor([end], device=device),
+                        torch.zeros(1, dtype=torch.long, device=device), padded=False)
+    return out.logits[:, -1, :], grown
 
 
 def token_owners(prompts: list[list[int]], keys: list[str]) -> list[str]:

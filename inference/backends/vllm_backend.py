@@ -36,7 +36,7 @@ class VllmBackend:
         self.tokenizer = AutoTokenizer.from_pretrained(config.model)
         dtype = "auto" if config.dtype == "auto" else config.dtype
         args = AsyncEngineArgs(model=config.model, dtype=dtype, max_num_seqs=config.max_batch,
-                               quantization=None if config.quantization in ("", "none") else config.quantization)
+                               quantization=None if config.quantization in ("", "none", "auto") else config.quantization)
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, name="kefu-vllm", daemon=True).start()
         self.engine = asyncio.run_coroutine_threadsafe(self.create(AsyncLLM, args), self.loop).result()

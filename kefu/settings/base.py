@@ -33,7 +33,7 @@ KEFU_OPENAI_BASE_URL = env.str("KEFU_OPENAI_BASE_URL", default="")
 KEFU_OPENAI_API_KEY = env.str("KEFU_OPENAI_API_KEY", default="")
 KEFU_DEVICE = env.str("KEFU_DEVICE", default="auto")
 KEFU_DTYPE = env.str("KEFU_DTYPE", default="auto")
-KEFU_QUANTIZATION = env.str("KEFU_QUANTIZATION", default="none")
+KEFU_QUANTIZATION = env.str("KEFU_QUANTIZATION", default="auto")  # fp16 weights for dense fp32 on CPU
 KEFU_MAX_BATCH = config.positive_int("KEFU_MAX_BATCH", env.int("KEFU_MAX_BATCH", default=8))
 KEFU_MAX_NEW_TOKENS = config.positive_int(
     "KEFU_MAX_NEW_TOKENS", env.int("KEFU_MAX_NEW_TOKENS", default=512), maximum=32768

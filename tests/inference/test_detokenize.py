@@ -79,3 +79,26 @@ def test_held_back_prefix_of_a_stop_is_released_at_the_end():
     assembler = TextAssembler(stop=("###",))
     assert assembler.feed("Answer #") == "Answer "
     assert assembler.flush() == "#"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text", [
+    "Hello, world! The warranty covers parts and labour for two years.",
+    "Café ☕, 日本語のテキスト, emojis 🙂🚀 and accents: àéîõü — done.",
+    "  spaced   out\n\nnew lines\tand tabs , odd . punctuation ' s",
+])
+def test_incremental_decoder_gives_the_full_decode_token_by_token(smollm, text):
+    from inference.detokenize import IncrementalDecoder
+
+    # given the ids of a text (multi-byte characters split over several byte-level tokens)
+    ids = smollm.tokenizer(text)["input_ids"]
+    decoder = IncrementalDecoder(smollm.tokenizer)
+
+    # when they are added one at a time
+    texts = [decoder.add(token) for token in ids]
+
+    # then after every id the text equals a full decode of the ids so far (up to a character still incomplete)
+    for count, partial in enumerate(texts, start=1):
+        full = smollm.tokenizer.decode(ids[:count], skip_special_tokens=True)
+        assert full.rstrip("\ufffd") == partial or full.endswith("\ufffd") and full.startswith(partial)
+    assert texts[-1] == smollm.tokenizer.decode(ids, skip_special_tokens=True)

@@ -190,8 +190,58 @@ def test_int8_dynamic_quantization_runs_and_mostly_agrees(smollm, make_engine, r
     assert output.token_ids[0] == references[PROMPTS[0]][0]
 
 
+def test_fp16_weight_quantization_keeps_the_greedy_answer(smollm, make_engine, references):
+    # given the bundled model with fp16 weights in its linear layers (fp32 activations; a copy)
+    from inference.backends.transformers_backend import quantize
+    from inference.loader import LoadedModel
+
+    quantized = quantize(smollm.model, "fp16-weight", "cpu")
+    engine = make_engine(LoadedModel(smollm.spec, quantized, smollm.tokenizer, "cpu", "float32+fp16-weight"))
+
+    # when it answers greedily
+    outputs = [engine.submit(request(f"f16-{index}", text)).result(timeout=300) for index, text in enumerate(PROMPTS)]
+
+    # then the answers are fp32's, token for token
+    assert [list(output.token_ids) for output in outputs] == [references[text] for text in PROMPTS]
+
+
+def test_auto_quantization_is_fp16_weights_only_for_dense_fp32_on_a_cpu():
+    from inference.backends.transformers_backend import resolve_quantization
+
+    assert resolve_quantization("auto", "cpu", "torch.float32") == "fp16-weight"
+    assert resolve_quantization("auto", "cpu", "torch.bfloat16") == "none"
+    assert resolve_quantization("auto", "cuda", "torch.bfloat16") == "none"
+    assert resolve_quantization("auto", "cpu", "torch.float32", moe=True) == "none"  # routers stay nn.Linear
+    assert resolve_quantization("int8", "cpu", "torch.float32") == "int8"
+
+
 def test_unknown_quantization_is_refused(smollm):
     from inference.backends.transformers_backend import quantize
 
     with pytest.raises(ValueError, match="KEFU_QUANTIZATION"):
         quantize(smollm.model, "int3", "cpu")
+    with pytest.raises(ValueError, match="KEFU_QUANTIZATION"):
+        quantize(smollm.model, "fp16-weight", "cuda")
+
+
+def test_a_long_prompt_joining_running_rows_is_prefilled_in_chunks_between_their_steps(smollm, make_engine,
+                                                                                      references):
+    # given an engine with a prefill budget of 8 tokens, decoding a long answer
+    engine = make_engine(smollm, prefill_token_budget=8)
+    steps: list[float] = []
+    engine.listeners.append(lambda event, **fields: steps.append(time.monotonic()) if event == "step" else None)
+    running = engine.submit(request("running", PROMPTS[1], max_new_tokens=80))
+    wait_for(lambda: engine.steps >= 1)
+
+    # when a request whose prompt is several budgets long arrives
+    prompt_tokens = len(encode_chat(smollm.tokenizer, [{"role": "user", "content": PROMPTS[0]}]))
+    assert prompt_tokens > 3 * 8
+    late = engine.submit(request("late", PROMPTS[0]))
+    output = late.result(timeout=300)
+
+    # then the running row kept decoding while the prompt was prefilled chunk by chunk (a step after each chunk),
+    # and the late request still gets exactly the tokens greedy generate gives it alone
+    between = [at for at in steps if late.timings.started <= at <= late.timings.first_token]
+    assert len(between) >= 3
+    assert list(output.token_ids) == references[PROMPTS[0]]
+    assert running.result(timeout=300).finish_reason in ("stop", "length")

@@ -1,7 +1,8 @@
 """``python manage.py inference_bench --concurrency 1,4,8``: TTFT and tokens/s of the engine vs ``generate``.
 
 See :mod:`inference.benchmark` for what is measured. Model, dtype and quantization default to
-the settings and can be overridden to compare (``--dtype bfloat16``, ``--quantization int8``).
+the settings and can be overridden to compare (``--dtype bfloat16``, ``--quantization fp16-weight``,
+``--prefill-budget 128``). The weight formats' answer quality: ``bench/inference_quant.py``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class Command(BaseCommand):
         parser.add_argument("--quantization", default=None)
         parser.add_argument("--max-batch", type=int, default=None)
         parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+        parser.add_argument("--prefill-budget", type=int, default=None,
+                            help="prompt tokens prefilled per engine pass (longer prompts are chunked)")
         parser.add_argument("--agreement", default=None, metavar="METHOD",
                             help="instead of timing: compare greedy answers of METHOD (int8) with fp32")
 
@@ -40,7 +43,9 @@ class Command(BaseCommand):
         config = engine_config()
         overrides = {name: options[key] for name, key in (("model", "model"), ("dtype", "dtype"),
                                                           ("quantization", "quantization"),
-                                                          ("num_threads", "threads")) if options[key] is not None}
+                                                          ("num_threads", "threads"),
+                                                          ("prefill_token_budget", "prefill_budget"))
+                     if options[key] is not None}
         config = replace(config, backend="transformers", **overrides,
                          max_batch=options["max_batch"] or max(levels + [config.max_batch]))
         if options["agreement"]:
