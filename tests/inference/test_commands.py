@@ -31,10 +31,12 @@ def test_generate_refuses_out_of_range_parameters():
 
 
 def test_inference_bench_prints_a_table_with_baseline_and_gain():
-    # when the benchmark runs tiny: a tiny MoE model, two concurrency levels, one round
+    # when the benchmark runs tiny: a tiny MoE model, two concurrency levels, one round, prompts longer than
+    # the prefill budget (a request joining a running one is prefilled in chunks)
     out, err = io.StringIO(), io.StringIO()
     call_command("inference_bench", "--model", "tiny-mixtral", "--concurrency", "1,2", "--rounds", "1",
-                 "--prompt-tokens", "40", "--max-new-tokens", "4", "--baseline-requests", "1", stdout=out, stderr=err)
+                 "--prompt-tokens", "40", "--max-new-tokens", "4", "--baseline-requests", "1",
+                 "--prefill-budget", "16", stdout=out, stderr=err)
 
     # then the table has the baseline and one row per level, with a gain ratio
     table = out.getvalue()
