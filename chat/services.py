@@ -332,6 +332,30 @@ def handoff_request(*, conversation: Conversation) -> AnswerStarted:
     return AnswerStarted(str(notice.pk), conversation.public_id, notice.outcome)
 
 
+# Generators too small to answer from passages reliably: a demo base on one of them answers extractively
+# (answer_eval on the demo base: BENCHMARKS.md "Chat", reasoning in docs/DESIGN-NOTES.md).
+SMALL_GENERATORS = frozenset({"smollm2-135m"})
+
+
+def demo_answer_mode() -> str:
+    """The answer mode a new demo base gets: extractive with the bundled CPU model, generative otherwise."""
+    from chat.models import ChatProfile
+
+    if settings.KEFU_MODEL in SMALL_GENERATORS:
+        return ChatProfile.AnswerMode.EXTRACTIVE
+    return ChatProfile.AnswerMode.GENERATIVE
+
+
+def demo_profile_ensure(*, knowledge_base) -> str:
+    """Give the demo base its chat profile (answer mode by :func:`demo_answer_mode`) unless it has one."""
+    from chat.models import ChatProfile
+
+    profile, created = ChatProfile.objects.get_or_create(knowledge_base=knowledge_base,
+                                                         defaults={"answer_mode": demo_answer_mode()})
+    state = "set" if created else "kept (already configured)"
+    return f"Chat profile of the demo base {state}: {profile.answer_mode} answers."
+
+
 def demo_widget_key(*, origin: str) -> WidgetKey | None:
     """The demo page's widget key: for the demo base (or the first indexed one), allowing ``origin``."""
     from kb.models import KnowledgeBase

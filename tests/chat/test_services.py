@@ -205,3 +205,28 @@ def test_the_cache_hit_rate_counts_questions_served_from_the_cache(widget_key, f
     ask(widget_key, "Who won the football match yesterday?")
     assert cache_hit_rate(knowledge_base_id=widget_key.knowledge_base_id) == (2, 4)
     assert cache_hit_rate(knowledge_base_id=widget_key.knowledge_base_id + 1) == (0, 0)
+
+
+def test_the_demo_base_answers_extractively_with_the_bundled_model_unless_configured(support_kb, settings):
+    from chat.models import ChatProfile
+    from chat.services import demo_profile_ensure
+
+    # given the bundled CPU generator
+    settings.KEFU_MODEL = "smollm2-135m"
+    # when the demo base's chat profile is ensured
+    demo_profile_ensure(knowledge_base=support_kb)
+    # then it answers with cited extracts instead of generating
+    assert ChatProfile.objects.get(knowledge_base=support_kb).answer_mode == "extractive"
+    # and an admin's later choice is kept by a second run
+    ChatProfile.objects.filter(knowledge_base=support_kb).update(answer_mode="generative")
+    assert "kept" in demo_profile_ensure(knowledge_base=support_kb)
+    assert ChatProfile.objects.get(knowledge_base=support_kb).answer_mode == "generative"
+
+
+def test_a_demo_base_on_a_larger_generator_generates(support_kb, settings):
+    from chat.models import ChatProfile
+    from chat.services import demo_profile_ensure
+
+    settings.KEFU_MODEL = "/models/Qwen2.5-7B-Instruct"
+    demo_profile_ensure(knowledge_base=support_kb)
+    assert ChatProfile.objects.get(knowledge_base=support_kb).answer_mode == "generative"

@@ -2,7 +2,8 @@
 
 Creates the ``admin`` superuser with a random password printed once (only when no
 superuser exists yet), and the demo knowledge base from the zaragoza FAQ when the
-kb app provides it. Running it again changes nothing.
+kb app provides it, with its chat profile (extractive answers with the bundled CPU
+generator). Running it again changes nothing.
 """
 
 import secrets
@@ -35,3 +36,8 @@ class Command(BaseCommand):
             self.stdout.write("Demo knowledge base: the kb app has no demo loader yet; skipped.")
             return
         self.stdout.write(ensure_demo_knowledge_base())
+        from chat.services import demo_knowledge_base, demo_profile_ensure
+
+        kb = demo_knowledge_base()
+        if kb is not None:
+            self.stdout.write(demo_profile_ensure(knowledge_base=kb))
