@@ -37,7 +37,8 @@ def openapi_document(server: str) -> dict:
                     "message_id": {"type": "string"}, "conversation_id": {"type": "string"},
                     "outcome": {"type": "string"}, "answer": {"type": "string"},
                     "citations": {"type": "array", "items": {"$ref": "#/components/schemas/Citation"}},
-                    "timings": {"type": "object", "additionalProperties": {"type": "number"}}}},
+                    "timings": {"type": "object", "description": "milliseconds; `stages`: per pipeline stage",
+                                "additionalProperties": {"type": ["number", "object"]}}}},
             },
         },
         "paths": {
@@ -71,6 +72,18 @@ def openapi_document(server: str) -> dict:
                 "parameters": [{"name": "conversation_id", "in": "path", "required": True,
                                 "schema": {"type": "string"}}],
                 "responses": {"200": {"description": "messages, oldest first"}, **error_responses(401, 403, 404)}}},
+            "/conversations/{conversation_id}/events": {"get": {
+                "summary": "Staff replies of a handed-off conversation, live, as server-sent events",
+                "description": "Events `message` (a history message: id, role, text, outcome, citations) for each "
+                               "staff reply, `status {conversation_id, status}` when it changes (the stream ends "
+                               "when the conversation is closed). Event ids are message ids: send Last-Event-ID "
+                               "(or `after`) to get only what came later.",
+                "parameters": [{"name": "conversation_id", "in": "path", "required": True,
+                                "schema": {"type": "string"}},
+                               {"name": "after", "in": "query", "schema": {"type": "string", "format": "uuid"}},
+                               {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "SSE stream", "content": {"text/event-stream": {}}},
+                              **error_responses(400, 403, 404)}}},
             "/conversations/{conversation_id}/handoff": {"post": {
                 "summary": "Ask for a person", "security": key,
                 "parameters": [{"name": "conversation_id", "in": "path", "required": True,

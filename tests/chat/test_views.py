@@ -244,7 +244,8 @@ def test_the_schema_describes_every_endpoint(client):
     assert document["openapi"].startswith("3.")
     assert set(document["paths"]) == {"/messages", "/messages/{message_id}/stream",
                                       "/messages/{message_id}/feedback", "/conversations/{conversation_id}",
-                                      "/conversations/{conversation_id}/handoff"}
+                                      "/conversations/{conversation_id}/handoff",
+                                      "/conversations/{conversation_id}/events"}
 
 
 def test_a_quiet_generation_gets_heartbeat_comments(client, widget_key, fake_generator, settings):
