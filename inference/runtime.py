@@ -91,9 +91,11 @@ def build_configured_generator():
     """Load KEFU_MODEL as the configured backend and start it (the engine thread, for transformers)."""
     from inference.backends import build_generator
     from inference.config import engine_config
+    from kefu.runtime import MODEL_LOAD_LOCK
 
     config = engine_config()
-    generator = build_generator(config, models_dir=settings.KEFU_DATA_DIR / "models")
+    with MODEL_LOAD_LOCK:  # never beside another model's from_pretrained (see kefu.runtime)
+        generator = build_generator(config, models_dir=settings.KEFU_DATA_DIR / "models")
     attach_metrics(generator)
     return generator
 

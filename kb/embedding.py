@@ -54,8 +54,11 @@ def get_embedder():
             from sentence_transformers import SentenceTransformer
 
             path = resolve_embedding_model(settings.KEFU_EMBEDDING_MODEL)
+            from kefu.runtime import MODEL_LOAD_LOCK
+
             try:
-                _model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+                with MODEL_LOAD_LOCK:
+                    _model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
             except Exception as exc:
                 _error = f"{type(exc).__name__}: {exc}"
                 raise
