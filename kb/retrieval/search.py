@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.conf import settings
 
-from kb.retrieval.fusion import Ranked, weighted_rrf
+from kb.retrieval.fusion import Ranked, weighted_minmax, weighted_rrf
 
 BM25 = "bm25"
 DENSE = "dense"
@@ -80,7 +80,8 @@ def hybrid(kb, query: str, k: int | None = None, *, query_vector: np.ndarray | N
     if index is None or not query.strip():
         return []
     found = candidates(index, query, settings.KEFU_KB_CANDIDATES, query_vector)
-    fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k)
+    fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k,
+                 method=kb.fusion_method)
     hydrated = hydrate({f.key for f in fused}, found.query_vector)
     return [make_hit(hydrated[f.key], f.score, f.found_by) for f in fused if f.key in hydrated]
 
@@ -98,7 +99,8 @@ def search(kb, query: str, k: int | None = None, *, include_faq: bool = True,
     if not include_faq:
         found = Candidates(bm25=[c for c in found.bm25 if c[0][0] == "chunk"],
                            dense=[c for c in found.dense if c[0][0] == "chunk"], query_vector=found.query_vector)
-    fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k)
+    fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k,
+                 method=kb.fusion_method)
     lists = {
         BM25: [(key, score, {BM25: Ranked(rank, score)}) for rank, (key, score) in enumerate(found.bm25[:k], 1)],
         DENSE: [(key, score, {DENSE: Ranked(rank, score)}) for rank, (key, score) in enumerate(found.dense[:k], 1)],
@@ -144,13 +146,13 @@ def collapse(rows, row_ids: np.ndarray, scores: np.ndarray) -> list[tuple[tuple[
     return out
 
 
-def fuse(found: Candidates, *, dense_weight: float, rrf_k: int | None = None, limit: int):
-    return weighted_rrf(
-        {BM25: found.bm25, DENSE: found.dense},
-        weights={BM25: 1.0 - dense_weight, DENSE: dense_weight},
-        k=rrf_k or settings.KEFU_KB_RRF_K,
-        limit=limit,
-    )
+def fuse(found: Candidates, *, dense_weight: float, rrf_k: int | None = None, limit: int, method: str = "rrf"):
+    """Weighted RRF (``method="rrf"``) or min-max score combination (``"minmax"``; ``rrf_k`` unused)."""
+    rankings = {BM25: found.bm25, DENSE: found.dense}
+    weights = {BM25: 1.0 - dense_weight, DENSE: dense_weight}
+    if method == "minmax":
+        return weighted_minmax(rankings, weights=weights, limit=limit)
+    return weighted_rrf(rankings, weights=weights, k=rrf_k or settings.KEFU_KB_RRF_K, limit=limit)
 
 
 def hydrate(keys: set[tuple[str, int]], query_vector: np.ndarray) -> dict[tuple[str, int], dict]:
