@@ -110,6 +110,21 @@ class SseReader:
             connection.close()
 
 
+def first_token_written(url: str, job_id: str, timeout: float) -> None:
+    """Until the job's Redis stream holds an event (read straight from Redis, not through the web process)."""
+    import redis
+
+    from inference.stream import KEY_PREFIX
+
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout
+    while client.xlen(KEY_PREFIX + job_id) == 0:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no token of job {job_id} after {timeout}s")
+        time.sleep(0.05)
+    client.close()
+
+
 def read_until_final(reader: SseReader, *, deadline_s: float, on_token=None) -> SseEvent | None:
     """Read until ``done``/``error`` or the deadline; calls ``on_token(event)`` for each token."""
     give_up = time.monotonic() + deadline_s

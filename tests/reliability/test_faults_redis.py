@@ -17,6 +17,7 @@ from tests.reliability.faults_support import (
     RedisServer,
     SseReader,
     ask,
+    first_token_written,
     read_until_final,
     service_mode_only,
     start_worker_on,
@@ -33,21 +34,6 @@ def own_redis(tmp_path):
     server.start()
     yield server
     server.stop()
-
-
-def first_token_written(url: str, job_id: str, timeout: float) -> None:
-    """Until the job's Redis stream holds an event (read straight from Redis, not through the web process)."""
-    import redis
-
-    from inference.stream import KEY_PREFIX
-
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + timeout
-    while client.xlen(KEY_PREFIX + job_id) == 0:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no token of job {job_id} after {timeout}s")
-        time.sleep(0.05)
-    client.close()
 
 
 def wait_generator_ready(base: str, timeout: float) -> float:
