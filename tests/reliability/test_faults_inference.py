@@ -30,6 +30,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 QUESTION = "Do I need a permit before drilling for a ground source heat pump?"
 OTHER_QUESTION = "How deep is the borehole for a ground source heat pump?"
+LONG_QUESTION = ("Explain step by step and in detail everything I must do before drilling for a ground source heat "
+                 "pump: the permit, how long drilling takes, how deep the borehole is, and the warranty.")
 CHITCHAT = "Hey, how are you?"  # an intent example of chitchat: a short generated reply
 
 
@@ -131,12 +133,12 @@ def test_a_worker_killed_mid_stream_ends_the_customers_stream_with_an_error(
 
 def test_a_generation_past_its_time_limit_is_stopped_and_the_slot_serves_the_next(
         key_a, redis_url, start_celery_worker, tmp_path, stopped_servers):
-    # given a generator with one batch slot and a 15 s time limit (a worker in service mode, the web
-    # process's own engine in embedded mode), and an answer budget far beyond 15 s of decoding
+    # given a generator with one batch slot and a 1 s time limit (a worker in service mode, the web
+    # process's own engine in embedded mode): less than a prefill and a short answer take on this CPU
     from chat.models import Message
     from inference.models import GenerationJob
 
-    limits = {"KEFU_GENERATION_TIMEOUT": "15", "KEFU_MAX_BATCH": "1", "KEFU_MODEL": "smollm2-135m"}
+    limits = {"KEFU_GENERATION_TIMEOUT": "1", "KEFU_MAX_BATCH": "1", "KEFU_MODEL": "smollm2-135m"}
     service = bool(os.environ.get("REDIS_URL"))
     if service:
         port = free_port()
@@ -148,8 +150,8 @@ def test_a_generation_past_its_time_limit_is_stopped_and_the_slot_serves_the_nex
     metrics_url = f"http://127.0.0.1:{port}/metrics" if service else server.base + "/metrics"
     wait_ready(server)
 
-    # when a customer asks
-    status, started, _ = ask(server.base, key_a.public_key, QUESTION, timeout=120)
+    # when a customer asks for a long answer
+    status, started, _ = ask(server.base, key_a.public_key, LONG_QUESTION, timeout=120)
     assert status == 202 and started["outcome"] == "pending", started
     asked_at = time.monotonic()
     final = read_until_final(SseReader(started["stream_url"], read_timeout_s=30), deadline_s=120)
@@ -160,7 +162,7 @@ def test_a_generation_past_its_time_limit_is_stopped_and_the_slot_serves_the_nex
     message = Message.objects.get(pk=started["message_id"])
     assert (message.outcome, message.error_code) == ("failed", "timeout")
     job = GenerationJob.objects.get(pk=message.inference_job_id)
-    print(f"\n15 s generation limit → customer's error event {final.at - asked_at:.1f} s after the POST returned "
+    print(f"\n1 s generation limit → customer's error event {final.at - asked_at:.1f} s after the POST returned "
           f"(job: queue {job.queue_ms} ms, TTFT {job.ttft_ms} ms, total {job.total_ms} ms, "
           f"{job.completion_tokens} tokens)")
     assert (job.status, job.finish_reason, job.error_code) == ("failed", "timeout", "timeout")
