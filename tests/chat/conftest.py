@@ -159,3 +159,26 @@ def fake_generator(monkeypatch, settings):
     monkeypatch.setattr(generation, "generation_start", fake.start)
     monkeypatch.setattr(generation, "generation_stop", fake.stop)
     return fake
+
+
+def sse_events(response) -> list[dict]:
+    """An SSE body as [{id, event, data}] (comments and retry lines skipped)."""
+    import json
+
+    from asgiref.sync import async_to_sync
+
+    async def read():
+        return [chunk async for chunk in response.streaming_content]
+
+    body = b"".join(chunk if isinstance(chunk, bytes) else chunk.encode() for chunk in async_to_sync(read)())
+    events = []
+    for block in body.decode().split("\n\n"):
+        fields = {}
+        for line in block.splitlines():
+            if line.startswith(":") or ": " not in line:
+                continue
+            name, _, value = line.partition(": ")
+            fields[name] = value
+        if "event" in fields:
+            events.append({"id": fields.get("id"), "event": fields["event"], "data": json.loads(fields["data"])})
+    return events

@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from chat.models import Conversation, Feedback, Message
+from tests.chat.conftest import sse_events
 
 ORIGIN = "https://shop.example.com"
 
@@ -24,25 +25,6 @@ def post(client, path, body, *, key=None, origin=ORIGIN, content_type="applicati
 
 def ask(client, widget_key, text, **extra):
     return post(client, "/api/v1/chat/messages", {"text": text, **extra}, key=widget_key.public_key)
-
-
-def sse_events(response) -> list[dict]:
-    """Parse an SSE body into [{id, event, data}] (comments and retry lines skipped)."""
-    async def read():
-        return [chunk async for chunk in response.streaming_content]
-
-    body = b"".join(async_to_sync(read)()).decode()
-    events = []
-    for block in body.split("\n\n"):
-        fields = {}
-        for line in block.splitlines():
-            if line.startswith(":") or ":" not in line:
-                continue
-            name, _, value = line.partition(": ")
-            fields[name] = value
-        if "event" in fields:
-            events.append({"id": fields.get("id"), "event": fields["event"], "data": json.loads(fields["data"])})
-    return events
 
 
 def stream(client, started, **headers):

@@ -11,7 +11,10 @@ import os
 
 import pytest
 
-from tests.chat.conftest import DOCUMENT, FakeGenerator
+from tests.chat import conftest as chat_fixtures
+from tests.chat.conftest import DOCUMENT, sse_events  # noqa: F401 (sse_events: shared with the chat tests)
+
+fake_generator = chat_fixtures.fake_generator  # the chat tests' fixture, registered here too
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -113,18 +116,6 @@ def staff(client, django_user_model):
 
 
 @pytest.fixture
-def fake_generator(monkeypatch, settings):
-    """Embedded-mode token streams (in memory) written by a fake worker."""
-    from chat import generation
-
-    settings.REDIS_URL = None
-    fake = FakeGenerator()
-    monkeypatch.setattr(generation, "generation_start", fake.start)
-    monkeypatch.setattr(generation, "generation_stop", fake.stop)
-    return fake
-
-
-@pytest.fixture
 def echo_generator(fake_generator, monkeypatch):
     """The worst well-behaved model: it repeats its whole user turn (passages and question) as the answer."""
     real_start = fake_generator.start
@@ -166,29 +157,6 @@ def ask(client, widget_key, text, **extra):
     """Post a question from a page on the key's first allowed origin."""
     return api_post(client, "/api/v1/chat/messages", {"text": text, **extra}, key=widget_key.public_key,
                     origin=widget_key.allowed_origins[0])
-
-
-def sse_events(response) -> list[dict]:
-    """An SSE body as [{id, event, data}] (comments and retry lines skipped)."""
-    import json
-
-    from asgiref.sync import async_to_sync
-
-    async def read():
-        return [chunk async for chunk in response.streaming_content]
-
-    body = b"".join(chunk if isinstance(chunk, bytes) else chunk.encode() for chunk in async_to_sync(read)())
-    events = []
-    for block in body.decode().split("\n\n"):
-        fields = {}
-        for line in block.splitlines():
-            if line.startswith(":") or ": " not in line:
-                continue
-            name, _, value = line.partition(": ")
-            fields[name] = value
-        if "event" in fields:
-            events.append({"id": fields.get("id"), "event": fields["event"], "data": json.loads(fields["data"])})
-    return events
 
 
 def streamed(client, started, origin: str = ORIGIN) -> tuple[str, list[dict]]:
