@@ -173,17 +173,18 @@ def run_benchmark(config, *, models_dir, concurrency: list[int], rounds: int, pr
     """Load the model once, warm it up, run the baseline then each concurrency; returns the rows."""
     from inference.backends.transformers_backend import load_model
     from inference.engine import BatchingEngine
+    from kefu import compute
 
     started = time.perf_counter()
-    loaded = load_model(config, models_dir=models_dir)
+    loaded = compute.call(load_model, config, models_dir=models_dir)  # torch runs on one thread (kefu.compute)
     out(f"model {config.model} on {loaded.device} ({loaded.dtype}); loaded in {time.perf_counter() - started:.1f} s")
     engine = BatchingEngine(loaded, config).start()
     try:
         run_wave(engine, [build_messages(loaded.tokenizer, 0, prompt_tokens)], SamplingParams(0.0, 1.0, 4), "warm")
         baseline = None
         if baseline_requests:
-            baseline = bench_baseline(loaded, requests=baseline_requests, prompt_tokens=prompt_tokens,
-                                      max_new_tokens=max_new_tokens)
+            baseline = compute.call(bench_baseline, loaded, requests=baseline_requests,
+                                    prompt_tokens=prompt_tokens, max_new_tokens=max_new_tokens)
             out(f"baseline: {baseline.aggregate_tok_s:.1f} tok/s, TTFT p50 {baseline.ttft_p50_ms:.0f} ms")
         rows = []
         for level in concurrency:

@@ -19,7 +19,7 @@ class EngineConfig:
     backend: str = "transformers"  # "transformers" (in-process), "openai" (remote endpoint) or "vllm"
     model: str = "smollm2-135m"  # bundled name, local HF directory, or the remote model's name
     device: str = "auto"  # "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1"
-    dtype: str = "auto"  # "auto" (bf16 on GPU, fp32 on CPU), "float32", "bfloat16", "float16"
+    dtype: str = "auto"  # "auto" (bf16 on GPU and on CPUs with AMX/AVX512-BF16, else fp32), "float32", "bfloat16", "float16"
     # "none"; "auto" (fp16 weights for an fp32 model on a CPU, else none); CPU: "fp16-weight", "int8"
     # (= "int8-dynamic"), "int8-channel" — torch dynamic-quantized Linear, see BENCHMARKS.md; vllm: its own names
     quantization: str = "auto"

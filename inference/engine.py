@@ -31,9 +31,9 @@ from inference.detokenize import IncrementalDecoder, TextAssembler
 from inference.handle import GenerationHandle, GenerationOutput
 from inference.moe import ExpertLoadWindow, attach_expert_counter
 from inference.params import GenerationRequest
+from kefu.compute import compute_thread
 
 log = logging.getLogger(__name__)
-IDLE_WAIT_S = 0.5
 
 
 @dataclass
@@ -70,7 +70,8 @@ class ChunkedPrefill:
 
 
 class BatchingEngine:
-    """Continuous batching over one model: thread-safe ``submit()``, one decoding thread."""
+    """Continuous batching over one model: thread-safe ``submit()``; the decode loop runs on the
+    process's compute thread (:mod:`kefu.compute`), beside the other torch work of the process."""
 
     def __init__(self, loaded, config: EngineConfig):
         self.loaded = loaded
@@ -85,25 +86,27 @@ class BatchingEngine:
         self.rows: list[Row] = []
         self.batch: tb.DecodeBatch | None = None
         self.chunked: ChunkedPrefill | None = None  # a long prompt being prefilled chunk by chunk
-        self.wakeup = threading.Condition()
+        self.wakeup = threading.Condition()  # guards ``waiting``
         self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
+        self.stopped = threading.Event()
+        self.started = False
         self.steps = 0  # decode steps run (tests and metrics)
         self.listeners: list = []  # callables(event: str, **fields) — metrics hooks
 
     # --- public, any thread ---
     def start(self) -> BatchingEngine:
-        if self.thread is None:
-            self.thread = threading.Thread(target=self.run, name="kefu-engine", daemon=True)
-            self.thread.start()
+        if not self.started:
+            self.started = True
+            compute_thread().add_loop(self.run_pass)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stopping.set()
-        with self.wakeup:
-            self.wakeup.notify_all()
-        if self.thread is not None:
-            self.thread.join(timeout)
+        if self.started:
+            compute_thread().wake()
+            if compute_thread().on_thread():
+                self.run_pass()
+            self.stopped.wait(timeout)
         if self.expert_counter is not None:
             self.expert_counter.detach()  # the model may outlive this engine (tests, reloads)
 
@@ -130,7 +133,7 @@ class BatchingEngine:
             return handle
         with self.wakeup:
             self.waiting.append(Pending(handle, prompt_ids))
-            self.wakeup.notify_all()
+        compute_thread().wake()
         self.notify("queued")
         return handle
 
@@ -138,29 +141,32 @@ class BatchingEngine:
         """(running, waiting) requests right now (one being prefilled in chunks counts as running)."""
         return len(self.rows) + (self.chunked is not None), len(self.waiting)
 
-    # --- the engine thread ---
-    def run(self) -> None:
+    # --- on the compute thread ---
+    def run_pass(self) -> bool:
+        """One pass of the engine loop; False when it had nothing to do (the compute thread then idles)."""
         import torch
 
+        if self.stopping.is_set():
+            if not self.stopped.is_set():
+                compute_thread().remove_loop(self.run_pass)
+                self.shutdown()
+                self.stopped.set()
+            return False
         with torch.inference_mode():
-            while not self.stopping.is_set():
-                try:
-                    self.run_once()
-                except Exception as exc:  # noqa: BLE001 - fail the batch, keep the engine alive
-                    log.exception("decode step failed; failing %d running request(s)", len(self.rows))
-                    self.fail_rows(self.rows, f"{type(exc).__name__}: {exc}")
-        self.shutdown()
+            try:
+                return self.run_once()
+            except Exception as exc:  # noqa: BLE001 - fail the batch, keep the engine alive
+                log.exception("decode step failed; failing %d running request(s)", len(self.rows))
+                self.fail_rows(self.rows, f"{type(exc).__name__}: {exc}")
+                return True
 
-    def run_once(self) -> None:
+    def run_once(self) -> bool:
+        """Admit, drop, step; True when there was work."""
         self.admit()
         self.drop_stopped()
-        if not self.rows and self.chunked is None:
-            with self.wakeup:
-                if not self.waiting and not self.stopping.is_set():
-                    self.wakeup.wait(IDLE_WAIT_S)
-            return
         if self.rows:
             self.step()
+        return bool(self.rows or self.chunked is not None or self.waiting)
 
     def admit(self) -> None:
         """Prefill waiting requests into free rows; each emits its first token.

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from kefu import compute
+
 log = logging.getLogger(__name__)
 
 
@@ -94,8 +96,12 @@ def build_configured_generator():
     from kefu.runtime import MODEL_LOAD_LOCK
 
     config = engine_config()
-    with MODEL_LOAD_LOCK:  # never beside another model's from_pretrained (see kefu.runtime)
-        generator = build_generator(config, models_dir=settings.KEFU_DATA_DIR / "models")
+
+    def build():
+        with MODEL_LOAD_LOCK:  # never beside another model's from_pretrained (see kefu.runtime)
+            return build_generator(config, models_dir=settings.KEFU_DATA_DIR / "models")
+
+    generator = compute.call(build)  # torch runs on the compute thread only (see kefu.compute)
     attach_metrics(generator)
     return generator
 

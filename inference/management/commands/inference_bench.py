@@ -51,10 +51,12 @@ class Command(BaseCommand):
         if options["agreement"]:
             from inference.backends.transformers_backend import load_model
             from inference.benchmark import quantization_agreement
+            from kefu import compute
 
-            loaded = load_model(replace(config, quantization="none"), models_dir=settings.KEFU_DATA_DIR / "models")
-            self.stdout.write(quantization_agreement(loaded, options["agreement"], prompts=8,
-                                                     max_new_tokens=options["max_new_tokens"]))
+            loaded = compute.call(load_model, replace(config, quantization="none"),
+                                  models_dir=settings.KEFU_DATA_DIR / "models")
+            self.stdout.write(compute.call(quantization_agreement, loaded, options["agreement"], prompts=8,
+                                           max_new_tokens=options["max_new_tokens"]))
             return
         rows, baseline = run_benchmark(
             config, models_dir=settings.KEFU_DATA_DIR / "models", concurrency=levels, rounds=options["rounds"],
