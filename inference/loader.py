@@ -61,21 +61,12 @@ def pick_dtype(requested: str, device: str):
     """
     import torch
 
+    from kefu.compute import cpu_has_fast_bf16
+
     if requested == "auto":
         return torch.bfloat16 if device.startswith("cuda") or cpu_has_fast_bf16() else torch.float32
     return {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}[requested]
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True when this CPU has native bf16 matrix instructions (AMX tiles or AVX512-BF16)."""
-    import torch
-
-    checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
-    try:
-        return any(check() for check in checks if check is not None)
-    except RuntimeError:
-        return False
 
 
 def load_generator(spec: ModelSpec, *, models_dir: Path, device: str = "auto", dtype: str = "auto") -> LoadedModel:

@@ -61,12 +61,29 @@ def load_embedder():
         path = resolve_embedding_model(settings.KEFU_EMBEDDING_MODEL)
         try:
             with MODEL_LOAD_LOCK:
-                _model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+                _model = SentenceTransformer(str(path), device="cpu", local_files_only=True,
+                                             model_kwargs={"dtype": embedding_dtype()})
         except Exception as exc:
             _error = f"{type(exc).__name__}: {exc}"
             raise
         log.info("embedding model %s loaded", settings.KEFU_EMBEDDING_MODEL)
     return _model
+
+
+def embedding_dtype():
+    """The torch dtype of the embedder: ``KEFU_EMBEDDING_DTYPE``, where ``auto`` is bf16 on a CPU
+    with native bf16 matmuls and float32 elsewhere. Vectors are stored as float32 either way."""
+    import torch
+
+    from kefu.compute import cpu_has_fast_bf16
+
+    name = settings.KEFU_EMBEDDING_DTYPE
+    dtypes = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    if name == "auto":
+        return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+    if name not in dtypes:
+        raise ConfigError(f"KEFU_EMBEDDING_DTYPE={name!r} is not one of auto, {', '.join(dtypes)}")
+    return dtypes[name]
 
 
 def warm_embedder() -> None:
@@ -116,12 +133,13 @@ def embed_texts(texts: list[str], *, batch_size: int = 64, on_batch=None):
     for start in range(0, len(texts), batch_size):
         batch = texts[start:start + batch_size]
         out[start:start + len(batch)] = compute.call(  # torch runs on the compute thread only
-            model.encode, batch, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-            show_progress_bar=False,
+            model.encode, batch, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False,
         )
         if on_batch is not None:
             on_batch(start + len(batch), len(texts))
-    return out
+    # normalised here, in float32: a bf16 embedder's own normalisation leaves norms off by ~1e-3
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norms, 1e-12)
 
 
 def embed_query(text: str):

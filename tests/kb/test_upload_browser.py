@@ -60,7 +60,7 @@ def upload_base(transactional_db, embedder, settings):
 
 def manual_text() -> bytes:
     lines = [f"Step {i}: check that valve number {i} of the pump is closed before you open the next one."
-             for i in range(150)]
+             for i in range(1200)]
     return "\n\n".join(lines).encode()
 
 
