@@ -163,7 +163,7 @@ def embedder_alone(name: str, chunks: int) -> None:
     from kb.embedding import embed_texts
     from kb.models import Chunk
 
-    texts = list(Chunk.objects.order_by("id").values_list("text", flat=True)[:chunks])
+    texts = list(Chunk.objects.order_by("-id").values_list("text", flat=True)[:chunks])  # the last run's chunks
     texts.sort(key=len)
     started = time.perf_counter()
     embed_texts(texts, batch_size=settings.KEFU_KB_EMBED_BATCH)

@@ -219,6 +219,8 @@ def pipeline_reply(*, kb, profile, question: str, standalone, found_intent, quer
         messages = prompt.chitchat_messages(question=question, turns=turns)
         return Reply(Outcome.PENDING, reason="chitchat", generation_messages=tuple(messages),
                      max_new_tokens=settings.KEFU_CHAT_CHITCHAT_TOKENS)
+    if not extractive.has_support(question_vector=query_vector, passages=decision.passages):
+        return Reply(Outcome.REFUSED, replies.reply("dont_know", question=question), reason="no_relevant_sentence")
     messages = prompt.answer_messages(question=question, passages=decision.passages, turns=turns,
                                       system_prompt=prompt.system_prompt_for(profile))
     return Reply(Outcome.PENDING, reason="generated", generation_messages=tuple(messages),

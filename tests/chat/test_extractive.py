@@ -1,6 +1,6 @@
 """Extractive answers: the best sentences of the top passages, cited, or nothing when none fits."""
 
-from chat.pipeline.extractive import extractive_answer, sentences_of
+from chat.pipeline.extractive import extractive_answer, has_support, sentences_of
 from chat.pipeline.passages import Passage
 
 
@@ -37,3 +37,15 @@ def test_nothing_is_extracted_when_no_sentence_is_close(embedder):
     passages = [passage(1, "A tiled roof lasts about 50 years. Metal roofs need repainting.")]
     assert extractive_answer(question_vector=embed_query("Who won the chess world championship in 1972?"),
                              passages=passages) is None
+
+
+def test_generation_is_supported_only_by_a_sentence_about_the_question(embedder):
+    # given passages about roofs and heat pumps
+    from kb.embedding import embed_query
+
+    passages = [passage(1, "A tiled roof lasts about 50 years. Metal roofs need repainting."),
+                passage(2, "A ground source heat pump needs a drilling permit from the municipality.")]
+    # then a question about the permit is supported, one about a chess championship is not
+    assert has_support(question_vector=embed_query("Do I need a permit to drill for a heat pump?"), passages=passages)
+    assert not has_support(question_vector=embed_query("Who won the chess world championship in 1972?"),
+                           passages=passages)

@@ -74,8 +74,22 @@ def test_an_error_event_fails_the_message_with_a_polite_text(widget_key, fake_ge
 
 def test_an_out_of_scope_question_gets_i_dont_know_without_generation(widget_key, fake_generator):
     answer = ask(widget_key, "Who won the football match yesterday?")
-    assert answer.outcome == "refused" and answer.reason in {"out_of_scope", "no_relevant_passage"}
+    assert answer.outcome == "refused" and answer.reason in {"out_of_scope", "no_relevant_passage",
+                                                             "no_relevant_sentence"}
     assert "don't know" in answer.text and "team" in answer.text
+    assert fake_generator.requests == []
+
+
+def test_passages_without_a_sentence_about_the_question_get_i_dont_know_not_a_generation(
+        widget_key, fake_generator, monkeypatch):
+    # given retrieval finds passages, but none of their sentences is about the question
+    from chat.pipeline import extractive
+
+    monkeypatch.setattr(extractive, "has_support", lambda **kwargs: False)
+    # when a knowledge question is asked in generative mode
+    answer = ask(widget_key, "Do I need a permit before drilling for a ground source heat pump?")
+    # then the customer is told we don't know, and the generator is never called
+    assert answer.outcome == "refused" and answer.reason == "no_relevant_sentence"
     assert fake_generator.requests == []
 
 
