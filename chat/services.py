@@ -21,8 +21,8 @@ from django.utils import timezone
 from chat import generation
 from chat import metrics as chat_metrics
 from chat.models import Conversation, Feedback, Message, WidgetKey
+from chat.pipeline import attribution, decide, extractive, guard, history, intent, passages, prompt, replies
 from chat.pipeline import cache as answer_cache
-from chat.pipeline import decide, extractive, guard, history, intent, passages, prompt, replies
 from chat.selectors import chat_profile_of, relevance_floor_of
 
 log = logging.getLogger(__name__)
@@ -240,24 +240,30 @@ def message_finalize(*, message: Message, event) -> Message:
     now = timezone.now()
     timings = dict(message.timings)
     timings["total_ms"] = since_post_ms(message, now)
+    answered = event.kind == "done" and data.get("finish_reason") not in ("error", "cancelled", "timeout")
+    if answered:  # masked and cited before the row is locked (attribution embeds sentences)
+        profile = chat_profile_of(message.conversation.knowledge_base)
+        text = guard.output_matcher(profile).mask((data.get("text") or "").strip())
+        text, cited = attribution.cite_answer(text, [passages.passage_from_dict(p) for p in message.passages])
     with transaction.atomic():
         locked = (Message.objects.select_for_update(of=("self",))
                   .select_related("conversation__knowledge_base", "reply_to").get(pk=message.pk))
         if locked.outcome != Outcome.PENDING:
             return locked
-        if event.kind == "done" and data.get("finish_reason") not in ("error", "cancelled", "timeout"):
-            profile = chat_profile_of(locked.conversation.knowledge_base)
-            matcher = guard.output_matcher(profile)
-            text = matcher.mask((data.get("text") or "").strip())
-            cited = passages.citations_for(text, [passages.passage_from_dict(p) for p in locked.passages])
-            locked.text = text
-            locked.citations = [c.as_dict() for c in cited]
-            locked.outcome = Outcome.ANSWERED
+        if answered:
             locked.prompt_tokens = data.get("prompt_tokens")
             locked.completion_tokens = data.get("completion_tokens")
             for name in ("queue_ms", "ttft_ms", "tokens_per_s"):
                 if data.get(name) is not None:
                     timings[name] = data[name]
+        if answered and not cited and replies.says_dont_know(text):  # Kefu's own words, with the offer of a person
+            question = locked.reply_to.text if locked.reply_to else text
+            locked.text, locked.citations = replies.reply("dont_know", question=question), []
+            locked.outcome, locked.reason = Outcome.REFUSED, "model_dont_know"
+        elif answered:
+            locked.text = text
+            locked.citations = [c.as_dict() for c in cited]
+            locked.outcome = Outcome.ANSWERED
         else:
             locked.outcome = Outcome.FAILED
             locked.error_code = str(data.get("code") or data.get("finish_reason") or "generation_failed")[:64]

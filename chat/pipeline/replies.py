@@ -6,6 +6,8 @@ answered in the language they wrote in.
 
 from __future__ import annotations
 
+import re
+
 REPLIES = {
     "sensitive_word": {
         "en": "I'm sorry, I can't help with that request. If you need assistance, I can connect you with a member of our team.",
@@ -32,3 +34,15 @@ def language_of(text: str) -> str:
 
 def reply(kind: str, *, question: str) -> str:
     return REPLIES[kind][language_of(question)]
+
+
+# A generated answer that only says it does not know: the model followed the prompt's instruction, and
+# the customer gets Kefu's own reply (with the offer of a person) instead of the model's wording.
+DONT_KNOW = re.compile(
+    r"^\W*(i'?m sorry,?\s*)?(i|you)\s+(do\s*n[o']?t|cannot|can'?t)\s+(know|answer|find)"
+    r"|^\W*(抱歉，?)?(我)?(不知道|无法回答|没有找到)", re.IGNORECASE)
+
+
+def says_dont_know(answer: str) -> bool:
+    """True when a generated answer opens by saying it does not know (English or Chinese)."""
+    return bool(DONT_KNOW.search(answer.strip()))

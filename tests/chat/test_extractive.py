@@ -49,3 +49,4 @@ def test_generation_is_supported_only_by_a_sentence_about_the_question(embedder)
     assert has_support(question_vector=embed_query("Do I need a permit to drill for a heat pump?"), passages=passages)
     assert not has_support(question_vector=embed_query("Who won the chess world championship in 1972?"),
                            passages=passages)
+

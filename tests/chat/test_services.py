@@ -244,3 +244,16 @@ def test_a_demo_base_on_a_larger_generator_generates(support_kb, settings):
     settings.KEFU_MODEL = "/models/Qwen2.5-7B-Instruct"
     demo_profile_ensure(knowledge_base=support_kb)
     assert ChatProfile.objects.get(knowledge_base=support_kb).answer_mode == "generative"
+
+
+def test_a_generated_i_dont_know_becomes_kefus_own_refusal_with_the_offer_of_a_person(widget_key, fake_generator):
+    # given a knowledge question waiting on the generator
+    answer = ask(widget_key, "Do I need a permit before drilling for a ground source heat pump?")
+    # when the model only says it does not know
+    finished = services.message_finalize(message=answer, event=done_event("You do not know and can't help."))
+    # then the customer gets Kefu's "I don't know" with the hand-off offer, recorded as a refusal (a knowledge gap)
+    assert finished.outcome == "refused" and finished.reason == "model_dont_know"
+    assert "don't know" in finished.text and "team" in finished.text and finished.citations == []
+    assert finished.completion_tokens == 9 and finished.timings["ttft_ms"] == 30.0
+    assert Message.objects.get(pk=answer.reply_to_id).outcome == "refused"
+    assert not CachedAnswer.objects.exists()

@@ -233,7 +233,7 @@ def generate_some(kb, rows, results, limit: int, out) -> tuple[int, int] | None:
 
 def generate_one(kb, row: Row) -> tuple[str, int]:
     from chat.models import ChatProfile
-    from chat.pipeline import history, intent, passages
+    from chat.pipeline import attribution, history, intent, passages
     from chat.services import embed_question, pipeline_reply
     from inference.services import generation_submit
     from inference.stream import open_stream, read_all
@@ -251,4 +251,5 @@ def generate_one(kb, row: Row) -> tuple[str, int]:
     final = events[-1] if events else None
     text = final.data.get("text", "") if final is not None and final.kind == "done" else ""
     found_passages = [passages.passage_from_dict(p) for p in reply.passages]
-    return text, len(passages.citations_for(text, found_passages))
+    text, cited = attribution.cite_answer(text, found_passages)  # as message_finalize stores it
+    return text, len(cited)

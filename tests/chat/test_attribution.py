@@ -1,0 +1,44 @@
+"""Citations attributed to a generated answer that did not cite its passages."""
+
+from chat.pipeline.attribution import cite_answer, insert_marks
+from chat.pipeline.passages import Passage
+
+
+def passage(n, text):
+    return Passage(n=n, text=text, document_id=n, document_title=f"Doc {n}", page=None, section="",
+                   chunk_id=n, faq_entry_id=None, relevance=0.5)
+
+
+PASSAGES = [
+    passage(1, "A tiled roof lasts about 50 years. Metal roofs need repainting every 15 years."),
+    passage(2, "A ground source heat pump needs a drilling permit from the municipality. Drilling takes two days."),
+]
+
+
+def test_the_models_own_citations_are_kept_as_they_are(embedder):
+    text, cited = cite_answer("You need a permit [2].", PASSAGES)
+    assert text == "You need a permit [2]." and [c.n for c in cited] == [2]
+
+
+def test_an_uncited_sentence_that_restates_a_passage_gets_its_number(embedder):
+    # given an answer that restates passage 2 but cites nothing, and adds a line no passage states
+    answer = "You need a drilling permit from the municipality for a ground source heat pump. Have a nice day!"
+    # when citations are attributed
+    text, cited = cite_answer(answer, PASSAGES)
+    # then the restating sentence cites passage 2, and the other stays uncited
+    assert text == ("You need a drilling permit from the municipality for a ground source heat pump. [2] "
+                    "Have a nice day!")
+    assert [c.n for c in cited] == [2] and cited[0].document_title == "Doc 2"
+
+
+def test_an_answer_no_passage_states_gets_no_invented_source(embedder):
+    text, cited = cite_answer("The Eiffel Tower is 330 metres tall.", PASSAGES)
+    assert text == "The Eiffel Tower is 330 metres tall." and cited == []
+
+
+def test_without_passages_nothing_changes():
+    assert cite_answer("Hello there, how can I help?", []) == ("Hello there, how can I help?", [])
+
+
+def test_marks_go_at_the_given_offsets():
+    assert insert_marks("One. Two.", {4: 1, 9: 2}) == "One. [1] Two. [2]"
