@@ -98,6 +98,7 @@ def documents_claim_queued(knowledge_base_id: int, *, exclude: int, room: int, b
 def batch_ingest(documents: list[Document]) -> None:
     """Parse and chunk each, embed all chunks together, store each, build the index once."""
     prepared, beat = [], time.monotonic()
+    progress_save([d.pk for d in documents], Document.Status.PARSING, "reading the file", 2)  # one UPDATE
     for position, document in enumerate(documents):
         item = document_prepare(document)
         if item is not None:
@@ -108,7 +109,10 @@ def batch_ingest(documents: list[Document]) -> None:
     chunked = [p for p in prepared if p.drafts]
     vectors = batch_embed(chunked)
     with transaction.atomic():  # one commit for the batch; each document still in its own savepoint
-        stored = [p for p in prepared if not p.drafts or document_store(p, vectors.get(p.document.pk))]
+        counts = {p.document.pk: document_store(p, vectors.get(p.document.pk)) if p.drafts else 0
+                  for p in prepared}
+        stored = [p for p in prepared if counts[p.document.pk] is not None]
+        stored_progress({pk: count for pk, count in counts.items() if count})
     batch_index(documents[0].knowledge_base_id, [p.document for p in stored])
 
 
@@ -118,7 +122,6 @@ def document_prepare(document: Document) -> Prepared | None:
     from kb.parsing import ParseError, parse_document
 
     try:
-        progress_save([document.pk], Document.Status.PARSING, "reading the file", 2)
         data = read_file(document)
         parsed = parse_document(data, document.filename)
         found = {"file_type": parsed.file_type, "page_count": parsed.page_count,
@@ -200,22 +203,28 @@ def embedding_progress(prepared: list[Prepared], owners_done: list[int]) -> None
         Document.objects.filter(pk__in=waiting, status=Document.Status.EMBEDDING).update(updated_at=timezone.now())
 
 
-def document_store(item: Prepared, vectors) -> bool:
-    """Store one document's chunks (its own transaction); False when it failed."""
+def document_store(item: Prepared, vectors) -> int | None:
+    """Store one document's chunks (its own savepoint); their count, or None when it failed."""
     from kb.services import chunks_replace
 
     if vectors is None:
-        return False  # embedding failed: already marked failed
+        return None  # embedding failed: already marked failed
     try:
         with transaction.atomic():
-            count = chunks_replace(document=item.document, drafts=item.drafts, vectors=vectors)
-            progress_save([item.document.pk], Document.Status.INDEXING, "waiting for the index build",
-                          EMBED_END + 10, chunk_count=count)
-        return True
+            return chunks_replace(document=item.document, drafts=item.drafts, vectors=vectors)
     except Exception as exc:
         log.exception("storing the chunks of document %s failed", item.document.pk)
         document_fail(item.document, unexpected(exc))
-        return False
+        return None
+
+
+def stored_progress(chunk_counts: dict[int, int]) -> None:
+    """Stored documents wait for the index build: one UPDATE per distinct chunk count."""
+    by_count: dict[int, list[int]] = {}
+    for document_id, count in chunk_counts.items():
+        by_count.setdefault(count, []).append(document_id)
+    for count, ids in by_count.items():
+        progress_save(ids, Document.Status.INDEXING, "waiting for the index build", EMBED_END + 10, chunk_count=count)
 
 
 def batch_index(knowledge_base_id: int, stored: list[Document]) -> None:
