@@ -64,8 +64,10 @@ def load_model(config: EngineConfig, *, models_dir):
 
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)
+    # fbgemm's quantized Linear computes in fp32: an explicit CPU quantization loads fp32 weights under dtype auto
+    dtype = "float32" if config.dtype == "auto" and config.quantization in CPU_QUANTIZATION else config.dtype
     loaded = load_generator(resolve_model(config.model, config.backend), models_dir=models_dir,
-                            device=config.device, dtype=config.dtype)
+                            device=config.device, dtype=dtype)
     method = resolve_quantization(config.quantization, loaded.device, loaded.dtype,
                                   moe=bool(router_modules(loaded.model)))
     if method not in ("", "none"):
@@ -104,6 +106,10 @@ def quantize(model, method: str, device: str, *, inplace: bool = False):
     if method not in CPU_QUANTIZATION or device != "cpu":
         raise ValueError(f"KEFU_QUANTIZATION={method!r} is not supported on {device} "
                          f"(use 'none', or on a CPU one of {', '.join(CPU_QUANTIZATION)})")
+    weight_dtype = next(model.parameters()).dtype
+    if weight_dtype != torch.float32:
+        raise ValueError(f"KEFU_QUANTIZATION={method!r} needs float32 weights, not {weight_dtype} "
+                         "(set KEFU_DTYPE=float32 or auto, or KEFU_QUANTIZATION=none)")
     # In place at load time, so the fp32 weights are freed as they are replaced (no second copy at peak RSS).
     # (torch.ao.quantization is deprecated in favour of torchao, which is not installed here.)
     qconfig = {"fp16-weight": float16_dynamic_qconfig, "int8-channel": per_channel_dynamic_qconfig}.get(method)

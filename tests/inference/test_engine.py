@@ -224,6 +224,28 @@ def test_unknown_quantization_is_refused(smollm):
         quantize(smollm.model, "fp16-weight", "cuda")
 
 
+def test_quantizing_a_bf16_model_is_refused_with_a_clear_message():
+    import torch
+
+    from inference.backends.transformers_backend import quantize
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4)).to(torch.bfloat16)
+    with pytest.raises(ValueError, match="needs float32 weights"):
+        quantize(model, "int8", "cpu")
+
+
+def test_an_explicit_cpu_quantization_loads_fp32_weights_whatever_the_cpu(settings):
+    # given dtype auto (bf16 on a CPU with AMX) and an explicit int8 quantization
+    from inference.backends.transformers_backend import load_model
+    from inference.config import EngineConfig
+
+    config = EngineConfig(model="tiny-olmoe", device="cpu", dtype="auto", quantization="int8")
+    # when the model is loaded
+    loaded = load_model(config, models_dir=settings.KEFU_DATA_DIR / "models")
+    # then its weights were loaded as fp32 and quantized
+    assert loaded.dtype == "torch.float32+int8"
+
+
 def test_a_long_prompt_joining_running_rows_is_prefilled_in_chunks_between_their_steps(smollm, make_engine,
                                                                                       references):
     # given an engine with a prefill budget of 8 tokens, decoding a long answer

@@ -53,7 +53,7 @@ class Command(BaseCommand):
             from inference.benchmark import quantization_agreement
             from kefu import compute
 
-            loaded = compute.call(load_model, replace(config, quantization="none"),
+            loaded = compute.call(load_model, replace(config, quantization="none", dtype="float32"),
                                   models_dir=settings.KEFU_DATA_DIR / "models")
             self.stdout.write(compute.call(quantization_agreement, loaded, options["agreement"], prompts=8,
                                            max_new_tokens=options["max_new_tokens"]))
