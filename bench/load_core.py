@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -428,8 +429,10 @@ def stream_problems(result: StreamResult, source_token_ids: list[str] | None = N
     """Duplicated, reordered or missing tokens in what one client read.
 
     Token event ids are the job stream's ids: strictly increasing, and — given the job's own
-    stream (``source_token_ids``) — exactly its token ids, no gap and no repeat. A ``done``
-    answer must be the concatenated token texts (the SSE view masks nothing for this base).
+    stream (``source_token_ids``) — exactly its token ids, no gap and no repeat. An answered
+    ``done`` must be the concatenated token texts (the SSE view masks nothing for this base), up
+    to the ``[n]`` marks attributed to an uncited answer; a generated "I don't know" is replaced
+    by Kefu's own reply (outcome refused), so only its token ids are checked.
     """
     problems = []
     ids = [parse_event_id(event_id) for event_id in result.token_ids if event_id]
@@ -441,11 +444,19 @@ def stream_problems(result: StreamResult, source_token_ids: list[str] | None = N
         missing = len(set(source_token_ids) - set(result.token_ids))
         extra = len(result.token_ids) - len(set(result.token_ids) & set(source_token_ids))
         problems.append(f"tokens differ from the job's stream: {missing} missing, {extra} duplicated or unknown")
-    if result.final_kind == "done" and result.token_texts:
-        streamed = "".join(result.token_texts).strip()
-        if streamed != (result.final.get("answer") or ""):
-            problems.append(f"streamed text != done answer ({len(streamed)} vs {len(result.final.get('answer') or '')} chars)")
+    if result.final_kind == "done" and result.token_texts and result.final.get("outcome") == "answered":
+        streamed, answer = without_marks("".join(result.token_texts)), without_marks(result.final.get("answer") or "")
+        if streamed != answer:
+            problems.append(f"streamed text != done answer ({len(streamed)} vs {len(answer)} chars)")
     return problems
+
+
+CITATION_MARK = re.compile(r"\s*\[\d+(?:\s*[,，]\s*\d+)*\]")
+
+
+def without_marks(text: str) -> str:
+    """The text without ``[n]`` citation marks (attribution may add them after the stream)."""
+    return CITATION_MARK.sub("", text).strip()
 
 
 def job_token_ids(job_id: str) -> list[str]:
