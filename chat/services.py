@@ -256,7 +256,7 @@ def message_finalize(*, message: Message, event) -> Message:
             for name in ("queue_ms", "ttft_ms", "tokens_per_s"):
                 if data.get(name) is not None:
                     timings[name] = data[name]
-        if answered and not cited and replies.says_dont_know(text):  # Kefu's own words, with the offer of a person
+        if answered and locked.passages and not cited and replies.says_dont_know(text):  # Kefu's own words, with the offer of a person
             question = locked.reply_to.text if locked.reply_to else text
             locked.text, locked.citations = replies.reply("dont_know", question=question), []
             locked.outcome, locked.reason = Outcome.REFUSED, "model_dont_know"
