@@ -17,6 +17,7 @@ query embedding waits for at most one decode step.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import logging
 import threading
@@ -40,6 +41,7 @@ class ComputeThread:
         self._loops: list[Loop] = []
         self._wakeup = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._stopping = False
 
     def call(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """Run ``fn`` on the compute thread and return its result (inline when already there)."""
@@ -72,16 +74,27 @@ class ComputeThread:
         with self._wakeup:
             self._wakeup.notify_all()
 
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop after the current job or loop pass and wait for the thread (at interpreter exit: a daemon
+        thread still inside a torch kernel while the runtime's static objects are destroyed aborts the process)."""
+        with self._wakeup:
+            self._stopping = True
+            self._wakeup.notify_all()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
     def on_thread(self) -> bool:
         return self._thread is not None and threading.current_thread() is self._thread
 
     def _ensure_started(self) -> None:
         if self._thread is None or not self._thread.is_alive():
+            self._stopping = False
             self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
             self._thread.start()
 
     def _run(self) -> None:
-        while True:
+        while not self._stopping:
             job = self._next_job()
             if job is not None:
                 run_job(*job)
@@ -91,7 +104,7 @@ class ComputeThread:
                 busy = run_loop_pass(loop) or busy
             if not busy:
                 with self._wakeup:
-                    if not self._jobs:
+                    if not self._jobs and not self._stopping:
                         self._wakeup.wait(IDLE_WAIT_S)
 
     def _next_job(self):
@@ -132,6 +145,7 @@ def cpu_has_fast_bf16() -> bool:
 
 
 _compute = ComputeThread()
+atexit.register(_compute.shutdown)
 
 
 def compute_thread() -> ComputeThread:

@@ -70,3 +70,21 @@ def test_a_loop_that_raises_does_not_kill_the_thread():
     assert compute.call(lambda: "alive") == "alive"
     compute.remove_loop(broken)
     assert calls
+
+
+def test_shutdown_stops_a_busy_loop_and_a_later_call_starts_the_thread_again():
+    # given a compute thread running a loop that always has work
+    compute = ComputeThread(name="test-compute")
+
+    def busy() -> bool:
+        return True
+
+    compute.add_loop(busy)
+    first = compute._thread
+    # when it is shut down (as at interpreter exit)
+    compute.shutdown(timeout=5)
+    # then its thread has ended
+    assert not first.is_alive()
+    # and a later job gets a new thread
+    compute.remove_loop(busy)
+    assert compute.call(lambda: threading.current_thread().name) == "test-compute"
