@@ -46,7 +46,8 @@ def answer_messages(*, question: str, passages: list[Passage], turns: list[Turn]
     user = (
         f"Passages:\n{passages_block(passages)}\n\n"
         f"Question: {question}\n"
-        "Answer from the passages only and cite them as [n]. If they do not contain the answer, say you do not know."
+        "Answer in one or two sentences from the passages above, and put the passage number in brackets, like [1], "
+        "after each sentence."
     )
     return [{"role": "system", "content": system_prompt}, *history_messages(turns), {"role": "user", "content": user}]
 
