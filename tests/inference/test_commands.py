@@ -41,7 +41,7 @@ def test_inference_bench_prints_a_table_with_baseline_and_gain():
     # then the table has the baseline and one row per level, with a gain ratio
     table = out.getvalue()
     assert "| baseline generate |" in table and "| engine c=1 |" in table and "| engine c=2 |" in table
-    assert table.count("×") == 3
+    assert table.count("×") == 5  # a gain vs the baseline on each of 3 rows, vs engine c=1 on the 2 engine rows
     assert "max RSS" in err.getvalue()
 
 
@@ -50,3 +50,14 @@ def test_inference_bench_agreement_compares_int8_with_fp32():
     call_command("inference_bench", "--model", "tiny-mixtral", "--agreement", "int8", "--max-new-tokens", "3",
                  stdout=out, stderr=io.StringIO())
     assert "int8 vs fp32, greedy, 8 questions" in out.getvalue() and "identical answers" in out.getvalue()
+
+
+def test_the_bench_table_shows_the_gain_over_one_engine_stream():
+    from inference.benchmark import BenchRow, format_table
+
+    baseline = BenchRow("baseline generate", 1, 2, 100, 110, 10.0, 12.0, 20)
+    rows = [BenchRow("engine c=1", 1, 2, 90, 95, 20.0, 22.0, 40), BenchRow("engine c=8", 8, 16, 500, 900, 70.0, 9.0, 300)]
+    table = format_table(rows, baseline).splitlines()
+    assert table[0].endswith("| gain vs baseline | vs engine c=1 |")
+    assert table[2] == "| baseline generate | 2 | 100 | 110 | 10.0 | 12.0 | 1.00× | — |"
+    assert table[4] == "| engine c=8 | 16 | 500 | 900 | 70.0 | 9.0 | 7.00× | 3.50× |"
