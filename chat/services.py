@@ -244,7 +244,8 @@ def message_finalize(*, message: Message, event) -> Message:
     if answered:  # masked and cited before the row is locked (attribution embeds sentences)
         profile = chat_profile_of(message.conversation.knowledge_base)
         text = guard.output_matcher(profile).mask((data.get("text") or "").strip())
-        text, cited = attribution.cite_answer(text, [passages.passage_from_dict(p) for p in message.passages])
+        found = [passages.passage_from_dict(p) for p in message.passages]
+        text, cited = attribution.cite_answer(attribution.without_echoed_headers(text, found), found)
     with transaction.atomic():
         locked = (Message.objects.select_for_update(of=("self",))
                   .select_related("conversation__knowledge_base", "reply_to").get(pk=message.pk))

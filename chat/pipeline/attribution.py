@@ -15,7 +15,7 @@ import re
 import numpy as np
 
 from chat.pipeline.extractive import MIN_SENTENCE_CHARS, embed_sentences, sentences_of, weight
-from chat.pipeline.passages import Citation, Passage, citations_for
+from chat.pipeline.passages import CITATION_MARK, Citation, Passage, citations_for
 
 MIN_SIMILARITY = 0.6  # answer sentence vs passage sentence: a restatement, not a topic overlap
 ANSWER_SENTENCE = re.compile(r"[^.!?。！？\n]+(?:[.!?。！？]+|$)", re.M)
@@ -36,6 +36,33 @@ def cite_answer(text: str, passages: list[Passage], *, embed=embed_sentences) ->
              if row[(best := int(np.argmax(row)))] >= MIN_SIMILARITY}
     cited = insert_marks(text, marks)
     return cited, citations_for(cited, passages)
+
+
+HEADER_LINE = re.compile(r"^\s*(?:\d+[.)]\s*)?(?:passage:?\s*)?(?:\[(\d+)\]\s*)?\((.+)\)\s*:?\s*$", re.I)
+LABEL_LINE = re.compile(r"^\s*(?:passages?|the passage is|the answer is):?\s*$", re.I)
+
+
+def without_echoed_headers(text: str, passages: list[Passage]) -> str:
+    """The answer without lines that only repeat a passage's header from the prompt ("[2] (Title · p. 3)",
+    "1. (Title)", "Passage:"); the passage's ``[n]`` moves to the end of the next line that has no mark.
+
+    Small models copy the prompt's layout; the header is already shown as the citation's source. An answer that
+    is nothing but headers is returned unchanged (better a list of sources than an empty answer)."""
+    by_source = {name.strip(): p.n for p in passages for name in (p.source, p.document_title) if name}
+    lines, pending = [], None
+    for line in text.split("\n"):
+        header = HEADER_LINE.match(line)
+        if header and header.group(2).strip() in by_source:
+            pending = int(header.group(1)) if header.group(1) else by_source[header.group(2).strip()]
+            continue
+        if LABEL_LINE.match(line):
+            continue
+        if pending is not None and line.strip():
+            if not CITATION_MARK.search(line):
+                line = f"{line.rstrip()} [{pending}]"
+            pending = None
+        lines.append(line)
+    return "\n".join(lines).strip() or text  # an answer made only of headers stays as the model wrote it
 
 
 def passage_body(passage: Passage) -> str:

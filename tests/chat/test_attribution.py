@@ -42,3 +42,20 @@ def test_without_passages_nothing_changes():
 
 def test_marks_go_at_the_given_offsets():
     assert insert_marks("One. Two.", {4: 1, 9: 2}) == "One. [1] Two. [2]"
+
+
+def test_lines_that_only_echo_a_passage_header_are_dropped_and_their_number_kept():
+    from chat.pipeline.attribution import without_echoed_headers
+
+    # given an answer that copied the prompt's layout: a label, a header with its number, a header without one
+    answer = ("Passage:\n[2] (Doc 2)\nA drilling permit is needed.\n\n1. (Doc 1)\nRoofs last 50 years [1].\n"
+              "(see the manual)")
+    # then the header lines go, their numbers follow the next line (unless it cites already), other lines stay
+    assert without_echoed_headers(answer, PASSAGES) == (
+        "A drilling permit is needed. [2]\n\nRoofs last 50 years [1].\n(see the manual)")
+
+
+def test_an_answer_made_only_of_headers_is_left_as_written():
+    from chat.pipeline.attribution import without_echoed_headers
+
+    assert without_echoed_headers("1. [1] (Doc 1)\n2. [2] (Doc 2)", PASSAGES) == "1. [1] (Doc 1)\n2. [2] (Doc 2)"

@@ -251,5 +251,6 @@ def generate_one(kb, row: Row) -> tuple[str, int]:
     final = events[-1] if events else None
     text = final.data.get("text", "") if final is not None and final.kind == "done" else ""
     found_passages = [passages.passage_from_dict(p) for p in reply.passages]
-    text, cited = attribution.cite_answer(text, found_passages)  # as message_finalize stores it
+    text, cited = attribution.cite_answer(attribution.without_echoed_headers(text, found_passages),
+                                          found_passages)  # as message_finalize stores it
     return text, len(cited)
