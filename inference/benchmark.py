@@ -1,9 +1,16 @@
 """The inference benchmark: TTFT and tokens/s of the batching engine, against plain ``generate``.
 
-Used by ``python manage.py inference_bench`` and ``bench/inference_bench.py``. For each
-concurrency C it submits C requests at once to one :class:`~inference.engine.BatchingEngine`,
-``rounds`` times, and reports TTFT p50/p95, aggregate tokens/s (all completion tokens of a
-wave / its wall time) and per-stream tokens/s (decode rate after the first token). The
+Used by ``python manage.py inference_bench`` and ``bench/inference_bench.py``. Two load shapes
+per concurrency C on one :class:`~inference.engine.BatchingEngine`:
+
+- **wave**: C requests submitted at once, ``rounds`` times; the wave ends when its longest
+  answer does, so its tail (the last rows decoding alone) counts against the aggregate;
+- **sustained**: C clients, each sending its next request when its previous answer is done
+  (a closed loop, like vLLM's ``benchmark_serving --max-concurrency``), ``requests_per_client``
+  each: the batch stays full until the clients run out, as on a busy service.
+
+Each row reports TTFT p50/p95, aggregate tokens/s (all completion tokens / wall time from the
+first submit to the last answer) and per-stream tokens/s (decode rate after the first token). The
 baseline, in the same process on the same model, is plain sequential ``model.generate``
 (batch 1, greedy) over the same prompts; the batching gain is aggregate / baseline.
 Prompts are ~``prompt_tokens`` long (a support-desk context plus a question), greedy, and
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import resource
 import statistics
+import threading
 import time
 from dataclasses import dataclass
 
@@ -45,7 +53,7 @@ QUESTIONS = [
 class BenchRow:
     """One line of the results table."""
 
-    label: str  # "engine c=8" or "baseline generate"
+    label: str  # "engine c=8", "engine c=8 sustained" or "baseline generate"
     concurrency: int
     requests: int
     ttft_p50_ms: float
@@ -81,23 +89,63 @@ def run_wave(engine, messages: list[tuple[dict, ...]], params: SamplingParams, t
     return outputs, time.perf_counter() - started
 
 
+def run_closed_loop(engine, clients: list[list[tuple[dict, ...]]], params: SamplingParams,
+                    tag: str) -> tuple[list, float]:
+    """Each client sends its messages one after another, the next when the previous answer is done;
+    (outputs, wall seconds from the first submit until the last client finished)."""
+    outputs: list = []
+    lock = threading.Lock()
+
+    def client(index: int, conversation: list[tuple[dict, ...]]) -> None:
+        for turn, message in enumerate(conversation):
+            output = engine.submit(GenerationRequest(f"{tag}-{index}-{turn}", message, params)).result(timeout=3600)
+            with lock:
+                outputs.append(output)
+
+    threads = [threading.Thread(target=client, args=(index, conversation), daemon=True)
+               for index, conversation in enumerate(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outputs, time.perf_counter() - started
+
+
 def bench_engine(engine, tokenizer, *, concurrency: int, rounds: int, prompt_tokens: int,
                  max_new_tokens: int) -> BenchRow:
+    """``rounds`` waves of ``concurrency`` requests submitted at once."""
     params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
-    ttfts, rates, tokens, wall = [], [], 0, 0.0
+    runs = []
     for round_index in range(rounds):
         messages = [build_messages(tokenizer, round_index * concurrency + index, prompt_tokens)
                     for index in range(concurrency)]
-        outputs, seconds = run_wave(engine, messages, params, f"c{concurrency}r{round_index}")
-        failed = [output for output in outputs if output.finish_reason not in ("stop", "length")]
-        if failed:
-            raise RuntimeError(f"benchmark request failed: {failed[0].finish_reason} {failed[0].error}")
-        ttfts += [output.ttft_ms for output in outputs]
-        rates += [output.tokens_per_s for output in outputs if output.tokens_per_s > 0]
-        tokens += sum(output.completion_tokens for output in outputs)
-        wall += seconds
-    return BenchRow(f"engine c={concurrency}", concurrency, concurrency * rounds, percentile(ttfts, 0.5),
-                    percentile(ttfts, 0.95), tokens / wall, statistics.mean(rates) if rates else 0.0, tokens)
+        runs.append(run_wave(engine, messages, params, f"c{concurrency}r{round_index}"))
+    return summarize(f"engine c={concurrency}", concurrency, runs)
+
+
+def bench_sustained(engine, tokenizer, *, concurrency: int, requests_per_client: int, prompt_tokens: int,
+                    max_new_tokens: int) -> BenchRow:
+    """``concurrency`` closed-loop clients of ``requests_per_client`` requests each."""
+    params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens)
+    clients = [[build_messages(tokenizer, client * requests_per_client + turn, prompt_tokens)
+                for turn in range(requests_per_client)] for client in range(concurrency)]
+    run = run_closed_loop(engine, clients, params, f"s{concurrency}")
+    return summarize(f"engine c={concurrency} sustained", concurrency, [run])
+
+
+def summarize(label: str, concurrency: int, runs: list[tuple[list, float]]) -> BenchRow:
+    """One row from (outputs, wall seconds) runs; a failed request fails the benchmark."""
+    outputs = [output for run_outputs, _ in runs for output in run_outputs]
+    failed = [output for output in outputs if output.finish_reason not in ("stop", "length")]
+    if failed:
+        raise RuntimeError(f"benchmark request failed: {failed[0].finish_reason} {failed[0].error}")
+    ttfts = [output.ttft_ms for output in outputs]
+    rates = [output.tokens_per_s for output in outputs if output.tokens_per_s > 0]
+    tokens = sum(output.completion_tokens for output in outputs)
+    wall = sum(seconds for _, seconds in runs)
+    return BenchRow(label, concurrency, len(outputs), percentile(ttfts, 0.5), percentile(ttfts, 0.95),
+                    tokens / wall, statistics.mean(rates) if rates else 0.0, tokens)
 
 
 def bench_baseline(loaded, *, requests: int, prompt_tokens: int, max_new_tokens: int) -> BenchRow:
@@ -158,12 +206,13 @@ def max_rss_mb() -> float:
 
 
 def format_table(rows: list[BenchRow], baseline: BenchRow | None) -> str:
-    """The results table; "vs engine c=1" is the batching gain the issue's goal names (aggregate over one stream)."""
+    """The results table; "vs engine c=1" is the batching gain the issue's goal names: a row's aggregate over
+    the c=1 row of the same load shape (wave or sustained)."""
     header = ("| run | requests | TTFT p50 ms | TTFT p95 ms | aggregate tok/s | per-stream tok/s | "
               "gain vs baseline | vs engine c=1 |\n|---|---:|---:|---:|---:|---:|---:|---:|")
-    single = next((row for row in rows if row.concurrency == 1), None)
     lines = [header]
     for row in ([baseline] if baseline else []) + rows:
+        single = next((other for other in rows if other.concurrency == 1 and shape(other) == shape(row)), None)
         gain = f"{row.aggregate_tok_s / baseline.aggregate_tok_s:.2f}×" if baseline else "—"
         over_single = (f"{row.aggregate_tok_s / single.aggregate_tok_s:.2f}×"
                        if single and single.aggregate_tok_s and row is not baseline else "—")
@@ -172,9 +221,14 @@ def format_table(rows: list[BenchRow], baseline: BenchRow | None) -> str:
     return "\n".join(lines)
 
 
+def shape(row: BenchRow) -> str:
+    return "sustained" if row.label.endswith("sustained") else "wave"
+
+
 def run_benchmark(config, *, models_dir, concurrency: list[int], rounds: int, prompt_tokens: int,
-                  max_new_tokens: int, baseline_requests: int, out=print) -> tuple[list[BenchRow], BenchRow | None]:
-    """Load the model once, warm it up, run the baseline then each concurrency; returns the rows."""
+                  max_new_tokens: int, baseline_requests: int, shapes: tuple[str, ...] = ("wave", "sustained"),
+                  requests_per_client: int = 4, out=print) -> tuple[list[BenchRow], BenchRow | None]:
+    """Load the model once, warm it up, run the baseline then each load shape and concurrency; returns the rows."""
     from inference.backends.transformers_backend import load_model
     from inference.engine import BatchingEngine
     from kefu import compute
@@ -191,11 +245,17 @@ def run_benchmark(config, *, models_dir, concurrency: list[int], rounds: int, pr
                                     prompt_tokens=prompt_tokens, max_new_tokens=max_new_tokens)
             out(f"baseline: {baseline.aggregate_tok_s:.1f} tok/s, TTFT p50 {baseline.ttft_p50_ms:.0f} ms")
         rows = []
-        for level in concurrency:
-            row = bench_engine(engine, loaded.tokenizer, concurrency=level, rounds=rounds,
-                               prompt_tokens=prompt_tokens, max_new_tokens=max_new_tokens)
-            out(f"c={level}: {row.aggregate_tok_s:.1f} tok/s aggregate, TTFT p50 {row.ttft_p50_ms:.0f} ms")
-            rows.append(row)
+        for load in shapes:
+            for level in concurrency:
+                if load == "wave":
+                    row = bench_engine(engine, loaded.tokenizer, concurrency=level, rounds=rounds,
+                                       prompt_tokens=prompt_tokens, max_new_tokens=max_new_tokens)
+                else:
+                    row = bench_sustained(engine, loaded.tokenizer, concurrency=level,
+                                          requests_per_client=requests_per_client,
+                                          prompt_tokens=prompt_tokens, max_new_tokens=max_new_tokens)
+                out(f"{row.label}: {row.aggregate_tok_s:.1f} tok/s aggregate, TTFT p50 {row.ttft_p50_ms:.0f} ms")
+                rows.append(row)
     finally:
         engine.stop()
     out(f"max RSS {max_rss_mb():.0f} MB")

@@ -38,10 +38,11 @@ def test_inference_bench_prints_a_table_with_baseline_and_gain():
                  "--prompt-tokens", "40", "--max-new-tokens", "4", "--baseline-requests", "1",
                  "--prefill-budget", "16", stdout=out, stderr=err)
 
-    # then the table has the baseline and one row per level, with a gain ratio
+    # then the table has the baseline and one row per level and load shape, with gain ratios
     table = out.getvalue()
     assert "| baseline generate |" in table and "| engine c=1 |" in table and "| engine c=2 |" in table
-    assert table.count("×") == 5  # a gain vs the baseline on each of 3 rows, vs engine c=1 on the 2 engine rows
+    assert "| engine c=1 sustained | 4 |" in table and "| engine c=2 sustained | 8 |" in table
+    assert table.count("×") == 9  # a gain vs the baseline on each of 5 rows, vs engine c=1 on the 4 engine rows
     assert "max RSS" in err.getvalue()
 
 
@@ -61,3 +62,43 @@ def test_the_bench_table_shows_the_gain_over_one_engine_stream():
     assert table[0].endswith("| gain vs baseline | vs engine c=1 |")
     assert table[2] == "| baseline generate | 2 | 100 | 110 | 10.0 | 12.0 | 1.00× | — |"
     assert table[4] == "| engine c=8 | 16 | 500 | 900 | 70.0 | 9.0 | 7.00× | 3.50× |"
+
+
+def test_the_sustained_rows_compare_with_the_sustained_single_stream():
+    from inference.benchmark import BenchRow, format_table
+
+    # given wave and sustained rows at c=1 and c=8
+    rows = [BenchRow("engine c=1", 1, 2, 90, 95, 20.0, 22.0, 40), BenchRow("engine c=8", 8, 16, 500, 900, 60.0, 9.0, 300),
+            BenchRow("engine c=1 sustained", 1, 4, 90, 95, 25.0, 22.0, 80),
+            BenchRow("engine c=8 sustained", 8, 32, 500, 900, 100.0, 9.0, 600)]
+    # when the table is drawn without a baseline
+    table = format_table(rows, None).splitlines()
+    # then each c=8 row is divided by the c=1 row of its own load shape
+    assert table[3].endswith("| — | 3.00× |")
+    assert table[5].endswith("| — | 4.00× |")
+
+
+def test_closed_loop_clients_send_their_next_request_after_the_previous_answer():
+    from inference.benchmark import run_closed_loop
+    from inference.handle import GenerationHandle, GenerationOutput
+    from inference.params import SamplingParams
+
+    # given an engine that answers at once and records the order of the requests it was sent
+    class Recorder:
+        def __init__(self):
+            self.ids = []
+
+        def submit(self, request):
+            self.ids.append(request.request_id)
+            handle = GenerationHandle(request)
+            handle.finish(GenerationOutput(text="ok", finish_reason="stop", completion_tokens=1))
+            return handle
+
+    engine = Recorder()
+    clients = [[({"role": "user", "content": f"q{c}{t}"},) for t in range(3)] for c in range(2)]
+    # when two clients of three requests run
+    outputs, seconds = run_closed_loop(engine, clients, SamplingParams(0.0, 1.0, 4), "t")
+    # then every request was answered once, each client in order
+    assert len(outputs) == 6 and seconds >= 0
+    assert [i for i in engine.ids if i.startswith("t-0-")] == ["t-0-0", "t-0-1", "t-0-2"]
+    assert sorted(engine.ids) == sorted(f"t-{c}-{t}" for c in range(2) for t in range(3))

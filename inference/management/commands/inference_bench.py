@@ -19,6 +19,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--concurrency", default="1,4,8", help="comma-separated concurrent request counts")
         parser.add_argument("--rounds", type=int, default=2, help="waves per concurrency level")
+        parser.add_argument("--load", choices=("wave", "sustained", "both"), default="both",
+                            help="wave: C requests at once; sustained: C closed-loop clients (default: both)")
+        parser.add_argument("--requests-per-client", type=int, default=4,
+                            help="requests each sustained client sends back to back")
         parser.add_argument("--prompt-tokens", type=int, default=300)
         parser.add_argument("--max-new-tokens", type=int, default=64)
         parser.add_argument("--baseline-requests", type=int, default=3, help="0 skips the generate baseline")
@@ -40,6 +44,8 @@ class Command(BaseCommand):
             levels = [int(level) for level in options["concurrency"].split(",") if level.strip()]
         except ValueError as exc:
             raise CommandError(f"--concurrency must be integers like 1,4,8: {exc}") from exc
+        if options["requests_per_client"] < 1 or options["rounds"] < 1:
+            raise CommandError("--rounds and --requests-per-client must be at least 1")
         config = engine_config()
         overrides = {name: options[key] for name, key in (("model", "model"), ("dtype", "dtype"),
                                                           ("quantization", "quantization"),
@@ -61,6 +67,8 @@ class Command(BaseCommand):
         rows, baseline = run_benchmark(
             config, models_dir=settings.KEFU_DATA_DIR / "models", concurrency=levels, rounds=options["rounds"],
             prompt_tokens=options["prompt_tokens"], max_new_tokens=options["max_new_tokens"],
-            baseline_requests=options["baseline_requests"], out=lambda line: self.stderr.write(line),
+            baseline_requests=options["baseline_requests"],
+            shapes=("wave", "sustained") if options["load"] == "both" else (options["load"],),
+            requests_per_client=options["requests_per_client"], out=lambda line: self.stderr.write(line),
         )
         self.stdout.write(format_table(rows, baseline))
