@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import kb_datasets  # noqa: E402
 from kb_eval import build  # noqa: E402
 
-ALPHAS = tuple(round(a, 2) for a in np.arange(0.05, 1.0, 0.05))
+ALPHAS = tuple(float(round(a, 2)) for a in np.arange(0.05, 1.0, 0.05))
 RRF_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
 RRF_KS = (5, 20, 60)
 SEED_ALPHAS = (0.1, 0.3, 0.5, 0.7, 0.9)  # dense weight of the min-max fusion that picks the feedback chunks
