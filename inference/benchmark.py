@@ -13,8 +13,10 @@ Each row reports TTFT p50/p95, aggregate tokens/s (all completion tokens / wall 
 first submit to the last answer) and per-stream tokens/s (decode rate after the first token). The
 baseline, in the same process on the same model, is plain sequential ``model.generate``
 (batch 1, greedy) over the same prompts; the batching gain is aggregate / baseline.
-Prompts are ~``prompt_tokens`` long (a support-desk context plus a question), greedy, and
-may stop at EOS before ``max_new_tokens`` (the token counts are the real ones).
+Prompts are ~``prompt_tokens`` long and shaped like the chat app's: one system prompt shared by
+every request (~80 tokens: what the engine's prefix cache keeps), then passages that differ per
+request and the question. Greedy; answers may stop at EOS before ``max_new_tokens`` (the token
+counts are the real ones).
 
 Budget on the 2-core CPU with SmolLM2-135M: ~2-4 min for 1,4,8 with the defaults; ~1 GB RSS.
 """
@@ -63,12 +65,32 @@ class BenchRow:
     completion_tokens: int
 
 
+SYSTEM = (
+    "You are the customer-service assistant of this company. Answer the customer's question using only "
+    "the numbered passages. After each sentence that uses a passage, cite it as [n]. If the passages do "
+    "not contain the answer, say that you do not know and offer to connect the customer with a person. "
+    "Be brief and polite, and answer in the language of the question."
+)
+POLICIES = [sentence.strip() + "." for sentence in CONTEXT.split(". ") if sentence.strip(". ")]
+
+
 def build_messages(tokenizer, index: int, prompt_tokens: int) -> tuple[dict, ...]:
-    """A system context repeated up to ~prompt_tokens, then one of the questions."""
-    system = CONTEXT
-    while len(tokenizer(system + CONTEXT)["input_ids"]) < prompt_tokens - 30:
-        system += CONTEXT
-    return ({"role": "system", "content": system}, {"role": "user", "content": QUESTIONS[index % len(QUESTIONS)]})
+    """Shaped like the chat app's prompts: one system prompt for every request (what the prefix cache
+    keeps), then numbered passages that differ per request and the question, ~prompt_tokens in all."""
+    def user(passages: list[str]) -> str:
+        numbered = "\n\n".join(f"[{n}] (policies)\n{text}" for n, text in enumerate(passages, start=1))
+        return (f"Passages:\n{numbered}\n\nQuestion: {QUESTIONS[index % len(QUESTIONS)]}\n"
+                "Answer in one or two sentences from the passages above, and put the passage number in brackets.")
+
+    from inference.backends.transformers_backend import encode_chat
+
+    sentences: list[str] = []
+    while True:  # each request its own rotation of the policies, three sentences a passage
+        sentences.append(POLICIES[(index * 3 + len(sentences)) % len(POLICIES)])
+        passages = [" ".join(sentences[i:i + 3]) for i in range(0, len(sentences), 3)]
+        messages = ({"role": "system", "content": SYSTEM}, {"role": "user", "content": user(passages)})
+        if len(encode_chat(tokenizer, messages)) >= prompt_tokens - 10 or len(sentences) >= 200:
+            return messages
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -31,6 +31,9 @@ class EngineConfig:
     # Measured on the 2-core CPU: one 8×300-token pass made every TTFT wait for all 8 prefills (c=4 TTFT p50
     # 16 s vs 5 s).
     prefill_token_budget: int = 512
+    # Prompt prefixes (a chat's leading system message) whose keys/values are kept for the next request
+    # starting with them; 0 turns the prefix cache off. SmolLM2's ~80-token system prompt: ~4 MB an entry.
+    prefix_cache_entries: int = 8
     timeout_s: float = 300.0  # a generation running longer is stopped and reported as failed
     stale_after_s: float = 360.0  # a job "running" this long without finishing is reaped as failed
     stream_maxlen: int = 4096  # events kept per token stream (Redis XADD MAXLEN ~)
@@ -53,6 +56,7 @@ def engine_config() -> EngineConfig:
         max_batch=settings.KEFU_MAX_BATCH,
         max_new_tokens=settings.KEFU_MAX_NEW_TOKENS,
         prefill_token_budget=int(getattr(settings, "KEFU_PREFILL_TOKEN_BUDGET", 512)),
+        prefix_cache_entries=int(getattr(settings, "KEFU_PREFIX_CACHE_ENTRIES", 8)),
         timeout_s=timeout,
         stale_after_s=float(getattr(settings, "KEFU_GENERATION_STALE_AFTER", timeout + 60)),
         stream_maxlen=int(getattr(settings, "KEFU_STREAM_MAXLEN", 4096)),

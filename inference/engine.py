@@ -58,15 +58,44 @@ class Row:
 class Pending:
     handle: GenerationHandle
     prompt_ids: list[int]
+    prefix_len: int = 0  # leading tokens shared with other chats (the system message), 0 = not cached
 
 
 @dataclass
 class ChunkedPrefill:
-    """A prompt longer than the prefill budget, prefilled one chunk per engine pass while the others decode."""
+    """A prompt prefilled one chunk per engine pass while the others decode: one longer than the prefill
+    budget, or one with a cacheable prefix (which starts after the cached prefix, or snapshots it)."""
 
     row: Row
     batch: tb.DecodeBatch | None = None  # its own one-row cache, filled so far
     done: int = 0  # prompt tokens already in that cache
+    snapshot_at: int = 0  # > done: stop the first chunk here and keep a copy of the cache as a prefix entry
+
+
+class PrefixCache:
+    """Keys/values of recently seen prompt prefixes (token tuple → per-layer tensors), least recently used out."""
+
+    def __init__(self, entries: int):
+        self.entries = entries
+        self.items: collections.OrderedDict[tuple[int, ...], tuple] = collections.OrderedDict()
+        self.queries = 0  # lookups
+        self.hits = 0  # lookups that found their prefix
+        self.hit_tokens = 0  # prompt tokens not prefilled thanks to hits
+
+    def get(self, key: tuple[int, ...]):
+        self.queries += 1
+        snapshot = self.items.get(key)
+        if snapshot is not None:
+            self.items.move_to_end(key)
+            self.hits += 1
+            self.hit_tokens += len(key)
+        return snapshot
+
+    def put(self, key: tuple[int, ...], snapshot: tuple) -> None:
+        self.items[key] = snapshot
+        self.items.move_to_end(key)
+        while len(self.items) > self.entries:
+            self.items.popitem(last=False)
 
 
 class BatchingEngine:
@@ -86,6 +115,7 @@ class BatchingEngine:
         self.rows: list[Row] = []
         self.batch: tb.DecodeBatch | None = None
         self.chunked: ChunkedPrefill | None = None  # a long prompt being prefilled chunk by chunk
+        self.prefixes = PrefixCache(config.prefix_cache_entries)
         self.wakeup = threading.Condition()  # guards ``waiting``
         self.stopping = threading.Event()
         self.stopped = threading.Event()
@@ -131,8 +161,10 @@ class BatchingEngine:
         if self.stopping.is_set():
             handle.fail("the engine is stopped")
             return handle
+        prefix_len = (tb.system_prefix_length(self.tokenizer, request.messages, prompt_ids)
+                      if self.config.prefix_cache_entries > 0 else 0)
         with self.wakeup:
-            self.waiting.append(Pending(handle, prompt_ids))
+            self.waiting.append(Pending(handle, prompt_ids, prefix_len))
         compute_thread().wake()
         self.notify("queued")
         return handle
@@ -187,6 +219,10 @@ class BatchingEngine:
                     self.waiting.popleft()
                     pending.handle.fail("cancelled before it started", finish_reason="cancelled")
                     continue
+                if pending.prefix_len:  # prefilled alone, after its cached prefix (this pass, or the next)
+                    if not admitted:
+                        self.chunked = self.prefill_after_prefix(self.waiting.popleft())
+                    break
                 if len(pending.prompt_ids) > budget and (admitted or self.rows):
                     if not admitted:  # something is decoding: prefill this one in chunks
                         self.chunked = ChunkedPrefill(self.new_row(self.waiting.popleft()))
@@ -212,6 +248,15 @@ class BatchingEngine:
             return
         self.join(rows, logits, joining)
 
+    def prefill_after_prefix(self, pending: Pending) -> ChunkedPrefill:
+        """Start from the cached keys/values of the prompt's prefix, or prefill and keep them on a miss."""
+        row = self.new_row(pending)
+        snapshot = self.prefixes.get(tuple(pending.prompt_ids[:pending.prefix_len]))
+        self.notify("prefix_cache", hit=snapshot is not None, tokens=pending.prefix_len)
+        if snapshot is None:
+            return ChunkedPrefill(row, snapshot_at=pending.prefix_len)
+        return ChunkedPrefill(row, tb.batch_from_snapshot(snapshot, self.device), done=pending.prefix_len)
+
     def advance_chunked(self) -> None:
         """Prefill the next chunk of the long prompt; after the last one it joins the running batch."""
         chunk, budget = self.chunked, self.config.prefill_token_budget
@@ -220,7 +265,8 @@ class BatchingEngine:
             self.chunked = None
             self.finish(row, "cancelled" if row.handle.cancelled else "timeout")
             return
-        remaining = len(row.prompt_ids) - chunk.done
+        end = chunk.snapshot_at if chunk.snapshot_at > chunk.done else len(row.prompt_ids)
+        remaining = end - chunk.done
         size = -(-remaining // -(-remaining // budget))  # even chunks of ≤ budget: 300 at 256 → 150 + 150
         tokens = row.prompt_ids[chunk.done:chunk.done + size]
         if self.expert_counter:
@@ -233,6 +279,8 @@ class BatchingEngine:
             self.finish(row, "error", error=f"{type(exc).__name__}: {exc}")
             return
         chunk.done += len(tokens)
+        if chunk.done == chunk.snapshot_at:
+            self.prefixes.put(tuple(row.prompt_ids[:chunk.done]), tb.cache_snapshot(chunk.batch))
         if chunk.done >= len(row.prompt_ids):
             self.chunked = None
             self.join([row], logits, chunk.batch)

@@ -35,6 +35,10 @@ WAITING = Gauge("kefu_num_requests_waiting", "Requests waiting for a row (vllm:n
                 multiprocess_mode="livesum")
 GENERATION_TOKENS = Counter("kefu_generation_tokens", "Tokens generated (vllm:generation_tokens_total).")
 PROMPT_TOKENS = Counter("kefu_prompt_tokens", "Prompt tokens prefilled (vllm:prompt_tokens_total).")
+PREFIX_CACHE_QUERIES = Counter("kefu_prefix_cache_queries",
+                               "Prompt-prefix tokens looked up in the prefix cache (vllm:prefix_cache_queries).")
+PREFIX_CACHE_HITS = Counter("kefu_prefix_cache_hits",
+                            "Prompt-prefix tokens found in the prefix cache, not prefilled (vllm:prefix_cache_hits).")
 REQUEST_SUCCESS = Counter("kefu_request_success", "Finished requests by finish reason (vllm:request_success_total).",
                           ["finished_reason"])
 EXPERT_IMBALANCE = Gauge("kefu_moe_expert_load_max_over_mean",
@@ -63,6 +67,9 @@ def engine_listener(event: str, *, engine, **fields) -> None:
         TIME_TO_FIRST_TOKEN.observe(fields["ttft_s"])
     elif event == "step":
         INTER_TOKEN_LATENCY.observe(fields["seconds"])
+    elif event == "prefix_cache":
+        PREFIX_CACHE_QUERIES.inc(fields["tokens"])
+        PREFIX_CACHE_HITS.inc(fields["tokens"] if fields["hit"] else 0)
     elif event == "finished":
         output = fields["output"]
         E2E_LATENCY.observe(output.total_ms / 1000)

@@ -139,6 +139,54 @@ def encode_chat(tokenizer, messages: Sequence[dict]) -> list[int]:
     return [int(token) for token in encoded]
 
 
+PREFIX_MIN_TOKENS = 16  # a shorter shared prefix is not worth a cache entry
+
+
+def system_prefix_length(tokenizer, messages: Sequence[dict], prompt_ids: list[int]) -> int:
+    """How many leading tokens of ``prompt_ids`` are the leading system message(s) alone — the part every
+    chat of a knowledge base shares, whose keys/values the engine caches — or 0 when there is none.
+
+    The template's rendering of the system message(s) must be a strict token prefix of the whole prompt
+    (templates that render a system message differently alone, or refuse to, get 0).
+    """
+    leading = 0
+    while leading < len(messages) and messages[leading].get("role") == "system":
+        leading += 1
+    if leading == 0 or leading == len(messages):
+        return 0
+    try:
+        rendered = tokenizer.apply_chat_template(list(messages[:leading]), add_generation_prompt=False, tokenize=True)
+    except Exception:  # noqa: BLE001 - a template that needs a user turn: no prefix
+        return 0
+    if hasattr(rendered, "keys"):
+        rendered = rendered["input_ids"]
+    if rendered and isinstance(rendered[0], list):
+        rendered = rendered[0]
+    length = len(rendered)
+    if length < PREFIX_MIN_TOKENS or length >= len(prompt_ids) or list(map(int, rendered)) != prompt_ids[:length]:
+        return 0
+    return length
+
+
+def cache_snapshot(batch: DecodeBatch) -> tuple:
+    """A copy of a one-row batch's keys/values, per layer ((1, H, L, D), (1, H, L, D)): a prefix cache entry."""
+    return tuple((layer.keys.clone(), layer.values.clone()) for layer in batch.cache.layers)
+
+
+def batch_from_snapshot(snapshot: tuple, device: str) -> DecodeBatch:
+    """A one-row batch whose cache starts as a copy of ``snapshot``; prefill_chunk continues after it."""
+    import torch
+
+    from inference.backends.slab_cache import slab_cache
+
+    cache = slab_cache()
+    for index, (keys, values) in enumerate(snapshot):
+        cache.update(keys, values, index)  # copied into the new layer's slab: the entry stays as it was
+    length = int(snapshot[0][0].shape[-2])
+    return DecodeBatch(cache, torch.ones(1, length, dtype=torch.long, device=device),
+                       torch.tensor([length], device=device), torch.zeros(1, dtype=torch.long, device=device))
+
+
 def prompt_opens_reasoning(tokenizer, prompt_ids: list[int]) -> bool:
     """True when the chat template already opened a ``<think>`` block (the model starts reasoning)."""
     tail = tokenizer.decode(prompt_ids[-8:], skip_special_tokens=False)

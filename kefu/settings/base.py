@@ -267,6 +267,8 @@ KEFU_GENERATION_STALL_SECONDS = config.positive_int(
 KEFU_TORCH_THREADS = env.int("KEFU_TORCH_THREADS", default=0)
 # Prompt tokens the engine prefills together in one pass (longer prompts go one per pass).
 KEFU_PREFILL_TOKEN_BUDGET = env.int("KEFU_PREFILL_TOKEN_BUDGET", default=512)
+# Keys/values of this many system prompts kept by the engine for the next chat that starts with one (0 = off).
+KEFU_PREFIX_CACHE_ENTRIES = env.int("KEFU_PREFIX_CACHE_ENTRIES", default=8)
 # Inference worker: serve its Prometheus metrics (TTFT, ITL, tokens, expert load) on this port; 0 = off.
 KEFU_INFERENCE_METRICS_PORT = env.int("KEFU_INFERENCE_METRICS_PORT", default=0)
 # The reaper runs every minute under `celery -A kefu beat` (and on every stream read that waits).

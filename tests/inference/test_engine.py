@@ -267,3 +267,81 @@ def test_a_long_prompt_joining_running_rows_is_prefilled_in_chunks_between_their
     assert len(between) >= 3
     assert list(output.token_ids) == references[PROMPTS[0]]
     assert running.result(timeout=300).finish_reason in ("stop", "length")
+
+
+SYSTEM = ("You are the customer-service assistant of a hardware shop. Answer from the passages only, cite them as "
+          "[n], and say you do not know when they do not answer the question.")
+
+
+def system_request(request_id: str, text: str, **params) -> GenerationRequest:
+    params = {"temperature": 0.0, "max_new_tokens": NEW_TOKENS, **params}
+    messages = ({"role": "system", "content": SYSTEM}, {"role": "user", "content": text})
+    return GenerationRequest(request_id, messages, SamplingParams(**params))
+
+
+def test_the_system_prefix_is_the_token_prefix_of_the_prompt(smollm):
+    from inference.backends.transformers_backend import system_prefix_length
+
+    # given a prompt with a system message, and one without
+    with_system = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPTS[0]}]
+    prompt = encode_chat(smollm.tokenizer, with_system)
+    # when the cacheable prefix is measured
+    length = system_prefix_length(smollm.tokenizer, with_system, prompt)
+    # then it is the system turn alone, a strict prefix of the prompt; without a system message there is none
+    system_only = smollm.tokenizer.decode(prompt[:length])
+    assert SYSTEM in system_only and PROMPTS[0] not in system_only and 16 <= length < len(prompt)
+    user_only = with_system[1:]
+    assert system_prefix_length(smollm.tokenizer, user_only, encode_chat(smollm.tokenizer, user_only)) == 0
+
+
+def test_prefilling_after_a_cached_prefix_gives_the_logits_of_a_full_prefill(smollm):
+    import torch
+
+    from inference.backends import transformers_backend as tb
+
+    # given a prompt whose first 40 tokens' keys/values were kept as a snapshot
+    prompt = encode_chat(smollm.tokenizer, [{"role": "system", "content": SYSTEM},
+                                            {"role": "user", "content": PROMPTS[1]}])
+    with torch.inference_mode():
+        full, _ = tb.prefill(smollm.model, [prompt], "cpu")
+        _, prefix = tb.prefill_chunk(smollm.model, None, prompt[:40], "cpu")
+        snapshot = tb.cache_snapshot(prefix)
+        # when two requests continue from that snapshot
+        first, _ = tb.prefill_chunk(smollm.model, tb.batch_from_snapshot(snapshot, "cpu"), prompt[40:], "cpu")
+        second, _ = tb.prefill_chunk(smollm.model, tb.batch_from_snapshot(snapshot, "cpu"), prompt[40:], "cpu")
+    # then both get the full prefill's next-token logits (the snapshot was copied, not written into)
+    assert torch.allclose(first, full, atol=1e-4) and torch.allclose(second, full, atol=1e-4)
+    assert int(snapshot[0][0].shape[-2]) == 40
+
+
+def test_chats_sharing_a_system_prompt_prefill_it_once_and_answer_as_without_the_cache(smollm, make_engine):
+    # given an engine with the prefix cache and one without
+    cached, plain = make_engine(smollm), make_engine(smollm, prefix_cache_entries=0)
+
+    # when three chats with the same system prompt arrive at once (the later ones join running rows),
+    # and the same three one after another on the plain engine
+    handles = [cached.submit(system_request(f"cached{index}", text)) for index, text in enumerate(PROMPTS)]
+    answers = {"cached": [handle.result(timeout=300).token_ids for handle in handles],
+               "plain": [plain.submit(system_request(f"plain{index}", text)).result(timeout=300).token_ids
+                         for index, text in enumerate(PROMPTS)]}
+
+    # then the first prefilled the system prompt and the next two started after it
+    assert (cached.prefixes.queries, cached.prefixes.hits, len(cached.prefixes.items)) == (3, 2, 1)
+    assert plain.prefixes.queries == 0
+    # and every answer is token for token the uncached engine's
+    assert answers["cached"] == answers["plain"]
+
+
+def test_the_prefix_cache_keeps_only_the_most_recent_prefixes():
+    from inference.engine import PrefixCache
+
+    # given a cache of two entries holding prefixes a and b, a used last
+    cache = PrefixCache(2)
+    cache.put((1,), "a")
+    cache.put((2,), "b")
+    assert cache.get((1,)) == "a"
+    # when a third prefix is kept
+    cache.put((3,), "c")
+    # then the least recently used one (b) is gone and the others stay
+    assert cache.get((2,)) is None and cache.get((1,)) == "a" and cache.get((3,)) == "c"
+    assert (cache.queries, cache.hits) == (4, 3)

@@ -83,3 +83,22 @@ def test_gpu_memory_gauges_follow_the_device():
     assert sample("kefu_gpu_memory_total_bytes") == pytest.approx(total, rel=0.01)
     assert sample("kefu_gpu_memory_used_bytes") >= held.numel()
     assert 0 < ratio == pytest.approx(sample("kefu_gpu_memory_used_ratio")) <= 1
+
+
+def test_prefix_cache_lookups_are_counted_in_tokens():
+    from inference.metrics import engine_listener
+
+    # given an engine-like object the listener can read counts from
+    class Idle:
+        device = "cpu"
+
+        def counts(self):
+            return 0, 0
+
+    queries, hits = sample("kefu_prefix_cache_queries_total"), sample("kefu_prefix_cache_hits_total")
+    # when a lookup of an 80-token prefix misses and a second one hits
+    engine_listener("prefix_cache", engine=Idle(), hit=False, tokens=80)
+    engine_listener("prefix_cache", engine=Idle(), hit=True, tokens=80)
+    # then 160 tokens were looked up and 80 found
+    assert sample("kefu_prefix_cache_queries_total") - queries == 160
+    assert sample("kefu_prefix_cache_hits_total") - hits == 80

@@ -33,6 +33,8 @@ class Command(BaseCommand):
         parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
         parser.add_argument("--prefill-budget", type=int, default=None,
                             help="prompt tokens prefilled per engine pass (longer prompts are chunked)")
+        parser.add_argument("--prefix-cache", type=int, default=None, metavar="ENTRIES",
+                            help="system prompts whose keys/values the engine keeps (0 = prefix cache off)")
         parser.add_argument("--agreement", default=None, metavar="METHOD",
                             help="instead of timing: compare greedy answers of METHOD (int8) with fp32")
 
@@ -50,7 +52,8 @@ class Command(BaseCommand):
         overrides = {name: options[key] for name, key in (("model", "model"), ("dtype", "dtype"),
                                                           ("quantization", "quantization"),
                                                           ("num_threads", "threads"),
-                                                          ("prefill_token_budget", "prefill_budget"))
+                                                          ("prefill_token_budget", "prefill_budget"),
+                                                          ("prefix_cache_entries", "prefix_cache"))
                      if options[key] is not None}
         config = replace(config, backend="transformers", **overrides,
                          max_batch=options["max_batch"] or max(levels + [config.max_batch]))
