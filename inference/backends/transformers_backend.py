@@ -129,9 +129,10 @@ def resolve_quantization(method: str, device: str, dtype: str, *, moe: bool = Fa
     return "fp16-weight" if device == "cpu" and dtype.endswith("float32") and not moe else "none"
 
 
-def encode_chat(tokenizer, messages: Sequence[dict]) -> list[int]:
+def encode_chat(tokenizer, messages: Sequence[dict], *, add_generation_prompt: bool = True) -> list[int]:
     """The model's chat template applied to ``messages``, ending with the assistant's turn: T ids."""
-    encoded = tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=True)
+    encoded = tokenizer.apply_chat_template(list(messages), add_generation_prompt=add_generation_prompt,
+                                            tokenize=True)
     if hasattr(encoded, "keys"):  # transformers 5 returns a BatchEncoding
         encoded = encoded["input_ids"]
     if encoded and isinstance(encoded[0], list):
@@ -155,15 +156,11 @@ def system_prefix_length(tokenizer, messages: Sequence[dict], prompt_ids: list[i
     if leading == 0 or leading == len(messages):
         return 0
     try:
-        rendered = tokenizer.apply_chat_template(list(messages[:leading]), add_generation_prompt=False, tokenize=True)
+        rendered = encode_chat(tokenizer, messages[:leading], add_generation_prompt=False)
     except Exception:  # noqa: BLE001 - a template that needs a user turn: no prefix
         return 0
-    if hasattr(rendered, "keys"):
-        rendered = rendered["input_ids"]
-    if rendered and isinstance(rendered[0], list):
-        rendered = rendered[0]
     length = len(rendered)
-    if length < PREFIX_MIN_TOKENS or length >= len(prompt_ids) or list(map(int, rendered)) != prompt_ids[:length]:
+    if length < PREFIX_MIN_TOKENS or length >= len(prompt_ids) or rendered != prompt_ids[:length]:
         return 0
     return length
 
