@@ -80,7 +80,6 @@ class PrefixCache:
         self.items: collections.OrderedDict[tuple[int, ...], tuple] = collections.OrderedDict()
         self.queries = 0  # lookups
         self.hits = 0  # lookups that found their prefix
-        self.hit_tokens = 0  # prompt tokens not prefilled thanks to hits
 
     def get(self, key: tuple[int, ...]):
         self.queries += 1
@@ -88,7 +87,6 @@ class PrefixCache:
         if snapshot is not None:
             self.items.move_to_end(key)
             self.hits += 1
-            self.hit_tokens += len(key)
         return snapshot
 
     def put(self, key: tuple[int, ...], snapshot: tuple) -> None:
