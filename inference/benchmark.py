@@ -27,7 +27,7 @@ import resource
 import statistics
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from inference.params import GenerationRequest, SamplingParams
 
@@ -243,6 +243,52 @@ def format_table(rows: list[BenchRow], baseline: BenchRow | None) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class StepTimes:
+    """Decode-step seconds by batch size, from the engine's ``step`` events (an engine listener)."""
+
+    by_size: dict[int, list[float]] = field(default_factory=dict)
+
+    def __call__(self, event: str, **fields) -> None:
+        if event == "step":
+            self.by_size.setdefault(fields["batch_size"], []).append(fields["seconds"])
+
+    def median_ms(self, size: int) -> float | None:
+        times = self.by_size.get(size)
+        return statistics.median(times) * 1000 if times else None
+
+
+def batching_ceiling(*, prefill_ms: float, step_1_ms: float, step_c_ms: float, concurrency: int,
+                     tokens: float) -> float:
+    """The aggregate gain at ``concurrency`` over one stream if the batch stayed full: each request costs its
+    prefill (compute-bound: batching saves none of it) plus its share of the batched decode steps."""
+    single = prefill_ms + tokens * step_1_ms
+    batched = prefill_ms + tokens * step_c_ms / concurrency
+    return single / batched
+
+
+def ceiling_lines(rows: list[BenchRow], steps: StepTimes) -> list[str]:
+    """For each concurrency > 1: the ceiling from this run's own prefill and step times, to set the measured
+    gain against (prefill = the c=1 TTFT p50; tokens = the level's mean answer length)."""
+    singles = [row for row in rows if row.concurrency == 1]
+    step_1 = steps.median_ms(1)
+    if not singles or step_1 is None:
+        return []
+    prefill = min(row.ttft_p50_ms for row in singles)
+    lines = []
+    for level in sorted({row.concurrency for row in rows} - {1}):
+        step_c = steps.median_ms(level)
+        level_rows = [row for row in rows if row.concurrency == level]
+        tokens = sum(row.completion_tokens for row in level_rows) / sum(row.requests for row in level_rows)
+        if step_c is None or not tokens:
+            continue
+        ceiling = batching_ceiling(prefill_ms=prefill, step_1_ms=step_1, step_c_ms=step_c, concurrency=level,
+                                   tokens=tokens)
+        lines.append(f"ceiling at c={level}: {ceiling:.2f}× (prefill {prefill:.0f} ms, decode step {step_1:.1f} ms "
+                     f"at batch 1 and {step_c:.1f} ms at batch {level}, {tokens:.0f} tokens a request)")
+    return lines
+
+
 def shape(row: BenchRow) -> str:
     return "sustained" if row.label.endswith("sustained") else "wave"
 
@@ -259,8 +305,10 @@ def run_benchmark(config, *, models_dir, concurrency: list[int], rounds: int, pr
     loaded = compute.call(load_model, config, models_dir=models_dir)  # torch runs on one thread (kefu.compute)
     out(f"model {config.model} on {loaded.device} ({loaded.dtype}); loaded in {time.perf_counter() - started:.1f} s")
     engine = BatchingEngine(loaded, config).start()
+    steps = StepTimes()
     try:
         run_wave(engine, [build_messages(loaded.tokenizer, 0, prompt_tokens)], SamplingParams(0.0, 1.0, 4), "warm")
+        engine.listeners.append(steps)
         baseline = None
         if baseline_requests:
             baseline = compute.call(bench_baseline, loaded, requests=baseline_requests,
@@ -280,5 +328,7 @@ def run_benchmark(config, *, models_dir, concurrency: list[int], rounds: int, pr
                 rows.append(row)
     finally:
         engine.stop()
+    for line in ceiling_lines(rows, steps):
+        out(line)
     out(f"max RSS {max_rss_mb():.0f} MB")
     return rows, baseline

@@ -102,3 +102,25 @@ def test_closed_loop_clients_send_their_next_request_after_the_previous_answer()
     assert len(outputs) == 6 and seconds >= 0
     assert [i for i in engine.ids if i.startswith("t-0-")] == ["t-0-0", "t-0-1", "t-0-2"]
     assert sorted(engine.ids) == sorted(f"t-{c}-{t}" for c in range(2) for t in range(3))
+
+
+def test_the_batching_ceiling_counts_each_prefill_in_full():
+    from inference.benchmark import BenchRow, StepTimes, batching_ceiling, ceiling_lines
+
+    # given a prefill of 470 ms and decode steps of 43 ms at batch 1 and 64 ms at batch 8, 60 tokens a request
+    # then a full batch gains (470 + 60·43) / (470 + 60·64/8) = 3050 / 950 ≈ 3.21×, not 8·43/64 ≈ 5.4×
+    ceiling = batching_ceiling(prefill_ms=470, step_1_ms=43, step_c_ms=64, concurrency=8, tokens=60)
+    assert abs(ceiling - 3050 / 950) < 1e-9
+    # and without prefill cost the ceiling is the decode phase's own gain
+    assert abs(batching_ceiling(prefill_ms=0, step_1_ms=43, step_c_ms=64, concurrency=8, tokens=60) - 8 * 43 / 64) < 1e-9
+
+    # when the bench's step listener saw steps of both sizes
+    steps = StepTimes()
+    for size, seconds in ((1, 0.043), (1, 0.043), (8, 0.064), (3, 0.050)):
+        steps("step", batch_size=size, seconds=seconds)
+    steps("first_token", ttft_s=0.4)
+    rows = [BenchRow("engine c=1", 1, 2, 470, 480, 20.0, 22.0, 120), BenchRow("engine c=8", 8, 16, 900, 2000, 60.0, 9.0, 960)]
+    # then one line reports the ceiling at c=8 from those figures
+    assert ceiling_lines(rows, steps) == [
+        "ceiling at c=8: 3.21× (prefill 470 ms, decode step 43.0 ms at batch 1 and 64.0 ms at batch 8, "
+        "60 tokens a request)"]
