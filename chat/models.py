@@ -132,6 +132,11 @@ class Message(models.Model):
     # A cached answer: the assistant message whose answer was served again.
     served_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     error_code = models.CharField(max_length=64, blank=True, default="")
+    # Assistant messages: the calibrated probability that the base answers the question (None: not scored).
+    answerability = models.FloatField(null=True, blank=True)
+    # Assistant messages: the conversation's earlier turns were part of the generation prompt, so the
+    # answer may depend on them and is never served to anybody else from the answer cache.
+    history_in_prompt = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
