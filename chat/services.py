@@ -194,21 +194,32 @@ def cached_reply(*, kb_id: int, index_version, question: str, query_vector, stan
 def pipeline_reply(*, kb, profile, question: str, standalone, found_intent, query_vector, turns,
                    clock: StageClock | None = None) -> Reply:
     """Retrieve when the intent needs it, decide, and turn the decision into a reply."""
-    hits = search_hits(kb, standalone.query, query_vector) if decide.needs_retrieval(found_intent) else []
+    needed = decide.needs_retrieval(found_intent, question)
+    hits = search_hits(kb, standalone.query, query_vector) if needed else []
     if clock is not None:
         clock.lap("retrieve")
     decision = decide.answer_decide(
         intent=found_intent, hits=hits, direct_threshold=kb.direct_answer_threshold,
         relevance_floor=relevance_floor_of(profile), extractive=profile.answer_mode == profile.AnswerMode.EXTRACTIVE,
+        question=question,
     )
     if decision.action == decide.HANDOFF:
         return Reply(Outcome.HANDED_OFF, replies.reply("handoff", question=question), reason=decision.reason)
     if decision.action == decide.REFUSE:
-        return Reply(Outcome.REFUSED, replies.reply("dont_know", question=question), reason=decision.reason)
+        return Reply(Outcome.REFUSED, replies.reply(refusal_kind(decision.reason), question=question),
+                     reason=decision.reason)
+    if decision.action == decide.SMALLTALK:  # Kefu's own words: no generator output on an extractive base
+        return Reply(Outcome.ANSWERED, replies.reply(decision.reason, question=question), reason="smalltalk")
     if decision.action == decide.DIRECT:
         hit = decision.faq_hit
         citation = passages.citation_of(passages.passage_of(hit, 1))
         return Reply(Outcome.DIRECT, hit.faq_answer, reason="faq", citations=(citation.as_dict(),), cacheable=True)
+    if decision.action == decide.SUGGEST:
+        passage = next(p for p in decision.passages if p.faq_entry_id == decision.faq_hit.faq_entry_id)
+        text = replies.suggestion(question=question, faq_question=decision.faq_hit.faq_question,
+                                  faq_answer=decision.faq_hit.faq_answer, n=passage.n)
+        return Reply(Outcome.ANSWERED, text, reason="faq_suggested",
+                     citations=(passages.citation_of(passage).as_dict(),), cacheable=True)
     if decision.action == decide.EXTRACT:
         extract = extractive.extractive_answer(question_vector=query_vector, passages=decision.passages)
         if extract is None:
@@ -226,6 +237,11 @@ def pipeline_reply(*, kb, profile, question: str, standalone, found_intent, quer
     return Reply(Outcome.PENDING, reason="generated", generation_messages=tuple(messages),
                  max_new_tokens=settings.KEFU_CHAT_ANSWER_TOKENS,
                  passages=tuple(p.as_dict() for p in decision.passages))
+
+
+def refusal_kind(reason: str) -> str:
+    """Which of Kefu's own texts a refusal gets: the scope message for requests outside any base."""
+    return "scope" if reason in ("out_of_scope", "task_request") else "dont_know"
 
 
 def message_finalize(*, message: Message, event) -> Message:

@@ -1,27 +1,39 @@
 """Stage 5, the decision: what to do with a question once its intent and hits are known.
 
 - handoff → the conversation goes to the staff inbox and the customer is told;
-- chitchat → a short generated reply without retrieval;
+- a task no support desk takes on (translate, write a poem, code: :mod:`chat.pipeline.smalltalk`) →
+  the scope message with the offer of a person, in every mode;
+- small talk (greetings, thanks, goodbyes, "who are you?") → Kefu's own short reply when the base
+  answers extractively (its customers never see generator output), a short generated reply
+  otherwise; whatever else the intent stage calls chit-chat is searched like a question;
 - a FAQ hit whose similarity clears the base's threshold (and is not a near-tie with a
   different answer) → that answer directly: precision first, a wrong direct answer is
   the worst failure;
 - out_of_scope (unless the base clearly covers the question), or no passage above the
   relevance floor → a polite "I don't know" with an offer to hand off, no generation;
-- otherwise → generation over the relevant passages, or an extract of them in
-  extractive mode.
+- otherwise → generation over the relevant passages; in extractive mode, the whole answer of a
+  FAQ entry that is clearly the best match though under the direct threshold (introduced as a
+  suggestion with its question), else an extract of the passages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chat.pipeline import smalltalk
 from chat.pipeline.intent import Intent
 from chat.pipeline.passages import Passage, hit_relevance, passage_of
 
 HANDOFF, CHITCHAT, DIRECT, REFUSE, GENERATE, EXTRACT = "handoff", "chitchat", "direct", "refuse", "generate", "extract"
+SMALLTALK, SUGGEST = "smalltalk", "suggest"
 # A second FAQ entry this close to the best one, with another answer, makes a direct answer a guess.
 DIRECT_TIE_MARGIN = 0.02
 MAX_PASSAGES = 5
+# A FAQ entry is "clearly the best match" when it is the first hit (or the first hit is its own document),
+# its question is at least this close to the customer's, and the next entry with another answer trails
+# it by SUGGEST_MARGIN (demo base, shipped paraphrases: 23 of 25 such suggestions name the right entry).
+SUGGEST_FLOOR = 0.6
+SUGGEST_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -32,8 +44,11 @@ class Decision:
     passages: list[Passage] = field(default_factory=list)
 
 
-def needs_retrieval(intent: Intent) -> bool:
-    return intent.label not in ("handoff", "chitchat")
+def needs_retrieval(intent: Intent, question: str = "") -> bool:
+    """Retrieval is skipped for hand-offs, task requests and recognised small talk; whatever else the
+    intent stage calls chit-chat is searched like a question and refused when nothing fits."""
+    return (intent.label != "handoff" and not smalltalk.is_task_request(question)
+            and smalltalk.smalltalk_kind(question) is None)
 
 
 def best_faq_hit(hits: list) -> tuple[object | None, object | None]:
@@ -51,13 +66,32 @@ def direct_candidate(hits: list, *, threshold: float):
     return best
 
 
+def suggest_candidate(hits: list):
+    """The FAQ hit that is clearly the best match, under the direct threshold: first in the fused list (or
+    its source document is), close to the question, well ahead of any entry with another answer."""
+    best, second = best_faq_hit(hits)
+    if best is None or best.similarity < SUGGEST_FLOOR or not hits:
+        return None
+    first = hits[0]
+    if first.faq_entry_id != best.faq_entry_id and (first.document_id is None
+                                                    or first.document_id != best.document_id):
+        return None
+    if (second is not None and best.similarity - second.similarity < SUGGEST_MARGIN
+            and second.faq_answer.strip() != best.faq_answer.strip()):
+        return None
+    return best
+
+
 def answer_decide(*, intent: Intent, hits: list, direct_threshold: float, relevance_floor: float,
-                  extractive: bool) -> Decision:
+                  extractive: bool, question: str = "") -> Decision:
     """The entry point: one decision from the intent, the hits and the base's settings."""
     if intent.label == "handoff":
         return Decision(HANDOFF, "requested" if intent.explicit else "intent")
-    if intent.label == "chitchat":
-        return Decision(CHITCHAT)
+    if smalltalk.is_task_request(question):
+        return Decision(REFUSE, "task_request")
+    kind = smalltalk.smalltalk_kind(question)
+    if kind is not None:  # Kefu's own reply where customers never see generator output
+        return Decision(SMALLTALK, kind) if extractive else Decision(CHITCHAT, kind)
     direct = direct_candidate(hits, threshold=direct_threshold)
     if intent.label == "out_of_scope" and direct is None:
         return Decision(REFUSE, "out_of_scope")
@@ -67,4 +101,7 @@ def answer_decide(*, intent: Intent, hits: list, direct_threshold: float, releva
     if not relevant:
         return Decision(REFUSE, "no_relevant_passage")
     passages = [passage_of(hit, n) for n, hit in enumerate(relevant, 1)]
+    suggested = suggest_candidate(relevant) if extractive else None
+    if suggested is not None:
+        return Decision(SUGGEST, faq_hit=suggested, passages=passages)
     return Decision(EXTRACT if extractive else GENERATE, passages=passages)

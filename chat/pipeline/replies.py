@@ -1,4 +1,4 @@
-"""What Kefu says itself, in English and Chinese: refusals, hand-offs, "I don't know".
+"""What Kefu says itself, in English and Chinese: refusals, hand-offs, "I don't know", small talk.
 
 The language follows the question (any CJK character → Chinese), so a customer is
 answered in the language they wrote in.
@@ -21,6 +21,32 @@ REPLIES = {
         "en": "I've passed your conversation to our team. A member of staff will reply here as soon as possible.",
         "zh": "已为您转接人工客服，工作人员会尽快在这里回复您。",
     },
+    "scope": {
+        "en": "That's not something I can help with here: I answer questions about our products and services "
+              "from our knowledge base. Would you like me to connect you with a member of our team?",
+        "zh": "这个问题超出了我能帮助的范围：我只能根据我们的知识库回答与我们产品和服务相关的问题。需要为您转接人工客服吗？",
+    },
+    "greeting": {
+        "en": "Hello! How can I help you today?",
+        "zh": "您好！请问有什么可以帮您？",
+    },
+    "thanks": {
+        "en": "You're welcome! Is there anything else I can help you with?",
+        "zh": "不客气！还有其他可以帮您的吗？",
+    },
+    "acknowledge": {
+        "en": "Is there anything else I can help you with?",
+        "zh": "还有其他可以帮您的吗？",
+    },
+    "goodbye": {
+        "en": "Goodbye, and thank you for getting in touch!",
+        "zh": "再见，感谢您的咨询！",
+    },
+    "identity": {
+        "en": "I'm the virtual assistant of this site: I answer from our knowledge base, with the sources, "
+              "and I can connect you with a member of our team whenever you like.",
+        "zh": "我是本站的智能客服助手：我根据我们的知识库回答问题并注明出处，您也可以随时要求转接人工客服。",
+    },
     "failed": {
         "en": "Sorry, something went wrong while answering. Please try again, or ask to talk to a person.",
         "zh": "抱歉，回答时出现了问题。请重试，或选择转人工客服。",
@@ -34,6 +60,16 @@ def language_of(text: str) -> str:
 
 def reply(kind: str, *, question: str) -> str:
     return REPLIES[kind][language_of(question)]
+
+
+SUGGESTION_INTRO = {"en": "This may help —", "zh": "以下内容也许能帮到您——"}
+
+
+def suggestion(*, question: str, faq_question: str, faq_answer: str, n: int) -> str:
+    """A FAQ entry offered whole, introduced with its own question, when it is the clear best match but
+    not close enough to be answered directly: the customer can see which question it answers."""
+    intro = SUGGESTION_INTRO[language_of(question)]
+    return f"{intro} **{' '.join(faq_question.split())}**\n\n{faq_answer.strip()} [{n}]"
 
 
 # A generated answer that only says it does not know: the model followed the prompt's instruction, and

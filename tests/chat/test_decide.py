@@ -51,11 +51,55 @@ def test_out_of_scope_is_refused_unless_the_base_answers_it_directly():
     assert run("out_of_scope", [faq(0.95)]).action == decide.DIRECT
 
 
-@pytest.mark.parametrize("label, action", [("handoff", decide.HANDOFF), ("chitchat", decide.CHITCHAT)])
-def test_handoff_and_chitchat_need_no_retrieval(label, action):
-    assert not decide.needs_retrieval(Intent(label, 0.8))
-    assert run(label, [faq(0.99)]).action == action
+@pytest.mark.parametrize(("label", "question", "action"), [("handoff", "I want a person", decide.HANDOFF),
+                                                           ("chitchat", "Hello there!", decide.CHITCHAT)])
+def test_handoff_and_small_talk_need_no_retrieval(label, question, action):
+    assert not decide.needs_retrieval(Intent(label, 0.8), question)
+    assert decide.answer_decide(intent=Intent(label, 0.8), hits=[faq(0.99)], direct_threshold=0.85,
+                                relevance_floor=0.35, extractive=False, question=question).action == action
 
 
 def test_extractive_mode_extracts_instead_of_generating():
     assert run("knowledge", [chunk(0.6)], extractive=True).action == decide.EXTRACT
+
+
+def test_small_talk_gets_kefus_own_reply_on_an_extractive_base_and_a_generation_otherwise():
+    assert decide.answer_decide(intent=Intent("chitchat", 0.9), hits=[], direct_threshold=0.85,
+                                relevance_floor=0.35, extractive=True, question="Hello!") == decide.Decision(
+        decide.SMALLTALK, "greeting")
+    assert decide.answer_decide(intent=Intent("chitchat", 0.9), hits=[], direct_threshold=0.85,
+                                relevance_floor=0.35, extractive=False, question="Thanks!").action == decide.CHITCHAT
+
+
+def test_other_chit_chat_is_treated_as_a_question():
+    # given the intent stage calls it chit-chat, but it is no greeting, thanks or goodbye
+    decision = decide.answer_decide(intent=Intent("chitchat", 0.6), hits=[chunk(0.2)], direct_threshold=0.85,
+                                    relevance_floor=0.35, extractive=True, question="What's your favourite colour?")
+    # then nothing relevant was found for it, and it is refused rather than chatted about
+    assert decision == decide.Decision(decide.REFUSE, "no_relevant_passage")
+
+
+@pytest.mark.parametrize("extractive", [True, False])
+def test_a_task_request_is_refused_as_out_of_scope_in_every_mode(extractive):
+    decision = decide.answer_decide(intent=Intent("chitchat", 0.9), hits=[], direct_threshold=0.85,
+                                    relevance_floor=0.35, extractive=extractive,
+                                    question="Translate 'good morning' into Japanese")
+    assert decision == decide.Decision(decide.REFUSE, "task_request")
+    assert not decide.needs_retrieval(Intent("chitchat", 0.9), "Translate 'good morning' into Japanese")
+
+
+def test_a_clear_best_faq_under_the_direct_threshold_is_suggested_in_extractive_mode():
+    hits = [faq(0.78, "Five years.", 1), chunk(0.7, 2), faq(0.66, "Ten weeks.", 3)]
+    decision = run("knowledge", hits, extractive=True)
+    assert decision.action == decide.SUGGEST and decision.faq_hit.faq_entry_id == 1
+    # generative bases generate over the passages instead
+    assert run("knowledge", hits).action == decide.GENERATE
+
+
+@pytest.mark.parametrize("hits", [
+    [faq(0.78, "Five years.", 1), faq(0.75, "Ten weeks.", 2)],  # a near tie with another answer
+    [faq(0.55, "Five years.", 1)],  # not close enough
+    [chunk(0.8, 5), faq(0.7, "Five years.", 1)],  # another source ranks first
+])
+def test_no_suggestion_without_a_clear_best_match(hits):
+    assert run("knowledge", hits, extractive=True).action == decide.EXTRACT

@@ -50,3 +50,75 @@ def test_generation_is_supported_only_by_a_sentence_about_the_question(embedder)
     assert not has_support(question_vector=embed_query("Who won the chess world championship in 1972?"),
                            passages=passages)
 
+
+
+def faq_passage(n, question, answer, faq_id=None):
+    return Passage(n=n, text=f"{question}\n{answer}", document_id=100 + n, document_title=question, page=None,
+                   section="", chunk_id=None, faq_entry_id=faq_id or n, relevance=0.7)
+
+
+def sentence_count(text, sentence):
+    return text.count(sentence)
+
+
+def test_the_faq_copy_and_the_chunk_copy_of_one_answer_are_extracted_once(embedder):
+    # given the same answer retrieved twice: as a FAQ entry and as the chunk of its source document
+    from kb.embedding import embed_query
+
+    answer = ("A building permit is valid for five years. Work must start within two years of the decision. "
+              "You must apply for a new permit if it lapses.")
+    passages = [faq_passage(1, "How long is a building permit valid?", answer), passage(2, answer)]
+    # when a paraphrase is answered extractively
+    extract = extractive_answer(question_vector=embed_query("For how long does a building permit remain valid?"),
+                                passages=passages)
+    # then no sentence appears twice, and every sentence carries a citation
+    assert extract is not None
+    assert sentence_count(extract.text, "A building permit is valid for five years.") == 1
+    assert "[2]" not in extract.text and [c.n for c in extract.citations] == [1]
+
+
+def test_near_duplicate_passages_give_no_repeated_statement(embedder):
+    from kb.embedding import embed_query
+
+    passages = [passage(1, "The ROT deduction covers 30 percent of the labour cost. It applies to repairs."),
+                passage(2, "The ROT deduction covers 30 per cent of the labour cost! It applies to repairs!")]
+    extract = extractive_answer(question_vector=embed_query("How much of the labour cost does the ROT deduction cover?"),
+                                passages=passages)
+    assert extract is not None and extract.text.count("ROT deduction covers 30") == 1
+
+
+def test_sentences_are_chosen_for_the_question_not_for_their_place(embedder):
+    # given a passage whose answering sentence is its last one
+    from kb.embedding import embed_query
+
+    passages = [passage(1, "Our company was founded in 1985 in Zaragoza. We employ forty craftsmen. "
+                           "A facade renovation usually takes four to six weeks, depending on the weather.")]
+    extract = extractive_answer(question_vector=embed_query("How long does a facade renovation take?"),
+                                passages=passages)
+    # then the extract opens with it, and the unrelated first sentence is left out
+    assert extract is not None and extract.text.startswith("A facade renovation usually takes four to six weeks")
+    assert "founded in 1985" not in extract.text
+
+
+def test_an_extract_is_capped_in_sentences_and_length(embedder):
+    from chat.pipeline.extractive import MAX_CHARS, MAX_SENTENCES
+    from kb.embedding import embed_query
+
+    body = " ".join(f"Roof type {i} needs an inspection every {i + 2} years by a certified roofer." for i in range(9))
+    extract = extractive_answer(question_vector=embed_query("How often does a roof need an inspection?"),
+                                passages=[passage(1, body), passage(2, body.replace("Roof", "Slate roof"))])
+    assert extract is not None
+    marks = extract.text.count("[")
+    assert 1 <= marks <= MAX_SENTENCES and len(extract.text) <= MAX_CHARS + MAX_SENTENCES * 5
+
+
+def test_a_sentence_of_the_better_ranked_passage_wins_a_near_tie(embedder):
+    import numpy as np
+
+    from chat.pipeline.extractive import RANK_DECAY, Sentence, pick_sentences
+
+    # given two equally close sentences, the second from a lower-ranked passage
+    sentences = [Sentence(1, 0, "Lower ranked sentence.", 0.8, 0.8 * RANK_DECAY), Sentence(0, 0, "Top one.", 0.79, 0.79)]
+    vectors = np.eye(2, dtype=np.float32)
+    # then the better-ranked passage's sentence comes first
+    assert [s.text for s in pick_sentences(sentences, vectors)][0] == "Top one."

@@ -17,11 +17,32 @@ def test_chinese_counts_one_token_per_character():
     assert approx_tokens("转人工客服") == 5 + 1
 
 
-def test_a_follow_up_is_prefixed_with_the_previous_question():
+def test_a_follow_up_puts_the_new_ask_first_and_takes_only_the_topic_from_history():
     turns = [Turn("user", "Do I need a permit for a heat pump?"), Turn("assistant", "Yes [1].")]
     rewritten = standalone_question("And how long does it take?", turns)
     assert rewritten.depends_on_history
-    assert rewritten.query == "Do I need a permit for a heat pump? And how long does it take?"
+    assert rewritten.query == "And how long does it take? permit heat pump"
+
+
+def test_a_pronoun_follow_up_after_a_statement_gets_the_statements_topic_not_its_wording():
+    # given the customer said what they are planning, without asking
+    turns = [Turn("user", "I'm thinking about replacing the roof"), Turn("assistant", "Here is what we know [1].")]
+    # when they ask about the cost of "that"
+    rewritten = standalone_question("roughly what would that cost me?", turns)
+    # then the cost question comes first, filled in with the topic only
+    assert rewritten.query == "roughly what would that cost me? replacing roof"
+
+
+def test_a_chain_of_follow_ups_keeps_the_topic_that_started_it():
+    turns = [Turn("user", "Do I need a permit for a heat pump?"), Turn("assistant", "Yes [1]."),
+             Turn("user", "How long does it take?"), Turn("assistant", "Ten weeks [1].")]
+    assert standalone_question("And what does it cost?", turns).query == "And what does it cost? permit heat pump"
+
+
+def test_a_topic_switch_leaves_the_history_out():
+    turns = [Turn("user", "Do I need a permit for a heat pump?"), Turn("assistant", "Yes [1].")]
+    switched = standalone_question("How long does a tiled roof last?", turns)
+    assert switched.query == "How long does a tiled roof last?" and not switched.depends_on_history
 
 
 def test_a_self_contained_question_is_left_alone():
@@ -32,5 +53,6 @@ def test_a_self_contained_question_is_left_alone():
 
 def test_chinese_follow_ups_are_recognised():
     turns = [Turn("user", "安装热泵需要许可证吗？"), Turn("assistant", "需要 [1]。")]
-    assert standalone_question("那要多久？", turns).depends_on_history
+    rewritten = standalone_question("那要多久？", turns)
+    assert rewritten.depends_on_history and rewritten.query == "那要多久？ 安装热泵许可证"
     assert not standalone_question("那要多久？", []).depends_on_history

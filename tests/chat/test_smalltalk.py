@@ -1,0 +1,43 @@
+"""Small talk and task requests are recognised without a model, in English and Chinese."""
+
+import pytest
+
+from chat.pipeline.smalltalk import is_task_request, smalltalk_kind
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("Hello!", "greeting"), ("hi there", "greeting"), ("Good morning :)", "greeting"), ("你好", "greeting"),
+    ("您好！", "greeting"), ("Thanks a lot!", "thanks"), ("thank you for your help", "thanks"), ("谢谢", "thanks"),
+    ("ok", "acknowledge"), ("Got it.", "acknowledge"), ("好的", "acknowledge"), ("Bye!", "goodbye"),
+    ("have a nice day", "goodbye"), ("再见", "goodbye"), ("Who are you?", "identity"),
+    ("Are you a robot?", "identity"), ("你是谁", "identity"),
+])
+def test_small_talk_is_recognised(text, kind):
+    assert smalltalk_kind(text) == kind
+
+
+@pytest.mark.parametrize("text", [
+    "What are your opening hours?", "Hi, can I get a permit for a shed?", "Thanks, and how long does it take?",
+    "Who are your builders?", "你好，热泵需要许可证吗？", "Is a permit needed to build a veranda?",
+    "Are you open on Saturday?",
+])
+def test_a_question_with_small_talk_around_it_is_a_question(text):
+    assert smalltalk_kind(text) is None
+
+
+@pytest.mark.parametrize("text", [
+    "Translate 'good morning' into Japanese.", "Can you translate this to French?", "Write me a poem about roofs",
+    "tell me a joke", "a haiku about snow please", "Write a Python script that renames files",
+    "把这句话翻译成日语", "给我写一首诗", "讲个笑话",
+])
+def test_tasks_for_a_general_assistant_are_recognised(text):
+    assert is_task_request(text)
+
+
+@pytest.mark.parametrize("text", [
+    "How do I write a complaint to my builder?", "Is the contract available in English?",
+    "What code does the building regulation use for stairs?", "Can you tell me about the ROT deduction?",
+    "如何写投诉信给施工方？",
+])
+def test_support_questions_that_mention_writing_or_code_are_not_tasks(text):
+    assert not is_task_request(text)
