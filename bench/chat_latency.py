@@ -174,7 +174,7 @@ def retrieval_baseline(kb, questions: list[str]) -> tuple[list[float], list[floa
 
     before, now = [], []
     for question in questions:
-        vector = embed_question(question)
+        vector = embed_question(question, kb=kb)
         started = time.perf_counter()
         hybrid(kb, question, kb.top_k)
         before.append(ms_since(started))

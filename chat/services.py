@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -57,10 +58,19 @@ def elapsed_ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 1)
 
 
-def embed_question(text: str):
-    from kb.embedding import embed_query  # sentence-transformers, loaded once per process
+def embed_question(text: str, *, kb):
+    """The question's vector by the base's own embedding model (its index, FAQ and cache vectors use it)."""
+    # sentence-transformers, loaded once per process
+    from kb.embedding import embed_query, knowledge_base_model
 
-    return embed_query(text)
+    return embed_query(text, model=knowledge_base_model(kb))
+
+
+def sentence_embedder(kb):
+    """Sentence vectors by the base's own model: the extract compares them with the question's vector."""
+    from kb.embedding import embed_texts, knowledge_base_model
+
+    return partial(embed_texts, model=knowledge_base_model(kb), batch_size=64)
 
 
 def search_hits(kb, query: str, query_vector=None) -> list:
@@ -120,7 +130,7 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
         clock.lap("cache")
         if reply is None:
             # The one embedding of this message: the semantic cache, intent and retrieval all reuse it.
-            query_vector = embed_question(standalone.query)
+            query_vector = embed_question(standalone.query, kb=kb)
             clock.lap("embed")
             reply = cached_reply(kb_id=kb.pk, index_version=index_version, question=text,
                                  query_vector=query_vector, standalone=standalone, exact_checked=True)
@@ -221,7 +231,8 @@ def pipeline_reply(*, kb, profile, question: str, standalone, found_intent, quer
         return Reply(Outcome.ANSWERED, text, reason="faq_suggested",
                      citations=(passages.citation_of(passage).as_dict(),), cacheable=True)
     if decision.action == decide.EXTRACT:
-        extract = extractive.extractive_answer(question_vector=query_vector, passages=decision.passages)
+        extract = extractive.extractive_answer(question_vector=query_vector, passages=decision.passages,
+                                               embed=sentence_embedder(kb))
         if extract is None:
             return Reply(Outcome.REFUSED, replies.reply("dont_know", question=question), reason="no_relevant_sentence")
         return Reply(Outcome.ANSWERED, extract.text, reason="extractive",
@@ -230,7 +241,8 @@ def pipeline_reply(*, kb, profile, question: str, standalone, found_intent, quer
         messages = prompt.chitchat_messages(question=question, turns=turns)
         return Reply(Outcome.PENDING, reason="chitchat", generation_messages=tuple(messages),
                      max_new_tokens=settings.KEFU_CHAT_CHITCHAT_TOKENS)
-    if not extractive.has_support(question_vector=query_vector, passages=decision.passages):
+    if not extractive.has_support(question_vector=query_vector, passages=decision.passages,
+                                  embed=sentence_embedder(kb)):
         return Reply(Outcome.REFUSED, replies.reply("dont_know", question=question), reason="no_relevant_sentence")
     messages = prompt.answer_messages(question=question, passages=decision.passages, turns=turns,
                                       system_prompt=prompt.system_prompt_for(profile))
@@ -302,7 +314,8 @@ def answer_cache_add(*, message: Message) -> None:
     if question.standalone_query or message.index_version is None:
         return
     answer_cache.answer_cache_store(message=message, question=question.text,
-                                    query_vector=embed_question(question.text),
+                                    query_vector=embed_question(question.text,
+                                                                kb=message.conversation.knowledge_base),
                                     kb_id=message.conversation.knowledge_base_id, index_version=message.index_version)
 
 

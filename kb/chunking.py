@@ -106,11 +106,11 @@ def is_cjk_text(text: str) -> bool:
     return bool(text) and "\u4e00" <= text[-1] <= "\u9fff" or text.endswith(("。", "！", "？", "；"))
 
 
-def split_by_tokens(text: str, size: int) -> list[str]:
-    """Cut an over-long sentence at the embedding tokenizer's offsets, ``size`` tokens a piece."""
+def split_by_tokens(text: str, size: int, *, model: str | None = None) -> list[str]:
+    """Cut an over-long sentence at the embedding tokenizer's offsets (``model``'s), ``size`` tokens a piece."""
     from kb.embedding import get_tokenizer
 
-    offsets = get_tokenizer()(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    offsets = get_tokenizer(model)(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     parts = []
     for start in range(0, len(offsets), size):
         window = offsets[start:start + size]

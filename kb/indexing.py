@@ -7,6 +7,13 @@ version active. Every search reads the active version id (one indexed query) and
 when it changed, so web and worker processes notice a switch by themselves; a process whose
 disk lacks a version's files rebuilds them from the chunks and embeddings in the database.
 
+Every version records the embedding model of its vectors (name and file hash). A build that
+switches the base to another model (a tuned one, :mod:`kb.tuning`) re-embeds every chunk and
+FAQ phrasing into memory first, writes the version, and in the activating transaction writes
+the new vectors to the database and switches ``KnowledgeBase.embedding_model``: the old version
+(and the old vectors that the chat reads beside it) serve until that commit. Rows that arrived
+during the re-embedding are sent round again (documents re-queued, FAQ entries re-embedded).
+
 Budget: tokenising for BM25 dominates (≈1 s per 10k chunks on one core); a 100k-chunk base
 needs ≈150 MB for vectors plus ≈100 MB for the BM25 matrix while building.
 """
@@ -17,8 +24,9 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +36,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from kb.models import Chunk, Document, FaqEntry, IndexVersion, KnowledgeBase
+from kb.signals import index_activated
 from kefu.faults import pause_point
 
 log = logging.getLogger(__name__)
@@ -46,6 +55,15 @@ class IndexRows:
     refs: np.ndarray  # (R,) int64
 
 
+@dataclass(frozen=True)
+class Reembedded:
+    """A model switch's vectors, computed before its build from the rows as they were then."""
+
+    model: str
+    chunks: dict[int, tuple[int, str, np.ndarray]]  # chunk id → (document id, text, vector)
+    faq: dict[int, tuple[datetime, list[str], str, np.ndarray]]  # entry id → (updated_at, phrasings, answer, (P, D))
+
+
 @dataclass
 class LoadedIndex:
     version_id: int
@@ -53,6 +71,7 @@ class LoadedIndex:
     rows: IndexRows
     bm25: object  # kb.retrieval.bm25.Bm25Index
     dense: object  # kb.retrieval.dense.DenseIndex
+    embedding_model: str = ""  # the model its vectors came from (blank: recorded before versions named it)
 
 
 _cache: dict[int, LoadedIndex] = {}
@@ -68,23 +87,53 @@ def version_dir(kb_id: int, number: int) -> Path:
     return index_root(kb_id) / f"v{number}"
 
 
-def index_build(*, knowledge_base_id: int) -> IndexVersion:
-    """Build the next index version from the database and make it active; raises on failure."""
+def index_build(*, knowledge_base_id: int, embedding_model: str = "",
+                on_progress: Callable[[int, int], None] | None = None) -> IndexVersion:
+    """Build the next index version from the database and make it active; raises on failure.
+
+    ``embedding_model``: switch the base to this model (every vector re-embedded, see the module
+    docstring); ``on_progress(done, total)`` follows that re-embedding.
+    """
+    from kb.embedding import check_model_name, knowledge_base_model
+
+    current = knowledge_base_model(KnowledgeBase.objects.get(pk=knowledge_base_id))
+    model = check_model_name(embedding_model or current)
     lock = _build_locks.setdefault(knowledge_base_id, threading.Lock())
     with lock:
         version = version_reserve(knowledge_base_id)
         started = time.perf_counter()
         try:
-            stats = write_version_files(knowledge_base_id, version_dir(knowledge_base_id, version.number))
+            fresh = rows_reembed(knowledge_base_id, model, on_progress) if model != current else None
+            stats = write_version_files(knowledge_base_id, version_dir(knowledge_base_id, version.number),
+                                        model=model, fresh=fresh)
         except Exception as exc:
             IndexVersion.objects.filter(pk=version.pk).update(
                 status=IndexVersion.Status.FAILED, error_message=f"{type(exc).__name__}: {exc}"[:2000]
             )
             raise
         document_ids = stats.pop("document_ids")
-        version_activate(version, stats, time.perf_counter() - started, document_ids)
+        version_activate(version, stats, time.perf_counter() - started, document_ids, fresh=fresh)
         prune_old_versions(knowledge_base_id)
         return version
+
+
+def rows_reembed(kb_id: int, model: str, on_progress=None) -> Reembedded:
+    """Every indexed chunk and every FAQ phrasing of the base embedded by ``model`` (nothing written)."""
+    from kb.embedding import embed_texts
+
+    chunks = list(Chunk.objects.filter(document__knowledge_base_id=kb_id, document__status__in=INDEXED_STATUSES)
+                  .order_by("id").values_list("id", "document_id", "text"))
+    entries = list(FaqEntry.objects.filter(knowledge_base_id=kb_id).order_by("id")
+                   .values_list("id", "updated_at", "question", "alternatives", "answer"))
+    phrasings = [[question, *[a for a in alternatives if a]] for _, _, question, alternatives, _ in entries]
+    texts = [text for _, _, text in chunks] + [p for group in phrasings for p in group]
+    vectors = embed_texts(texts, model=model, batch_size=settings.KEFU_KB_EMBED_BATCH, on_batch=on_progress)
+    fresh_chunks = {cid: (did, text, vectors[i]) for i, (cid, did, text) in enumerate(chunks)}
+    fresh_faq, start = {}, len(chunks)
+    for (entry_id, updated_at, _, _, answer), group in zip(entries, phrasings, strict=True):
+        fresh_faq[entry_id] = (updated_at, group, answer, vectors[start:start + len(group)])
+        start += len(group)
+    return Reembedded(model, fresh_chunks, fresh_faq)
 
 
 def version_reserve(kb_id: int) -> IndexVersion:
@@ -110,10 +159,16 @@ def index_build_unless_busy(*, knowledge_base_id: int) -> IndexVersion | None:
     return index_build(knowledge_base_id=knowledge_base_id)
 
 
-def version_activate(version: IndexVersion, stats: dict, seconds: float, document_ids: set[int]) -> None:
-    """Mark the version ready, point the base at it and mark the documents it holds ready — one transaction."""
+def version_activate(version: IndexVersion, stats: dict, seconds: float, document_ids: set[int],
+                     fresh: Reembedded | None = None) -> None:
+    """Mark the version ready, point the base at it and mark the documents it holds ready — one transaction.
+
+    A model switch (``fresh``) also writes the new vectors and the base's model in that transaction.
+    """
     with transaction.atomic():
         kb = KnowledgeBase.objects.select_for_update().get(pk=version.knowledge_base_id)
+        if fresh is not None:
+            vectors_switch(kb, fresh)
         for field, value in stats.items():
             setattr(version, field, value)
         version.status = IndexVersion.Status.READY
@@ -123,25 +178,76 @@ def version_activate(version: IndexVersion, stats: dict, seconds: float, documen
         if current is None or current.number < version.number:
             kb.active_index = version
             kb.save(update_fields=["active_index"])
+            transaction.on_commit(lambda: index_activated.send(
+                sender=IndexVersion, knowledge_base_id=kb.pk, index_version_id=version.pk))
         Document.objects.filter(pk__in=document_ids, status=Document.Status.INDEXING).update(
             status=Document.Status.READY, stage="ready", progress=100
         )
 
 
-def write_version_files(kb_id: int, directory: Path) -> dict:
-    """Write a complete version folder atomically (temp folder, then rename); return its stats."""
-    from kb.embedding import embedding_dimension
+def vectors_switch(kb: KnowledgeBase, fresh: Reembedded) -> None:
+    """Store a switch's vectors and the base's new model (inside the activating transaction, base row locked).
+
+    Chunks stored since the re-embedding began have vectors of the old model: their documents are
+    queued again. FAQ entries edited since then lose their vectors: the next build embeds them.
+    """
+    from kb.services import index_rebuild_enqueue, ingest_enqueue
+
+    chunks, stale_documents = [], set()
+    for chunk_id, document_id in Chunk.objects.filter(document__knowledge_base_id=kb.pk).values_list(
+            "id", "document_id").iterator(chunk_size=2000):
+        if chunk_id in fresh.chunks:
+            chunks.append(Chunk(pk=chunk_id, embedding=fresh.chunks[chunk_id][2].tobytes()))
+        else:
+            stale_documents.add(document_id)
+    Chunk.objects.bulk_update(chunks, ["embedding"], batch_size=500)
+    entries, stale_entries = [], []
+    for entry_id, updated_at in FaqEntry.objects.filter(knowledge_base_id=kb.pk).values_list("id", "updated_at"):
+        known = fresh.faq.get(entry_id)
+        if known is not None and known[0] == updated_at:
+            entries.append(FaqEntry(pk=entry_id, embeddings=known[3].tobytes()))
+        else:
+            stale_entries.append(entry_id)
+    FaqEntry.objects.bulk_update(entries, ["embeddings"], batch_size=500)  # bulk_update leaves updated_at alone
+    FaqEntry.objects.filter(pk__in=stale_entries).update(embeddings=b"")
+    requeued = list(Document.objects.filter(pk__in=stale_documents, status__in=INDEXED_STATUSES)
+                    .values_list("id", flat=True))
+    Document.objects.filter(pk__in=requeued).update(status=Document.Status.QUEUED, progress=0, updated_at=timezone.now(),
+                                                    stage="queued (the embedding model changed)")
+    kb.embedding_model = fresh.model
+    kb.save(update_fields=["embedding_model"])
+    for document_id in requeued:
+        transaction.on_commit(lambda document_id=document_id: ingest_enqueue(document_id))
+    if stale_entries and not requeued:
+        transaction.on_commit(lambda: index_rebuild_enqueue(kb.pk))
+    if requeued or stale_entries:
+        log.info("kb-%s switched to %s: %d document(s) re-queued, %d FAQ entr(ies) to re-embed",
+                 kb.pk, fresh.model, len(requeued), len(stale_entries))
+
+
+def write_version_files(kb_id: int, directory: Path, *, model: str = "", fresh: Reembedded | None = None) -> dict:
+    """Write a complete version folder atomically (temp folder, then rename); return its stats.
+
+    ``model``: the embedding model of the vectors (default: the base's); ``fresh``: a switch's vectors.
+    """
+    from kb.embedding import embedding_dimension, knowledge_base_model, model_hash
     from kb.retrieval.analyzer import analyze
     from kb.retrieval.bm25 import build_bm25
     from kb.retrieval.dense import build_dense
 
-    texts, vectors, rows, document_ids = collect_rows(kb_id)
+    model = model or knowledge_base_model(KnowledgeBase.objects.get(pk=kb_id))
+    digest = model_hash(model)
+    if fresh is None:
+        texts, vectors, rows, document_ids = collect_rows(kb_id, model=model)
+    else:
+        texts, vectors, rows, document_ids = fresh_rows(fresh, embedding_dimension(model))
     temporary = directory.with_name(directory.name + f".tmp-{time.monotonic_ns()}")
     temporary.mkdir(parents=True, exist_ok=True)
     try:
         bm25 = build_bm25([analyze(text) for text in texts])
-        dense = appended_hnsw(kb_id, rows, vectors) or build_dense(
-            vectors, dimension=embedding_dimension(), hnsw_threshold=settings.KEFU_KB_HNSW_THRESHOLD)
+        appended = appended_hnsw(kb_id, rows, vectors, digest) if fresh is None else None
+        dense = appended or build_dense(
+            vectors, dimension=embedding_dimension(model), hnsw_threshold=settings.KEFU_KB_HNSW_THRESHOLD)
         bm25.save(temporary)
         dense.save(temporary)
         np.save(temporary / "row-kinds.npy", rows.kinds)
@@ -156,21 +262,25 @@ def write_version_files(kb_id: int, directory: Path) -> dict:
         "chunk_count": int((rows.kinds == ROW_CHUNK).sum()),
         "faq_count": len(set(rows.refs[rows.kinds == ROW_FAQ].tolist())),
         "dense_kind": dense.kind,
+        "embedding_model": model,
+        "embedding_hash": digest,
         "document_ids": document_ids,
     }
 
 
-def appended_hnsw(kb_id: int, rows: IndexRows, vectors: np.ndarray):
+def appended_hnsw(kb_id: int, rows: IndexRows, vectors: np.ndarray, digest: str):
     """The active version's HNSW graph plus the new rows, when the new rows only append to it.
 
     Building HNSW from scratch costs minutes at 100k vectors (one core); adding one document's
     chunks to the existing graph costs milliseconds. Only valid when the old rows are an exact
-    prefix of the new ones (nothing deleted or re-ordered); otherwise None and a full build.
+    prefix of the new ones (nothing deleted or re-ordered) and come from the same model files;
+    otherwise None and a full build.
     """
     from kb.retrieval.dense import DenseIndex
 
-    active = KnowledgeBase.objects.filter(pk=kb_id).values_list("active_index__number", flat=True).first()
-    if active is None:
+    active, active_digest = KnowledgeBase.objects.filter(pk=kb_id).values_list(
+        "active_index__number", "active_index__embedding_hash").first() or (None, "")
+    if active is None or (active_digest and active_digest != digest):
         return None
     old_dir = version_dir(kb_id, active)
     try:
@@ -191,13 +301,13 @@ def appended_hnsw(kb_id: int, rows: IndexRows, vectors: np.ndarray):
     return dense
 
 
-def collect_rows(kb_id: int) -> tuple[list[str], np.ndarray, IndexRows, set[int]]:
+def collect_rows(kb_id: int, *, model: str) -> tuple[list[str], np.ndarray, IndexRows, set[int]]:
     """Texts, vectors and row identities of every indexed chunk and FAQ phrasing, and their documents."""
     from kb.embedding import embedding_dimension
     from kb.services import faq_entries_embed
 
     faq_entries_embed(knowledge_base_id=kb_id, missing_only=True)
-    dim = embedding_dimension()
+    dim = embedding_dimension(model)
     texts: list[str] = []
     blobs: list[bytes] = []
     kinds: list[int] = []
@@ -228,6 +338,25 @@ def collect_rows(kb_id: int) -> tuple[list[str], np.ndarray, IndexRows, set[int]
     vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, dim)
     rows = IndexRows(np.asarray(kinds, dtype=np.int8), np.asarray(refs, dtype=np.int64))
     return texts, vectors, rows, document_ids
+
+
+def fresh_rows(fresh: Reembedded, dim: int) -> tuple[list[str], np.ndarray, IndexRows, set[int]]:
+    """:func:`collect_rows` for a model switch: the rows and vectors the re-embedding computed."""
+    texts, matrices, kinds, refs = [], [], [], []
+    document_ids = set()
+    for chunk_id, (document_id, text, vector) in fresh.chunks.items():
+        document_ids.add(document_id)
+        texts.append(text)
+        matrices.append(vector.reshape(1, dim))
+        kinds.append(ROW_CHUNK)
+        refs.append(chunk_id)
+    for entry_id, (_, phrasings, answer, matrix) in fresh.faq.items():
+        texts.extend(f"{phrasing}\n{answer}" for phrasing in phrasings)
+        matrices.append(matrix.reshape(-1, dim))
+        kinds.extend([ROW_FAQ] * len(phrasings))
+        refs.extend([entry_id] * len(phrasings))
+    vectors = np.concatenate(matrices) if matrices else np.zeros((0, dim), dtype=np.float32)
+    return texts, vectors, IndexRows(np.asarray(kinds, dtype=np.int8), np.asarray(refs, dtype=np.int64)), document_ids
 
 
 def prune_old_versions(kb_id: int) -> None:
@@ -293,8 +422,10 @@ def load_version(kb_id: int, version_id: int, number: int) -> LoadedIndex:
         log.info("index kb-%s v%s not on this disk; rebuilding from the database", kb_id, number)
         write_version_files(kb_id, directory)
     rows = IndexRows(np.load(directory / "row-kinds.npy"), np.load(directory / "row-refs.npy"))
+    model = IndexVersion.objects.filter(pk=version_id).values_list("embedding_model", flat=True).first()
     return LoadedIndex(version_id=version_id, number=number, rows=rows,
-                       bm25=Bm25Index.load(directory), dense=DenseIndex.load(directory))
+                       bm25=Bm25Index.load(directory), dense=DenseIndex.load(directory),
+                       embedding_model=model or "")
 
 
 def forget_cached_indexes() -> None:

@@ -25,13 +25,16 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from kb.embedding import knowledge_base_model
 from kb.models import Chunk, Document, FaqEntry
+from kb.services import knowledge_base_model_locked
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +110,13 @@ def batch_ingest(documents: list[Document]) -> None:
             heartbeat([d.pk for d in documents[position + 1:]])
             beat = time.monotonic()
     chunked = [p for p in prepared if p.drafts]
-    vectors = batch_embed(chunked)
+    model = knowledge_base_model(documents[0].knowledge_base)
+    vectors = batch_embed(chunked, model)
     with transaction.atomic():  # one commit for the batch; each document still in its own savepoint
+        if knowledge_base_model_locked(documents[0].knowledge_base_id) != model:
+            documents_requeue([p.document.pk for p in chunked])  # a tuned model was adopted meanwhile
+            chunked_ids = {p.document.pk for p in chunked}
+            prepared = [p for p in prepared if p.document.pk not in chunked_ids]
         counts = {p.document.pk: document_store(p, vectors.get(p.document.pk)) if p.drafts else 0
                   for p in prepared}
         stored = [p for p in prepared if counts[p.document.pk] is not None]
@@ -118,7 +126,8 @@ def batch_ingest(documents: list[Document]) -> None:
 
 def document_prepare(document: Document) -> Prepared | None:
     """Parse and chunk one document (FAQ sheets: store their entries); None when it failed."""
-    from kb.chunking import chunk_sections
+    from kb.chunking import chunk_sections, split_by_tokens
+    from kb.embedding import knowledge_base_model, token_lengths
     from kb.parsing import ParseError, parse_document
 
     try:
@@ -133,7 +142,10 @@ def document_prepare(document: Document) -> Prepared | None:
                           60)
             return Prepared(document)
         kb = document.knowledge_base
-        drafts = chunk_sections(parsed.sections, size=kb.chunk_size, overlap=kb.chunk_overlap)
+        model = knowledge_base_model(kb)  # chunk sizes count the tokens of the base's own embedder
+        drafts = chunk_sections(parsed.sections, size=kb.chunk_size, overlap=kb.chunk_overlap,
+                                token_lengths=partial(token_lengths, model=model),
+                                split_long=partial(split_by_tokens, model=model))
         if not drafts:
             raise ParseError("The file contains no text that could be extracted.")
         progress_save([document.pk], Document.Status.EMBEDDING, f"embedding {len(drafts)} chunks", EMBED_START,
@@ -147,25 +159,25 @@ def document_prepare(document: Document) -> Prepared | None:
     return None
 
 
-def batch_embed(prepared: list[Prepared]) -> dict:
-    """Document id → its chunks' vectors, all documents in one pass; per document if that pass fails."""
+def batch_embed(prepared: list[Prepared], model: str) -> dict:
+    """Document id → its chunks' vectors by ``model``, all documents in one pass; per document if that pass fails."""
     if not prepared:
         return {}
     try:
-        return embed_together(prepared)
+        return embed_together(prepared, model)
     except Exception:
         log.exception("embedding a batch of %d documents failed; embedding them one by one", len(prepared))
     vectors = {}
     for item in prepared:
         try:
-            vectors.update(embed_together([item]))
+            vectors.update(embed_together([item], model))
         except Exception as exc:
             log.exception("embedding document %s failed", item.document.pk)
             document_fail(item.document, unexpected(exc))
     return vectors
 
 
-def embed_together(prepared: list[Prepared]) -> dict:
+def embed_together(prepared: list[Prepared], model: str) -> dict:
     """Embed every chunk of the documents, shortest first (little padding), saving each one's progress."""
     import numpy as np
 
@@ -177,7 +189,8 @@ def embed_together(prepared: list[Prepared]) -> dict:
     step = settings.KEFU_KB_EMBED_BATCH
     for start in range(0, len(order), step):
         piece = order[start:start + step]
-        for j, vector in zip(piece, embed_texts([owners[j][1].text for j in piece], batch_size=step), strict=True):
+        texts = [owners[j][1].text for j in piece]
+        for j, vector in zip(piece, embed_texts(texts, model=model, batch_size=step), strict=True):
             out[j] = vector
         embedding_progress(prepared, [owners[j][0] for j in piece])
     vectors, position = {}, 0
@@ -242,6 +255,15 @@ def batch_index(knowledge_base_id: int, stored: list[Document]) -> None:
         log.exception("index build for knowledge base %s failed", knowledge_base_id)
         for document in stored:
             document_fail(document, unexpected(exc))
+
+
+def documents_requeue(document_ids: list[int]) -> None:
+    """Send claimed documents round again (their vectors came from a model the base no longer uses)."""
+    from kb.services import ingest_enqueue
+
+    progress_save(document_ids, Document.Status.QUEUED, "queued (the embedding model changed)", 0)
+    for document_id in document_ids:
+        transaction.on_commit(lambda document_id=document_id: ingest_enqueue(document_id))
 
 
 def heartbeat(document_ids: list[int]) -> None:

@@ -19,6 +19,10 @@ def default_rrf_k() -> int:
     return settings.KEFU_KB_RRF_K
 
 
+def default_embedding_model() -> str:
+    return settings.KEFU_EMBEDDING_MODEL
+
+
 class KnowledgeBase(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
@@ -38,6 +42,9 @@ class KnowledgeBase(models.Model):
     fusion_method = models.CharField(max_length=10, choices=[("rrf", "weighted RRF"),
                                                              ("minmax", "min-max score combination")],
                                      default="rrf")
+    # The embedding model the stored vectors come from (kb.embedding names): a bundled or registered model,
+    # or tuned:<slug>:<hash12>. It changes only together with a new index version (kb.indexing).
+    embedding_model = models.CharField(max_length=200, default=default_embedding_model)
     active_index = models.ForeignKey(
         "IndexVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -138,6 +145,7 @@ class IndexVersion(models.Model):
         BUILDING = "building"
         READY = "ready"
         FAILED = "failed"
+        HELD = "held"  # built, but the regression gate kept it from serving (kb.regression_gate)
 
     knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="index_versions")
     number = models.PositiveIntegerField()
@@ -145,8 +153,13 @@ class IndexVersion(models.Model):
     chunk_count = models.PositiveIntegerField(default=0)
     faq_count = models.PositiveIntegerField(default=0)
     dense_kind = models.CharField(max_length=20, blank=True, default="")
+    # The model the version's vectors came from, and the sha256 of its files (kb.embedding.model_hash).
+    embedding_model = models.CharField(max_length=200, blank=True, default="")
+    embedding_hash = models.CharField(max_length=64, blank=True, default="")
     error_message = models.TextField(blank=True, default="")
     build_seconds = models.FloatField(default=0)
+    # The regression gate's comparison with the version it would replace (kb.regression_gate.GateReport).
+    gate = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -157,3 +170,72 @@ class IndexVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.knowledge_base_id} v{self.number} ({self.status})"
+
+
+class TuningRun(models.Model):
+    """One tuning job of a base's embedder (kb.tuning): its progress, then what it measured and decided."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
+
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="tuning_runs")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    stage = models.CharField(max_length=100, blank=True, default="queued")
+    progress = models.PositiveSmallIntegerField(default=0)
+    method = models.CharField(max_length=10, blank=True, default="")  # "full" or "lora"
+    base_model = models.CharField(max_length=200, blank=True, default="")  # the model it started from
+    tuned_model = models.CharField(max_length=200, blank=True, default="")  # the artifact, when adopted
+    pair_count = models.PositiveIntegerField(default=0)
+    # Held-out nDCG@10 of question → answer retrieval per fold: [{"fold", "train", "test", "before", "after"}].
+    folds = models.JSONField(default=list, blank=True)
+    gain = models.FloatField(null=True, blank=True)  # mean held-out nDCG@10 gain over the folds
+    adopted = models.BooleanField(default=False)
+    reason = models.TextField(blank=True, default="")  # why adopted or not, in words
+    seconds = models.FloatField(default=0)
+    error_message = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)  # the heartbeat: a running job saves progress often
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.knowledge_base_id} tuning {self.pk} ({self.status})"
+
+
+class EvalCase(models.Model):
+    """A question the base must keep answering from the right source: the regression gate's stored cases.
+
+    Staff confirm them: the questions of a knowledge gap turned into an FAQ entry, and down-rated
+    questions whose right source a staff member named. (The held-out fold of the base's own FAQ
+    pairs joins them at evaluation time; it is not stored.)
+    """
+
+    class Origin(models.TextChoices):
+        GAP = "gap", "confirmed through a knowledge gap"
+        FEEDBACK = "feedback", "a resolved thumbs-down"
+        STAFF = "staff", "added by staff"
+
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="eval_cases")
+    question = models.TextField()
+    # The expected source: an FAQ entry or a document (one of the two).
+    faq_entry = models.ForeignKey(FaqEntry, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    document = models.ForeignKey(Document, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    origin = models.CharField(max_length=20, choices=Origin.choices, default=Origin.STAFF)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["knowledge_base", "question"], name="kb_evalcase_unique_question"),
+            models.CheckConstraint(condition=models.Q(faq_entry__isnull=False) | models.Q(document__isnull=False),
+                                   name="kb_evalcase_has_source"),
+        ]
+
+    def __str__(self) -> str:
+        return self.question[:80]

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from kb.models import Chunk, Document, FaqEntry, KnowledgeBase
+from kb.models import Chunk, Document, EvalCase, FaqEntry, IndexVersion, KnowledgeBase
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,13 @@ class UploadResult:
 
 
 def knowledge_base_create(*, name: str, slug: str = "", languages: str = "en", chunk_size: int = 200,
-                          chunk_overlap: int = 30, top_k: int = 5,
-                          direct_answer_threshold: float = 0.85) -> KnowledgeBase:
+                          chunk_overlap: int = 30, top_k: int = 5, direct_answer_threshold: float = 0.85,
+                          embedding_model: str = "") -> KnowledgeBase:
+    """A new, empty base; ``embedding_model`` names its embedder (default: KEFU_EMBEDDING_MODEL; ConfigError if unknown)."""
+    from kb.embedding import check_model_name
+
+    # the process default is checked at start (kefu.preflight); a name given here is checked now
+    embedding_model = check_model_name(embedding_model) if embedding_model else settings.KEFU_EMBEDDING_MODEL
     name = name.strip()
     if not name:
         raise ValueError("A knowledge base needs a name.")
@@ -46,12 +51,12 @@ def knowledge_base_create(*, name: str, slug: str = "", languages: str = "en", c
         raise ValueError(f"A knowledge base with the slug {slug!r} already exists.")
     return KnowledgeBase.objects.create(
         name=name, slug=slug, languages=languages, chunk_size=chunk_size, chunk_overlap=chunk_overlap,
-        top_k=top_k, direct_answer_threshold=direct_answer_threshold,
-        fusion_dense_weight=default_dense_weight(languages), fusion_rrf_k=settings.KEFU_KB_RRF_K,
+        top_k=top_k, direct_answer_threshold=direct_answer_threshold, embedding_model=embedding_model,
+        fusion_dense_weight=default_dense_weight(languages, embedding_model), fusion_rrf_k=settings.KEFU_KB_RRF_K,
     )
 
 
-def default_dense_weight(languages: str) -> float:
+def default_dense_weight(languages: str, embedding_model: str = "") -> float:
     """Fusion weight before any tuning: BM25-heavy for Chinese when the embedder only knows English.
 
     On debian-faq-zh-cn the bundled all-MiniLM-L6-v2 scores nDCG@10 0.21 against BM25's 0.55
@@ -60,7 +65,7 @@ def default_dense_weight(languages: str) -> float:
     from kb.embedding import ENGLISH_ONLY
 
     codes = {code.strip().lower() for code in languages.split(",")}
-    if codes & {"zh", "zh-cn", "zh-tw", "ja", "ko"} and settings.KEFU_EMBEDDING_MODEL in ENGLISH_ONLY:
+    if codes & {"zh", "zh-cn", "zh-tw", "ja", "ko"} and (embedding_model or settings.KEFU_EMBEDDING_MODEL) in ENGLISH_ONLY:
         return settings.KEFU_KB_DENSE_WEIGHT_CJK
     return settings.KEFU_KB_DENSE_WEIGHT
 
@@ -102,11 +107,35 @@ def ingest_enqueue(document_id: int) -> None:
     enqueue(ingest_document, document_id)
 
 
-def index_rebuild_enqueue(knowledge_base_id: int) -> None:
+def index_rebuild_enqueue(knowledge_base_id: int, *, gate: bool = True, embedding_model: str = "") -> None:
     from kb.tasks import rebuild_index
     from kefu.background import enqueue
 
-    enqueue(rebuild_index, knowledge_base_id)
+    enqueue(rebuild_index, knowledge_base_id, gate, embedding_model)
+
+
+def index_version_activate_anyway(*, version: IndexVersion) -> None:
+    """An admin overrides the regression gate: the held build is made again, with its embedding model,
+    and activated without the comparison (the held files are not reused: a build is cheap next to the
+    risk of activating a version whose rows changed since it was measured)."""
+    if version.status != IndexVersion.Status.HELD:
+        raise ValueError("Only an index version held by the regression gate can be activated anyway.")
+    kb_id, model = version.knowledge_base_id, version.embedding_model
+    transaction.on_commit(lambda: index_rebuild_enqueue(kb_id, gate=False, embedding_model=model))
+
+
+def eval_case_record(*, knowledge_base: KnowledgeBase, question: str, origin: str,
+                     faq_entry: FaqEntry | None = None, document: Document | None = None) -> EvalCase | None:
+    """Keep a confirmed question in the base's evaluation set (kb.regression_gate); the first
+    confirmation of a question wins. None for a blank question."""
+    question = " ".join(question.split())
+    if not question:
+        return None
+    if (faq_entry is None) == (document is None):
+        raise ValueError("An evaluation case names exactly one source: an FAQ entry or a document.")
+    case, _ = EvalCase.objects.get_or_create(knowledge_base=knowledge_base, question=question[:2000], defaults={
+        "origin": origin, "faq_entry": faq_entry, "document": document})
+    return case
 
 
 def document_reindex(*, document: Document) -> Document:
@@ -207,9 +236,14 @@ def clean_alternatives(alternatives, question: str) -> list[str]:
 
 
 def faq_entries_embed(*, knowledge_base_id: int, missing_only: bool = True) -> int:
-    """Embed FAQ phrasings (question first, then alternatives); returns how many entries."""
-    from kb.embedding import embed_texts
+    """Embed FAQ phrasings (question first, then alternatives) with the base's model; returns how many entries.
 
+    Nothing is written when the base switched models meanwhile (kb.indexing.vectors_switch): the
+    entries stay unembedded and the next build embeds them with the new model.
+    """
+    from kb.embedding import embed_texts, knowledge_base_model
+
+    model = knowledge_base_model(KnowledgeBase.objects.get(pk=knowledge_base_id))
     entries = FaqEntry.objects.filter(knowledge_base_id=knowledge_base_id)
     if missing_only:
         entries = entries.filter(embeddings=b"")
@@ -217,13 +251,24 @@ def faq_entries_embed(*, knowledge_base_id: int, missing_only: bool = True) -> i
     if not entries:
         return 0
     phrasings = [entry.phrasings for entry in entries]
-    vectors = embed_texts([p for group in phrasings for p in group], batch_size=settings.KEFU_KB_EMBED_BATCH)
+    vectors = embed_texts([p for group in phrasings for p in group], model=model,
+                          batch_size=settings.KEFU_KB_EMBED_BATCH)
     start = 0
     for entry, group in zip(entries, phrasings, strict=True):
         entry.embeddings = vectors[start:start + len(group)].tobytes()
         start += len(group)
-    FaqEntry.objects.bulk_update(entries, ["embeddings"], batch_size=500)
+    with transaction.atomic():
+        if knowledge_base_model_locked(knowledge_base_id) != model:
+            return 0
+        FaqEntry.objects.bulk_update(entries, ["embeddings"], batch_size=500)
     return len(entries)
+
+
+def knowledge_base_model_locked(knowledge_base_id: int) -> str:
+    """The base's embedding model, its row locked until the transaction ends (a switch waits for the writer)."""
+    from kb.embedding import knowledge_base_model
+
+    return knowledge_base_model(KnowledgeBase.objects.select_for_update().get(pk=knowledge_base_id))
 
 
 def chunks_replace(*, document: Document, drafts, vectors) -> int:

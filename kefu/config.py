@@ -120,6 +120,28 @@ def positive_int(name: str, value: int, *, maximum: int | None = None) -> int:
     return value
 
 
+def embedding_models(raw: str) -> dict[str, str]:
+    """``KEFU_EMBEDDING_MODELS``: ``name=/local/dir,name2=/dir2`` → {name: absolute dir}.
+
+    Each directory must hold a sentence-transformers model (its config.json); a base names one of
+    these in ``KnowledgeBase.embedding_model``. Names are plain words: ``tuned:`` is reserved.
+    """
+    models: dict[str, str] = {}
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        name, sep, directory = (piece.strip() for piece in item.partition("="))
+        if not sep or not name or not directory:
+            raise ConfigError(f"KEFU_EMBEDDING_MODELS: {item!r} is not name=/local/dir")
+        if ":" in name or "/" in name or name in models:
+            raise ConfigError(f"KEFU_EMBEDDING_MODELS: {name!r} is {'named twice' if name in models else 'not a plain name'}")
+        path = Path(directory).expanduser().resolve()
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"KEFU_EMBEDDING_MODELS: {name}={path} is not a sentence-transformers directory")
+        models[name] = str(path)
+    return models
+
+
 def redact(url: str) -> str:
     """The URL with its password replaced, safe to print."""
     parts = urlsplit(url)

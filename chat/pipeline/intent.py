@@ -115,44 +115,48 @@ def top_mean(scores: np.ndarray) -> float:
     return float(np.sort(scores)[-TOP_N:].mean())
 
 
-def embed(texts: list[str]) -> np.ndarray:
+def embed(texts: list[str], model: str | None = None) -> np.ndarray:
     from kb.embedding import embed_texts  # loads sentence-transformers (torch) on first use
 
-    return embed_texts(texts, batch_size=64)
+    return embed_texts(texts, model=model, batch_size=64)
 
 
-_shipped: tuple[np.ndarray, list[str], list[str]] | None = None
+_shipped: dict[str, tuple[np.ndarray, list[str], list[str]]] = {}  # embedding model → vectors, labels, texts
 _per_base: dict[tuple[int, int | None], IntentClassifier] = {}
 _lock = threading.Lock()
 
 
-def shipped_examples() -> tuple[np.ndarray, list[str], list[str]]:
-    """The shipped utterances' vectors, labels and texts, embedded once per process.
+def shipped_examples(model: str | None = None) -> tuple[np.ndarray, list[str], list[str]]:
+    """The shipped utterances' vectors (by ``model``, default the process default), labels and texts,
+    embedded once per process and model.
 
     The vectors are also kept on disk (``KEFU_DATA_DIR/chat``, keyed by the file's content
     and the embedding model), so a new process does not spend its first answer embedding them.
     """
-    global _shipped
+    from django.conf import settings
+
+    model = model or settings.KEFU_EMBEDDING_MODEL
     with _lock:
-        if _shipped is None:
+        if model not in _shipped:
             examples = load_examples(TRAIN_FILE)
             texts = [e.text for e in examples]
-            _shipped = (stored_vectors(texts), [e.label for e in examples], texts)
-        return _shipped
+            _shipped[model] = (stored_vectors(texts, model), [e.label for e in examples], texts)
+        return _shipped[model]
 
 
-def stored_vectors(texts: list[str]) -> np.ndarray:
+def stored_vectors(texts: list[str], model: str | None = None) -> np.ndarray:
     import hashlib
 
     from django.conf import settings
 
-    digest = hashlib.sha256("\n".join([settings.KEFU_EMBEDDING_MODEL, *texts]).encode()).hexdigest()[:16]
+    model = model or settings.KEFU_EMBEDDING_MODEL
+    digest = hashlib.sha256("\n".join([model, *texts]).encode()).hexdigest()[:16]
     path = Path(settings.KEFU_DATA_DIR) / "chat" / f"intent-examples-{digest}.npy"
     if path.is_file():
         vectors = np.load(path)
         if vectors.shape[0] == len(texts):
             return vectors
-    vectors = embed(texts)
+    vectors = embed(texts, model)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npy")
@@ -161,6 +165,15 @@ def stored_vectors(texts: list[str]) -> np.ndarray:
     except OSError:
         pass  # a read-only data dir only costs the embedding again next time
     return vectors
+
+
+def base_model(kb_id: int | None) -> str | None:
+    """The embedding model of a base's vectors (None: no base, the process default)."""
+    from kb.embedding import knowledge_base_model
+    from kb.models import KnowledgeBase
+
+    kb = KnowledgeBase.objects.filter(pk=kb_id).only("embedding_model").first() if kb_id else None
+    return knowledge_base_model(kb) if kb is not None else None
 
 
 def faq_vectors(kb_id: int) -> np.ndarray:
@@ -175,13 +188,19 @@ def faq_vectors(kb_id: int) -> np.ndarray:
 
 
 def classifier_for(kb_id: int | None, index_version: int | None) -> IntentClassifier:
-    """The classifier of one base at one index version (built once, rebuilt after a re-index)."""
+    """The classifier of one base at one index version (built once, rebuilt after a re-index).
+
+    Every vector it compares comes from the base's own embedding model — the question's (the caller
+    embeds it with that model), the FAQ phrasings' (stored by it) and the shipped examples' (embedded
+    by it here) — so a base on a tuned or another model never mixes two models' vectors. A model
+    switch always comes with a new index version, which rebuilds the classifier.
+    """
     key = (kb_id or 0, index_version)
     with _lock:
         known = _per_base.get(key)
     if known is not None:
         return known
-    vectors, labels, texts = shipped_examples()
+    vectors, labels, texts = shipped_examples(base_model(kb_id))
     if kb_id is not None:
         faq = faq_vectors(kb_id)
         if faq.size:

@@ -115,13 +115,15 @@ def search(kb, query: str, k: int | None = None, *, include_faq: bool = True,
 def candidates(index, query: str, depth: int, query_vector: np.ndarray | None = None) -> Candidates:
     """Each retriever's best items (chunks / FAQ entries), best first, ``depth`` rows deep.
 
-    ``query_vector`` lets batch callers (tuning, evaluation) embed many queries at once.
+    ``query_vector`` lets batch callers (tuning, evaluation) embed many queries at once; it must come
+    from the index version's own model (``index.embedding_model``), which embeds the query otherwise.
     """
     from kb.embedding import embed_query
     from kb.retrieval.analyzer import analyze
 
     bm25_rows, bm25_scores = index.bm25.top(analyze(query), depth)
-    vector = embed_query(query) if query_vector is None else query_vector
+    model = getattr(index, "embedding_model", "") or None  # blank: a version from before models were recorded
+    vector = embed_query(query, model=model) if query_vector is None else query_vector
     dense_rows, dense_scores = index.dense.top(vector, depth)
     return Candidates(
         bm25=collapse(index.rows, bm25_rows, bm25_scores),

@@ -44,6 +44,10 @@ KEFU_GENERATION_TIMEOUT = config.positive_int(
 )
 # A bundled name ("all-minilm-l6-v2") or a local sentence-transformers directory.
 KEFU_EMBEDDING_MODEL = env.str("KEFU_EMBEDDING_MODEL", default="all-minilm-l6-v2")
+# More embedding models a knowledge base may name: "name=/local/dir,name2=/dir2" (sentence-transformers dirs).
+KEFU_EMBEDDING_MODELS = config.embedding_models(env.str("KEFU_EMBEDDING_MODELS", default=""))
+# Memory (parameter MB) the loaded embedding models of a process may hold; least recently used ones go first.
+KEFU_EMBEDDER_CACHE_MB = config.positive_int("KEFU_EMBEDDER_CACHE_MB", env.int("KEFU_EMBEDDER_CACHE_MB", default=600))
 # auto: bf16 on CPUs with AMX/AVX512-BF16 (2.7x the texts/s, cosine to fp32 >= 0.998), else float32
 KEFU_EMBEDDING_DTYPE = env.str("KEFU_EMBEDDING_DTYPE", default="auto")
 # Load the embedder and the generator when the web process starts (off in tests).

@@ -52,7 +52,7 @@ def embedder():
     return get_embedder()
 
 
-_vectors: dict[str, object] = {}
+_vectors: dict[tuple[str, str], object] = {}  # (model, text) → vector
 
 
 @pytest.fixture(autouse=True)
@@ -64,14 +64,15 @@ def remembered_embeddings(monkeypatch):
 
     real = embedding.embed_texts
 
-    def embed_texts(texts, *, batch_size=64, on_batch=None):
-        missing = [t for t in dict.fromkeys(texts) if t not in _vectors]
+    def embed_texts(texts, *, model=None, batch_size=64, on_batch=None):
+        model = model or embedding.default_model_name()
+        missing = [t for t in dict.fromkeys(texts) if (model, t) not in _vectors]
         if missing:
-            for text, vector in zip(missing, real(missing, batch_size=batch_size), strict=True):
-                _vectors[text] = vector
+            for text, vector in zip(missing, real(missing, model=model, batch_size=batch_size), strict=True):
+                _vectors[(model, text)] = vector
         if on_batch is not None:
             on_batch(len(texts), len(texts))
-        return np.stack([_vectors[t] for t in texts]) if texts else real(texts)
+        return np.stack([_vectors[(model, t)] for t in texts]) if texts else real(texts, model=model)
 
     monkeypatch.setattr(embedding, "embed_texts", embed_texts)
 
