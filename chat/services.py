@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 from django.conf import settings
@@ -22,7 +22,18 @@ from django.utils import timezone
 from chat import generation
 from chat import metrics as chat_metrics
 from chat.models import Conversation, Feedback, Message, WidgetKey
-from chat.pipeline import attribution, decide, extractive, guard, history, intent, passages, prompt, replies
+from chat.pipeline import (
+    answerability,
+    attribution,
+    decide,
+    extractive,
+    guard,
+    history,
+    intent,
+    passages,
+    prompt,
+    replies,
+)
 from chat.pipeline import cache as answer_cache
 from chat.selectors import chat_profile_of, relevance_floor_of
 
@@ -52,6 +63,7 @@ class Reply:
     passages: tuple = ()
     served_from_id: object = None
     cacheable: bool = False
+    answerability: float | None = None  # probability the base answers (None: not scored, or no model yet)
 
 
 def elapsed_ms(start: float) -> float:
@@ -162,6 +174,7 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
             outcome=reply.outcome, reason=reply.reason, intent=question.intent,
             intent_confidence=question.intent_confidence, citations=list(reply.citations),
             passages=list(reply.passages), index_version=index_version, served_from_id=reply.served_from_id,
+            answerability=reply.answerability,
         )
         if reply.generation_messages:
             answer.inference_job_id = generation.generation_start(
@@ -208,11 +221,20 @@ def pipeline_reply(*, kb, profile, question: str, standalone, found_intent, quer
     hits = search_hits(kb, standalone.query, query_vector) if needed else []
     if clock is not None:
         clock.lap("retrieve")
+    score = answerability.answerability_score(kb=kb, hits=hits, intent=found_intent, query=standalone.query,
+                                              query_vector=query_vector) if needed else None
     decision = decide.answer_decide(
         intent=found_intent, hits=hits, direct_threshold=kb.direct_answer_threshold,
         relevance_floor=relevance_floor_of(profile), extractive=profile.answer_mode == profile.AnswerMode.EXTRACTIVE,
-        question=question,
+        question=question, answerability=score,
     )
+    reply = decision_reply(decision=decision, kb=kb, profile=profile, question=question,
+                           query_vector=query_vector, turns=turns)
+    return replace(reply, answerability=score.probability if score is not None else None)
+
+
+def decision_reply(*, decision: decide.Decision, kb, profile, question: str, query_vector, turns) -> Reply:
+    """The reply a decision makes: Kefu's own words, a direct or extracted answer, or a generation request."""
     if decision.action == decide.HANDOFF:
         return Reply(Outcome.HANDED_OFF, replies.reply("handoff", question=question), reason=decision.reason)
     if decision.action == decide.REFUSE:

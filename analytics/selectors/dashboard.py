@@ -313,6 +313,42 @@ def cost_chart(rows: list[dict], names: dict[int, str], flt: DashboardFilter) ->
                      y_label="tokens")
 
 
+ANSWERABILITY_BINS = 10
+
+
+def answerability_counts(flt: DashboardFilter, *, bins: int = ANSWERABILITY_BINS) -> list[int]:
+    """Replies of the window per bin of stored answerability ([0, 0.1), …, [0.9, 1]): one grouped count.
+
+    Read from the message table, not the rollups (they carry no answerability); the window and the
+    ``created_at`` index bound the rows read.
+    """
+    from django.db.models import F, Value
+    from django.db.models.functions import Floor, Least
+
+    from chat.models import Message
+
+    replies = Message.objects.filter(role=Message.Role.ASSISTANT, answerability__isnull=False,
+                                     created_at__gte=flt.start, created_at__lt=flt.end)
+    if flt.knowledge_base_id:
+        replies = replies.filter(conversation__knowledge_base_id=flt.knowledge_base_id)
+    if flt.widget_key_id:
+        replies = replies.filter(conversation__widget_key_id=flt.widget_key_id)
+    grouped_rows = (replies.annotate(bin=Least(Floor(F("answerability") * bins), Value(bins - 1)))
+                    .order_by().values("bin").annotate(n=Count("id")).values_list("bin", "n"))
+    counts = [0] * bins
+    for index, n in grouped_rows:
+        counts[min(max(int(index), 0), bins - 1)] += n
+    return counts
+
+
+def answerability_chart(flt: DashboardFilter) -> ChartSpec:
+    counts = answerability_counts(flt)
+    bins = len(counts)
+    labels = tuple(f"{i / bins:.1f}–{(i + 1) / bins:.1f}" for i in range(bins))
+    return ChartSpec("answerability", "Answerability of questions (probability the base answers)", "bar", labels,
+                     (Dataset("replies", tuple(counts)),), y_label="replies")
+
+
 def knowledge_base_names() -> dict[int, str]:
     from kb.models import KnowledgeBase
 
@@ -334,6 +370,7 @@ def dashboard_data(flt: DashboardFilter) -> DashboardData:
         speed_chart(keys, labels, groups),
         cost_chart(rows, names, flt),
         feedback_chart(keys, labels, groups),
+        answerability_chart(flt),
     )
     return DashboardData(headline_of(rows, flt), charts, cost_rows(rows, names))
 

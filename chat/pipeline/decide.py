@@ -9,8 +9,9 @@
 - a FAQ hit whose similarity clears the base's threshold (and is not a near-tie with a
   different answer) → that answer directly: precision first, a wrong direct answer is
   the worst failure;
-- out_of_scope (unless the base clearly covers the question), or no passage above the
-  relevance floor → a polite "I don't know" with an offer to hand off, no generation;
+- out_of_scope (unless the base clearly covers the question), a probability that the base answers
+  below the base's answerability threshold (:mod:`chat.pipeline.answerability`), or no passage above
+  the relevance floor → a polite "I don't know" with an offer to hand off, no generation;
 - otherwise → generation over the relevant passages; in extractive mode, the whole answer of a
   FAQ entry that is clearly the best match though under the direct threshold (introduced as a
   suggestion with its question), else an extract of the passages.
@@ -21,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chat.pipeline import smalltalk
+from chat.pipeline.answerability import Score
 from chat.pipeline.intent import Intent
 from chat.pipeline.passages import Passage, hit_relevance, passage_of
 
@@ -83,8 +85,12 @@ def suggest_candidate(hits: list):
 
 
 def answer_decide(*, intent: Intent, hits: list, direct_threshold: float, relevance_floor: float,
-                  extractive: bool, question: str = "") -> Decision:
-    """The entry point: one decision from the intent, the hits and the base's settings."""
+                  extractive: bool, question: str = "", answerability: Score | None = None) -> Decision:
+    """The entry point: one decision from the intent, the hits and the base's settings.
+
+    ``answerability``: the question's probability and the base's threshold (None while the base has
+    no fitted model: the relevance floor and the support gate decide alone).
+    """
     if intent.label == "handoff":
         return Decision(HANDOFF, "requested" if intent.explicit else "intent")
     if smalltalk.is_task_request(question):
@@ -97,6 +103,8 @@ def answer_decide(*, intent: Intent, hits: list, direct_threshold: float, releva
         return Decision(REFUSE, "out_of_scope")
     if direct is not None:
         return Decision(DIRECT, faq_hit=direct)
+    if answerability is not None and not answerability.answerable:
+        return Decision(REFUSE, "unanswerable")
     relevant = [hit for hit in hits if hit_relevance(hit) >= relevance_floor][:MAX_PASSAGES]
     if not relevant:
         return Decision(REFUSE, "no_relevant_passage")

@@ -1,0 +1,271 @@
+"""Fitting a knowledge base's answerability model: its own questions against the shipped out-of-base set.
+
+Positives are the base's FAQ phrasings (questions and alternatives). Each is asked with its own
+phrasing left out — its index row is removed from both retrievers' candidates, its vector from the
+intent classifier's FAQ examples, its words from the BM25 ceiling and coverage, and its entry's FAQ
+similarity is taken over the entry's other phrasings only — so its features look like those of a
+customer's rewording: the answer document, the entry's alternatives and related entries are still
+there, the very phrasing is not. (Removing whole entries in 2 folds would also hide the answer
+document and half the base, which a real question never faces.) Negatives are the shipped generic
+customer questions of other domains (``chat/data/out_of_base.jsonl``, English and Chinese), asked
+against the whole index; the few that this base clearly answers (an FAQ similarity at or above its
+direct-answer threshold) are dropped. Questions whose intent never reaches retrieval (chit-chat, an
+explicit hand-off) are dropped too: they are never scored.
+
+Out-of-fold probabilities (5-fold, stratified) choose the threshold — the lowest that refuses ≥ 95 %
+of held-out out-of-base questions — and measure the in-base loss; the stored model is then fitted on
+everything. Runs on the ingest queue after every index activation (:mod:`chat.tasks`) and from
+``manage.py answerability_fit``.
+
+Budget: one embedding pass over the ~400 shipped questions and the sentences of the top passages
+(cached by text), two retrievals' worth of work per question; ≈30–60 s for a 500-entry base on two
+cores, ≈200 MB. Positives are capped at ``MAX_POSITIVES`` (a seeded sample).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+from chat.pipeline import answerability, extractive
+from chat.pipeline import intent as intent_stage
+from chat.pipeline.answerability import AnswerabilityModel, Features
+from chat.pipeline.decide import needs_retrieval
+from chat.pipeline.passages import passage_of
+from kb.indexing import ROW_FAQ, active_index
+from kb.models import FaqEntry, KnowledgeBase
+from kb.retrieval import search
+from kb.retrieval.analyzer import analyze
+
+log = logging.getLogger(__name__)
+
+NEGATIVES_FILE = Path(__file__).resolve().parent / "data" / "out_of_base.jsonl"
+MAX_POSITIVES = 1500
+MIN_POSITIVES = 3
+FOLDS = 5
+REFUSAL_GOAL = 0.95  # share of out-of-base questions the threshold must refuse (held out)
+L2 = 1.0
+SEED = 13
+SAME_VECTOR = 0.999  # cosine above which an intent example is the held-out phrasing itself
+
+
+class AnswerabilityFitError(Exception):
+    """A base that cannot be fitted (no index, too few questions); the message says why."""
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    vector: np.ndarray  # (D,) normalised
+    in_base: bool
+    excluded_rows: np.ndarray  # index rows left out of retrieval (its own phrasing), int64
+    entry_id: int | None = None  # the FAQ entry it was taken from
+    other_phrasings: np.ndarray | None = None  # (P, D) the entry's other phrasing vectors
+
+
+@dataclass(frozen=True)
+class Example:
+    question: Question
+    features: Features
+
+
+def load_negatives(path: Path = NEGATIVES_FILE) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def answerability_fit(*, knowledge_base_id: int, index_version_id: int | None = None,
+                      negatives: list[str] | None = None) -> AnswerabilityModel | None:
+    """Fit and store the model of a base's active index version; None when that version is no longer active.
+
+    ``negatives``: out-of-base questions (default: the shipped set).
+    """
+    kb = KnowledgeBase.objects.filter(pk=knowledge_base_id).first()
+    if kb is None:
+        raise AnswerabilityFitError(f"There is no knowledge base {knowledge_base_id}.")
+    index = active_index(kb.pk)
+    if index is None:
+        raise AnswerabilityFitError(f"Knowledge base {kb.slug!r} has no active index yet.")
+    if index_version_id is not None and index.version_id != index_version_id:
+        log.info("answerability kb-%s: version %s is no longer active, skipped", kb.pk, index_version_id)
+        return None
+    positives = positive_questions(kb, index)
+    if len(positives) < MIN_POSITIVES:
+        raise too_few_positives(len(positives))
+    texts = negatives if negatives is not None else [row["question"] for row in load_negatives()]
+    examples = examples_of(kb, index, positives + negative_questions(index, texts))
+    examples = [e for e in examples if e.question.in_base
+                or e.features.faq_similarity < kb.direct_answer_threshold]
+    model = model_fit(examples, knowledge_base_id=kb.pk, index_version_id=index.version_id)
+    answerability.model_save(model)
+    log.info("answerability kb-%s v%s: %d in-base, %d out-of-base, threshold %.3f, held-out refusal %.3f, "
+             "in-base loss %.3f", kb.pk, index.version_id, model.positives, model.negatives, model.threshold,
+             model.heldout_refusal, model.heldout_in_base_loss)
+    return model
+
+
+def too_few_positives(count: int) -> AnswerabilityFitError:
+    return AnswerabilityFitError(f"Answerability needs at least {MIN_POSITIVES} FAQ questions (or alternative "
+                                 f"phrasings) to learn from; this base has {count}. Its replies keep the rules "
+                                 "(relevance floor and support gate).")
+
+
+def positive_questions(kb, index) -> list[Question]:
+    """Every FAQ phrasing of the base (a seeded sample past ``MAX_POSITIVES``), each with its row held out."""
+    dim = index.dense.index.d  # the vectors' width, whichever model the base uses
+    faq_rows = np.flatnonzero(index.rows.kinds == ROW_FAQ)
+    rows_of: dict[int, list[int]] = {}
+    for row, ref in zip(faq_rows.tolist(), index.rows.refs[faq_rows].tolist(), strict=True):
+        rows_of.setdefault(ref, []).append(row)
+    questions = []
+    for entry in FaqEntry.objects.filter(knowledge_base=kb).only("id", "question", "alternatives", "embeddings"):
+        matrix = np.frombuffer(bytes(entry.embeddings), dtype=np.float32).reshape(-1, dim)
+        rows = rows_of.get(entry.pk, [])
+        for position, (text, vector) in enumerate(zip(entry.phrasings, matrix, strict=False)):
+            own_row = rows[position:position + 1]  # rows follow the phrasings' order (kb.indexing.collect_rows)
+            questions.append(Question(
+                text=text, vector=vector, in_base=True, excluded_rows=np.asarray(own_row, dtype=np.int64),
+                entry_id=entry.pk, other_phrasings=np.delete(matrix, position, axis=0)))
+    if len(questions) > MAX_POSITIVES:
+        chosen = np.random.default_rng(SEED).choice(len(questions), MAX_POSITIVES, replace=False)
+        questions = [questions[i] for i in sorted(chosen.tolist())]
+    return questions
+
+
+def negative_questions(index, texts: list[str]) -> list[Question]:
+    if not texts:
+        return []
+    vectors = answerability.embed_like_index(index, list(texts))
+    empty = np.zeros(0, dtype=np.int64)
+    return [Question(text, vector, in_base=False, excluded_rows=empty) for text, vector in zip(texts, vectors,
+                                                                                                 strict=True)]
+
+
+def examples_of(kb, index, questions: list[Question]) -> list[Example]:
+    """Each question's features, as the chat pipeline would compute them (minus its held-out phrasing)."""
+    classifier = intent_stage.classifier_for(kb.pk, index.version_id)
+    sentences = SentenceVectors(index)
+    out = []
+    for question in questions:
+        found_intent = heldout_intent(classifier, question)
+        if not needs_retrieval(found_intent, question.text):
+            continue
+        hits = heldout_hits(kb, index, question)
+        passages = [passage_of(hit, n) for n, hit in enumerate(hits[:answerability.SUPPORT_PASSAGES], 1)]
+        support = extractive.support_score(question_vector=question.vector, passages=passages,
+                                           embed=sentences.embed)
+        ceiling, coverage = answerability.bm25_profile(index.bm25, analyze(question.text), question.excluded_rows)
+        features = answerability.features_of(hits=hits, intent=found_intent, support=support,
+                                             bm25_ceiling=ceiling, term_coverage=coverage)
+        out.append(Example(question, features))
+    return out
+
+
+def heldout_intent(classifier, question: Question):
+    """The intent with the question's own phrasing removed from the FAQ examples (it would match itself)."""
+    if not question.in_base:
+        return classifier.classify(question.text, question.vector)
+    similarity = classifier.vectors @ question.vector  # (N,)
+    keep = ~((classifier.labels == "faq") & (similarity >= SAME_VECTOR))
+    if keep.all():
+        return classifier.classify(question.text, question.vector)
+    # A shallow copy over the kept rows: FAQ rows come after the shipped examples, so the character
+    # n-grams (shipped examples only) keep their row numbers.
+    masked = copy.copy(classifier)
+    masked.vectors, masked.labels = classifier.vectors[keep], classifier.labels[keep]
+    masked.label_rows = {label: np.flatnonzero(masked.labels == label) for label in classifier.label_rows}
+    return masked.classify(question.text, question.vector)
+
+
+def heldout_hits(kb, index, question: Question) -> list:
+    """``kb.search.hybrid`` for one question, without the rows it holds out."""
+    depth = settings.KEFU_KB_CANDIDATES
+    spare = depth + int(question.excluded_rows.size)
+    bm25_rows, bm25_scores = index.bm25.top(analyze(question.text), spare)
+    dense_rows, dense_scores = index.dense.top(question.vector, spare)
+    bm25_keep = ~np.isin(bm25_rows, question.excluded_rows)
+    dense_keep = ~np.isin(dense_rows, question.excluded_rows)
+    found = search.Candidates(
+        bm25=search.collapse(index.rows, bm25_rows[bm25_keep][:depth], bm25_scores[bm25_keep][:depth]),
+        dense=search.collapse(index.rows, dense_rows[dense_keep][:depth], dense_scores[dense_keep][:depth]),
+        query_vector=question.vector,
+    )
+    fused = search.fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=kb.top_k,
+                        method=kb.fusion_method)
+    hydrated = search.hydrate({f.key for f in fused}, question.vector)
+    hits = [search.make_hit(hydrated[f.key], f.score, f.found_by) for f in fused if f.key in hydrated]
+    return [own_entry_similarity(hit, question) for hit in hits]
+
+
+def own_entry_similarity(hit, question: Question):
+    """The held-out entry's FAQ similarity over its other phrasings only."""
+    if question.entry_id is None or hit.faq_entry_id != question.entry_id:
+        return hit
+    others = question.other_phrasings
+    similarity = float((others @ question.vector).max()) if others is not None and others.size else None
+    return replace(hit, similarity=similarity)
+
+
+class SentenceVectors:
+    """Sentence embeddings of a fit, computed once per distinct sentence (top passages repeat a lot)."""
+
+    def __init__(self, index):
+        self.index = index
+        self.known: dict[str, np.ndarray] = {}
+
+    def embed(self, sentences: list[str]) -> np.ndarray:
+        missing = [s for s in dict.fromkeys(sentences) if s not in self.known]
+        if missing:
+            for sentence, vector in zip(missing, answerability.embed_like_index(self.index, missing), strict=True):
+                self.known[sentence] = vector
+        return np.stack([self.known[s] for s in sentences])
+
+
+def model_fit(examples: list[Example], *, knowledge_base_id: int, index_version_id: int) -> AnswerabilityModel:
+    """Threshold from out-of-fold probabilities, weights from all examples."""
+    x = np.stack([e.features.as_vector() for e in examples]) if examples else np.zeros((0, len(answerability.FEATURE_NAMES)))
+    y = np.array([e.question.in_base for e in examples], dtype=bool)
+    positives, negatives = int(y.sum()), int((~y).sum())
+    if positives < MIN_POSITIVES:
+        raise too_few_positives(positives)
+    if negatives < FOLDS:
+        raise AnswerabilityFitError(f"Only {negatives} out-of-base questions to learn from.")
+    held_out = out_of_fold_probabilities(x, y)
+    threshold = answerability.refusal_threshold(held_out[~y], held_out[y], refusal=REFUSAL_GOAL)
+    mean, scale = answerability.standardisation(x)
+    coef, intercept = answerability.logistic_fit((x - mean) / scale, y, l2=L2)
+    return AnswerabilityModel(
+        knowledge_base_id=knowledge_base_id, index_version_id=index_version_id,
+        feature_names=answerability.FEATURE_NAMES, mean=tuple(mean.tolist()), scale=tuple(scale.tolist()),
+        coef=tuple(coef.tolist()), intercept=intercept, threshold=threshold, positives=positives,
+        negatives=negatives, heldout_refusal=float((held_out[~y] < threshold).mean()),
+        heldout_in_base_loss=float((held_out[y] < threshold).mean()),
+    )
+
+
+def out_of_fold_probabilities(x: np.ndarray, y: np.ndarray, *, folds: int = FOLDS) -> np.ndarray:
+    """Each example's probability from a model fitted without its fold (stratified, seeded folds)."""
+    folds = max(2, min(folds, int(y.sum()), int((~y).sum())))
+    fold_of = stratified_folds(y, folds)
+    out = np.zeros(len(y))
+    for fold in range(folds):
+        train, test = fold_of != fold, fold_of == fold
+        mean, scale = answerability.standardisation(x[train])
+        coef, intercept = answerability.logistic_fit((x[train] - mean) / scale, y[train], l2=L2)
+        out[test] = answerability.sigmoid(((x[test] - mean) / scale) @ coef + intercept)
+    return out
+
+
+def stratified_folds(y: np.ndarray, folds: int) -> np.ndarray:
+    """A fold number per example, each class dealt round-robin over the folds in a seeded order."""
+    rng = np.random.default_rng(SEED)
+    fold_of = np.zeros(len(y), dtype=np.int64)
+    for label in (True, False):
+        members = rng.permutation(np.flatnonzero(y == label))
+        fold_of[members] = np.arange(members.size) % folds
+    return fold_of

@@ -1,0 +1,10 @@
+"""Signals the kb app sends, so apps above it can react without kb importing them.
+
+``index_activated``: a knowledge base's active index version switched to a newly built one. Sent
+after the switch commits, with ``knowledge_base_id`` and ``index_version_id``. The chat app fits the
+base's answerability model on it (in the background, on the ingest queue).
+"""
+
+from django.dispatch import Signal
+
+index_activated = Signal()
