@@ -1,7 +1,9 @@
 """Writes started from the staff pages; each goes through the owning app's service.
 
 Analytics writes only its own rollup tables (:mod:`analytics.rollups`). A knowledge-gap
-group becomes an FAQ entry through ``kb.services.faq_entry_create`` (which rebuilds the
+group becomes an FAQ entry through ``kb.services.faq_entry_create`` (its questions join the base's
+evaluation set as confirmed cases, and a resolved thumbs-down does too: ``kb.services.eval_case_record``;
+the entry rebuilds the
 base's index on commit, so later questions are answered from it); inbox replies and
 closing go through :mod:`chat.staff_replies`.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from analytics.rollups import RollupResult, rollup_refresh, rollup_watermark
@@ -44,13 +46,38 @@ def dashboard_rollups_refresh() -> list[RollupResult]:
 def gap_faq_create(*, knowledge_base_id: int, question: str, answer: str, alternatives: list[str]):
     """Turn a knowledge-gap group into an FAQ entry of its base, indexed straight after."""
     from kb.models import KnowledgeBase
-    from kb.services import faq_entry_create
+    from kb.services import eval_case_record, faq_entry_create
 
     knowledge_base = KnowledgeBase.objects.filter(pk=knowledge_base_id).first()
     if knowledge_base is None:
         raise NotFound("no such knowledge base")
-    return faq_entry_create(knowledge_base=knowledge_base, question=question, answer=answer,
-                            alternatives=[a for a in alternatives if a.strip()], rebuild=True)
+    with transaction.atomic():
+        entry = faq_entry_create(knowledge_base=knowledge_base, question=question, answer=answer,
+                                 alternatives=[a for a in alternatives if a.strip()], rebuild=True)
+        for confirmed in entry.alternatives:  # the customers' own wordings, now confirmed by staff
+            eval_case_record(knowledge_base=knowledge_base, question=confirmed, origin="gap", faq_entry=entry)
+    return entry
+
+
+def feedback_resolve(*, knowledge_base_id: int, question: str, source: str):
+    """A down-rated question whose right source a staff member named joins the base's evaluation set.
+
+    ``source`` is ``faq:<id>`` or ``doc:<id>`` (the form's choice); it must belong to the base.
+    """
+    from kb.models import Document, FaqEntry, KnowledgeBase
+    from kb.services import eval_case_record
+
+    knowledge_base = KnowledgeBase.objects.filter(pk=knowledge_base_id).first()
+    if knowledge_base is None:
+        raise NotFound("no such knowledge base")
+    kind, _, ref = source.partition(":")
+    ref = ref.split()[0] if ref.split() else ""
+    model = {"faq": FaqEntry, "doc": Document}.get(kind)
+    row = model.objects.filter(pk=int(ref), knowledge_base=knowledge_base).first() if model and ref.isdigit() else None
+    if row is None:
+        raise NotFound("choose an FAQ entry or a document of this knowledge base as the right source")
+    return eval_case_record(knowledge_base=knowledge_base, question=question, origin="feedback",
+                            faq_entry=row if kind == "faq" else None, document=row if kind == "doc" else None)
 
 
 def conversation_of(conversation_id: str):

@@ -10,6 +10,7 @@ app_name = "analytics"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("feedback/", views.feedback, name="feedback"),
+    path("feedback/resolve", views.feedback_resolve, name="feedback-resolve"),
     path("gaps/", views.gaps, name="gaps"),
     path("gaps/faq", views.gap_faq, name="gap-faq"),
     path("questions/", views.questions, name="questions"),

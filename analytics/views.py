@@ -17,7 +17,7 @@ from analytics import metrics, services
 from analytics.access import staff_required
 from analytics.filters import DashboardFilter, FilterError, dashboard_filter_parse
 from analytics.rollups import rollup_watermark
-from analytics.selectors.conversations import down_rated_answers, handoff_inbox, transcript
+from analytics.selectors.conversations import down_rated_answers, handoff_inbox, source_choices, transcript
 from analytics.selectors.dashboard import dashboard_data, filter_choices
 from analytics.selectors.experts import expert_load
 from analytics.selectors.gaps import knowledge_gaps, top_questions
@@ -70,7 +70,9 @@ def feedback(request):
         flt = parsed_filter(request)
     except FilterError as error:
         return bad_request(request, str(error))
-    return page(request, "analytics/feedback.html", flt, answers=down_rated_answers(flt))
+    answers = down_rated_answers(flt)
+    return page(request, "analytics/feedback.html", flt, answers=answers,
+                sources=source_choices({a.knowledge_base_id for a in answers if not a.resolved_source}))
 
 
 @never_cache
@@ -99,6 +101,22 @@ def gap_faq(request):
         return bad_request(request, str(error))
     messages.success(request, f"FAQ entry #{entry.pk} added; the knowledge base is being re-indexed.")
     return redirect(reverse("analytics:gaps") + "?" + request.POST.get("query", ""))
+
+
+@staff_required
+@require_POST
+def feedback_resolve(request):
+    """A down-rated question → an evaluation case with the source a staff member says is right."""
+    kb_id, question = request.POST.get("knowledge_base", ""), request.POST.get("question", "").strip()
+    source = request.POST.get("source", "").strip()
+    if not kb_id.isdigit() or not question or not source:
+        return bad_request(request, "Resolving a down-rated answer needs its knowledge base, question and the right source.")
+    try:
+        services.feedback_resolve(knowledge_base_id=int(kb_id), question=question, source=source)
+    except services.NotFound as error:
+        return bad_request(request, str(error))
+    messages.success(request, "Resolved: the question joins the knowledge base's evaluation set.")
+    return redirect(reverse("analytics:feedback") + "?" + request.POST.get("query", ""))
 
 
 @never_cache

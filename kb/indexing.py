@@ -88,11 +88,13 @@ def version_dir(kb_id: int, number: int) -> Path:
 
 
 def index_build(*, knowledge_base_id: int, embedding_model: str = "",
-                on_progress: Callable[[int, int], None] | None = None) -> IndexVersion:
+                on_progress: Callable[[int, int], None] | None = None, gate: bool = True) -> IndexVersion:
     """Build the next index version from the database and make it active; raises on failure.
 
     ``embedding_model``: switch the base to this model (every vector re-embedded, see the module
-    docstring); ``on_progress(done, total)`` follows that re-embedding.
+    docstring); ``on_progress(done, total)`` follows that re-embedding. ``gate``: compare the build
+    with the active version first and hold it back when it is worse (kb.regression_gate); an
+    admin's "activate anyway" builds with ``gate=False``.
     """
     from kb.embedding import check_model_name, knowledge_base_model
 
@@ -112,9 +114,45 @@ def index_build(*, knowledge_base_id: int, embedding_model: str = "",
             )
             raise
         document_ids = stats.pop("document_ids")
-        version_activate(version, stats, time.perf_counter() - started, document_ids, fresh=fresh)
+        report = gate_report(knowledge_base_id, version, stats["embedding_model"]) if gate else None
+        if report is not None and not report.passed:
+            version_hold(version, stats, time.perf_counter() - started, document_ids, report)
+            return version
+        version_activate(version, stats, time.perf_counter() - started, document_ids, fresh=fresh,
+                         gate=report.as_dict() if report else {})
         prune_old_versions(knowledge_base_id)
         return version
+
+
+def gate_report(kb_id: int, version: IndexVersion, model: str):
+    """The regression gate's comparison of the version just written with the active one."""
+    from dataclasses import replace
+
+    from kb.regression_gate import version_gate
+
+    kb = KnowledgeBase.objects.get(pk=kb_id)
+    candidate = replace(load_version(kb_id, version.pk, version.number), embedding_model=model)
+    return version_gate(kb, candidate=candidate, active=active_index(kb_id))
+
+
+def version_hold(version: IndexVersion, stats: dict, seconds: float, document_ids: set[int], report) -> None:
+    """Keep a version the gate rejected: its files and figures stay, the active version keeps serving.
+
+    Its documents are parsed and embedded, so they are marked ready; their stage says the index
+    holding them is not serving yet (the KB page shows why, and "activate anyway").
+    """
+    with transaction.atomic():
+        for field, value in stats.items():
+            setattr(version, field, value)
+        version.status = IndexVersion.Status.HELD
+        version.build_seconds = seconds
+        version.gate = report.as_dict()
+        version.save()
+        Document.objects.filter(pk__in=document_ids, status=Document.Status.INDEXING).update(
+            status=Document.Status.READY, stage=f"ready; index v{version.number} held by the regression gate",
+            progress=100)
+    log.warning("index kb-%s v%s held by the regression gate: %s", version.knowledge_base_id, version.number,
+                report.reason)
 
 
 def rows_reembed(kb_id: int, model: str, on_progress=None) -> Reembedded:
@@ -160,7 +198,7 @@ def index_build_unless_busy(*, knowledge_base_id: int) -> IndexVersion | None:
 
 
 def version_activate(version: IndexVersion, stats: dict, seconds: float, document_ids: set[int],
-                     fresh: Reembedded | None = None) -> None:
+                     fresh: Reembedded | None = None, gate: dict | None = None) -> None:
     """Mark the version ready, point the base at it and mark the documents it holds ready — one transaction.
 
     A model switch (``fresh``) also writes the new vectors and the base's model in that transaction.
@@ -173,6 +211,7 @@ def version_activate(version: IndexVersion, stats: dict, seconds: float, documen
             setattr(version, field, value)
         version.status = IndexVersion.Status.READY
         version.build_seconds = seconds
+        version.gate = gate or {}
         version.save()
         current = kb.active_index
         if current is None or current.number < version.number:

@@ -145,6 +145,7 @@ class IndexVersion(models.Model):
         BUILDING = "building"
         READY = "ready"
         FAILED = "failed"
+        HELD = "held"  # built, but the regression gate kept it from serving (kb.regression_gate)
 
     knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="index_versions")
     number = models.PositiveIntegerField()
@@ -157,6 +158,8 @@ class IndexVersion(models.Model):
     embedding_hash = models.CharField(max_length=64, blank=True, default="")
     error_message = models.TextField(blank=True, default="")
     build_seconds = models.FloatField(default=0)
+    # The regression gate's comparison with the version it would replace (kb.regression_gate.GateReport).
+    gate = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -204,3 +207,35 @@ class TuningRun(models.Model):
     def __str__(self) -> str:
         return f"{self.knowledge_base_id} tuning {self.pk} ({self.status})"
 
+
+class EvalCase(models.Model):
+    """A question the base must keep answering from the right source: the regression gate's stored cases.
+
+    Staff confirm them: the questions of a knowledge gap turned into an FAQ entry, and down-rated
+    questions whose right source a staff member named. (The held-out fold of the base's own FAQ
+    pairs joins them at evaluation time; it is not stored.)
+    """
+
+    class Origin(models.TextChoices):
+        GAP = "gap", "confirmed through a knowledge gap"
+        FEEDBACK = "feedback", "a resolved thumbs-down"
+        STAFF = "staff", "added by staff"
+
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="eval_cases")
+    question = models.TextField()
+    # The expected source: an FAQ entry or a document (one of the two).
+    faq_entry = models.ForeignKey(FaqEntry, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    document = models.ForeignKey(Document, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    origin = models.CharField(max_length=20, choices=Origin.choices, default=Origin.STAFF)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["knowledge_base", "question"], name="kb_evalcase_unique_question"),
+            models.CheckConstraint(condition=models.Q(faq_entry__isnull=False) | models.Q(document__isnull=False),
+                                   name="kb_evalcase_has_source"),
+        ]
+
+    def __str__(self) -> str:
+        return self.question[:80]

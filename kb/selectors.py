@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Count, QuerySet
 
-from kb.models import Chunk, Document, FaqEntry, KnowledgeBase
+from kb.models import Chunk, Document, FaqEntry, IndexVersion, KnowledgeBase
 
 
 def knowledge_base_list() -> QuerySet[KnowledgeBase]:
@@ -24,6 +26,27 @@ def knowledge_base_get(*, ref: str | int) -> KnowledgeBase:
     if found is None:
         raise KnowledgeBase.DoesNotExist(f"No knowledge base {ref!r}.")
     return found
+
+
+@dataclass(frozen=True)
+class GateState:
+    """What the KB page shows of the regression gate: the evaluation set and the latest gated build."""
+
+    stored_cases: int
+    active: IndexVersion | None
+    held: IndexVersion | None  # the newest build the gate held back, if newer than the active one
+    last_report: dict  # the gate's report of the newest gated version (held or activated)
+
+
+def regression_gate_state(*, knowledge_base: KnowledgeBase) -> GateState:
+    versions = knowledge_base.index_versions.filter(
+        status__in=(IndexVersion.Status.READY, IndexVersion.Status.HELD)).order_by("-number")
+    newest = versions.first()
+    active = knowledge_base.active_index
+    held = newest if newest is not None and newest.status == IndexVersion.Status.HELD and (
+        active is None or newest.number > active.number) else None
+    gated = next((v for v in versions[:5] if v.gate), None)
+    return GateState(knowledge_base.eval_cases.count(), active, held, gated.gate if gated else {})
 
 
 def document_list(*, knowledge_base: KnowledgeBase) -> QuerySet[Document]:

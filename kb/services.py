@@ -18,7 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from kb.models import Chunk, Document, FaqEntry, KnowledgeBase
+from kb.models import Chunk, Document, EvalCase, FaqEntry, IndexVersion, KnowledgeBase
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +107,35 @@ def ingest_enqueue(document_id: int) -> None:
     enqueue(ingest_document, document_id)
 
 
-def index_rebuild_enqueue(knowledge_base_id: int) -> None:
+def index_rebuild_enqueue(knowledge_base_id: int, *, gate: bool = True, embedding_model: str = "") -> None:
     from kb.tasks import rebuild_index
     from kefu.background import enqueue
 
-    enqueue(rebuild_index, knowledge_base_id)
+    enqueue(rebuild_index, knowledge_base_id, gate, embedding_model)
+
+
+def index_version_activate_anyway(*, version: IndexVersion) -> None:
+    """An admin overrides the regression gate: the held build is made again, with its embedding model,
+    and activated without the comparison (the held files are not reused: a build is cheap next to the
+    risk of activating a version whose rows changed since it was measured)."""
+    if version.status != IndexVersion.Status.HELD:
+        raise ValueError("Only an index version held by the regression gate can be activated anyway.")
+    kb_id, model = version.knowledge_base_id, version.embedding_model
+    transaction.on_commit(lambda: index_rebuild_enqueue(kb_id, gate=False, embedding_model=model))
+
+
+def eval_case_record(*, knowledge_base: KnowledgeBase, question: str, origin: str,
+                     faq_entry: FaqEntry | None = None, document: Document | None = None) -> EvalCase | None:
+    """Keep a confirmed question in the base's evaluation set (kb.regression_gate); the first
+    confirmation of a question wins. None for a blank question."""
+    question = " ".join(question.split())
+    if not question:
+        return None
+    if (faq_entry is None) == (document is None):
+        raise ValueError("An evaluation case names exactly one source: an FAQ entry or a document.")
+    case, _ = EvalCase.objects.get_or_create(knowledge_base=knowledge_base, question=question[:2000], defaults={
+        "origin": origin, "faq_entry": faq_entry, "document": document})
+    return case
 
 
 def document_reindex(*, document: Document) -> Document:

@@ -18,10 +18,10 @@ def ingest_document(document_id: int) -> None:
 
 @app.task(name="kb.rebuild_index", acks_late=True, ignore_result=True,
           time_limit=1800, soft_time_limit=1700)
-def rebuild_index(knowledge_base_id: int) -> None:
+def rebuild_index(knowledge_base_id: int, gate: bool = True, embedding_model: str = "") -> None:
     from kb.indexing import index_build
 
-    index_build(knowledge_base_id=knowledge_base_id)
+    index_build(knowledge_base_id=knowledge_base_id, gate=gate, embedding_model=embedding_model)
 
 
 @app.task(name="kb.reclaim_stale_documents", acks_late=True, ignore_result=True, time_limit=300)

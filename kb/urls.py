@@ -12,6 +12,7 @@ urlpatterns = [
     path("<slug:slug>/upload", views.document_upload, name="upload"),
     path("<slug:slug>/progress", views.document_progress, name="progress"),
     path("<slug:slug>/reindex", views.kb_reindex, name="reindex"),
+    path("<slug:slug>/versions/<int:pk>/activate", views.index_version_activate, name="version_activate"),
     path("<slug:slug>/documents/<int:pk>/delete", views.document_delete, name="document_delete"),
     path("<slug:slug>/documents/<int:pk>/reindex", views.document_reindex, name="document_reindex"),
     path("<slug:slug>/faq/", views.faq_list, name="faq"),

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from kb import selectors, services
 from kb.forms import FaqEntryForm, KnowledgeBaseForm
-from kb.models import Document, FaqEntry, KnowledgeBase
+from kb.models import Document, FaqEntry, IndexVersion, KnowledgeBase
 from kb.parsing import ParseError, sniff_type
 
 SHEET_TYPES = {"csv", "xlsx"}
@@ -41,6 +41,7 @@ def kb_detail(request: HttpRequest, slug: str) -> HttpResponse:
     kb = get_object_or_404(KnowledgeBase, slug=slug)
     return render(request, "kb/detail.html", {
         "kb": kb, "documents": selectors.document_list(knowledge_base=kb),
+        "gate": selectors.regression_gate_state(knowledge_base=kb),
         "max_upload_mb": settings.KEFU_MAX_UPLOAD_BYTES / 1e6,
     })
 
@@ -103,6 +104,19 @@ def document_reindex(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     document = get_object_or_404(Document, pk=pk, knowledge_base__slug=slug)
     services.document_reindex(document=document)
     messages.success(request, f"Re-indexing {document.title}.")
+    return redirect("kb:detail", slug=slug)
+
+
+@staff_member_required
+@require_POST
+def index_version_activate(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """Activate anyway: the admin overrides the regression gate for a held index version."""
+    version = get_object_or_404(IndexVersion, pk=pk, knowledge_base__slug=slug)
+    if version.status != IndexVersion.Status.HELD:
+        return HttpResponse("Only an index version held by the regression gate can be activated anyway.",
+                            status=409, content_type="text/plain; charset=utf-8")
+    services.index_version_activate_anyway(version=version)
+    messages.success(request, f"Index v{version.number} is being rebuilt and will be activated without the gate.")
     return redirect("kb:detail", slug=slug)
 
 
