@@ -1,4 +1,4 @@
-"""Prometheus counters of the customer pipeline: what became of each question, and the answer cache.
+"""Prometheus counters of the customer pipeline: what became of each question, the answer cache, the output gate.
 
 Counted in the process that decides (``chat.services``): a reply known at once when the
 question is stored, a generated one when it is finalised. Labelled by knowledge base
@@ -11,11 +11,16 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
+from chat.pipeline.output_gate import CHECKS
+
 ANSWERS = Counter("kefu_chat_answers", "Questions by knowledge base and final outcome "
                   "(cached, direct, answered, handed_off, refused, failed).", ["knowledge_base", "outcome"])
 CACHE_LOOKUPS = Counter("kefu_chat_cache_lookups", "Answer-cache lookups by knowledge base and result "
                         "(exact or semantic hit, miss).", ["knowledge_base", "result"])
 CACHE_RESULTS = ("exact", "semantic", "miss")
+GENERATION_REJECTED = Counter("kefu_generation_rejected", "Generated replies the output gate replaced with Kefu's "
+                              "refusal, by knowledge base and the check that failed (empty, script, repetition).",
+                              ["knowledge_base", "check"])
 
 
 def answer_count(*, knowledge_base: str, outcome: str) -> None:
@@ -28,3 +33,10 @@ def cache_lookup_count(*, knowledge_base: str, result: str) -> None:
     if result not in CACHE_RESULTS:
         raise ValueError(f"cache lookup result {result!r} is not one of {CACHE_RESULTS}")
     CACHE_LOOKUPS.labels(knowledge_base, result).inc()
+
+
+def generation_rejected_count(*, knowledge_base: str, check: str) -> None:
+    """One generated reply failed the output gate's ``check`` (chat.pipeline.output_gate.CHECKS)."""
+    if check not in CHECKS:
+        raise ValueError(f"output gate check {check!r} is not one of {CHECKS}")
+    GENERATION_REJECTED.labels(knowledge_base, check).inc()

@@ -30,6 +30,7 @@ from chat.pipeline import (
     guard,
     history,
     intent,
+    output_gate,
     passages,
     prompt,
     replies,
@@ -39,6 +40,7 @@ from chat.selectors import chat_profile_of, relevance_floor_of
 
 log = logging.getLogger(__name__)
 Outcome = Message.Outcome
+GENERATION_REJECTED = "generation_rejected"  # the reason of a generated reply the output gate replaced
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,7 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
             answerability=reply.answerability,
         )
         if reply.generation_messages:
+            answer.history_in_prompt = history_in_prompt(reply.generation_messages)
             answer.inference_job_id = generation.generation_start(
                 messages=list(reply.generation_messages), max_new_tokens=reply.max_new_tokens,
                 message_id=str(answer.pk))
@@ -282,7 +285,9 @@ def message_finalize(*, message: Message, event) -> Message:
     """Finish a pending assistant message from its job's final stream event (idempotent).
 
     ``done``: the answer (sensitive words masked), its citations, token counts and timings;
-    a cited knowledge answer also enters the answer cache. ``error``: failed, with the code.
+    a cited knowledge answer also enters the answer cache unless history was in its prompt. An
+    answer the output gate rejects becomes Kefu's refusal (reason ``generation_rejected``) — the
+    ``done`` event carries it, so the stream ends on what is stored. ``error``: failed, with the code.
     """
     if message.outcome != Outcome.PENDING:
         return message
@@ -291,10 +296,12 @@ def message_finalize(*, message: Message, event) -> Message:
     timings = dict(message.timings)
     timings["total_ms"] = since_post_ms(message, now)
     answered = event.kind == "done" and data.get("finish_reason") not in ("error", "cancelled", "timeout")
-    if answered:  # masked and cited before the row is locked (attribution embeds sentences)
+    verdict = output_gate.PASS
+    if answered:  # masked, gated and cited before the row is locked (attribution embeds sentences)
         profile = chat_profile_of(message.conversation.knowledge_base)
         text = guard.output_matcher(profile).mask((data.get("text") or "").strip())
         found = [passages.passage_from_dict(p) for p in message.passages]
+        verdict = generated_text_verdict(message=message, text=text, found=found)
         text, cited = attribution.cite_answer(attribution.without_echoed_headers(text, found), found)
     with transaction.atomic():
         locked = (Message.objects.select_for_update(of=("self",))
@@ -307,7 +314,10 @@ def message_finalize(*, message: Message, event) -> Message:
             for name in ("queue_ms", "ttft_ms", "tokens_per_s"):
                 if data.get(name) is not None:
                     timings[name] = data[name]
-        if answered and locked.passages and not cited and replies.says_dont_know(text):  # Kefu's own words, with the offer of a person
+        if answered and not verdict.passed:  # the output gate: Kefu's refusal, with the offer of a person
+            locked.text = replies.reply("dont_know", question=locked.reply_to.text if locked.reply_to else "")
+            locked.citations, locked.outcome, locked.reason = [], Outcome.REFUSED, GENERATION_REJECTED
+        elif answered and locked.passages and not cited and replies.says_dont_know(text):  # Kefu's own words, with the offer of a person
             question = locked.reply_to.text if locked.reply_to else text
             locked.text, locked.citations = replies.reply("dont_know", question=question), []
             locked.outcome, locked.reason = Outcome.REFUSED, "model_dont_know"
@@ -327,13 +337,30 @@ def message_finalize(*, message: Message, event) -> Message:
         if locked.outcome == Outcome.ANSWERED and locked.citations and locked.reply_to:
             answer_cache_add(message=locked)
     chat_metrics.answer_count(knowledge_base=locked.conversation.knowledge_base.slug, outcome=locked.outcome)
+    if locked.reason == GENERATION_REJECTED:
+        log.info("generated reply %s rejected by the output gate: %s (%s)", locked.pk, verdict.check, verdict.detail)
+        chat_metrics.generation_rejected_count(knowledge_base=locked.conversation.knowledge_base.slug,
+                                               check=verdict.check)
     return locked
 
 
+def generated_text_verdict(*, message: Message, text: str, found: list) -> output_gate.GateVerdict:
+    """The output gate on a finished generation: what was streamed (its held-back head, then the whole), and
+    what is left of it once echoed passage headers are dropped."""
+    question = message.reply_to.text if message.reply_to_id else ""
+    verdict = output_gate.gate_verdict(answer=text, question=question, hold_chars=settings.KEFU_CHAT_GATE_HOLD_CHARS)
+    return verdict if not verdict.passed else output_gate.content_check(attribution.without_echoed_headers(text, found))
+
+
+def history_in_prompt(messages) -> bool:
+    """The generation prompt holds earlier turns of the conversation, not only the system prompt and the question."""
+    return sum(1 for m in messages if m["role"] != "system") > 1
+
+
 def answer_cache_add(*, message: Message) -> None:
-    """Put a finished generated answer in the cache, unless its question leaned on history."""
+    """Put a finished generated answer in the cache, unless it leaned on history (its question or its prompt)."""
     question = message.reply_to
-    if question.standalone_query or message.index_version is None:
+    if question.standalone_query or message.history_in_prompt or message.index_version is None:
         return
     answer_cache.answer_cache_store(message=message, question=question.text,
                                     query_vector=embed_question(question.text,

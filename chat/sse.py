@@ -2,11 +2,14 @@
 
 A reply known at once (cached, direct, refused, handed off) is one ``done`` event. A
 generated reply relays the inference job's token stream: each token is masked for
-sensitive words as it passes (:class:`chat.pipeline.guard.StreamMasker`), carries the
-job stream's event id, and a reader that reconnects with ``Last-Event-ID`` resumes
-after it without duplicates (the masker's state is rebuilt by replaying the events up
-to that id). When the job's final event arrives the message is finalised and ``done``
-carries the stored answer, citations and timings. A comment line goes out every
+sensitive words as it passes (:class:`chat.pipeline.guard.StreamMasker`), the head of the
+reply is held back until the output gate passes it (:class:`chat.pipeline.output_gate.StreamGate`;
+a held token goes out empty), every token event carries the job stream's event id, and a
+reader that reconnects with ``Last-Event-ID`` resumes after it without duplicates (the
+masker's and the gate's state is rebuilt by replaying the events up to that id). When
+the job's final event arrives the message is finalised and ``done`` carries the stored
+answer, citations and timings — Kefu's refusal when the gate rejected the reply, which the
+widget shows in place of what was streamed. A comment line goes out every
 ``KEFU_CHAT_HEARTBEAT_S`` seconds so proxies keep the connection open. Readers are
 counted in the cache; the last one to leave a message still generating cancels it
 after a short grace period (a reloading page reconnects within it).
@@ -29,7 +32,7 @@ from chat import generation, services
 from chat.api import redis_unavailable_errors, unavailable_errors
 from chat.db_slots import with_db_slot
 from chat.models import Message
-from chat.pipeline import guard
+from chat.pipeline import guard, output_gate
 from chat.selectors import chat_profile_of
 
 log = logging.getLogger(__name__)
@@ -61,9 +64,24 @@ def final_events(message: Message) -> str:
     return sse_event("done", done_payload(message), FINAL_ID)
 
 
-def masker_for(message: Message) -> guard.StreamMasker:
+class ReplyFilter:
+    """What generated text passes on its way to the customer: the sensitive-word masker, then the output gate."""
+
+    def __init__(self, masker: guard.StreamMasker, gate: output_gate.StreamGate):
+        self.masker, self.gate = masker, gate
+
+    def feed(self, piece: str) -> str:
+        return self.gate.feed(self.masker.feed(piece))
+
+    def flush(self) -> str:
+        return self.gate.feed(self.masker.flush()) + self.gate.flush()
+
+
+def filter_for(message: Message) -> ReplyFilter:
     profile = chat_profile_of(message.conversation.knowledge_base)
-    return guard.StreamMasker(guard.output_matcher(profile))
+    question = message.reply_to.text if message.reply_to_id else ""
+    gate = output_gate.StreamGate(question=question, hold_chars=settings.KEFU_CHAT_GATE_HOLD_CHARS)
+    return ReplyFilter(guard.StreamMasker(guard.output_matcher(profile)), gate)
 
 
 def readers_key(message_id) -> str:
@@ -137,8 +155,8 @@ def schedule_cancel(message_id, grace_s: float) -> None:
     timer.start()
 
 
-def replay_masker(job_id: str, masker: guard.StreamMasker, last_event_id: str) -> None:
-    """Feed the masker every token up to ``last_event_id`` (already delivered) so the tail it holds is right."""
+def replay_filter(job_id: str, reply_filter: ReplyFilter, last_event_id: str) -> None:
+    """Feed the filter every token up to ``last_event_id`` (already delivered) so what it holds is right."""
     from inference.stream import START, parse_id
 
     cursor, target = START, parse_id(last_event_id)
@@ -148,7 +166,7 @@ def replay_masker(job_id: str, masker: guard.StreamMasker, last_event_id: str) -
             if parse_id(event.id) > target:
                 return
             if event.kind == "token":
-                masker.feed(event.data.get("text", ""))
+                reply_filter.feed(event.data.get("text", ""))
         if not events:
             return
         cursor = events[-1].id
@@ -206,30 +224,43 @@ async def message_events(message: Message, *, last_event_id: str | None = None, 
 async def relay_generation(message: Message, *, last_event_id: str | None):
     from inference.stream import START
 
-    masker = await sync_to_async(with_db_slot(masker_for))(message)
+    reply_filter = await sync_to_async(with_db_slot(filter_for))(message)
     cursor = last_event_id or START
     if last_event_id:
-        await sync_to_async(replay_masker, thread_sensitive=False)(message.inference_job_id, masker, last_event_id)
+        await sync_to_async(replay_filter, thread_sensitive=False)(message.inference_job_id, reply_filter,
+                                                                   last_event_id)
     deadline = time.monotonic() + settings.KEFU_GENERATION_TIMEOUT + 30
     last_sent = time.monotonic()
     first_token_seen = bool(last_event_id)
+    # A token that showed nothing (held back by the masker or the gate) is relayed empty when the next event
+    # arrives, or carries the held text at the end: every token id goes out once, in order, so a reader
+    # resumes with Last-Event-ID as before, and the texts still add up to the answer.
+    held_id = None
     while time.monotonic() < deadline:
         events = await sync_to_async(generation.stream_read, thread_sensitive=False)(
             message.inference_job_id, after=cursor, block_ms=READ_BLOCK_MS)
         for event in events:
             cursor = event.id
             if event.kind == "token":
-                text = masker.feed(event.data.get("text", ""))
-                if text:
-                    if not first_token_seen:
-                        first_token_seen = True
-                        await sync_to_async(with_db_slot(services.message_first_token))(message=message)
-                    yield sse_event("token", {"text": text}, event.id)
-                    last_sent = time.monotonic()
+                text = reply_filter.feed(event.data.get("text", ""))
+                if held_id is not None:
+                    yield sse_event("token", {"text": ""}, held_id)
+                    held_id, last_sent = None, time.monotonic()
+                if not text:
+                    held_id = event.id
+                    continue
+                if not first_token_seen:
+                    first_token_seen = True
+                    await sync_to_async(with_db_slot(services.message_first_token))(message=message)
+                yield sse_event("token", {"text": text}, event.id)
+                last_sent = time.monotonic()
                 continue
-            tail = masker.flush()
-            if tail:
-                yield sse_event("token", {"text": tail})
+            tail = reply_filter.flush()
+            if tail and not first_token_seen:  # a short reply, held back whole until it passed the gate
+                first_token_seen = True
+                await sync_to_async(with_db_slot(services.message_first_token))(message=message)
+            if tail or held_id is not None:
+                yield sse_event("token", {"text": tail}, held_id)
             finished = await sync_to_async(with_db_slot(services.message_finalize))(message=message, event=event)
             yield final_events_with_id(finished, event.id)
             return

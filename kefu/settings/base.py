@@ -110,6 +110,9 @@ KEFU_CHAT_HISTORY_TOKENS = env.int("KEFU_CHAT_HISTORY_TOKENS", default=600)
 # max_new_tokens for knowledge answers and for chitchat replies.
 KEFU_CHAT_ANSWER_TOKENS = env.int("KEFU_CHAT_ANSWER_TOKENS", default=256)
 KEFU_CHAT_CHITCHAT_TOKENS = env.int("KEFU_CHAT_CHITCHAT_TOKENS", default=48)
+# Characters of a generated reply (CJK counted double) held back until the output gate passes them
+# (chat/pipeline/output_gate.py); a shorter reply is held whole. 0: shown as it comes, checked at the end.
+KEFU_CHAT_GATE_HOLD_CHARS = env.int("KEFU_CHAT_GATE_HOLD_CHARS", default=40)
 # Seconds between SSE heartbeat comments.
 KEFU_CHAT_HEARTBEAT_S = env.float("KEFU_CHAT_HEARTBEAT_S", default=15.0)
 # Database connections one web process opens at most for the chat API (chat/db_slots.py), and the seconds

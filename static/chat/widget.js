@@ -206,8 +206,10 @@
     body.textContent = T.typing;
     var source = new EventSource(streamUrl);
     source.addEventListener("token", function (event) {
+      var text = JSON.parse(event.data).text;
+      if (!text) { return; }  // a token the server holds back (output gate, masker): keep "typing"
       if (!streamed) { body.textContent = ""; }
-      streamed += JSON.parse(event.data).text;
+      streamed += text;
       body.textContent = streamed;  // plain text while streaming; Markdown once complete
       scrollDown();
     });

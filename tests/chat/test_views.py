@@ -151,12 +151,12 @@ def test_a_failed_generation_ends_with_an_error_event(client, widget_key, fake_g
 
 
 def test_the_last_reader_leaving_cancels_the_generation(client, widget_key, fake_generator):
-    # given a generation that has produced one token so far
+    # given a generation that has produced one token so far (long enough to pass the output gate's hold)
     fake_generator.write_immediately = False
     started = ask(client, widget_key, "Do I need a permit before drilling for a ground source heat pump?")
     job_id = fake_generator.requests[0]["job_id"]
     from inference.stream import open_stream, write_token
-    write_token(open_stream(job_id), "Yes")
+    write_token(open_stream(job_id), "Yes, drilling needs a permit from the municipality")
     message = Message.objects.get(pk=started.json()["message_id"])
     from chat.sse import message_events
 
@@ -167,7 +167,7 @@ def test_the_last_reader_leaving_cancels_the_generation(client, widget_key, fake
         return first
     first = async_to_sync(read_one_then_leave)()
     # then the token arrived, and leaving cancelled the job
-    assert '"Yes"' in first[1]
+    assert '"Yes, drilling needs a permit' in first[1]
     assert fake_generator.cancelled == [job_id]
 
 
