@@ -78,7 +78,8 @@ def test_a_gap_group_becomes_an_faq_entry_that_answers_the_next_question(
     from kb.models import FaqEntry, KnowledgeBase
 
     # given the index is rebuilt in this thread when the kb app enqueues it (embedded mode uses a pool)
-    monkeypatch.setattr("kefu.background.enqueue", lambda task, *args, **kwargs: task.run(*args, **kwargs))
+    monkeypatch.setattr("kefu.background.enqueue",
+                        lambda task, *args, queue=None, **kwargs: task.run(*args, **kwargs))
     group = knowledge_gaps(dashboard_filter_parse({"range": "24h"}))[1]
     # when staff turn the PayPal group into an FAQ entry with their answer
     with django_capture_on_commit_callbacks(execute=True):
@@ -90,6 +91,11 @@ def test_a_gap_group_becomes_an_faq_entry_that_answers_the_next_question(
     entry = FaqEntry.objects.get(knowledge_base=gaps)
     assert entry.question == group.representative and set(entry.alternatives) == set(PAYPAL) - {entry.question}
     assert KnowledgeBase.objects.get(pk=gaps.pk).active_index is not None
+    # and the customers' wordings join the base's evaluation set, expecting that entry
+    from kb.models import EvalCase
+
+    cases = EvalCase.objects.filter(knowledge_base=gaps)
+    assert {(c.question, c.faq_entry_id, c.origin) for c in cases} == {(q, entry.pk, "gap") for q in entry.alternatives}
     # and a later customer question is answered from it directly
     key = WidgetKey.objects.create(knowledge_base=KnowledgeBase.objects.get(pk=gaps.pk), name="web")
     started = message_answer(widget_key=key, conversation=None, text="Can I pay using PayPal?")
@@ -117,3 +123,32 @@ def test_gap_groups_cost_a_fixed_number_of_queries(gaps, django_assert_max_num_q
     with django_assert_max_num_queries(3):
         groups = knowledge_gaps(dashboard_filter_parse({"range": "24h"}))
     assert len(groups) == 2
+
+
+def test_a_resolved_thumbs_down_joins_the_evaluation_set_with_the_source_staff_named(staff_client, gaps):
+    from kb.models import EvalCase, FaqEntry
+
+    entry = FaqEntry.objects.create(knowledge_base=gaps, question="Where do you deliver?", answer="All of Europe.")
+    # given the down-rated Norway answer is listed with a form to resolve it
+    page = staff_client.get("/staff/feedback/?range=24h").content.decode()
+    assert "Can you deliver my order to Oslo, Norway?" in page and f'value="faq:{entry.pk} Where do you deliver?"' in page
+    # when staff name the FAQ entry that answers it
+    response = staff_client.post("/staff/feedback/resolve", {
+        "knowledge_base": gaps.pk, "question": "Can you deliver my order to Oslo, Norway?",
+        "source": f"faq:{entry.pk} Where do you deliver?", "query": "range=24h"})
+    # then the question is an evaluation case expecting that entry, and the page shows it resolved
+    assert response.status_code == 302
+    case = EvalCase.objects.get(knowledge_base=gaps)
+    assert (case.question, case.faq_entry_id, case.origin) == ("Can you deliver my order to Oslo, Norway?", entry.pk,
+                                                               "feedback")
+    assert "Resolved — the right source: Where do you deliver?" in staff_client.get(
+        "/staff/feedback/?range=24h").content.decode()
+
+
+@pytest.mark.parametrize("source", ["", "faq:999999", "doc:abc", "chunk:1"])
+def test_resolving_with_a_source_outside_the_base_is_refused_and_stores_nothing(staff_client, gaps, source):
+    from kb.models import EvalCase
+
+    response = staff_client.post("/staff/feedback/resolve", {
+        "knowledge_base": gaps.pk, "question": "Can you deliver my order to Oslo, Norway?", "source": source})
+    assert response.status_code == 400 and not EvalCase.objects.exists()
