@@ -18,6 +18,8 @@ class RatedAnswer:
     comment: str
     outcome: str
     rated_at: datetime
+    knowledge_base_id: int = 0
+    resolved_source: str = ""  # the right source a staff member named (an evaluation case), if any
 
 
 @dataclass(frozen=True)
@@ -75,13 +77,40 @@ def down_rated_answers(flt: DashboardFilter, *, limit: int = 50) -> list[RatedAn
         ratings = ratings.filter(message__conversation__knowledge_base_id=flt.knowledge_base_id)
     if flt.widget_key_id:
         ratings = ratings.filter(message__conversation__widget_key_id=flt.widget_key_id)
-    ratings = ratings.select_related("message__reply_to", "message__conversation__knowledge_base")
+    ratings = list(ratings.select_related("message__reply_to", "message__conversation__knowledge_base")
+                   .order_by("-updated_at")[:limit])
+    resolved = resolved_sources(ratings)
     return [RatedAnswer(
         conversation_id=f.message.conversation.public_id, knowledge_base=f.message.conversation.knowledge_base.name,
-        question=f.message.reply_to.text if f.message.reply_to else "", answer=f.message.text,
+        question=(question := f.message.reply_to.text if f.message.reply_to else ""), answer=f.message.text,
         citations=tuple(f.message.citations or ()), comment=f.comment, outcome=f.message.outcome,
-        rated_at=f.updated_at,
-    ) for f in ratings.order_by("-updated_at")[:limit]]
+        rated_at=f.updated_at, knowledge_base_id=f.message.conversation.knowledge_base_id,
+        resolved_source=resolved.get((f.message.conversation.knowledge_base_id, " ".join(question.split())), ""),
+    ) for f in ratings]
+
+
+def resolved_sources(ratings) -> dict[tuple[int, str], str]:
+    """(base id, question) → the name of the source staff confirmed for it, for the rated questions."""
+    from kb.models import EvalCase
+
+    questions = {" ".join(f.message.reply_to.text.split()) for f in ratings if f.message.reply_to}
+    cases = EvalCase.objects.filter(question__in=questions).select_related("faq_entry", "document")
+    return {(c.knowledge_base_id, c.question): (c.faq_entry.question if c.faq_entry else c.document.title)
+            for c in cases}
+
+
+def source_choices(knowledge_base_ids: set[int]) -> dict[int, list[tuple[str, str]]]:
+    """Per base: (value, label) of every FAQ entry and document a staff member can name as the right source."""
+    from kb.models import Document, FaqEntry
+
+    out: dict[int, list[tuple[str, str]]] = {kb_id: [] for kb_id in knowledge_base_ids}
+    for pk, kb_id, question in FaqEntry.objects.filter(knowledge_base_id__in=knowledge_base_ids).values_list(
+            "id", "knowledge_base_id", "question"):
+        out[kb_id].append((f"faq:{pk} {question[:120]}", "FAQ"))
+    for pk, kb_id, title in Document.objects.filter(knowledge_base_id__in=knowledge_base_ids).values_list(
+            "id", "knowledge_base_id", "title"):
+        out[kb_id].append((f"doc:{pk} {title[:120]}", "document"))
+    return out
 
 
 def channel_name(widget_key) -> str:
