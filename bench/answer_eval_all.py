@@ -1,0 +1,144 @@
+"""Issue 13's answer-quality figures for every evaluation set, in one table (base · mode × figure).
+
+    .venv/bin/python bench/answer_eval_all.py [--only demo,debian-en,debian-zh] [--workdir DIR]
+
+Builds the bases in a throw-away data dir through Kefu's real ingestion path — the demo base as
+``demo_setup`` does (``kb.demo``: zaragoza FAQ entries + answer documents, fusion tuned on its own
+pairs), debian-en / debian-zh from Debian's FAQ HTML (``bench/kb_datasets.py``; ``apt-get install
+debian-faq debian-faq-zh-cn``) — then runs ``answer_eval --json`` on each with its sets from
+``chat/data/eval/`` (``zaragoza.jsonl`` + ``zaragoza_dialogues.jsonl`` for the demo base,
+``debian-en.jsonl`` and ``debian-zh.jsonl``), both answer modes, no generation. ``--workdir`` keeps
+the data dir, and a later run with the same one reuses the bases already built there.
+
+The sets are the project's own; nothing is ever tuned on them.
+
+Budget: ~6–10 min on 2 shared CPU cores (building the three bases ~3–5 min, embedding dominates;
+answer_eval ~0.1–0.3 s per question and mode), < 2 GB RAM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from io import StringIO
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import kb_datasets  # noqa: E402
+
+EVAL_DIR = kb_datasets.ROOT / "chat" / "data" / "eval"
+SETS = {
+    "demo": ("zaragoza.jsonl", "zaragoza_dialogues.jsonl"),
+    "debian-en": ("debian-en.jsonl", None),
+    "debian-zh": ("debian-zh.jsonl", None),
+}
+COLUMNS = (  # (figure key, column header)
+    ("in_base_right", "in-base right ≥0.85"),
+    ("in_base_refused", "in-base refused ≤0.05"),
+    ("out_of_base_refused", "out-of-base refused ≥0.95"),
+    ("follow_up_right", "follow-up right ≥0.85"),
+    ("follow_up_right_continuation", "continuations"),
+    ("follow_up_right_switch", "switches"),
+    ("repeated_sentence", "repeats =0"),
+    ("answered_without_citation", "uncited =0"),
+    ("generator_in_extractive", "generator in extractive =0"),
+    ("direct_precision", "direct precision ≥0.98"),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(SETS))
+    parser.add_argument("--workdir", type=Path, default=None, help="data dir to keep (and reuse) the bases in")
+    args = parser.parse_args()
+    names = [name for name in args.only.split(",") if name]
+    unknown = set(names) - set(SETS)
+    if unknown:
+        raise SystemExit(f"unknown set(s) {sorted(unknown)}; known: {', '.join(SETS)}")
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    kb_datasets.django_setup(args.workdir)
+    summaries = {}
+    for name in names:
+        started = time.perf_counter()
+        kb = build(name)
+        built = time.perf_counter() - started
+        summaries[name] = run_answer_eval(kb, *SETS[name])
+        print(f"{name}: base ready in {built:.0f} s, answer_eval {summaries[name]['seconds']:.0f} s "
+              f"({summaries[name]['questions']} questions, {summaries[name]['dialogues']} dialogues)",
+              file=sys.stderr, flush=True)
+    print_table(summaries)
+
+
+def build(name: str):
+    """The base of one set, built unless this data dir already holds it with an index."""
+    from kb.indexing import index_build
+    from kb.models import KnowledgeBase
+
+    if name == "demo":
+        from chat.services import demo_profile_ensure
+        from kb.demo import DEMO_SLUG, ensure_demo_knowledge_base
+
+        ensure_demo_knowledge_base()
+        kb = KnowledgeBase.objects.get(slug=DEMO_SLUG)
+        demo_profile_ensure(knowledge_base=kb)
+        return kb
+    title = f"Bench {name}"
+    kb = KnowledgeBase.objects.filter(name=title, active_index__isnull=False).first()
+    if kb is None:
+        directory, pattern, language = ((kb_datasets.DEBIAN_EN, "*.en.html", "en") if name == "debian-en"
+                                        else (kb_datasets.DEBIAN_ZH, "*.zh-cn.html", "zh"))
+        kb, *_ = kb_datasets.build_debian(directory, pattern, title, language)
+        kb.refresh_from_db()
+        if kb.active_index_id is None:
+            index_build(knowledge_base_id=kb.pk)
+            kb.refresh_from_db()
+    return kb
+
+
+def run_answer_eval(kb, questions: str, dialogues: str | None) -> dict:
+    from django.core.management import call_command
+
+    arguments = [kb.slug, "--json", "--questions", str(EVAL_DIR / questions)]
+    if dialogues:
+        arguments += ["--dialogues", str(EVAL_DIR / dialogues)]
+    out = StringIO()
+    call_command("answer_eval", *arguments, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def print_table(summaries: dict) -> None:
+    print("| base · mode | " + " | ".join(header for _, header in COLUMNS) + " |")
+    print("|---|" + "---|" * len(COLUMNS))
+    for name, summary in summaries.items():
+        for mode, found in summary["modes"].items():
+            print(f"| {name} · {mode} | " + " | ".join(cell(found.get(key)) for key, _ in COLUMNS) + " |")
+    for name, summary in summaries.items():
+        for mode, table in summary["reliability"].items():
+            rows = table if isinstance(table, str) else "; ".join(
+                f"{bounds}: {count} predicted {number(mean)} observed {number(observed)}"
+                for bounds, count, mean, observed in table)
+            print(f"answerability reliability, {name} · {mode}: {rows}")
+
+
+def number(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def cell(figure: dict | None) -> str:
+    if figure is None or not figure["applies"]:
+        return "-"
+    if figure.get("note"):
+        return figure["note"]
+    if figure["value"] is None:
+        return "n/a"
+    mark = "" if figure["met"] is None else (" ✓" if figure["met"] else " ✗")
+    if figure["goal"] and figure["goal"].startswith("="):
+        return f"{figure['numerator']}/{figure['denominator']}{mark}"
+    return f"{figure['value']:.2f} ({figure['numerator']}/{figure['denominator']}){mark}"
+
+
+if __name__ == "__main__":
+    main()
