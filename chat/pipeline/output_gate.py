@@ -246,8 +246,8 @@ def repetition_check(answer: str, *, complete: bool = True) -> GateVerdict:
 
 
 def content_check(answer: str) -> GateVerdict:
-    """Something to read is left once citation marks, tags, markup and punctuation are gone."""
-    if any(ch.isalnum() for ch in without_marks(answer)):
+    """Something to read is left once citation marks, tags, markup and punctuation are gone (an emoji counts)."""
+    if any(ch.isalnum() or unicodedata.category(ch) == "So" for ch in without_marks(answer)):
         return PASS
     return failed("empty", "no words" if not answer.strip() else f"only marks and punctuation: {answer[:40]!r}")
 

@@ -97,6 +97,7 @@ def test_repetition_mid_stream_judges_only_what_more_text_cannot_undo():
 def test_content_check_keeps_numbers_and_words_and_drops_marks_and_tags():
     assert content_check("42 [1]").passed
     assert content_check("**Yes**").passed
+    assert content_check("👍").passed
     assert not content_check("<p>[1][2]</p> — !").passed
 
 
