@@ -62,6 +62,7 @@ INLINE_CODE = re.compile(r"`[^`\n]*`")
 URL = re.compile(r"(?:https?://|www\.)\S+")
 SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])|\n+")
 WORD = re.compile(r"\w+")
+SPACE = re.compile(r"\s")
 MASK_CHAR = "*"  # chat.pipeline.guard's mask: a masked word is a run of it
 
 
@@ -288,6 +289,19 @@ def gate_verdict(*, answer: str, question: str, hold_chars: int) -> GateVerdict:
 
 HOLDING, OPEN, CLOSED = "holding", "open", "closed"
 RECHECK_PIECES = 16  # an open stream's repetition check also runs every this many pieces
+RECHECK_CHARS = 800  # ... over about this many of its last characters, so a long answer costs linear time
+
+
+def recent_sentences(text: str, chars: int = RECHECK_CHARS) -> str:
+    """The end of ``text`` from the first sentence start (else word start) within its last ``chars`` characters.
+
+    Starting on a boundary keeps the mid-stream check honest: every sentence and token it sees is one
+    of the whole text, so what it finds the finished answer's verdict finds too.
+    """
+    if len(text) <= chars:
+        return text
+    boundary = SENTENCE_END.search(text, len(text) - chars) or SPACE.search(text, len(text) - chars)
+    return text[boundary.end():] if boundary else text[len(text) - chars:]  # no space: CJK, one token a character
 
 
 class StreamGate:
@@ -320,9 +334,9 @@ class StreamGate:
             self.judge(text_checks(self.text[:point], question=self.question, complete=False))
         elif self.state == OPEN and (self.pieces % RECHECK_PIECES == 0
                                      or SENTENCE_END.search(self.text, max(0, start - 1))):
-            # Only when a sentence may have ended (or every few pieces, for loops without one): the
-            # check reads the whole text, so running it per token would cost the square of its length.
-            self.judge(repetition_check(self.text, complete=False))
+            # Only when a sentence may have ended (or every few pieces, for loops without one), and only over
+            # the recent sentences: a loop is local, and the finished text is checked whole anyway.
+            self.judge(repetition_check(recent_sentences(self.text), complete=False))
         return self.let_through()
 
     def flush(self) -> str:

@@ -169,3 +169,32 @@ def test_random_splits_agree_with_the_finished_verdict():
                 assert "".join(out) == answer
             if gate.state == output_gate.CLOSED:
                 assert not verdict.passed and verdict.check == gate.verdict.check
+
+
+VOCABULARY = ("permit drilling municipality borehole heat pump roof tiles warranty repaint inspect moisture quote "
+              "office weekday holiday contract deposit invoice delivery install replace insulation window facade").split()
+
+
+def varied_text(chars: int, rng: random.Random) -> str:
+    """Sentences of random words: long, and free of repetition a reader would notice."""
+    sentences = []
+    while sum(map(len, sentences)) < chars:
+        words = [rng.choice(VOCABULARY) for _ in range(rng.randint(8, 14))]
+        sentences.append(" ".join(words).capitalize() + f" [{rng.randint(1, 5)}].")
+    return " ".join(sentences)
+
+
+def test_a_long_answer_is_rechecked_over_its_recent_sentences_and_a_late_loop_still_stops_it():
+    rng = random.Random(5)
+    varied = varied_text(3000, rng)
+    # a long good answer streams whole
+    out, gate = streamed(EN_QUESTION, pieces_of(varied, rng))
+    assert "".join(out) == varied and gate.state == output_gate.OPEN
+    # the window a mid-stream check reads starts on a sentence of the whole text
+    recent = output_gate.recent_sentences(varied)
+    assert len(recent) <= output_gate.RECHECK_CHARS and recent[0].isupper() and varied.endswith(recent)
+    # a loop that starts after 3000 good characters is still cut off before its end
+    looping = varied + " Please call our office today." * 6 + " Bye."
+    out, gate = streamed(EN_QUESTION, pieces_of(looping, rng))
+    assert len("".join(out)) < len(looping) and gate.verdict.check == "repetition"
+    assert gate_verdict(answer=looping, question=EN_QUESTION, hold_chars=HOLD).check == "repetition"
