@@ -51,6 +51,7 @@ class Headline:
     completion_tokens: int
     generating: int  # generations running now
     waiting: int  # generations queued now
+    generation_rejected: int  # generated replies the output gate replaced with Kefu's refusal
 
 
 @dataclass(frozen=True)
@@ -221,8 +222,25 @@ def headline_of(rows: list[dict], flt: DashboardFilter) -> Headline:
         ttft_p50=percentile(rows, "ttft_buckets", 0.5), ttft_p95=percentile(rows, "ttft_buckets", 0.95),
         total_p95=percentile(rows, "total_buckets", 0.95),
         prompt_tokens=total(rows, "prompt_tokens"), completion_tokens=total(rows, "completion_tokens"),
-        generating=generating, waiting=waiting,
+        generating=generating, waiting=waiting, generation_rejected=rejected_generations(flt),
     )
+
+
+def rejected_generations(flt: DashboardFilter) -> int:
+    """Generated replies of the window that the output gate replaced with a refusal (chat.pipeline.output_gate).
+
+    Read from the message table, not the rollups (they count outcomes, not reasons); the window and the
+    ``created_at`` index bound the rows read, as for the answerability histogram.
+    """
+    from chat.models import Message
+
+    replies = Message.objects.filter(role=Message.Role.ASSISTANT, outcome=Message.Outcome.REFUSED,
+                                     reason="generation_rejected", created_at__gte=flt.start, created_at__lt=flt.end)
+    if flt.knowledge_base_id:
+        replies = replies.filter(conversation__knowledge_base_id=flt.knowledge_base_id)
+    if flt.widget_key_id:
+        replies = replies.filter(conversation__widget_key_id=flt.widget_key_id)
+    return replies.order_by().count()
 
 
 def series(keys: list[datetime], groups: dict, value) -> tuple:
@@ -322,7 +340,7 @@ def answerability_counts(flt: DashboardFilter, *, bins: int = ANSWERABILITY_BINS
     Read from the message table, not the rollups (they carry no answerability); the window and the
     ``created_at`` index bound the rows read.
     """
-    from django.db.models import F, Value
+    from django.db.models import F, FloatField, Value
     from django.db.models.functions import Floor, Least
 
     from chat.models import Message
@@ -333,7 +351,8 @@ def answerability_counts(flt: DashboardFilter, *, bins: int = ANSWERABILITY_BINS
         replies = replies.filter(conversation__knowledge_base_id=flt.knowledge_base_id)
     if flt.widget_key_id:
         replies = replies.filter(conversation__widget_key_id=flt.widget_key_id)
-    grouped_rows = (replies.annotate(bin=Least(Floor(F("answerability") * bins), Value(bins - 1)))
+    grouped_rows = (replies.annotate(bin=Least(Floor(F("answerability") * bins), Value(bins - 1),
+                                               output_field=FloatField()))
                     .order_by().values("bin").annotate(n=Count("id")).values_list("bin", "n"))
     counts = [0] * bins
     for index, n in grouped_rows:
