@@ -2,7 +2,8 @@
 
 Retrieval, answerability, the extract and the cache see one question at a time, so a follow-up
 such as "and how long does it take?" is rewritten into a standalone query when it leans on the
-conversation (a pronoun or a connective at its start, or very short). The new ask comes first
+conversation (a pronoun or a connective at its start, very short, or an ellipsis: fewer than two
+topic words of its own once the words of the ask — cost, how long, permit — are set aside). The new ask comes first
 and the history only fills in what it leaves out: the *topic words* of the previous question
 (its content words, without question words, fillers like "I'm thinking about" and stop words)
 are added after it, so "roughly what would that cost me?" after "I'm thinking about replacing
@@ -21,9 +22,12 @@ from dataclasses import dataclass
 # Words that make a question lean on what was said before.
 FOLLOW_UP_EN = re.compile(
     r"^(and|but|also|so|what about|how about|then|ok(ay)?,? (and|so|what)|is it|are they|does it|do they|can it)\b"
-    r"|\b(it|its|it's|that|this|those|these|they|them|their|same)\b",
+    r"|\b(it|its|it's|they|them|their|same)\b",
     re.IGNORECASE,
 )
+# "that", "this", "these", "those" point back only as pronouns ("what would that cost", "is that the same",
+# "on that?"), not as determiners of a noun of the question's own ("this weekend", "that form").
+DEMONSTRATIVE = re.compile(r"\b(that|this|these|those)\b(?:\W+([\w'-]+))?", re.IGNORECASE)
 FOLLOW_UP_ZH = re.compile(r"^(那|那么|还有|另外|而且|所以)|它|它们|这个|那个|这些|那些|这样|那样|上面|刚才")
 SHORT_QUESTION_WORDS = 3
 MAX_TOPIC_WORDS = 8
@@ -35,7 +39,17 @@ is are was were be been being am do does did doing have has had having will woul
 may might must not no yes what which who whom whose when where why how much many roughly approximately
 about around any some anything something thinking think planning plan want wanted wanting like would
 need needed also just really please tell know let get got going go ok okay well hi hello thanks thank
+we're i'd i've we've you're they're i'll we'll don't doesn't isn't aren't can't won't looking look else
+by way other another new too either more most very lot usually roughly typically still
 """.split())
+# Words that name what is asked, not what it is about: a question made only of these ("how much should I
+# budget?", "how long will I have to wait?") leans on the conversation for its topic.
+ASK_WORDS = frozenset("""
+cost costs price prices budget expensive cheap pay long take takes time wait last lasts valid allowed
+required need permit big size many often soon quickly fast maximum minimum amount does work works mean
+means happen happens help apply start begin finish prove check do done covered cover deduct deduction
+""".split())
+OWN_TOPIC_WORDS = 2  # a question with this many topic words of its own is about its own topic
 STOP_ZH = re.compile(r"我想|我要|我在|我们|请问|想要|打算|考虑|一下|怎么|怎样|什么|多少|哪些|哪个|如何|为什么|是否|可以|能否|需要|吗|呢|吧|啊|呀|的|了|是|我|你|您|？|\?|。|，|！")
 
 
@@ -74,12 +88,25 @@ def history_window(turns: list[Turn], *, budget_tokens: int) -> list[Turn]:
     return kept
 
 
+def own_topic_words(question: str) -> list[str]:
+    """The words of an English question that name a topic (not what is asked about it)."""
+    return [word for word in topic_words(question).split() if word not in ASK_WORDS]
+
+
+def points_back(question: str) -> bool:
+    """A demonstrative used as a pronoun: at the end, or before a function word or a word of the ask."""
+    return any(nxt is None or nxt.lower() in STOP_EN or nxt.lower() in ASK_WORDS
+               for nxt in (match.group(2) for match in DEMONSTRATIVE.finditer(question)))
+
+
 def looks_like_follow_up(question: str) -> bool:
     if FOLLOW_UP_ZH.search(question):
         return True
-    if FOLLOW_UP_EN.search(question):
+    if re.search(r"[\u4e00-\u9fff]", question):
+        return False
+    if FOLLOW_UP_EN.search(question) or points_back(question) or len(question.split()) <= SHORT_QUESTION_WORDS:
         return True
-    return len(question.split()) <= SHORT_QUESTION_WORDS and not re.search(r"[\u4e00-\u9fff]", question)
+    return len(own_topic_words(question)) < OWN_TOPIC_WORDS  # an ellipsis: "how much should I budget?"
 
 
 def topic_words(question: str) -> str:
@@ -95,12 +122,30 @@ def topic_words(question: str) -> str:
 
 
 def standalone_question(question: str, turns: list[Turn]) -> Standalone:
-    """The query to retrieve with: the question itself, or — for a follow-up — the question first, then
-    the topic of the conversation's previous question (the topic it inherited, for a chain)."""
+    """The query to retrieve with: the question itself, or — for a follow-up — the question with its
+    pronoun replaced by the topic of the conversation's previous question (the topic it inherited, for
+    a chain), or with that topic added after it when there is no pronoun to fill (an ellipsis)."""
     users = [turn for turn in turns if turn.role == "user"]
     if not users or not looks_like_follow_up(question):
         return Standalone(question, False, topic_words(question))
     topic = standalone_question(users[-1].text, users[:-1][-3:]).topic
     if not topic or topic.lower() in question.lower():  # nothing to fill in
         return Standalone(question, False, topic_words(question))
-    return Standalone(f"{question} {topic}", True, topic)
+    filled = fill_pronoun(question, topic)
+    return Standalone(filled if filled != question else f"{question} {topic}", True, topic)
+
+
+PRONOUN_EN = re.compile(r"\b(it|them|they)\b", re.IGNORECASE)
+
+
+def fill_pronoun(question: str, topic: str) -> str:
+    """The question with its first pronoun ("it", "them", a pointing "that") replaced by the topic words."""
+    if re.search(r"[\u4e00-\u9fff]", question):
+        return re.sub(r"它们|它|这个|那个", topic, question, count=1)
+    spans = [m.span(1) for m in PRONOUN_EN.finditer(question)]
+    spans += [m.span(1) for m in DEMONSTRATIVE.finditer(question)
+              if m.group(2) is None or m.group(2).lower() in STOP_EN or m.group(2).lower() in ASK_WORDS]
+    if not spans:
+        return question
+    start, end = min(spans)
+    return f"{question[:start]}{topic}{question[end:]}"

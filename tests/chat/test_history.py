@@ -17,26 +17,38 @@ def test_chinese_counts_one_token_per_character():
     assert approx_tokens("转人工客服") == 5 + 1
 
 
-def test_a_follow_up_puts_the_new_ask_first_and_takes_only_the_topic_from_history():
+def test_a_follow_up_keeps_its_own_ask_and_takes_only_the_topic_from_history():
     turns = [Turn("user", "Do I need a permit for a heat pump?"), Turn("assistant", "Yes [1].")]
     rewritten = standalone_question("And how long does it take?", turns)
     assert rewritten.depends_on_history
-    assert rewritten.query == "And how long does it take? permit heat pump"
+    assert rewritten.query == "And how long does permit heat pump take?"
 
+
+def test_an_ellipsis_gets_the_topic_after_the_new_ask():
+    # given a question with no topic of its own and no pronoun to fill
+    turns = [Turn("user", "We're planning a new kitchen."), Turn("assistant", "Here is what we know [1].")]
+    rewritten = standalone_question("How much should I budget?", turns)
+    assert rewritten.depends_on_history and rewritten.query == "How much should I budget? kitchen"
+
+
+def test_a_determiner_is_not_a_pronoun():
+    turns = [Turn("user", "I'm thinking about replacing the roof"), Turn("assistant", "Here is what we know [1].")]
+    switched = standalone_question("What's the weather going to be like this weekend?", turns)
+    assert not switched.depends_on_history
 
 def test_a_pronoun_follow_up_after_a_statement_gets_the_statements_topic_not_its_wording():
     # given the customer said what they are planning, without asking
     turns = [Turn("user", "I'm thinking about replacing the roof"), Turn("assistant", "Here is what we know [1].")]
     # when they ask about the cost of "that"
     rewritten = standalone_question("roughly what would that cost me?", turns)
-    # then the cost question comes first, filled in with the topic only
-    assert rewritten.query == "roughly what would that cost me? replacing roof"
+    # then the cost question is kept, its pronoun filled in with the topic only
+    assert rewritten.query == "roughly what would replacing roof cost me?"
 
 
 def test_a_chain_of_follow_ups_keeps_the_topic_that_started_it():
     turns = [Turn("user", "Do I need a permit for a heat pump?"), Turn("assistant", "Yes [1]."),
              Turn("user", "How long does it take?"), Turn("assistant", "Ten weeks [1].")]
-    assert standalone_question("And what does it cost?", turns).query == "And what does it cost? permit heat pump"
+    assert standalone_question("And what does it cost?", turns).query == "And what does permit heat pump cost?"
 
 
 def test_a_topic_switch_leaves_the_history_out():
@@ -55,4 +67,5 @@ def test_chinese_follow_ups_are_recognised():
     turns = [Turn("user", "安装热泵需要许可证吗？"), Turn("assistant", "需要 [1]。")]
     rewritten = standalone_question("那要多久？", turns)
     assert rewritten.depends_on_history and rewritten.query == "那要多久？ 安装热泵许可证"
+    assert standalone_question("它要多久？", turns).query == "安装热泵许可证要多久？"
     assert not standalone_question("那要多久？", []).depends_on_history
