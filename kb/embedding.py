@@ -198,18 +198,25 @@ def load_encoder(name: str):
 
 
 def build_encoder(source: ModelSource):
-    """A SentenceTransformer for the source: a LoRA artifact is its parent with the adapter merged in."""
-    from sentence_transformers import SentenceTransformer
-
+    """The serving SentenceTransformer of a source, in the embedder's dtype."""
     from kefu.runtime import MODEL_LOAD_LOCK
 
     with MODEL_LOAD_LOCK:
-        model = SentenceTransformer(str(source.path), device="cpu", local_files_only=True,
-                                    model_kwargs={"dtype": embedding_dtype()})
-        if source.adapter is not None:
-            merge_adapter(model, source.adapter)
+        model = sentence_transformer(source, embedding_dtype())
     model.eval()
     return model
+
+
+def sentence_transformer(source: ModelSource, dtype):
+    """A fresh SentenceTransformer of the source (a LoRA artifact: its parent, loaded the same way, with the
+    adapter merged in). Tuning loads its private fp32 copies through here too."""
+    from sentence_transformers import SentenceTransformer
+
+    if source.adapter is not None:
+        model = sentence_transformer(model_source(source.parent), dtype)
+        merge_adapter(model, source.adapter)
+        return model
+    return SentenceTransformer(str(source.path), device="cpu", local_files_only=True, model_kwargs={"dtype": dtype})
 
 
 def merge_adapter(model, adapter: Path) -> None:

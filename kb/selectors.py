@@ -68,3 +68,12 @@ def faq_entry_list(*, knowledge_base: KnowledgeBase) -> QuerySet[FaqEntry]:
 
 def chunk_count(*, knowledge_base: KnowledgeBase) -> int:
     return Chunk.objects.filter(document__knowledge_base=knowledge_base).count()
+
+
+TUNING_FIELDS = ("id", "status", "stage", "progress", "method", "base_model", "tuned_model", "pair_count", "folds",
+                 "gain", "adopted", "reason", "seconds", "error_message", "created_at")
+
+
+def tuning_runs(*, knowledge_base: KnowledgeBase, limit: int = 5) -> list[dict]:
+    """The base's latest tuning runs, newest first: progress while running, then the measured result."""
+    return list(knowledge_base.tuning_runs.values(*TUNING_FIELDS)[:limit])

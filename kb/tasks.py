@@ -32,3 +32,12 @@ def reclaim_stale_documents(stale_minutes: int = 30) -> None:
     from kb.services import documents_resume
 
     documents_resume(stale_after=timedelta(minutes=stale_minutes))
+
+
+@app.task(name="kb.tune_embedder", acks_late=True, ignore_result=True,
+          time_limit=3600, soft_time_limit=3500)
+def tune_embedder(run_id: int) -> None:
+    """Train a base's embedder on its own pairs and adopt it if it measurably helps (kb.tuning)."""
+    from kb.tuning import tuning_run
+
+    tuning_run(run_id=run_id)

@@ -20,4 +20,6 @@ urlpatterns = [
     path("<slug:slug>/faq/<int:pk>/", views.faq_edit, name="faq_edit"),
     path("<slug:slug>/faq/<int:pk>/delete", views.faq_delete, name="faq_delete"),
     path("<slug:slug>/search", views.kb_search, name="search"),
+    path("<slug:slug>/tune", views.kb_tune, name="tune"),
+    path("<slug:slug>/tuning", views.tuning_progress, name="tuning_progress"),
 ]

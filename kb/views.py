@@ -42,8 +42,32 @@ def kb_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "kb/detail.html", {
         "kb": kb, "documents": selectors.document_list(knowledge_base=kb),
         "gate": selectors.regression_gate_state(knowledge_base=kb),
+        "tuning_runs": selectors.tuning_runs(knowledge_base=kb),
         "max_upload_mb": settings.KEFU_MAX_UPLOAD_BYTES / 1e6,
     })
+
+
+@staff_member_required
+@require_POST
+def kb_tune(request: HttpRequest, slug: str) -> HttpResponse:
+    """Start tuning the base's embedder on its own pairs (ingest queue); one run at a time."""
+    from kb.tuning import TuningRejected, tuning_start
+
+    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    try:
+        tuning_start(knowledge_base=kb)
+    except TuningRejected as exc:
+        messages.error(request, str(exc))
+        return redirect("kb:detail", slug=slug)
+    messages.success(request, "Tuning started: the embedder trains on this base's own FAQ and section pairs.")
+    return redirect("kb:detail", slug=slug)
+
+
+@staff_member_required
+@require_GET
+def tuning_progress(request: HttpRequest, slug: str) -> JsonResponse:
+    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    return JsonResponse({"runs": selectors.tuning_runs(knowledge_base=kb)})
 
 
 @staff_member_required

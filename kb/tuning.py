@@ -1,0 +1,519 @@
+"""Tuning a knowledge base's embedder on the base's own labelled pairs, adopted only when it measurably helps.
+
+The pairs the base already has: each FAQ phrasing (question and alternatives) → its answer and the
+text of its source document, each alternative → its question, and each document's title or section
+heading → the section's text (chunks carry ``heading_path``). Training is contrastive with in-batch
+negatives (MultipleNegativesRanking: cosine × scale as logits, cross-entropy towards the pair's own
+target, both directions), in a plain torch loop — sentence-transformers' ``fit`` needs ``datasets``.
+Pairs of one item (an FAQ entry, a section) are never each other's negatives.
+
+Adoption rule: 2-fold evaluation on the base's own pairs, split by item. Train on fold A, measure
+nDCG@10 of question → answer retrieval for fold B's questions (against every target of the base)
+with the tuned and the current model, and the other way round. Only a mean held-out gain of at
+least ``min_gain`` adopts: the final model is trained on all pairs, saved under
+``KEFU_DATA_DIR/models/tuned/<slug>/<hash12>`` and the base switches to it through a new index
+version (kb.indexing re-embeds everything; the old version serves until the swap). Evaluation
+sets (chat/data/eval, bench sets) are never read here: the pairs come from the base's own rows.
+
+Every torch step runs on the compute thread (:mod:`kefu.compute`), one optimizer step per job, so
+chat queries and the generator's decode loop interleave with training instead of waiting for it.
+
+Budget: ~500 pairs (the demo base), full fine-tuning of MiniLM-L6, 2 epochs at batch 32, 128 tokens:
+three trainings (two folds, then all pairs) plus evaluation and the re-embedding fit in ≤ 5 minutes
+on 2 cores (BENCHMARKS.md has the measured figures). Memory: the model in fp32 three times over
+(weights, gradients, AdamW state) ≈ 350 MB, plus activations of one batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from kb.models import Chunk, FaqEntry, KnowledgeBase, TuningRun
+from kefu import compute
+
+log = logging.getLogger(__name__)
+
+STALE_AFTER = timedelta(minutes=10)  # a running job saves progress every few seconds; silent this long, it died
+DEPTH = 10  # nDCG@10
+METHODS = ("full", "lora")
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """How a base's embedder is trained; one field per knob."""
+
+    method: str = "full"  # "full" fine-tuning or "lora" (peft adapters): chosen by measurement, see BENCHMARKS.md
+    epochs: int = 2  # passes over the pairs
+    batch_size: int = 32  # pairs per step; the other 31 targets are each pair's negatives
+    learning_rate: float = 3e-5  # AdamW, full fine-tuning
+    lora_learning_rate: float = 5e-4  # AdamW, LoRA adapters only (they start at zero and need bigger steps)
+    lora_rank: int = 16  # r of the LoRA matrices (the seeds' choice for domain adaptation)
+    lora_alpha: int = 32  # LoRA scaling numerator (alpha / r = 2)
+    warmup_share: float = 0.1  # share of the steps the learning rate ramps up over, then linear decay to 0
+    scale: float = 20.0  # logits = cosine × scale (MultipleNegativesRanking's default)
+    max_seq_length: int = 128  # tokens per text while training (the start of an answer carries its topic)
+    max_section_chunks: int = 3  # chunks of one section used as its targets (long documents do not dominate)
+    min_items: int = 8  # fewer labelled items than this: too few to split in two folds and measure
+    min_gain: float = 0.02  # mean held-out nDCG@10 gain a tuned model needs to be adopted
+    seed: int = 13  # fold split, shuffling and initialisation
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One labelled pair: a query and a text that answers it, and the item (FAQ entry, section) it labels."""
+
+    query: str
+    target: str
+    item: str  # "faq:<id>" or "section:<document id>:<heading>"; folds split by item
+    from_faq: bool  # the query is an FAQ phrasing (evaluated as question → answer retrieval)
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    fold: int
+    train_pairs: int
+    test_queries: int
+    before: float  # held-out nDCG@10 with the current model
+    after: float  # held-out nDCG@10 with the model trained on the other fold
+
+    @property
+    def gain(self) -> float:
+        return self.after - self.before
+
+
+@dataclass(frozen=True)
+class TuningOutcome:
+    folds: tuple[FoldResult, ...]
+    gain: float
+    adopted: bool
+    reason: str
+    tuned_model: str = ""
+
+
+class TuningRejected(Exception):
+    """A tuning run that cannot start (one is already running); the message says why."""
+
+
+# ---------------------------------------------------------------------------- starting and running a job
+
+
+def tuning_start(*, knowledge_base: KnowledgeBase, enqueue: bool = True, method: str = "") -> TuningRun:
+    """Record a queued run and enqueue it on the ingest queue (on commit); one active run per base."""
+    method = method or TuningConfig().method
+    if method not in METHODS:
+        raise TuningRejected(f"Unknown tuning method {method!r}: use {' or '.join(METHODS)}.")
+    tuning_runs_interrupted(older_than=STALE_AFTER)
+    with transaction.atomic():
+        KnowledgeBase.objects.select_for_update().get(pk=knowledge_base.pk)
+        if TuningRun.objects.filter(knowledge_base=knowledge_base, status__in=TuningRun.ACTIVE_STATUSES).exists():
+            raise TuningRejected("A tuning run of this knowledge base is already queued or running.")
+        run = TuningRun.objects.create(knowledge_base=knowledge_base, method=method)
+        if enqueue:
+            transaction.on_commit(lambda: tuning_enqueue(run.pk))
+    return run
+
+
+def tuning_enqueue(run_id: int) -> None:
+    from kb.tasks import tune_embedder
+    from kefu.background import enqueue
+
+    enqueue(tune_embedder, run_id)
+
+
+def tuning_runs_interrupted(*, older_than: timedelta | None = None) -> int:
+    """Mark runs whose process stopped (no progress saved for ``older_than``; None: every active one) failed."""
+    stuck = TuningRun.objects.filter(status__in=TuningRun.ACTIVE_STATUSES)
+    if older_than is not None:
+        stuck = stuck.filter(updated_at__lt=timezone.now() - older_than)
+    return stuck.update(status=TuningRun.Status.FAILED, stage="interrupted", updated_at=timezone.now(),
+                        error_message="The tuning job was interrupted: its process stopped before it finished.")
+
+
+def tuning_run(*, run_id: int, config: TuningConfig | None = None, adopt: bool = True) -> TuningRun:
+    """Run one queued tuning job to its end (the plain function the task wraps); never raises for the job's own
+    failures — the run ends ``failed`` with the reason. ``adopt=False`` measures the folds only."""
+    claimed = TuningRun.objects.filter(pk=run_id, status=TuningRun.Status.QUEUED).update(
+        status=TuningRun.Status.RUNNING, stage="collecting pairs", progress=1, updated_at=timezone.now())
+    run = TuningRun.objects.select_related("knowledge_base").get(pk=run_id)
+    if not claimed:
+        return run
+    config = replace(config or TuningConfig(), method=run.method or (config or TuningConfig()).method)
+    started = time.perf_counter()
+    progress = RunProgress(run_id)
+    try:
+        outcome = knowledge_base_tune(knowledge_base=run.knowledge_base, config=config, progress=progress,
+                                      adopt=adopt)
+    except Exception as exc:
+        log.exception("tuning run %s failed", run_id)
+        TuningRun.objects.filter(pk=run_id).update(
+            status=TuningRun.Status.FAILED, stage="failed", seconds=time.perf_counter() - started,
+            error_message=f"{type(exc).__name__}: {exc}"[:2000], updated_at=timezone.now())
+    else:
+        TuningRun.objects.filter(pk=run_id).update(
+            status=TuningRun.Status.DONE, stage="done", progress=100, seconds=round(time.perf_counter() - started, 1),
+            folds=[{**asdict(f), "gain": f.gain} for f in outcome.folds], gain=outcome.gain,
+            adopted=outcome.adopted, reason=outcome.reason, tuned_model=outcome.tuned_model,
+            updated_at=timezone.now())
+    run.refresh_from_db()
+    return run
+
+
+class RunProgress:
+    """Stage and % of a run, saved at most every second (the save is also the run's heartbeat)."""
+
+    def __init__(self, run_id: int):
+        self.run_id = run_id
+        self.saved_at = 0.0
+
+    def __call__(self, stage: str, percent: float, *, force: bool = False, **fields) -> None:
+        now = time.monotonic()
+        if force or fields or now - self.saved_at >= 1.0:
+            self.saved_at = now
+            TuningRun.objects.filter(pk=self.run_id).update(stage=stage[:100], progress=max(1, min(99, int(percent))),
+                                                            updated_at=timezone.now(), **fields)
+
+
+def knowledge_base_tune(*, knowledge_base: KnowledgeBase, config: TuningConfig, progress: Callable = None,
+                        adopt: bool = True) -> TuningOutcome:
+    """Measure 2-fold, then (gain ≥ min_gain) train on all pairs, save the artifact and switch the base to it."""
+    from kb.embedding import knowledge_base_model
+
+    progress = progress or (lambda *args, **kwargs: None)
+    current = knowledge_base_model(knowledge_base)
+    pairs = training_pairs(knowledge_base.pk, config)
+    items = sorted({p.item for p in pairs})
+    progress("collecting pairs", 2, force=True, pair_count=len(pairs), base_model=current, method=config.method)
+    if len(items) < config.min_items:
+        return TuningOutcome((), 0.0, False, f"Too few labelled pairs to measure a gain: {len(items)} items "
+                                             f"(FAQ entries and sections), {config.min_items} needed.")
+    folds = fold_split(items, config.seed)
+    corpus = sorted({p.target for p in pairs})
+    tests = [evaluation_queries([p for p in pairs if p.item in held_out]) for held_out in folds]
+    progress("measuring the current model", 3, force=True)
+    baseline = training_model(current, config)
+    before = [retrieval_ndcg(baseline, test, corpus, corpus_vectors=encode(baseline, corpus)) for test in tests]
+    del baseline
+    results = []
+    for number, (held_out, test) in enumerate(zip(folds, tests, strict=True)):
+        train = [p for p in pairs if p.item not in held_out]
+        span = (8 + 38 * number, 8 + 38 * (number + 1))
+        results.append(fold_measure(current, number, train, test, corpus, config, progress, span, before[number]))
+    gain = sum(r.gain for r in results) / len(results)
+    figures = ", ".join(f"fold {r.fold + 1}: {r.before:.3f} → {r.after:.3f}" for r in results)
+    if gain < config.min_gain:
+        return TuningOutcome(tuple(results), gain, False,
+                             f"Held-out nDCG@10 gained {gain:+.3f} ({figures}); {config.min_gain:.2f} is needed.")
+    if not adopt:
+        return TuningOutcome(tuple(results), gain, False, f"Measured only: held-out nDCG@10 {gain:+.3f} ({figures}).")
+    model = train_model(current, pairs, config, lambda done, total: progress(
+        "training on all pairs", 85 + 7 * done / total))
+    name = artifact_save(model, knowledge_base=knowledge_base, parent=current, config=config,
+                         figures={"gain": gain, "pairs": len(pairs)})
+    progress("re-embedding into a new index version", 92, force=True, tuned_model=name)
+    model_adopt(knowledge_base=knowledge_base, name=name, progress=lambda done, total: progress(
+        "re-embedding into a new index version", 92 + 7 * done / max(total, 1)))
+    return TuningOutcome(tuple(results), gain, True,
+                         f"Adopted: held-out nDCG@10 gained {gain:+.3f} ({figures}).", tuned_model=name)
+
+
+def model_adopt(*, knowledge_base: KnowledgeBase, name: str, progress=None) -> None:
+    """Switch the base to the named model through a new index version (see kb.indexing); raises if the build fails."""
+    from kb.indexing import index_build
+
+    version = index_build(knowledge_base_id=knowledge_base.pk, embedding_model=name, on_progress=progress)
+    knowledge_base.refresh_from_db()
+    if knowledge_base.embedding_model != name:
+        raise RuntimeError(f"The index version built with {name} was not activated "
+                           f"({version.status}: {version.error_message or 'see the KB page'}).")
+
+
+# ---------------------------------------------------------------------------- the base's own pairs
+
+
+def training_pairs(kb_id: int, config: TuningConfig) -> list[Pair]:
+    """The base's labelled pairs (deduplicated): FAQ phrasings → answer and source text, alternatives →
+    question, titles and headings → section text. A document that is an FAQ entry's source is that
+    entry's item, so its text never lands in one fold and its question in the other."""
+    pairs: list[Pair] = []
+    source_item: dict[int, str] = {}
+    for entry in FaqEntry.objects.filter(knowledge_base_id=kb_id).order_by("id"):
+        item = f"faq:{entry.pk}"
+        targets = [entry.answer]
+        if entry.source_document_id is not None:
+            source_item.setdefault(entry.source_document_id, item)
+            source = document_text(entry.source_document_id)
+            if source:
+                targets.append(source)
+        for phrasing in entry.phrasings:
+            pairs.extend(Pair(phrasing, target, item, True) for target in targets)
+        pairs.extend(Pair(alternative, entry.question, item, False) for alternative in entry.phrasings[1:])
+    pairs.extend(section_pairs(kb_id, source_item, config.max_section_chunks))
+    return deduplicated(pairs)
+
+
+def document_text(document_id: int, limit: int = 3) -> str:
+    """The first chunks of a document (training cuts texts at max_seq_length tokens anyway)."""
+    texts = Chunk.objects.filter(document_id=document_id).order_by("ordinal").values_list("text", flat=True)[:limit]
+    return "\n".join(texts).strip()
+
+
+def section_pairs(kb_id: int, source_item: dict[int, str], per_section: int) -> list[Pair]:
+    """Title / heading → the first chunks of each section of the base's indexed documents."""
+    from kb.indexing import INDEXED_STATUSES
+
+    pairs, taken = [], {}
+    chunks = (Chunk.objects.filter(document__knowledge_base_id=kb_id, document__status__in=INDEXED_STATUSES)
+              .order_by("document_id", "ordinal").values_list("document_id", "document__title", "heading_path", "text"))
+    for document_id, title, heading_path, text in chunks.iterator(chunk_size=2000):
+        key = (document_id, heading_path)
+        taken[key] = taken.get(key, 0) + 1
+        if taken[key] > per_section:
+            continue
+        item = source_item.get(document_id, f"section:{document_id}:{heading_path}")
+        query = heading_path.split(" > ")[-1] if heading_path else title
+        if query and text:
+            pairs.append(Pair(query, text, item, False))
+            if heading_path and title and taken[key] == 1:
+                pairs.append(Pair(f"{title}: {query}", text, item, False))
+    return pairs
+
+
+def deduplicated(pairs: Sequence[Pair]) -> list[Pair]:
+    seen, out = set(), []
+    for pair in pairs:
+        key = (" ".join(pair.query.split()).lower(), " ".join(pair.target.split()))
+        if key[0] and key[1] and key[0] != key[1].lower() and key not in seen:
+            seen.add(key)
+            out.append(pair)
+    return out
+
+
+def fold_split(items: Sequence[str], seed: int) -> tuple[set[str], set[str]]:
+    """Two folds of items (a seeded shuffle, alternately assigned): each item's pairs stay together."""
+    order = list(items)
+    random.Random(seed).shuffle(order)
+    return set(order[0::2]), set(order[1::2])
+
+
+def evaluation_queries(pairs: Sequence[Pair]) -> list[tuple[str, frozenset[str]]]:
+    """Held-out queries and the targets that answer them: FAQ phrasings (question → answer retrieval) when the
+    fold has any, else every held-out query (a base of documents only: heading → section)."""
+    chosen = [p for p in pairs if p.from_faq] or list(pairs)
+    relevant: dict[str, set[str]] = {}
+    for pair in chosen:
+        relevant.setdefault(pair.query, set()).add(pair.target)
+    return [(query, frozenset(targets)) for query, targets in relevant.items()]
+
+
+# ---------------------------------------------------------------------------- measuring
+
+
+def fold_measure(current: str, number: int, train: list[Pair], test, corpus: list[str], config: TuningConfig,
+                 progress: Callable, span: tuple[float, float], before: float) -> FoldResult:
+    """Held-out nDCG@10 of a model trained on ``train`` (``before``: the current model's, both fp32)."""
+    low, high = span
+    model = train_model(current, train, config, lambda done, total: progress(
+        f"fold {number + 1}: training ({done}/{total} steps)", low + (high - low) * 0.85 * done / total))
+    progress(f"fold {number + 1}: measuring the tuned model", low + (high - low) * 0.85, force=True)
+    after = retrieval_ndcg(model, test, corpus)
+    log.info("tuning fold %d: %d train pairs, %d held-out queries, nDCG@10 %.3f -> %.3f",
+             number + 1, len(train), len(test), before, after)
+    return FoldResult(number, len(train), len(test), round(before, 4), round(after, 4))
+
+
+def retrieval_ndcg(model, queries, corpus: list[str], *, corpus_vectors: np.ndarray | None = None) -> float:
+    """Mean nDCG@10 (binary relevance) of each query's targets among every target of the base."""
+    if not queries:
+        return 0.0
+    targets = encode(model, corpus) if corpus_vectors is None else corpus_vectors  # (C, D)
+    vectors = encode(model, [query for query, _ in queries])  # (Q, D)
+    position = {text: i for i, text in enumerate(corpus)}
+    top = np.argsort(-(vectors @ targets.T), axis=1)[:, :DEPTH]  # (Q, 10)
+    total = 0.0
+    for row, (_, relevant) in zip(top, queries, strict=True):
+        wanted = {position[text] for text in relevant}
+        dcg = sum(1 / math.log2(rank + 2) for rank, index in enumerate(row) if index in wanted)
+        ideal = sum(1 / math.log2(rank + 2) for rank in range(min(len(wanted), DEPTH)))
+        total += dcg / ideal
+    return total / len(queries)
+
+
+def encode(model, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """Normalised float32 vectors of a training model (eval mode), batch by batch on the compute thread."""
+    out = [compute.call(encode_batch, model, texts[start:start + batch_size])
+           for start in range(0, len(texts), batch_size)]
+    vectors = np.concatenate(out) if out else np.zeros((0, 1), dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def encode_batch(model, texts: list[str]) -> np.ndarray:
+    import torch
+
+    model.eval()
+    with torch.inference_mode(), autocast():
+        features = model.preprocess(texts)
+        return model(features)["sentence_embedding"].float().numpy()
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def autocast():
+    """bf16 autocast on CPUs with native bf16 matmuls (AMX / AVX512-BF16; ~2x here), a no-op elsewhere.
+    Weights, gradients and the optimizer stay fp32."""
+    import torch
+
+    from kefu.compute import cpu_has_fast_bf16
+
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_has_fast_bf16())
+
+
+def training_model(name: str, config: TuningConfig):
+    """A private fp32 copy of the named model, cut to the training length (the cached encoders stay untouched)."""
+    import torch
+
+    from kb.embedding import model_source, sentence_transformer
+
+    model = compute.call(sentence_transformer, model_source(name), torch.float32)
+    model.max_seq_length = min(model.max_seq_length or config.max_seq_length, config.max_seq_length)
+    return model
+
+
+def train_model(current: str, pairs: list[Pair], config: TuningConfig, on_step: Callable[[int, int], None]):
+    """The current model trained on ``pairs``: full fine-tuning or LoRA, one optimizer step per compute job."""
+    import torch
+
+    model = training_model(current, config)
+    torch.manual_seed(config.seed)
+    if config.method == "lora":
+        lora_wrap(model, config)
+    elif config.method != "full":
+        raise ValueError(f"Unknown tuning method {config.method!r}: full or lora.")
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    rate = config.lora_learning_rate if config.method == "lora" else config.learning_rate
+    optimizer = torch.optim.AdamW(parameters, lr=rate, weight_decay=0.01)
+    batches = epoch_batches(pairs, config)
+    warmup = max(1, int(len(batches) * config.warmup_share))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
+        (step + 1) / warmup, max(0.0, (len(batches) - step) / max(1, len(batches) - warmup))))
+    for done, batch in enumerate(batches, start=1):
+        compute.call(train_step, model, optimizer, schedule, batch, config)
+        on_step(done, len(batches))
+    model.eval()
+    return model
+
+
+def epoch_batches(pairs: list[Pair], config: TuningConfig) -> list[list[Pair]]:
+    """Shuffled batches for every epoch (a trailing batch of one pair has no negatives: dropped)."""
+    rng = random.Random(config.seed)
+    batches = []
+    for _ in range(config.epochs):
+        order = list(pairs)
+        rng.shuffle(order)
+        batches.extend(order[start:start + config.batch_size] for start in range(0, len(order), config.batch_size))
+    return [batch for batch in batches if len(batch) > 1]
+
+
+def train_step(model, optimizer, schedule, batch: list[Pair], config: TuningConfig) -> float:
+    """One MultipleNegativesRanking step, both directions; pairs of one item or one target are not negatives."""
+    import torch
+    import torch.nn.functional as F
+
+    model.train()
+    # B pairs, D embedding size
+    with autocast():
+        queries = model(model.preprocess([p.query for p in batch]))["sentence_embedding"]  # (B, D)
+        targets = model(model.preprocess([p.target for p in batch]))["sentence_embedding"]  # (B, D)
+    queries, targets = F.normalize(queries.float(), dim=-1), F.normalize(targets.float(), dim=-1)
+    logits = queries @ targets.T * config.scale  # (B, B)
+    items = [p.item for p in batch]
+    texts = [p.target for p in batch]
+    twins = torch.tensor([[i != j and (items[i] == items[j] or texts[i] == texts[j]) for j in range(len(batch))]
+                          for i in range(len(batch))])  # (B, B) true where a non-diagonal pair is not a negative
+    logits = logits.masked_fill(twins, float("-inf"))
+    labels = torch.arange(len(batch))
+    loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+    optimizer.step()
+    schedule.step()
+    return float(loss.detach())
+
+
+def lora_wrap(model, config: TuningConfig) -> None:
+    """Freeze the transformer and add LoRA adapters to its attention and feed-forward projections (peft)."""
+    from peft import LoraConfig, get_peft_model  # only the LoRA method needs peft
+
+    transformer = model[0]
+    lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.1,
+                      target_modules=["query", "key", "value", "dense"])
+    transformer.auto_model = get_peft_model(transformer.auto_model, lora)
+
+
+# ---------------------------------------------------------------------------- the artifact
+
+
+def artifact_save(model, *, knowledge_base: KnowledgeBase, parent: str, config: TuningConfig,
+                  figures: dict) -> str:
+    """Save the trained model under the data dir (content-addressed) and return its name, tuned:<slug>:<hash12>.
+
+    Full fine-tuning saves a whole sentence-transformers model; LoRA saves the adapter and names its parent.
+    """
+    from kb.embedding import ADAPTER_DIR, TUNED_MANIFEST, model_source, tuned_model_dir, tuned_model_name
+
+    root = Path(settings.KEFU_DATA_DIR) / "models" / "tuned" / knowledge_base.slug
+    root.mkdir(parents=True, exist_ok=True)
+    temporary = root / f".tmp-{time.monotonic_ns()}"
+    try:
+        if config.method == "lora":
+            temporary.mkdir()
+            compute.call(model[0].auto_model.save_pretrained, str(temporary / ADAPTER_DIR))
+        else:
+            model.max_seq_length = original_max_length(parent)
+            compute.call(model.save, str(temporary))
+        manifest = {"parent": parent, "method": config.method, "knowledge_base": knowledge_base.slug,
+                    "config": asdict(config), "figures": figures, "created": timezone.now().isoformat()}
+        (temporary / TUNED_MANIFEST).write_text(json.dumps(manifest, indent=1))
+        digest = directory_digest(temporary)
+        final = tuned_model_dir(knowledge_base.slug, digest)
+        if final.exists():
+            shutil.rmtree(temporary)
+        else:
+            temporary.rename(final)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    name = tuned_model_name(knowledge_base.slug, digest)
+    model_source(name)  # it resolves
+    return name
+
+
+def original_max_length(name: str) -> int:
+    """The max_seq_length the parent model serves with (training cut it shorter)."""
+    from kb.embedding import get_embedder
+
+    return get_embedder(name).max_seq_length
+
+
+def directory_digest(directory: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
