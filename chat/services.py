@@ -333,7 +333,8 @@ def message_finalize(*, message: Message, event) -> Message:
         locked.completed_at = now
         locked.save()
         if locked.reply_to_id:
-            Message.objects.filter(pk=locked.reply_to_id).update(outcome=locked.outcome)
+            # The question carries its reply's outcome and reason (the knowledge-gap list groups by them).
+            Message.objects.filter(pk=locked.reply_to_id).update(outcome=locked.outcome, reason=locked.reason)
         if locked.outcome == Outcome.ANSWERED and locked.citations and locked.reply_to:
             answer_cache_add(message=locked)
     chat_metrics.answer_count(knowledge_base=locked.conversation.knowledge_base.slug, outcome=locked.outcome)
