@@ -39,11 +39,14 @@ def slow_generator(fake_generator):
 
             stream = open_stream(job_id)
             time.sleep(0.3)
-            for piece in ["A ground", " source heat", " pump needs", " a drilling", " permit", " [1]."]:
+            # (the first 40 characters arrive together once the output gate passed them; the rest one by one)
+            for piece in ["A ground", " source heat", " pump needs", " a drilling", " permit", " from", " the",
+                          " municipality", " [1]."]:
                 write_token(stream, piece)
                 time.sleep(0.25)
-            write_done(stream, text="A ground source heat pump needs a drilling permit [1].", prompt_tokens=90,
-                       completion_tokens=12, queue_ms=1.0, ttft_ms=300.0, tokens_per_s=8.0, finish_reason="stop")
+            write_done(stream, text="A ground source heat pump needs a drilling permit from the municipality [1].",
+                       prompt_tokens=90, completion_tokens=15, queue_ms=1.0, ttft_ms=300.0, tokens_per_s=8.0,
+                       finish_reason="stop")
 
         threading.Thread(target=write, daemon=True).start()
         return job_id
