@@ -265,7 +265,12 @@ def text_checks(text: str, *, question: str, complete: bool) -> GateVerdict:
 # --- where the checks run ----------------------------------------------------------------
 
 def release_point(text: str, hold_chars: int) -> int | None:
-    """Where the held-back head ends: after ``hold_chars`` (CJK counted double, leading space not at all)."""
+    """Where the held-back head ends: after ``hold_chars`` (CJK counted double, leading space not at all).
+
+    0 with no hold (``hold_chars`` ≤ 0): nothing is held and only the finished text is judged.
+    """
+    if hold_chars <= 0:
+        return 0
     weight = 0
     for index, ch in enumerate(text):
         if weight == 0 and ch.isspace():
@@ -280,7 +285,7 @@ def gate_verdict(*, answer: str, question: str, hold_chars: int) -> GateVerdict:
     """The finished answer's verdict: its head as the stream judged it, then the whole text."""
     answer = answer.strip()
     point = release_point(answer, hold_chars)
-    if point is not None:
+    if point:
         head = text_checks(answer[:point], question=question, complete=False)
         if not head.passed:
             return head
@@ -331,7 +336,7 @@ class StreamGate:
             point = release_point(self.text, self.hold_chars)
             if point is None:
                 return ""
-            self.judge(text_checks(self.text[:point], question=self.question, complete=False))
+            self.judge(text_checks(self.text[:point], question=self.question, complete=False) if point else PASS)
         elif self.state == OPEN and (self.pieces % RECHECK_PIECES == 0
                                      or SENTENCE_END.search(self.text, max(0, start - 1))):
             # Only when a sentence may have ended (or every few pieces, for loops without one), and only over

@@ -106,6 +106,14 @@ def test_release_point_counts_cjk_double_and_skips_leading_space():
     assert release_point("  " + "a" * 40, 40) == 42
     assert release_point("需" * 20 + "要", 40) == 20
     assert release_point("short", 40) is None
+    assert release_point("[1] short", 0) == 0  # no hold
+
+
+def test_without_a_hold_text_flows_at_once_and_only_the_finished_text_is_judged():
+    gate = StreamGate(question=EN_QUESTION, hold_chars=0)
+    assert gate.feed("[") == "[" and gate.feed("1] Yes") == "1] Yes"
+    assert gate_verdict(answer="[1] Yes, you need a permit.", question=EN_QUESTION, hold_chars=0).passed
+    assert gate_verdict(answer="[1] [2]", question=EN_QUESTION, hold_chars=0).check == "empty"
 
 
 def pieces_of(text: str, rng: random.Random) -> list[str]:
