@@ -281,14 +281,17 @@ def section_pairs(kb_id: int, source_item: dict[int, str], per_section: int) -> 
     for document_id, title, heading_path, text in chunks.iterator(chunk_size=2000):
         key = (document_id, heading_path)
         taken[key] = taken.get(key, 0) + 1
-        if taken[key] > per_section:
+        if taken[key] > per_section or not text:
             continue
         item = source_item.get(document_id, f"section:{document_id}:{heading_path}")
-        query = heading_path.split(" > ")[-1] if heading_path else title
-        if query and text:
-            pairs.append(Pair(query, text, item, False))
-            if heading_path and title and taken[key] == 1:
-                pairs.append(Pair(f"{title}: {query}", text, item, False))
+        headings = heading_path.split(" > ") if heading_path else []
+        queries = [headings[-1]] if headings else []
+        if taken[key] == 1 and len(headings) > 1:
+            queries.append(": ".join(headings))  # "Installation: Upgrading" names the section fully
+        if title and (document_id, "") not in taken:  # the title → the document's opening text, once
+            taken[(document_id, "")] = per_section + 1
+            queries.append(title)
+        pairs.extend(Pair(query, text, item, False) for query in queries)
     return pairs
 
 

@@ -1,0 +1,205 @@
+"""Tuning a base's embedder: the pairs it learns from, the folds, a short real run that writes an artifact and
+decides adoption, the command's errors and the KB page's button."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from kb.models import KnowledgeBase, TuningRun
+from kb.tuning import Pair, TuningConfig, fold_split, training_pairs, tuning_run, tuning_start
+from tests.kb.tiny_models import DIMENSION, tiny_model_dir
+
+FAQ = [
+    ("What are your opening hours?", "We are open from nine to five on weekdays.", ["When are you open?"]),
+    ("Do you ship abroad?", "We ship to every country in the European Union.", []),
+    ("How do I return an item?", "Print the return label from your account and drop the parcel at a post office.", []),
+    ("Can I pay by invoice?", "Business customers can pay by invoice within thirty days.", []),
+    ("Is there a warranty?", "Every appliance has a two-year warranty against manufacturing faults.", []),
+    ("How long does delivery take?", "Orders arrive within three working days.", []),
+    ("Do you have gift cards?", "Gift cards from ten to five hundred euros are sold in every shop.", []),
+    ("Can I change my order?", "Orders can be changed until they are packed, usually within two hours.", []),
+    ("Where is your warehouse?", "Our warehouse is in Zaragoza, next to the motorway exit.", []),
+    ("Do you recycle packaging?", "All boxes are made of recycled cardboard and can be returned to the driver.", []),
+]
+QUICK = TuningConfig(epochs=1, batch_size=4, min_items=4)
+
+
+@pytest.fixture
+def tiny_model(settings, tmp_path_factory, embedder):
+    from kb.embedding import forget_encoder
+
+    root = tmp_path_factory.getbasetemp() / "tiny-models-tuning"
+    root.mkdir(exist_ok=True)
+    settings.KEFU_EMBEDDING_MODELS = {"tiny-a": str(tiny_model_dir(root, seed=0))}
+    yield "tiny-a"
+    forget_encoder("tiny-a")
+
+
+@pytest.fixture
+def faq_kb(db, tiny_model, ingest):
+    """A small indexed base on the tiny model: ten FAQ entries and a document with sections."""
+    from kb.indexing import index_build
+    from kb.services import faq_entry_create, knowledge_base_create
+
+    kb = knowledge_base_create(name="Shop", chunk_size=64, chunk_overlap=8, embedding_model=tiny_model)
+    for question, answer, alternatives in FAQ:
+        faq_entry_create(knowledge_base=kb, question=question, answer=answer, alternatives=alternatives,
+                         rebuild=False)
+    ingest(kb, "care.md", b"# Product care\n\n## Cleaning\n\nWipe the surface with a damp cloth.\n\n"
+                          b"## Storage\n\nKeep the device in a dry place.")
+    index_build(knowledge_base_id=kb.pk)
+    kb.refresh_from_db()
+    return kb
+
+
+@pytest.fixture
+def staff(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("staff", password="pw-12345", is_staff=True))
+    return client
+
+
+# ---------------------------------------------------------------------------- pairs and folds
+
+
+def test_the_pairs_are_the_bases_own_faq_and_section_labels(faq_kb):
+    pairs = training_pairs(faq_kb.pk, QUICK)
+    by_query = {}
+    for pair in pairs:
+        by_query.setdefault(pair.query, set()).add(pair.target)
+    # every phrasing points at its answer, an alternative also at its question
+    assert "We are open from nine to five on weekdays." in by_query["When are you open?"]
+    assert "What are your opening hours?" in by_query["When are you open?"]
+    # headings point at their section's text
+    assert any("damp cloth" in target for target in by_query["Cleaning"])
+    assert any("dry place" in target for target in by_query["Product care: Storage"])
+    assert any("damp cloth" in target for target in by_query["care"])  # the title → the opening text
+    # no pair twice, and the FAQ pairs are the evaluated ones
+    assert len({(p.query, p.target) for p in pairs}) == len(pairs)
+    assert {p.item for p in pairs if p.from_faq} == {f"faq:{e.pk}" for e in faq_kb.faq_entries.all()}
+
+
+def test_folds_split_items_in_two_disjoint_halves_the_same_way_each_time():
+    items = [f"faq:{n}" for n in range(11)]
+    first, second = fold_split(items, seed=13)
+    assert first.isdisjoint(second) and first | second == set(items) and abs(len(first) - len(second)) <= 1
+    assert fold_split(items, seed=13) == (first, second)
+
+
+def test_pairs_of_one_item_are_not_each_others_negatives(tiny_model, db):
+    import torch
+
+    from kb.tuning import train_step, training_model
+
+    # given a batch where two pairs share an item and one other pair is unrelated
+    model = training_model(tiny_model, QUICK)
+    batch = [Pair("q1", "answer one", "faq:1", True), Pair("q1 again", "answer one, longer", "faq:1", True),
+             Pair("q2", "answer two", "faq:2", True)]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    # when one step runs (lr 0: nothing changes)
+    loss = train_step(model, optimizer, schedule, batch, QUICK)
+    # then the loss is finite (each row keeps its own target and the unrelated one as its only negative)
+    assert np.isfinite(loss) and loss >= 0
+
+
+# ---------------------------------------------------------------------------- a real, short run
+
+
+def test_a_short_tuning_run_writes_an_artifact_and_adopts_it_through_a_new_index_version(faq_kb):
+    from kb.embedding import model_hash, model_source
+
+    # given a queued run and a rule that adopts any gain
+    run = tuning_start(knowledge_base=faq_kb, enqueue=False)
+    old_version = faq_kb.active_index
+    # when it runs (1 epoch, batches of 4: seconds)
+    run = tuning_run(run_id=run.pk, config=TuningConfig(epochs=1, batch_size=4, min_items=4, min_gain=-1.0))
+    faq_kb.refresh_from_db()
+    # then it is recorded as done and adopted, with both folds measured
+    assert run.status == "done" and run.adopted and run.progress == 100, run.error_message
+    assert len(run.folds) == 2 and all(0 <= f["before"] <= 1 and 0 <= f["after"] <= 1 for f in run.folds)
+    assert run.gain == pytest.approx(sum(f["after"] - f["before"] for f in run.folds) / 2, abs=1e-3)
+    assert run.pair_count > len(FAQ) and run.seconds > 0 and run.base_model == "tiny-a"
+    # and the artifact is in the data dir, named by its hash, and the base serves from a new version made with it
+    name = run.tuned_model
+    assert name.startswith(f"tuned:{faq_kb.slug}:") and faq_kb.embedding_model == name
+    source = model_source(name)
+    assert source.path.is_dir() and json.loads((source.path / "kefu-tuned.json").read_text())["parent"] == "tiny-a"
+    version = faq_kb.active_index
+    assert version.number == old_version.number + 1
+    assert version.embedding_model == name and version.embedding_hash == model_hash(name)
+    assert all(len(bytes(e.embeddings)) == 4 * DIMENSION * len(e.phrasings) for e in faq_kb.faq_entries.all())
+
+
+def test_a_run_below_the_gain_needed_changes_nothing(faq_kb, settings):
+    run = tuning_start(knowledge_base=faq_kb, enqueue=False)
+    run = tuning_run(run_id=run.pk, config=TuningConfig(epochs=1, batch_size=4, min_items=4, min_gain=1.0))
+    faq_kb.refresh_from_db()
+    assert run.status == "done" and not run.adopted and "1.00 is needed" in run.reason
+    assert faq_kb.embedding_model == "tiny-a" and not run.tuned_model
+    assert not (settings.KEFU_DATA_DIR / "models").exists()
+
+
+def test_a_base_with_too_few_pairs_is_not_tuned(db, tiny_model):
+    from kb.services import faq_entry_create, knowledge_base_create
+
+    kb = knowledge_base_create(name="Tiny", embedding_model=tiny_model)
+    faq_entry_create(knowledge_base=kb, question="Hours?", answer="Nine to five.", rebuild=False)
+    run = tuning_run(run_id=tuning_start(knowledge_base=kb, enqueue=False).pk)
+    assert run.status == "done" and not run.adopted and "Too few labelled pairs" in run.reason
+
+
+def test_a_second_run_while_one_is_active_is_refused(faq_kb):
+    from kb.tuning import TuningRejected
+
+    tuning_start(knowledge_base=faq_kb, enqueue=False)
+    with pytest.raises(TuningRejected, match="already queued or running"):
+        tuning_start(knowledge_base=faq_kb, enqueue=False)
+    assert TuningRun.objects.filter(knowledge_base=faq_kb).count() == 1
+
+
+# ---------------------------------------------------------------------------- command and page
+
+
+def test_the_command_refuses_bad_input_with_a_clear_error(faq_kb):
+    with pytest.raises(CommandError, match="No knowledge base"):
+        call_command("kb_tune", "no-such-base")
+    with pytest.raises(CommandError, match="--epochs must be at least 1"):
+        call_command("kb_tune", faq_kb.slug, "--epochs", "0")
+    with pytest.raises(CommandError, match="not to --enqueue"):
+        call_command("kb_tune", faq_kb.slug, "--enqueue", "--measure-only")
+    tuning_start(knowledge_base=faq_kb, enqueue=False)
+    with pytest.raises(CommandError, match="already queued or running"):
+        call_command("kb_tune", faq_kb.slug)
+    assert TuningRun.objects.filter(knowledge_base=faq_kb).count() == 1
+
+
+def test_the_button_starts_a_run_on_the_ingest_queue_for_staff_only(faq_kb, staff, client, django_user_model,
+                                                                     monkeypatch, django_capture_on_commit_callbacks):
+    enqueued = []
+    monkeypatch.setattr("kb.tuning.tuning_enqueue", enqueued.append)
+    url = reverse("kb:tune", args=[faq_kb.slug])
+    # a GET starts nothing
+    assert staff.get(url).status_code == 405
+    # staff POST: one queued run, enqueued on commit, shown on the page and in the progress JSON
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(url)
+    run = TuningRun.objects.get(knowledge_base=faq_kb)
+    assert response.status_code == 302 and enqueued == [run.pk] and run.status == "queued"
+    page = staff.get(reverse("kb:detail", args=[faq_kb.slug])).content.decode()
+    assert "Tune the embedder on this base" in page and f'data-run="{run.pk}"' in page
+    progress = staff.get(reverse("kb:tuning_progress", args=[faq_kb.slug])).json()
+    assert progress["runs"][0]["id"] == run.pk and progress["runs"][0]["status"] == "queued"
+    # a second POST while it is queued is refused with a message, nothing added
+    staff.post(url)
+    assert TuningRun.objects.filter(knowledge_base=faq_kb).count() == 1
+    # a signed-in customer is sent to the login page and starts nothing
+    client.force_login(django_user_model.objects.create_user("customer", password="pw-12345"))
+    refused = client.post(url)
+    assert refused.status_code == 302 and "login" in refused.url
+    assert TuningRun.objects.filter(knowledge_base=faq_kb).count() == 1
+    assert KnowledgeBase.objects.get(pk=faq_kb.pk).embedding_model == "tiny-a"
