@@ -35,6 +35,7 @@ KINDS = ("continuation", "switch")
 PLURAL = {"continuation": "continuations", "switch": "switches"}
 REFUSALS = frozenset({"refused", "handed_off"})
 ANSWERS = frozenset({"direct", "answered", "cached"})
+SMALL_TALK = frozenset({"smalltalk", "chitchat"})  # reasons of replies to greetings and thanks, not knowledge
 GENERATIVE, EXTRACTIVE = "generative", "extractive"
 NUMBERING = re.compile(r"^\s*(chapter\s+)?[\d.]+\s*", re.IGNORECASE)
 SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|(?<=[。！？])|\n+")
@@ -330,7 +331,8 @@ def repeated_sentences(ev: Evaluation) -> Figure:
 
 
 def uncited_answers(ev: Evaluation) -> Figure:
-    answered = [r for r in ev.replies() if r.outcome in ANSWERS]
+    """Knowledge answers (direct, extracted, generated, cached) with no citation; small talk cites nothing."""
+    answered = [r for r in ev.replies() if r.outcome in ANSWERS and r.reason not in SMALL_TALK]
     count = sum(not r.citations for r in answered)
     return Figure("answered_without_citation", "answered replies without a citation", count, len(answered),
                   Goal("==", 0), True)

@@ -147,6 +147,9 @@ def test_the_counts_cover_every_reply_and_the_generator_count_only_extractive_mo
     assert (by_key["generator_in_extractive"].numerator, by_key["generator_in_extractive"].met) == (2, False)
     assert not generative.applies and generative.cell() == "-"
     assert uncited_answers(Evaluation("extractive", rows[:1], results[:1])).met is True
+    # a canned reply to small talk is an answer without sources, not an uncited knowledge answer
+    greeting = Evaluation("extractive", (Row("hi", "out_of_base"),), (Result("answered", "smalltalk", "Hello!"),))
+    assert uncited_answers(greeting).denominator == 0
 
 
 def test_the_reliability_table_pairs_probabilities_with_labels_or_says_why_there_is_none():
