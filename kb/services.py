@@ -170,8 +170,10 @@ def documents_resume(*, stale_after: timedelta | None = None) -> int:
     way are marked failed, so the next build removes their temporary folders.
     """
     from kb.indexing import versions_interrupted
+    from kb.tuning import tuning_runs_interrupted
 
     versions_interrupted(older_than=stale_after)
+    tuning_runs_interrupted(older_than=stale_after)
     unfinished = Document.objects.filter(status__in=Document.ACTIVE_STATUSES)
     if stale_after is not None:
         unfinished = unfinished.filter(updated_at__lt=timezone.now() - stale_after)

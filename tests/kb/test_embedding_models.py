@@ -213,3 +213,37 @@ def test_a_failed_switch_leaves_the_old_model_and_version_serving(db, tiny, inge
     assert kb.active_index_id == old and kb.embedding_model == "all-minilm-l6-v2"
     assert all(len(bytes(e.embeddings)) == 4 * 384 for e in kb.faq_entries.all())
     assert IndexVersion.objects.filter(knowledge_base=kb, status="failed").count() == 1
+
+
+def test_chunks_embedded_before_a_switch_committed_are_not_stored_but_queued_again(
+        db, tiny, embedder, monkeypatch, django_capture_on_commit_callbacks):
+    from kb import ingestion
+    from kb.ingestion import document_ingest
+    from kb.models import Chunk, KnowledgeBase
+    from kb.services import document_upload, knowledge_base_create
+
+    # given a document whose chunks get embedded with the default model while a switch to tiny-a commits
+    kb = knowledge_base_create(name="Race")
+    document = document_upload(knowledge_base=kb, filename="a.md", data=b"# A\n\nReturns take thirty days.",
+                               enqueue=False).document
+    real = ingestion.batch_embed
+
+    def embed_then_switch(prepared, model):
+        vectors = real(prepared, model)
+        KnowledgeBase.objects.filter(pk=kb.pk).update(embedding_model="tiny-a")
+        return vectors
+
+    monkeypatch.setattr(ingestion, "batch_embed", embed_then_switch)
+    requeued = []
+    monkeypatch.setattr("kb.services.ingest_enqueue", requeued.append)
+    # when its ingestion reaches the store step
+    with django_capture_on_commit_callbacks(execute=True):
+        document_ingest(document_id=document.pk)
+    # then nothing of the old model is stored, and the document is queued again
+    document.refresh_from_db()
+    assert document.status == "queued" and "embedding model changed" in document.stage
+    assert not Chunk.objects.filter(document=document).exists() and requeued == [document.pk]
+    # and its next ingestion embeds with the base's new model
+    monkeypatch.setattr(ingestion, "batch_embed", real)
+    assert document_ingest(document_id=document.pk).status == "ready"
+    assert len(bytes(Chunk.objects.get(document=document).embedding)) == 4 * DIMENSION
