@@ -2,14 +2,16 @@
 
 from django.contrib import admin
 
-from kb.models import Chunk, Document, FaqEntry, IndexVersion, KnowledgeBase
+from kb.models import Chunk, Document, FaqEntry, IndexVersion, KnowledgeBase, TuningRun
 
 
 @admin.register(KnowledgeBase)
 class KnowledgeBaseAdmin(admin.ModelAdmin):
-    list_display = ("name", "slug", "languages", "chunk_size", "top_k", "fusion_dense_weight", "active_index")
+    list_display = ("name", "slug", "languages", "chunk_size", "top_k", "fusion_dense_weight", "embedding_model",
+                    "active_index")
     prepopulated_fields = {"slug": ("name",)}
-    readonly_fields = ("active_index",)
+    # The model changes only with a new index version (its vectors are re-embedded): kb_tune / kb.indexing.
+    readonly_fields = ("active_index", "embedding_model")
 
 
 @admin.register(Document)
@@ -39,6 +41,13 @@ class FaqEntryAdmin(admin.ModelAdmin):
 @admin.register(IndexVersion)
 class IndexVersionAdmin(admin.ModelAdmin):
     list_display = ("knowledge_base", "number", "status", "chunk_count", "faq_count", "dense_kind",
-                    "build_seconds", "created_at")
+                    "embedding_model", "build_seconds", "created_at")
     list_filter = ("status", "knowledge_base")
     readonly_fields = [f.name for f in IndexVersion._meta.fields]
+
+
+@admin.register(TuningRun)
+class TuningRunAdmin(admin.ModelAdmin):
+    list_display = ("knowledge_base", "status", "method", "pair_count", "gain", "adopted", "seconds", "created_at")
+    list_filter = ("status", "adopted", "knowledge_base")
+    readonly_fields = [f.name for f in TuningRun._meta.fields]
