@@ -149,14 +149,18 @@ def negative_questions(index, texts: list[str]) -> list[Question]:
 def examples_of(kb, index, questions: list[Question]) -> list[Example]:
     """Each question's features, as the chat pipeline would compute them (minus its held-out phrasing)."""
     classifier = intent_stage.classifier_for(kb.pk, index.version_id)
-    sentences = SentenceVectors(index)
-    out = []
+    retrieved = []  # (question, intent, hits, passages)
     for question in questions:
         found_intent = heldout_intent(classifier, question)
         if not needs_retrieval(found_intent, question.text):
             continue
         hits = heldout_hits(kb, index, question)
         passages = [passage_of(hit, n) for n, hit in enumerate(hits[:answerability.SUPPORT_PASSAGES], 1)]
+        retrieved.append((question, found_intent, hits, passages))
+    sentences = SentenceVectors(index)
+    sentences.prefetch([text for *_, passages in retrieved for text in passage_sentences(passages)])
+    out = []
+    for question, found_intent, hits, passages in retrieved:
         support = extractive.support_score(question_vector=question.vector, passages=passages,
                                            embed=sentences.embed)
         ceiling, coverage = answerability.bm25_profile(index.bm25, analyze(question.text), question.excluded_rows)
@@ -164,6 +168,12 @@ def examples_of(kb, index, questions: list[Question]) -> list[Example]:
                                              bm25_ceiling=ceiling, term_coverage=coverage)
         out.append(Example(question, features))
     return out
+
+
+def passage_sentences(passages: list) -> list[str]:
+    """The sentences :func:`chat.pipeline.extractive.support_score` will ask vectors for (for one batch pass)."""
+    distinct = extractive.distinct_passages(passages)[:extractive.MAX_PASSAGES]
+    return [text for passage in distinct for text in extractive.sentences_of(extractive.passage_body(passage))]
 
 
 def heldout_intent(classifier, question: Question):
@@ -218,11 +228,15 @@ class SentenceVectors:
         self.index = index
         self.known: dict[str, np.ndarray] = {}
 
-    def embed(self, sentences: list[str]) -> np.ndarray:
-        missing = [s for s in dict.fromkeys(sentences) if s not in self.known]
+    def prefetch(self, sentences: list[str]) -> None:
+        """Embed every sentence not known yet in one pass, shortest first (batches of similar length pad least)."""
+        missing = sorted((s for s in dict.fromkeys(sentences) if s not in self.known), key=len)
         if missing:
             for sentence, vector in zip(missing, answerability.embed_like_index(self.index, missing), strict=True):
                 self.known[sentence] = vector
+
+    def embed(self, sentences: list[str]) -> np.ndarray:
+        self.prefetch(sentences)
         return np.stack([self.known[s] for s in sentences])
 
 
