@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import threading
+import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -271,6 +272,10 @@ def model_path(kb_id: int, index_version_id: int) -> Path:
 # (models folder, kb id, index version id) → model; the folder keeps processes that switch data dirs honest
 _models: dict[tuple[str, int, int], AnswerabilityModel] = {}
 _models_lock = threading.Lock()
+# A version without its own model yet: what served instead, and when that was looked up. Each message
+# asks; looking again (the cache, the file, the folder) is left for RECHECK_SECONDS.
+_fallbacks: dict[tuple[str, int, int], tuple[float, AnswerabilityModel | None]] = {}
+RECHECK_SECONDS = 15.0
 
 
 def model_save(model: AnswerabilityModel) -> Path:
@@ -283,8 +288,10 @@ def model_save(model: AnswerabilityModel) -> Path:
     temporary.write_text(model.to_json(), encoding="utf-8")
     temporary.replace(path)
     cache.set(cache_key(model.knowledge_base_id, model.index_version_id), model.to_json(), timeout=None)
+    key = memory_key(model.knowledge_base_id, model.index_version_id)
     with _models_lock:
-        _models[memory_key(model.knowledge_base_id, model.index_version_id)] = model
+        _models[key] = model
+        _fallbacks.pop(key, None)
     return path
 
 
@@ -308,6 +315,9 @@ def model_for(kb_id: int, index_version_id: int | None) -> AnswerabilityModel | 
     found = _models.get(key)
     if found is not None:
         return found
+    looked = _fallbacks.get(key)
+    if looked is not None and time.monotonic() - looked[0] < RECHECK_SECONDS:
+        return looked[1]
     found = model_read(kb_id, index_version_id)
     if found is not None:
         with _models_lock:
@@ -315,7 +325,9 @@ def model_for(kb_id: int, index_version_id: int | None) -> AnswerabilityModel | 
                 del _models[stale]
             _models[key] = found
         return found
-    return previous_model(kb_id, index_version_id)
+    fallback = previous_model(kb_id, index_version_id)
+    _fallbacks[key] = (time.monotonic(), fallback)
+    return fallback
 
 
 def model_read(kb_id: int, index_version_id: int) -> AnswerabilityModel | None:
@@ -357,6 +369,7 @@ def forget_models() -> None:
     """Drop the models this process holds (tests; a process that changed KEFU_DATA_DIR)."""
     with _models_lock:
         _models.clear()
+        _fallbacks.clear()
 
 
 # ---------------------------------------------------------------- the stage's entry point

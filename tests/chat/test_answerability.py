@@ -256,6 +256,20 @@ def test_an_index_activation_fits_the_model_in_the_background(settings, embedder
     assert answerability.model_for(kb.pk, version.pk).index_version_id == version.pk
 
 
+def test_a_new_version_is_served_by_the_previous_model_until_its_own_fit(support_kb):
+    # given a model of the first version
+    from kb.indexing import index_build
+
+    first = fitting.answerability_fit(knowledge_base_id=support_kb.pk, negatives=NEGATIVES)
+    # when a rebuild activates a second one whose fit has not run (its on_commit never fires in this test)
+    second = index_build(knowledge_base_id=support_kb.pk)
+    # then the first model serves it, and its own model replaces it once fitted
+    assert answerability.model_for(support_kb.pk, second.pk) == first
+    refit = fitting.answerability_fit(knowledge_base_id=support_kb.pk, negatives=NEGATIVES)
+    assert refit.index_version_id == second.pk
+    assert answerability.model_for(support_kb.pk, second.pk) == refit
+
+
 def test_a_version_no_longer_active_is_not_fitted(support_kb):
     assert fitting.answerability_fit(knowledge_base_id=support_kb.pk, index_version_id=support_kb.active_index_id + 99,
                                      negatives=NEGATIVES) is None
