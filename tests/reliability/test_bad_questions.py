@@ -35,11 +35,11 @@ def test_a_refused_question_is_400_with_a_json_error_and_stores_nothing(client, 
 
 
 # The reply's outcome in the POST answer, then once its stream is over (the pipeline decides as for any question:
-# chitchat is generated, a question no passage covers is refused politely, some read as a request for a person).
+# small talk is generated, anything else no passage covers is refused politely, some read as a request for a person).
 GENERATED, REFUSED, HANDED_OFF = ("pending", "answered"), ("refused", "refused"), ("handed_off", "handed_off")
 ACCEPTED = [
     # (id, question as sent, question as stored, outcome of the reply)
-    ("emoji", "😀🎉👍🏽🇸🇪", "😀🎉👍🏽🇸🇪", GENERATED),
+    ("emoji", "😀🎉👍🏽🇸🇪", "😀🎉👍🏽🇸🇪", REFUSED),  # no greeting or question: searched, nothing fits
     ("controls-around-text", "\x1b[31mWhen are\x00 you open?\u202e\x07", "[31mWhen are you open?", GENERATED),
     ("mixed-scripts", "Öppettider? 营业时间？ Часы работы? ساعات العمل؟ 🕗",
      "Öppettider? 营业时间? Часы работы? ساعات العمل؟ 🕗", REFUSED),
@@ -47,9 +47,9 @@ ACCEPTED = [
     ("sql-union", "1' OR '1'='1' UNION SELECT secret_key FROM auth_user --",
      "1' OR '1'='1' UNION SELECT secret_key FROM auth_user --", HANDED_OFF),
     ("django-template", "{{ settings.SECRET_KEY }}", "{{ settings.SECRET_KEY }}", REFUSED),
-    ("django-tag", "{% debug %}", "{% debug %}", GENERATED),
+    ("django-tag", "{% debug %}", "{% debug %}", REFUSED),
     ("js-template", "${7*7} #{7*7} {{7*7}}", "${7*7} #{7*7} {{7*7}}", HANDED_OFF),
-    ("python-format", "{0.__class__.__init__.__globals__}", "{0.__class__.__init__.__globals__}", GENERATED),
+    ("python-format", "{0.__class__.__init__.__globals__}", "{0.__class__.__init__.__globals__}", REFUSED),
     ("img-onerror", '<img src=x onerror="alert(1)">', '<img src=x onerror="alert(1)">', REFUSED),
     ("javascript-link", "[x](javascript:alert(1)) <a href=\"javascript:alert(2)\">y</a>",
      "[x](javascript:alert(1)) <a href=\"javascript:alert(2)\">y</a>", HANDED_OFF),
