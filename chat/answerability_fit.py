@@ -1,7 +1,9 @@
 """Fitting a knowledge base's answerability model: its own questions against the shipped out-of-base set.
 
-Positives are the base's FAQ phrasings (questions and alternatives). Each is asked with its own
-phrasing left out — its index row is removed from both retrievers' candidates, its vector from the
+Positives are the base's FAQ phrasings (questions and alternatives) and the headings of its
+documents' sections (a base of documents only has no other questions of its own; chunk rows hold
+section text without headings, so a heading is asked as it is). Each FAQ phrasing is asked with its
+own phrasing left out — its index row is removed from both retrievers' candidates, its vector from the
 intent classifier's FAQ examples, its words from the BM25 ceiling and coverage, and its entry's FAQ
 similarity is taken over the entry's other phrasings only — so its features look like those of a
 customer's rewording: the answer document, the entry's alternatives and related entries are still
@@ -38,8 +40,8 @@ from chat.pipeline import intent as intent_stage
 from chat.pipeline.answerability import AnswerabilityModel, Features
 from chat.pipeline.decide import needs_retrieval
 from chat.pipeline.passages import passage_of
-from kb.indexing import ROW_FAQ, active_index
-from kb.models import FaqEntry, KnowledgeBase
+from kb.indexing import INDEXED_STATUSES, ROW_FAQ, active_index
+from kb.models import Chunk, FaqEntry, KnowledgeBase
 from kb.retrieval import search
 from kb.retrieval.analyzer import analyze
 
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 NEGATIVES_FILE = Path(__file__).resolve().parent / "data" / "out_of_base.jsonl"
 MAX_POSITIVES = 1500
 MIN_POSITIVES = 3
+MIN_HEADING_CHARS = 4  # shorter headings ("FAQ", "1.2") name no question
+HEADING_SEPARATOR = " > "  # how kb joins a chunk's heading path
 FOLDS = 5
 REFUSAL_GOAL = 0.95  # share of out-of-base questions the threshold must refuse (held out)
 L2 = 1.0
@@ -110,13 +114,28 @@ def answerability_fit(*, knowledge_base_id: int, index_version_id: int | None = 
 
 
 def too_few_positives(count: int) -> AnswerabilityFitError:
-    return AnswerabilityFitError(f"Answerability needs at least {MIN_POSITIVES} FAQ questions (or alternative "
-                                 f"phrasings) to learn from; this base has {count}. Its replies keep the rules "
-                                 "(relevance floor and support gate).")
+    return AnswerabilityFitError(f"Answerability needs at least {MIN_POSITIVES} questions of the base's own (FAQ "
+                                 f"phrasings, section headings) to learn from; this base has {count}. Its replies "
+                                 "keep the rules (relevance floor and support gate).")
 
 
 def positive_questions(kb, index) -> list[Question]:
-    """Every FAQ phrasing of the base (a seeded sample past ``MAX_POSITIVES``), each with its row held out."""
+    """The base's FAQ phrasings (each with its row held out) and section headings (a seeded sample past
+    ``MAX_POSITIVES``)."""
+    questions = faq_questions(kb, index)
+    questions += heading_questions(kb, index, known={normalised(q.text) for q in questions})
+    if len(questions) > MAX_POSITIVES:
+        chosen = np.random.default_rng(SEED).choice(len(questions), MAX_POSITIVES, replace=False)
+        questions = [questions[i] for i in sorted(chosen.tolist())]
+    return questions
+
+
+def normalised(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def faq_questions(kb, index) -> list[Question]:
+    """Every FAQ phrasing of the base, each with its own index row held out."""
     dim = index.dense.index.d  # the vectors' width, whichever model the base uses
     faq_rows = np.flatnonzero(index.rows.kinds == ROW_FAQ)
     rows_of: dict[int, list[int]] = {}
@@ -131,10 +150,31 @@ def positive_questions(kb, index) -> list[Question]:
             questions.append(Question(
                 text=text, vector=vector, in_base=True, excluded_rows=np.asarray(own_row, dtype=np.int64),
                 entry_id=entry.pk, other_phrasings=np.delete(matrix, position, axis=0)))
-    if len(questions) > MAX_POSITIVES:
-        chosen = np.random.default_rng(SEED).choice(len(questions), MAX_POSITIVES, replace=False)
-        questions = [questions[i] for i in sorted(chosen.tolist())]
     return questions
+
+
+def heading_questions(kb, index, *, known: set[str]) -> list[Question]:
+    """The last heading of each section of the base's documents, once each (not already an FAQ phrasing).
+
+    A manual's headings name what its sections answer ("What is Debian?", "Upgrading"), and a base of
+    documents only has no other questions of its own. Chunk rows hold the section text without its
+    headings, so there is no row to hold out.
+    """
+    paths = (Chunk.objects.filter(document__knowledge_base=kb, document__status__in=INDEXED_STATUSES)
+             .exclude(heading_path="").order_by("heading_path").values_list("heading_path", flat=True).distinct())
+    headings = []
+    for path in paths:
+        heading = path.split(HEADING_SEPARATOR)[-1].strip()
+        key = normalised(heading)
+        if len(key) >= MIN_HEADING_CHARS and key not in known:
+            known.add(key)
+            headings.append(heading)
+    if not headings:
+        return []
+    empty = np.zeros(0, dtype=np.int64)
+    vectors = answerability.embed_like_index(index, headings)
+    return [Question(text, vector, in_base=True, excluded_rows=empty)
+            for text, vector in zip(headings, vectors, strict=True)]
 
 
 def negative_questions(index, texts: list[str]) -> list[Question]:

@@ -181,7 +181,8 @@ def test_a_held_out_faq_phrasing_does_not_find_itself(support_kb):
 
 def test_the_fit_stores_a_model_that_meets_the_refusal_rule_on_held_out_data(support_kb):
     model = fitting.answerability_fit(knowledge_base_id=support_kb.pk, negatives=NEGATIVES)
-    assert model.positives == 4 and model.negatives >= len(NEGATIVES) - 5
+    assert model.positives == 4 + 2  # three questions, one alternative, two section headings
+    assert model.negatives >= len(NEGATIVES) - 5
     assert model.heldout_refusal >= 0.95
     path = answerability.model_path(support_kb.pk, support_kb.active_index_id)
     assert path.is_file()
@@ -193,11 +194,37 @@ def test_a_base_with_too_few_faq_questions_is_not_fitted(db, embedder):
     from tests.chat.conftest import FAQ, build_support_kb
 
     kb = build_support_kb("Tiny")
-    from kb.models import FaqEntry
+    from kb.models import Chunk, FaqEntry
 
     FaqEntry.objects.filter(knowledge_base=kb).exclude(question=FAQ[1][0]).delete()
+    Chunk.objects.filter(document__knowledge_base=kb).update(heading_path="")
     with pytest.raises(fitting.AnswerabilityFitError, match="at least 3"):
         fitting.answerability_fit(knowledge_base_id=kb.pk, negatives=NEGATIVES)
+
+
+def test_a_base_of_documents_only_learns_from_its_section_headings(db, embedder):
+    # given a base whose only document has sections, and no FAQ entries
+    from kb.indexing import active_index, index_build
+    from kb.ingestion import document_ingest
+    from kb.services import document_upload, knowledge_base_create
+
+    kb = knowledge_base_create(name="Manual", chunk_size=64, chunk_overlap=8)
+    text = "".join(f"# {title}\n\n{body}\n\n" for title, body in (
+        ("Heat pumps", "A ground source heat pump needs a drilling permit from the municipality."),
+        ("Roofing", "A tiled roof lasts about 50 years. Metal roofs need repainting every 15 years."),
+        ("Opening hours", "We are open Monday to Friday, 8:00 to 17:00."),
+        ("FAQ", "Ask us anything."),
+    ))
+    document_ingest(document_id=document_upload(knowledge_base=kb, filename="m.md", data=text.encode(),
+                                                enqueue=False).document.pk)
+    index_build(knowledge_base_id=kb.pk)
+    kb.refresh_from_db()
+    # when its positives are gathered, then they are its headings (too short ones left out), held out of nothing
+    questions = fitting.positive_questions(kb, active_index(kb.pk))
+    assert sorted(q.text for q in questions) == ["Heat pumps", "Opening hours", "Roofing"]
+    assert all(q.excluded_rows.size == 0 for q in questions)
+    # and the base is fitted from them
+    assert fitting.answerability_fit(knowledge_base_id=kb.pk, negatives=NEGATIVES).positives == 3
 
 
 def test_a_reply_stores_its_probability_once_the_base_has_a_model(widget_key, fake_generator):
