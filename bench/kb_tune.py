@@ -28,8 +28,8 @@ def paraphrases(path: Path):
     from kb.evaluation import EvalQuery
 
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [EvalQuery(row["question"], (row["faq_id"],)) for row in rows
-            if row.get("expect") == "in_base" and row.get("faq_id")]
+    return [EvalQuery(row["question"], tuple(ids) if isinstance(ids := row["faq_id"], list) else (ids,))
+            for row in rows if row.get("expect") == "in_base" and row.get("faq_id")]
 
 
 def measure(kb, queries) -> dict:
