@@ -134,6 +134,11 @@ def print_table(summaries: dict) -> None:
         for mode, found in summary["modes"].items():
             print(f"| {name} · {mode} | " + " | ".join(cell(found.get(key)) for key, _ in COLUMNS) + " |")
     for name, summary in summaries.items():
+        for mode, found in summary["modes"].items():
+            reasons = found.get("in_base_refusal_reasons")
+            if reasons:
+                print(f"in-base refusals by reason, {name} · {mode}: {reasons['note']}")
+    for name, summary in summaries.items():
         for mode, table in summary["reliability"].items():
             rows = table if isinstance(table, str) else "; ".join(
                 f"{bounds}: {count} predicted {number(mean)} observed {number(observed)}"

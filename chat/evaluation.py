@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -360,6 +361,15 @@ def in_base_outcomes(ev: Evaluation) -> Figure:
                   note=f"{direct}d/{other}g|e")
 
 
+def refusal_reasons(ev: Evaluation) -> Figure:
+    """Why in-base questions were refused or handed off (the stage to look at first), most frequent first."""
+    reasons = Counter(res.reason or res.outcome for r, res in zip(ev.rows, ev.results, strict=True)
+                      if r.expect == "in_base" and res.outcome in REFUSALS)
+    note = ", ".join(f"{reason} {count}" for reason, count in reasons.most_common()) or "none"
+    return Figure("in_base_refusal_reasons", "in-base refusals by reason", sum(reasons.values()),
+                  len(ev.rows), note=note)
+
+
 def expected_source_found(ev: Evaluation) -> Figure:
     """Non-direct in-base replies whose citations (or, for a pending generation, passages) include the source."""
     pairs = [(r, res) for r, res in zip(ev.rows, ev.results, strict=True)
@@ -374,7 +384,7 @@ def figures(ev: Evaluation) -> list[Figure]:
         in_base_right(ev), in_base_refused(ev), out_of_base_refused(ev),
         follow_up_right(ev), follow_up_right(ev, "continuation"), follow_up_right(ev, "switch"),
         repeated_sentences(ev), uncited_answers(ev), generator_in_extractive(ev),
-        direct_precision(ev), in_base_outcomes(ev), expected_source_found(ev),
+        direct_precision(ev), in_base_outcomes(ev), refusal_reasons(ev), expected_source_found(ev),
     ]
 
 

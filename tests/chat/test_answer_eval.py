@@ -109,6 +109,7 @@ def test_each_figure_counts_its_own_questions_against_its_goal():
     assert (refused.numerator, refused.denominator, refused.met) == (1, 2, False)
     assert (out.numerator, out.denominator, out.met) == (1, 2, False)
     assert right.cell() == "0.500 (1/2) ✗"
+    assert {f.key: f for f in figures(ev)}["in_base_refusal_reasons"].cell() == "no_relevant_passage 1"
 
 
 def test_follow_ups_are_scored_on_the_second_reply_and_split_by_kind():
