@@ -1,6 +1,7 @@
 """Stage 5, the decision: what to do with a question once its intent and hits are known.
 
-- handoff → the conversation goes to the staff inbox and the customer is told;
+- handoff → the conversation goes to the staff inbox and the customer is told; a hand-off the intent
+  stage only guessed, with little confidence, is searched first and handed off when nothing answers it;
 - a task no support desk takes on (translate, write a poem, code: :mod:`chat.pipeline.smalltalk`) →
   the scope message with the offer of a person, in every mode;
 - small talk (greetings, thanks, goodbyes, "who are you?") → Kefu's own short reply when the base
@@ -36,6 +37,10 @@ MAX_PASSAGES = 5
 # it by SUGGEST_MARGIN (demo base, shipped paraphrases: 23 of 25 such suggestions name the right entry).
 SUGGEST_FLOOR = 0.6
 SUGGEST_MARGIN = 0.05
+# A hand-off the intent stage only guessed (no "talk to a person" words) below this confidence is searched
+# first: "Where can I get help with Debian?" read as a hand-off, and the base answers it. When nothing
+# answers it, the customer is handed off rather than told "I don't know".
+HANDOFF_CONFIDENCE = 0.8
 
 
 @dataclass(frozen=True)
@@ -46,10 +51,15 @@ class Decision:
     passages: list[Passage] = field(default_factory=list)
 
 
+def certain_handoff(intent: Intent) -> bool:
+    """An explicit request for a person, or a hand-off the intent stage is sure of."""
+    return intent.label == "handoff" and (intent.explicit or intent.confidence >= HANDOFF_CONFIDENCE)
+
+
 def needs_retrieval(intent: Intent, question: str = "") -> bool:
-    """Retrieval is skipped for hand-offs, task requests and recognised small talk; whatever else the
-    intent stage calls chit-chat is searched like a question and refused when nothing fits."""
-    return (intent.label != "handoff" and not smalltalk.is_task_request(question)
+    """Retrieval is skipped for certain hand-offs, task requests and recognised small talk; whatever else
+    the intent stage calls chit-chat is searched like a question and refused when nothing fits."""
+    return (not certain_handoff(intent) and not smalltalk.is_task_request(question)
             and smalltalk.smalltalk_kind(question) is None)
 
 
@@ -91,15 +101,26 @@ def answer_decide(*, intent: Intent, hits: list, direct_threshold: float, releva
     ``answerability``: the question's probability and the base's threshold (None while the base has
     no fitted model: the relevance floor and the support gate decide alone).
     """
-    if intent.label == "handoff":
+    if certain_handoff(intent):
         return Decision(HANDOFF, "requested" if intent.explicit else "intent")
+    decision = question_decide(intent=intent, hits=hits, direct_threshold=direct_threshold,
+                               relevance_floor=relevance_floor, extractive=extractive, question=question,
+                               answerability=answerability)
+    if intent.label == "handoff" and decision.action == REFUSE:  # a guessed hand-off the base cannot answer
+        return Decision(HANDOFF, "intent")
+    return decision
+
+
+def question_decide(*, intent: Intent, hits: list, direct_threshold: float, relevance_floor: float,
+                    extractive: bool, question: str, answerability: Score | None) -> Decision:
+    """Everything after the hand-off check: small talk, tasks, a direct answer, refusal or an answer."""
     if smalltalk.is_task_request(question):
         return Decision(REFUSE, "task_request")
     kind = smalltalk.smalltalk_kind(question)
     if kind is not None:  # Kefu's own reply where customers never see generator output
         return Decision(SMALLTALK, kind) if extractive else Decision(CHITCHAT, kind)
     direct = direct_candidate(hits, threshold=direct_threshold)
-    if intent.label == "out_of_scope" and direct is None:
+    if intent.label == "out_of_scope" and direct is None and answerability is None:
         return Decision(REFUSE, "out_of_scope")
     if direct is not None:
         return Decision(DIRECT, faq_hit=direct)

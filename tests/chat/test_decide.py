@@ -103,3 +103,24 @@ def test_a_clear_best_faq_under_the_direct_threshold_is_suggested_in_extractive_
 ])
 def test_no_suggestion_without_a_clear_best_match(hits):
     assert run("knowledge", hits, extractive=True).action == decide.EXTRACT
+
+
+def test_a_guessed_hand_off_is_answered_when_the_base_answers_it():
+    # given the intent stage read a question as a hand-off, without the words of one and not sure of it
+    guessed = Intent("handoff", 0.72, explicit=False)
+    assert decide.needs_retrieval(guessed, "Where can I get help with Debian?")
+    # when the base has a relevant passage, it answers; when it has none, the customer gets a person
+    assert run("knowledge", [chunk(0.6)]).action == decide.GENERATE
+    answered = decide.answer_decide(intent=guessed, hits=[chunk(0.6)], direct_threshold=0.85, relevance_floor=0.35,
+                                    extractive=True, question="Where can I get help with Debian?")
+    assert answered.action == decide.EXTRACT
+    nothing = decide.answer_decide(intent=guessed, hits=[chunk(0.1)], direct_threshold=0.85, relevance_floor=0.35,
+                                   extractive=True, question="Where can I get help with Debian?")
+    assert nothing == decide.Decision(decide.HANDOFF, "intent")
+
+
+def test_a_confident_hand_off_needs_no_search():
+    sure = Intent("handoff", 0.9, explicit=False)
+    assert not decide.needs_retrieval(sure, "Can someone call me back?")
+    assert decide.answer_decide(intent=sure, hits=[], direct_threshold=0.85, relevance_floor=0.35, extractive=True,
+                                question="Can someone call me back?") == decide.Decision(decide.HANDOFF, "intent")
