@@ -120,7 +120,9 @@ def question_decide(*, intent: Intent, hits: list, direct_threshold: float, rele
     if kind is not None:  # Kefu's own reply where customers never see generator output
         return Decision(SMALLTALK, kind) if extractive else Decision(CHITCHAT, kind)
     direct = direct_candidate(hits, threshold=direct_threshold)
-    if intent.label == "out_of_scope" and direct is None and answerability is None:
+    # The intent's out_of_scope stands even beside a probability: the shipped out-of-base questions are
+    # other businesses' customer questions, so the model never learned general-knowledge and task asks.
+    if intent.label == "out_of_scope" and direct is None:
         return Decision(REFUSE, "out_of_scope")
     if direct is not None:
         return Decision(DIRECT, faq_hit=direct)

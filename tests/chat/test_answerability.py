@@ -125,6 +125,13 @@ def test_a_direct_faq_answer_over_the_direct_threshold_wins_over_a_low_probabili
     assert decide_with([faq_hit(0.93)], Score(probability=0.1, threshold=0.5)).action == decide.DIRECT
 
 
+def test_an_out_of_scope_intent_is_refused_whatever_the_probability():
+    decision = decide.answer_decide(intent=Intent("out_of_scope", 0.9), hits=[chunk_hit(0.7)], direct_threshold=0.85,
+                                    relevance_floor=0.35, extractive=False, question="Who painted the Mona Lisa?",
+                                    answerability=Score(probability=0.9, threshold=0.5))
+    assert (decision.action, decision.reason) == (decide.REFUSE, "out_of_scope")
+
+
 def test_without_a_model_the_relevance_floor_rules_as_before():
     assert decide_with([chunk_hit(0.7)], None).action == decide.GENERATE
     assert decide_with([chunk_hit(0.2)], None).reason == "no_relevant_passage"
