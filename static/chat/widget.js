@@ -38,6 +38,28 @@
     return node;
   }
 
+  // Icons are drawn, not typed: a customer's machine may have no emoji font (a missing glyph is a box).
+  var ICONS = {  // 24×24 stroke paths (Feather icons, MIT)
+    chat: "M21 11.5a8.38 8.38 0 0 1-.9 3.8 8.5 8.5 0 0 1-7.6 4.7 8.38 8.38 0 0 1-3.8-.9L3 21l1.9-5.7a8.38 8.38 0 " +
+          "0 1-.9-3.8 8.5 8.5 0 0 1 4.7-7.6 8.38 8.38 0 0 1 3.8-.9h.5a8.48 8.48 0 0 1 8 8v.5z",
+    up: "M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3zM7 22H4a2 2 0 0 1-2-2v-7a2 2 " +
+        "0 0 1 2-2h3",
+    down: "M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3zm7-13h2.67A2.31 2.31 0 0 1 " +
+          "22 4v7a2.31 2.31 0 0 1-2.33 2H17"
+  };
+
+  function icon(name) {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    [["viewBox", "0 0 24 24"], ["width", "1.2em"], ["height", "1.2em"], ["fill", "none"], ["stroke", "currentColor"],
+     ["stroke-width", "2"], ["stroke-linecap", "round"], ["stroke-linejoin", "round"], ["aria-hidden", "true"],
+     ["focusable", "false"]].forEach(function (pair) { svg.setAttribute(pair[0], pair[1]); });
+    var path = document.createElementNS(ns, "path");
+    path.setAttribute("d", ICONS[name]);
+    svg.appendChild(path);
+    return svg;
+  }
+
   function storage(name, value) {
     try {
       if (value === undefined) { return localStorage.getItem(name); }
@@ -90,7 +112,8 @@
   var root = host.attachShadow ? host.attachShadow({mode: "open"}) : host;
   root.appendChild(el("link", {"rel": "stylesheet", "href": CSS_URL}));
   var launcher = el("button", {"class": "launcher", "type": "button", "aria-expanded": "false",
-                               "aria-controls": "kefu-panel", "aria-label": T.open}, "💬");
+                               "aria-controls": "kefu-panel", "aria-label": T.open});
+  launcher.appendChild(icon("chat"));
   var panel = el("section", {"class": "panel", "id": "kefu-panel", "role": "dialog", "aria-label": T.title,
                              "hidden": ""});
   var header = el("header");
@@ -157,7 +180,8 @@
     var bar = el("div", {"class": "thumbs", "role": "group", "aria-label": T.up + " / " + T.down});
     ["up", "down"].forEach(function (rating) {
       var button = el("button", {"type": "button", "class": rating, "aria-label": T[rating],
-                                 "aria-pressed": current === rating ? "true" : "false"}, rating === "up" ? "👍" : "👎");
+                                 "aria-pressed": current === rating ? "true" : "false"});
+      button.appendChild(icon(rating));
       button.addEventListener("click", function () {
         call("POST", "/messages/" + messageId + "/feedback", {rating: rating}).then(function (response) {
           if (!response.ok) { return; }
