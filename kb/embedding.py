@@ -223,8 +223,16 @@ def merge_adapter(model, adapter: Path) -> None:
     """Apply a peft LoRA adapter to the transformer of ``model`` and fold it into its weights."""
     from peft import PeftModel  # only tuned LoRA artifacts need peft
 
+    transformer, attribute = transformer_of(model)
+    merged = PeftModel.from_pretrained(getattr(transformer, attribute), str(adapter)).merge_and_unload()
+    setattr(transformer, attribute, merged)
+
+
+def transformer_of(model) -> tuple[object, str]:
+    """The sentence-transformers Transformer module of ``model`` and the attribute holding its Hugging Face model
+    (``model`` since sentence-transformers 5; ``auto_model``, now a read-only alias, before)."""
     transformer = model[0]
-    transformer.auto_model = PeftModel.from_pretrained(transformer.auto_model, str(adapter)).merge_and_unload()
+    return transformer, "model" if hasattr(transformer, "model") else "auto_model"
 
 
 def encoder_bytes(model) -> int:

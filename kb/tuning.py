@@ -26,6 +26,7 @@ on 2 cores (BENCHMARKS.md has the measured figures). Memory: the model in fp32 t
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import math
@@ -116,6 +117,8 @@ def tuning_start(*, knowledge_base: KnowledgeBase, enqueue: bool = True, method:
     method = method or TuningConfig().method
     if method not in METHODS:
         raise TuningRejected(f"Unknown tuning method {method!r}: use {' or '.join(METHODS)}.")
+    if method == "lora" and importlib.util.find_spec("peft") is None:
+        raise TuningRejected("LoRA tuning needs the peft package: pip install 'kefu[lora]'.")
     tuning_runs_interrupted(older_than=STALE_AFTER)
     with transaction.atomic():
         KnowledgeBase.objects.select_for_update().get(pk=knowledge_base.pk)
@@ -462,10 +465,12 @@ def lora_wrap(model, config: TuningConfig) -> None:
     """Freeze the transformer and add LoRA adapters to its attention and feed-forward projections (peft)."""
     from peft import LoraConfig, get_peft_model  # only the LoRA method needs peft
 
-    transformer = model[0]
+    from kb.embedding import transformer_of
+
+    transformer, attribute = transformer_of(model)
     lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.1,
                       target_modules=["query", "key", "value", "dense"])
-    transformer.auto_model = get_peft_model(transformer.auto_model, lora)
+    setattr(transformer, attribute, get_peft_model(getattr(transformer, attribute), lora))
 
 
 # ---------------------------------------------------------------------------- the artifact
@@ -477,7 +482,14 @@ def artifact_save(model, *, knowledge_base: KnowledgeBase, parent: str, config: 
 
     Full fine-tuning saves a whole sentence-transformers model; LoRA saves the adapter and names its parent.
     """
-    from kb.embedding import ADAPTER_DIR, TUNED_MANIFEST, model_source, tuned_model_dir, tuned_model_name
+    from kb.embedding import (
+        ADAPTER_DIR,
+        TUNED_MANIFEST,
+        model_source,
+        transformer_of,
+        tuned_model_dir,
+        tuned_model_name,
+    )
 
     root = Path(settings.KEFU_DATA_DIR) / "models" / "tuned" / knowledge_base.slug
     root.mkdir(parents=True, exist_ok=True)
@@ -485,9 +497,12 @@ def artifact_save(model, *, knowledge_base: KnowledgeBase, parent: str, config: 
     try:
         if config.method == "lora":
             temporary.mkdir()
-            compute.call(model[0].auto_model.save_pretrained, str(temporary / ADAPTER_DIR))
+            transformer, attribute = transformer_of(model)
+            compute.call(getattr(transformer, attribute).save_pretrained, str(temporary / ADAPTER_DIR))
         else:
+            # fp16 on disk halves the artifact (44 MB for MiniLM); it loads in the embedder's dtype like any model
             model.max_seq_length = original_max_length(parent)
+            compute.call(model.half)
             compute.call(model.save, str(temporary))
         manifest = {"parent": parent, "method": config.method, "knowledge_base": knowledge_base.slug,
                     "config": asdict(config), "figures": figures, "created": timezone.now().isoformat()}

@@ -203,3 +203,37 @@ def test_the_button_starts_a_run_on_the_ingest_queue_for_staff_only(faq_kb, staf
     assert refused.status_code == 302 and "login" in refused.url
     assert TuningRun.objects.filter(knowledge_base=faq_kb).count() == 1
     assert KnowledgeBase.objects.get(pk=faq_kb.pk).embedding_model == "tiny-a"
+
+
+def test_a_lora_run_stores_only_the_adapter_and_the_tuned_model_loads_merged(faq_kb):
+    pytest.importorskip("peft")
+    from kb.embedding import embed_query, model_source
+
+    # given a LoRA run that adopts any gain
+    run = tuning_start(knowledge_base=faq_kb, enqueue=False, method="lora")
+    run = tuning_run(run_id=run.pk, config=TuningConfig(epochs=1, batch_size=4, min_items=4, min_gain=-1.0))
+    faq_kb.refresh_from_db()
+    # then the artifact is the adapter and its manifest (its parent's weights are not copied) ...
+    assert run.status == "done" and run.adopted and run.method == "lora", run.error_message
+    source = model_source(run.tuned_model)
+    assert source.parent == "tiny-a" and (source.adapter / "adapter_config.json").is_file()
+    assert not (source.path / "model.safetensors").exists()
+    # ... and the base's model is the parent with the adapter merged in: same size, other vectors
+    tuned = embed_query("Do you ship abroad?", model=run.tuned_model)
+    parent = embed_query("Do you ship abroad?", model="tiny-a")
+    assert tuned.shape == parent.shape == (DIMENSION,) and not np.allclose(tuned, parent, atol=1e-4)
+    assert faq_kb.embedding_model == run.tuned_model == faq_kb.active_index.embedding_model
+
+
+def test_a_full_run_saves_a_whole_model_in_half_precision(faq_kb):
+    from safetensors import safe_open
+
+    from kb.embedding import model_source
+
+    run = tuning_run(run_id=tuning_start(knowledge_base=faq_kb, enqueue=False).pk,
+                     config=TuningConfig(epochs=1, batch_size=4, min_items=4, min_gain=-1.0))
+    path = model_source(run.tuned_model).path
+    with safe_open(str(path / "model.safetensors"), "pt") as weights:
+        dtypes = {str(weights.get_tensor(name).dtype) for name in weights.keys()}  # noqa: SIM118 - safe_open is not a dict
+    assert dtypes == {"torch.float16"}
+    assert json.loads((path / "kefu-tuned.json").read_text())["method"] == "full"
