@@ -1,7 +1,8 @@
 """Django app configuration for ``chat``.
 
-When a knowledge base's index version becomes active (:data:`kb.signals.index_activated`), its
-answerability model is fitted again in the background, on the ingest queue.
+When a knowledge base's index version becomes active (:data:`kb.signals.index_activated`) or its search
+results change otherwise (:data:`kb.signals.retrieval_changed`: fusion tuned), its answerability model is
+fitted again in the background, on the ingest queue.
 """
 
 from django.apps import AppConfig
@@ -12,13 +13,14 @@ class ChatConfig(AppConfig):
     verbose_name = "Chat"
 
     def ready(self) -> None:
-        from kb.signals import index_activated
+        from kb.signals import index_activated, retrieval_changed
 
         index_activated.connect(answerability_fit_enqueue, dispatch_uid="chat-answerability-fit")
+        retrieval_changed.connect(answerability_fit_enqueue, dispatch_uid="chat-answerability-refit")
 
 
 def answerability_fit_enqueue(*, knowledge_base_id: int, index_version_id: int, **_: object) -> None:
-    """Queue the fit of the newly active version (sent after the switch committed)."""
+    """Queue the fit of the active version (sent after the change committed)."""
     from chat.tasks import FIT_QUEUE, answerability_fit
     from kefu.background import enqueue
 

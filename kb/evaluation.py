@@ -157,7 +157,20 @@ def fusion_weight_tune(*, knowledge_base, pairs: Sequence[EvalQuery] | None = No
         if method == "rrf":  # min-max leaves k as it was (unused)
             knowledge_base.fusion_rrf_k = rrf_k
         knowledge_base.save(update_fields=["fusion_method", "fusion_dense_weight", "fusion_rrf_k"])
+        if best != current:
+            fusion_changed_announce(knowledge_base)
     return best, results
+
+
+def fusion_changed_announce(knowledge_base) -> None:
+    """Tell other apps (after commit) that the active version's fused results changed."""
+    from django.db import transaction
+
+    from kb.signals import retrieval_changed
+
+    kb_id, version_id = knowledge_base.pk, knowledge_base.active_index_id
+    transaction.on_commit(lambda: retrieval_changed.send(
+        sender=type(knowledge_base), knowledge_base_id=kb_id, index_version_id=version_id))
 
 
 def chunk_candidates(found):

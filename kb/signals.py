@@ -8,3 +8,7 @@ base's answerability model on it (in the background, on the ingest queue).
 from django.dispatch import Signal
 
 index_activated = Signal()
+
+# ``retrieval_changed``: the active version's search results changed without a new version (the base's
+# fusion settings were tuned). Same arguments; the chat app fits the answerability model again on it.
+retrieval_changed = Signal()
