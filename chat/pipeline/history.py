@@ -49,7 +49,19 @@ cost costs price prices budget expensive cheap pay long take takes time wait las
 required need permit big size many often soon quickly fast maximum minimum amount does work works mean
 means happen happens help apply start begin finish prove check do done covered cover deduct deduction
 """.split())
+# The generic part of an ask, left out of the topic a follow-up inherits: after "What does a new roof cost?",
+# "is that deductible?" is about the roof, not about its cost.
+GENERIC_ASK = frozenset("""
+cost costs price prices budget expensive cheap pay long take takes time wait last lasts valid allowed required
+big size many often soon quickly fast maximum minimum amount work works mean means happen happens help
+normal typical ordinary average
+""".split())
 OWN_TOPIC_WORDS = 2  # a question with this many topic words of its own is about its own topic
+SWITCH_TOPIC_WORDS = 3  # ...and with this many, it is even when it has a pronoun ("…error E24, how do I fix it?")
+# Openers that announce a new topic.
+SWITCH_EN = re.compile(r"^\W*(different (thing|question|topic)|another (thing|question)|something else|new question"
+                       r"|other question|unrelated|by the way|btw|also,? unrelated|one more thing)\b", re.IGNORECASE)
+SWITCH_ZH = re.compile(r"^\W*(另外一个问题|换个问题|还有一个问题|另一个问题|顺便问一下|题外话)")
 STOP_ZH = re.compile(r"我想|我要|我在|我们|请问|想要|打算|考虑|一下|怎么|怎样|什么|多少|哪些|哪个|如何|为什么|是否|可以|能否|需要|吗|呢|吧|啊|呀|的|了|是|我|你|您|？|\?|。|，|！")
 
 
@@ -100,13 +112,18 @@ def points_back(question: str) -> bool:
 
 
 def looks_like_follow_up(question: str) -> bool:
+    if SWITCH_EN.search(question) or SWITCH_ZH.search(question):
+        return False
     if FOLLOW_UP_ZH.search(question):
         return True
     if re.search(r"[\u4e00-\u9fff]", question):
         return False
+    own = len(own_topic_words(question))
+    if own >= SWITCH_TOPIC_WORDS:  # a question that names its own topic fully stands alone
+        return False
     if FOLLOW_UP_EN.search(question) or points_back(question) or len(question.split()) <= SHORT_QUESTION_WORDS:
         return True
-    return len(own_topic_words(question)) < OWN_TOPIC_WORDS  # an ellipsis: "how much should I budget?"
+    return own < OWN_TOPIC_WORDS  # an ellipsis: "how much should I budget?"
 
 
 def topic_words(question: str) -> str:
@@ -121,16 +138,25 @@ def topic_words(question: str) -> str:
     return " ".join(kept[:MAX_TOPIC_WORDS])
 
 
+def inherited_topic(question: str) -> str:
+    """What a follow-up to this question inherits: its topic words without the generic part of its ask."""
+    words = topic_words(question)
+    if re.search(r"[\u4e00-\u9fff]", question):
+        return words
+    kept = [word for word in words.split() if word not in GENERIC_ASK]
+    return " ".join(kept) or words
+
+
 def standalone_question(question: str, turns: list[Turn]) -> Standalone:
     """The query to retrieve with: the question itself, or — for a follow-up — the question with its
     pronoun replaced by the topic of the conversation's previous question (the topic it inherited, for
     a chain), or with that topic added after it when there is no pronoun to fill (an ellipsis)."""
     users = [turn for turn in turns if turn.role == "user"]
     if not users or not looks_like_follow_up(question):
-        return Standalone(question, False, topic_words(question))
+        return Standalone(question, False, inherited_topic(question))
     topic = standalone_question(users[-1].text, users[:-1][-3:]).topic
     if not topic or topic.lower() in question.lower():  # nothing to fill in
-        return Standalone(question, False, topic_words(question))
+        return Standalone(question, False, inherited_topic(question))
     filled = fill_pronoun(question, topic)
     return Standalone(filled if filled != question else f"{question} {topic}", True, topic)
 

@@ -1,5 +1,7 @@
 """History: the turns that fit the budget, and follow-ups rewritten into standalone queries."""
 
+import pytest
+
 from chat.pipeline.history import Turn, approx_tokens, history_window, standalone_question
 
 
@@ -69,3 +71,21 @@ def test_chinese_follow_ups_are_recognised():
     assert rewritten.depends_on_history and rewritten.query == "那要多久？ 安装热泵许可证"
     assert standalone_question("它要多久？", turns).query == "安装热泵许可证要多久？"
     assert not standalone_question("那要多久？", []).depends_on_history
+
+
+def test_the_inherited_topic_leaves_out_the_generic_part_of_the_first_ask():
+    # given a first question about a roof's cost
+    turns = [Turn("user", "What does a new roof cost for a normal villa?"), Turn("assistant", "About 200,000 SEK [1].")]
+    # when the follow-up asks something else about it
+    rewritten = standalone_question("is that deductible?", turns)
+    # then it is about the roof, not about the cost again
+    assert rewritten.query == "is that deductible? roof villa"
+
+
+@pytest.mark.parametrize("question", ["Different thing: how do I measure radon?",
+                                      "By the way, is it true that slate roofs last a century?",
+                                      "My dishwasher shows error E24 after the kitchen job, how do I fix it?"])
+def test_an_announced_or_fully_named_new_topic_is_a_switch_even_with_a_pronoun(question):
+    turns = [Turn("user", "Who is eligible for the ROT deduction?"), Turn("assistant", "Owners [1].")]
+    switched = standalone_question(question, turns)
+    assert switched.query == question and not switched.depends_on_history
