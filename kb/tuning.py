@@ -13,7 +13,9 @@ with the tuned and the current model, and the other way round. Only a mean held-
 least ``min_gain`` adopts: the final model is trained on all pairs, saved under
 ``KEFU_DATA_DIR/models/tuned/<slug>/<hash12>`` and the base switches to it through a new index
 version (kb.indexing re-embeds everything; the old version serves until the swap). Evaluation
-sets (chat/data/eval, bench sets) are never read here: the pairs come from the base's own rows.
+sets are never trained on: chat/data/eval and bench sets are never read here, and the FAQ entries the
+regression gate holds out (kb.regression_gate, every fifth by id) are left out of the pairs with their
+source documents, so the gate measures a tuned model on questions it never saw.
 
 Every torch step runs on the compute thread (:mod:`kefu.compute`), one optimizer step per job, so
 chat queries and the generator's decode loop interleave with training instead of waiting for it.
@@ -43,7 +45,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from kb.models import Chunk, FaqEntry, KnowledgeBase, TuningRun
+from kb.models import Chunk, FaqEntry, IndexVersion, KnowledgeBase, TuningRun
 from kefu import compute
 
 log = logging.getLogger(__name__)
@@ -227,21 +229,27 @@ def knowledge_base_tune(*, knowledge_base: KnowledgeBase, config: TuningConfig, 
     name = artifact_save(model, knowledge_base=knowledge_base, parent=current, config=config,
                          figures={"gain": gain, "pairs": len(pairs)})
     progress("re-embedding into a new index version", 92, force=True, tuned_model=name)
-    model_adopt(knowledge_base=knowledge_base, name=name, progress=lambda done, total: progress(
+    version = model_adopt(knowledge_base=knowledge_base, name=name, progress=lambda done, total: progress(
         "re-embedding into a new index version", 92 + 7 * done / max(total, 1)))
+    if version.status == IndexVersion.Status.HELD:  # the regression gate (kb.regression_gate) kept it back
+        return TuningOutcome(tuple(results), gain, False,
+                             f"Held-out nDCG@10 gained {gain:+.3f} ({figures}), but the regression gate held index "
+                             f"v{version.number} built with it: {version.gate.get('reason', '')} — "
+                             "'activate anyway' on this page switches to it.", tuned_model=name)
     return TuningOutcome(tuple(results), gain, True,
                          f"Adopted: held-out nDCG@10 gained {gain:+.3f} ({figures}).", tuned_model=name)
 
 
-def model_adopt(*, knowledge_base: KnowledgeBase, name: str, progress=None) -> None:
-    """Switch the base to the named model through a new index version (see kb.indexing); raises if the build fails."""
+def model_adopt(*, knowledge_base: KnowledgeBase, name: str, progress=None) -> IndexVersion:
+    """Switch the base to the named model through a new index version (see kb.indexing); the version, active
+    or held by the regression gate. Raises if the build fails (the old version and model keep serving)."""
     from kb.indexing import index_build
 
     version = index_build(knowledge_base_id=knowledge_base.pk, embedding_model=name, on_progress=progress)
     knowledge_base.refresh_from_db()
-    if knowledge_base.embedding_model != name:
-        raise RuntimeError(f"The index version built with {name} was not activated "
-                           f"({version.status}: {version.error_message or 'see the KB page'}).")
+    if version.status != IndexVersion.Status.HELD and knowledge_base.embedding_model != name:
+        raise RuntimeError(f"The index version built with {name} was not activated ({version.status}).")
+    return version
 
 
 # ---------------------------------------------------------------------------- the base's own pairs
@@ -253,7 +261,8 @@ def training_pairs(kb_id: int, config: TuningConfig) -> list[Pair]:
     entry's item, so its text never lands in one fold and its question in the other."""
     pairs: list[Pair] = []
     source_item: dict[int, str] = {}
-    for entry in FaqEntry.objects.filter(knowledge_base_id=kb_id).order_by("id"):
+    held_out = gate_held_out(kb_id)
+    for entry in FaqEntry.objects.filter(knowledge_base_id=kb_id).exclude(pk__in=held_out).order_by("id"):
         item = f"faq:{entry.pk}"
         targets = [entry.answer]
         if entry.source_document_id is not None:
@@ -264,8 +273,18 @@ def training_pairs(kb_id: int, config: TuningConfig) -> list[Pair]:
         for phrasing in entry.phrasings:
             pairs.extend(Pair(phrasing, target, item, True) for target in targets)
         pairs.extend(Pair(alternative, entry.question, item, False) for alternative in entry.phrasings[1:])
-    pairs.extend(section_pairs(kb_id, source_item, config.max_section_chunks))
+    excluded_documents = set(FaqEntry.objects.filter(pk__in=held_out).values_list("source_document_id", flat=True))
+    pairs.extend(section_pairs(kb_id, source_item, config.max_section_chunks, exclude=excluded_documents))
     return deduplicated(pairs)
+
+
+def gate_held_out(kb_id: int) -> set[int]:
+    """Ids of the FAQ entries the regression gate evaluates every build on (never trained on)."""
+    from kb.regression_gate import HELD_OUT_EVERY
+
+    entries = FaqEntry.objects.filter(knowledge_base_id=kb_id, source_document__isnull=False,
+                                      source_document__chunk_count__gt=0).values_list("id", flat=True)
+    return {entry_id for entry_id in entries if entry_id % HELD_OUT_EVERY == 0}
 
 
 def document_text(document_id: int, limit: int = 3) -> str:
@@ -274,13 +293,13 @@ def document_text(document_id: int, limit: int = 3) -> str:
     return "\n".join(texts).strip()
 
 
-def section_pairs(kb_id: int, source_item: dict[int, str], per_section: int) -> list[Pair]:
-    """Title / heading → the first chunks of each section of the base's indexed documents."""
+def section_pairs(kb_id: int, source_item: dict[int, str], per_section: int, *, exclude: set[int]) -> list[Pair]:
+    """Title / heading → the first chunks of each section of the base's indexed documents (but ``exclude``)."""
     from kb.indexing import INDEXED_STATUSES
 
     pairs, taken = [], {}
     chunks = (Chunk.objects.filter(document__knowledge_base_id=kb_id, document__status__in=INDEXED_STATUSES)
-              .order_by("document_id", "ordinal").values_list("document_id", "document__title", "heading_path", "text"))
+              .exclude(document_id__in=exclude).order_by("document_id", "ordinal").values_list("document_id", "document__title", "heading_path", "text"))
     for document_id, title, heading_path, text in chunks.iterator(chunk_size=2000):
         key = (document_id, heading_path)
         taken[key] = taken.get(key, 0) + 1

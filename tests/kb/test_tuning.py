@@ -237,3 +237,47 @@ def test_a_full_run_saves_a_whole_model_in_half_precision(faq_kb):
         dtypes = {str(weights.get_tensor(name).dtype) for name in weights.keys()}  # noqa: SIM118 - safe_open is not a dict
     assert dtypes == {"torch.float16"}
     assert json.loads((path / "kefu-tuned.json").read_text())["method"] == "full"
+
+
+def test_a_tuned_model_the_regression_gate_holds_back_is_not_adopted(faq_kb, monkeypatch):
+    from kb import regression_gate
+
+    # given a gate that finds the tuned model's index worse on the base's evaluation set
+    def worse(knowledge_base, *, candidate, active):
+        return regression_gate.GateReport(12, 0.5, 0.8, False, "nDCG@10 0.500 against 0.800")
+
+    monkeypatch.setattr(regression_gate, "version_gate", worse)
+    # when a run with a gain is done
+    run = tuning_run(run_id=tuning_start(knowledge_base=faq_kb, enqueue=False).pk,
+                     config=TuningConfig(epochs=1, batch_size=4, min_items=4, min_gain=-1.0))
+    faq_kb.refresh_from_db()
+    # then the base keeps its model and version; the run says why, and names the artifact for "activate anyway"
+    assert run.status == "done" and not run.adopted and "regression gate held" in run.reason
+    assert faq_kb.embedding_model == "tiny-a" and faq_kb.active_index.embedding_model == "tiny-a"
+    held = faq_kb.index_versions.get(status="held")
+    assert held.embedding_model == run.tuned_model
+
+
+def test_the_regression_gates_held_out_entries_are_never_trained_on(faq_kb):
+    from kb.regression_gate import HELD_OUT_EVERY
+    from kb.services import document_upload, faq_entry_create
+
+    # given FAQ entries with source documents, some of them in the gate's held-out fold (every fifth id)
+    for n in range(HELD_OUT_EVERY):
+        upload = document_upload(knowledge_base=faq_kb, filename=f"s{n}.txt", data=f"Source text {n}.".encode(),
+                                 enqueue=False).document
+        upload.chunk_count, upload.status = 1, "ready"
+        upload.save()
+        upload.chunks.create(ordinal=0, text=f"Source text number {n} about the topic.", embedding=b"")
+        faq_entry_create(knowledge_base=faq_kb, question=f"Sourced question {n}?", answer=f"Sourced answer {n}.",
+                         source_document=upload, rebuild=False)
+    held = [e for e in faq_kb.faq_entries.filter(source_document__isnull=False) if e.pk % HELD_OUT_EVERY == 0]
+    assert held
+    # when the tuning collects its pairs
+    pairs = training_pairs(faq_kb.pk, QUICK)
+    # then no held-out question, answer or source text is among them
+    texts = {p.query for p in pairs} | {p.target for p in pairs}
+    for entry in held:
+        assert entry.question not in texts and entry.answer not in texts
+        assert not any(entry.source_document.chunks.get().text in text for text in texts)
+    assert any(p.query.startswith("Sourced question") for p in pairs)  # the others are used
