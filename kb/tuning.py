@@ -443,13 +443,24 @@ def train_model(current: str, pairs: list[Pair], config: TuningConfig, on_step: 
 
 
 def epoch_batches(pairs: list[Pair], config: TuningConfig) -> list[list[Pair]]:
-    """Shuffled batches for every epoch (a trailing batch of one pair has no negatives: dropped)."""
+    """Shuffled batches for every epoch (a trailing batch of one pair has no negatives: dropped).
+
+    Within each window of 8 shuffled batches the pairs are grouped by target length: a random batch
+    of the demo base pads its answers to ~97 tokens for a mean of 55, so this saves about a third of
+    the target tokens, while each pair's negatives still come from a random window.
+    """
     rng = random.Random(config.seed)
+    window = config.batch_size * 8
     batches = []
     for _ in range(config.epochs):
         order = list(pairs)
         rng.shuffle(order)
-        batches.extend(order[start:start + config.batch_size] for start in range(0, len(order), config.batch_size))
+        epoch = []
+        for start in range(0, len(order), window):
+            part = sorted(order[start:start + window], key=lambda pair: len(pair.target))
+            epoch.extend(part[i:i + config.batch_size] for i in range(0, len(part), config.batch_size))
+        rng.shuffle(epoch)
+        batches.extend(epoch)
     return [batch for batch in batches if len(batch) > 1]
 
 
