@@ -4,6 +4,7 @@ decides adoption, the command's errors and the KB page's button."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -88,6 +89,17 @@ def test_folds_split_items_in_two_disjoint_halves_the_same_way_each_time():
     first, second = fold_split(items, seed=13)
     assert first.isdisjoint(second) and first | second == set(items) and abs(len(first) - len(second)) <= 1
     assert fold_split(items, seed=13) == (first, second)
+
+
+def test_every_pair_is_in_one_batch_per_epoch_and_batches_group_similar_lengths():
+    from kb.tuning import epoch_batches
+
+    pairs = [Pair(f"q{n}", "x" * (n * 7 % 50 + 1), f"faq:{n}", True) for n in range(50)]
+    batches = epoch_batches(pairs, TuningConfig(epochs=2, batch_size=8))
+    counts = Counter(pair for batch in batches for pair in batch)
+    assert set(counts.values()) == {2} and len(counts) == 50 and all(1 < len(b) <= 8 for b in batches)
+    spread = [max(len(p.target) for p in b) - min(len(p.target) for p in b) for b in batches]
+    assert sum(spread) / len(spread) < 25  # a random batch of 8 spans ~40 characters here
 
 
 def test_pairs_of_one_item_are_not_each_others_negatives(tiny_model, db):
