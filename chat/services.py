@@ -34,6 +34,7 @@ from chat.pipeline import (
     passages,
     prompt,
     replies,
+    sentence_vectors,
 )
 from chat.pipeline import cache as answer_cache
 from chat.selectors import chat_profile_of, relevance_floor_of
@@ -82,9 +83,10 @@ def embed_question(text: str, *, kb):
 
 def sentence_embedder(kb):
     """Sentence vectors by the base's own model: the extract compares them with the question's vector."""
-    from kb.embedding import embed_texts, knowledge_base_model
+    from kb.embedding import knowledge_base_model
 
-    return partial(embed_texts, model=knowledge_base_model(kb), batch_size=64)
+    # Remembered per process: the answerability stage embedded the same sentences just before.
+    return partial(sentence_vectors.sentence_vectors, model=knowledge_base_model(kb))
 
 
 def search_hits(kb, query: str, query_vector=None) -> list:

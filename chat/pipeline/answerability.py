@@ -28,12 +28,14 @@ import os
 import threading
 import time
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from chat.pipeline import extractive
 from chat.pipeline.passages import passage_of
+from chat.pipeline.sentence_vectors import sentence_vectors
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +146,10 @@ def column_best(weights, column: int | None, excluded_rows: np.ndarray | None) -
 
 
 def embed_like_index(index, texts: list[str]) -> np.ndarray:
-    """Texts embedded by the model the index version's vectors come from (the base's own, once bases name one)."""
+    """Texts embedded by the model the index version's vectors come from (the base's own)."""
     from kb.embedding import embed_texts
 
-    model = getattr(index, "embedding_model", "") or None  # blank: the process default
-    if model is None:
-        return embed_texts(texts, batch_size=64)
-    return embed_texts(texts, model=model, batch_size=64)
+    return embed_texts(texts, model=index.embedding_model or None, batch_size=64)  # blank: the process default
 
 
 # ---------------------------------------------------------------- the model
@@ -386,8 +385,9 @@ def answerability_score(*, kb, hits: list, intent, query: str, query_vector) -> 
         return None
     ceiling, coverage = bm25_profile(index.bm25, analyze(query))
     passages = [passage_of(hit, n) for n, hit in enumerate(hits[:SUPPORT_PASSAGES], 1)]
+    # The extract that follows embeds the same sentences: they are remembered (sentence_vectors).
     support = extractive.support_score(question_vector=query_vector, passages=passages,
-                                       embed=lambda texts: embed_like_index(index, texts))
+                                       embed=partial(sentence_vectors, model=index.embedding_model or None))
     features = features_of(hits=hits, intent=intent, support=support, bm25_ceiling=ceiling,
                            term_coverage=coverage)
     return model.score(features)
