@@ -61,7 +61,7 @@ class TuningConfig:
 
     # "full" fine-tuning or "lora" (peft adapters, r=16 on query/key/value/dense). Measured on the demo base
     # (BENCHMARKS.md): the same held-out gain (+0.049 vs +0.054 nDCG@10) and training time; LoRA stores 2.7 MB
-    # a base instead of 44 MB but loads in ~5 s instead of ~1 s (parent + merge) and needs peft: full it is.
+    # a base instead of 45 MB but loads in ~5 s instead of ~1 s (parent + merge) and needs peft: full it is.
     method: str = "full"
     epochs: int = 2  # passes over the pairs
     batch_size: int = 32  # pairs per step; the other 31 targets are each pair's negatives
@@ -533,7 +533,7 @@ def artifact_save(model, *, knowledge_base: KnowledgeBase, parent: str, config: 
             transformer, attribute = transformer_of(model)
             compute.call(getattr(transformer, attribute).save_pretrained, str(temporary / ADAPTER_DIR))
         else:
-            # fp16 on disk halves the artifact (44 MB for MiniLM); it loads in the embedder's dtype like any model
+            # fp16 on disk halves the artifact (45 MB for MiniLM); it loads in the embedder's dtype like any model
             model.max_seq_length = original_max_length(parent)
             compute.call(model.half)
             compute.call(model.save, str(temporary))
