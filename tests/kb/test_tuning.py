@@ -293,3 +293,17 @@ def test_the_regression_gates_held_out_entries_are_never_trained_on(faq_kb):
         assert entry.question not in texts and entry.answer not in texts
         assert not any(entry.source_document.chunks.get().text in text for text in texts)
     assert any(p.query.startswith("Sourced question") for p in pairs)  # the others are used
+
+
+def test_the_command_runs_the_job_here_and_reports_the_folds(transactional_db, faq_kb):
+    from io import StringIO
+
+    from kefu.background import drain
+
+    out = StringIO()
+    call_command("kb_tune", faq_kb.slug, "--measure-only", "--epochs", "1", stdout=out)
+    drain()  # committed index builds enqueued follow-up work (answerability fits): let it end before teardown
+    run = TuningRun.objects.get(knowledge_base=faq_kb)
+    assert run.status == "done" and not run.adopted and len(run.folds) == 2
+    assert "fold 1:" in out.getvalue() and "fold 2:" in out.getvalue() and run.reason in out.getvalue()
+    assert KnowledgeBase.objects.get(pk=faq_kb.pk).embedding_model == "tiny-a"

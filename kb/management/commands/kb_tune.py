@@ -48,15 +48,14 @@ class Command(BaseCommand):
         """The job in a thread of this process, its progress polled from the database."""
         import threading
 
-        done = threading.Event()
-        worker = threading.Thread(target=lambda: (tuning_run(run_id=run.pk, config=config, adopt=adopt), done.set()),
+        worker = threading.Thread(target=tuning_run, kwargs={"run_id": run.pk, "config": config, "adopt": adopt},
                                   daemon=True)
         worker.start()
-        while not done.wait(1.0):
+        while worker.is_alive():
+            worker.join(1.0)
             run.refresh_from_db()
             self.stdout.write(f"\r[{run.progress:3d}%] {run.stage[:60]:<60}", ending="")
             sys.stdout.flush()
-        worker.join()
         run.refresh_from_db()
         self.stdout.write("")
         return run
