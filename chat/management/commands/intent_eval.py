@@ -21,7 +21,14 @@ class Command(BaseCommand):
         parser.add_argument("--kb", default="", help="knowledge base slug whose FAQ phrasings join the training set")
 
     def handle(self, *args, **options):
-        from chat.pipeline.intent import HELDOUT_FILE, LABELS, embed, intent_classify, load_examples
+        from chat.pipeline.intent import (
+            HELDOUT_FILE,
+            LABELS,
+            base_model,
+            embed,
+            intent_classify,
+            load_examples,
+        )
 
         examples = load_examples(Path(options["file"]) if options["file"] else HELDOUT_FILE)
         kb_id = version = None
@@ -30,7 +37,7 @@ class Command(BaseCommand):
 
             kb = KnowledgeBase.objects.get(slug=options["kb"])
             kb_id, version = kb.pk, kb.active_index_id
-        vectors = embed([e.text for e in examples])
+        vectors = embed([e.text for e in examples], base_model(kb_id))  # the base's own model, as the chat does
         predicted = [intent_classify(text=e.text, query_vector=v, kb_id=kb_id, index_version=version).label
                      for e, v in zip(examples, vectors, strict=True)]
         pairs = Counter((e.label, p) for e, p in zip(examples, predicted, strict=True))
