@@ -20,9 +20,9 @@ source documents, so the gate measures a tuned model on questions it never saw.
 Every torch step runs on the compute thread (:mod:`kefu.compute`), one optimizer step per job, so
 chat queries and the generator's decode loop interleave with training instead of waiting for it.
 
-Budget: ~500 pairs (the demo base), full fine-tuning of MiniLM-L6, 2 epochs at batch 32, 128 tokens:
-three trainings (two folds, then all pairs) plus evaluation and the re-embedding fit in ≤ 5 minutes
-on 2 cores (BENCHMARKS.md has the measured figures). Memory: the model in fp32 three times over
+Budget: ≤ 5 minutes for ~500 pairs on 2 cores. The demo base (404 pairs once the gate's fold is out; full
+fine-tuning of MiniLM-L6, 2 epochs at batch 32, 128 tokens): three trainings (two folds, then all pairs),
+their measurements, the re-embedding of 1,006 rows and the gate took 144 s on 2 shared AMX cores (BENCHMARKS.md). Memory: the model in fp32 three times over
 (weights, gradients, AdamW state) ≈ 350 MB, plus activations of one batch.
 """
 
