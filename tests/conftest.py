@@ -54,6 +54,17 @@ def redis_client(redis_url):
     client.close()
 
 
+@pytest.fixture(autouse=True)
+def fresh_intent_classifiers():
+    """Intent classifiers are cached per (base id, index version id); a rolled-back test database hands
+    the same ids to the next test's bases, which may embed with another model."""
+    from chat.pipeline.intent import forget_classifiers
+
+    forget_classifiers()
+    yield
+    forget_classifiers()
+
+
 @pytest.fixture
 def isolated_cache(settings):
     """The Django cache, empty for this test, without touching anybody else's keys.

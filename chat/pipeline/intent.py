@@ -216,6 +216,12 @@ def classifier_for(kb_id: int | None, index_version: int | None) -> IntentClassi
     return classifier
 
 
+def forget_classifiers() -> None:
+    """Drop every base's classifier (tests: a rolled-back database hands out the same ids again)."""
+    with _lock:
+        _per_base.clear()
+
+
 def intent_classify(*, text: str, query_vector, kb_id: int | None = None, index_version: int | None = None) -> Intent:
     """The entry point: the intent of one (standalone) question."""
     if explicit_handoff(text):

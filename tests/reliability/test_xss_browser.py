@@ -33,7 +33,7 @@ ACTIVE_ELEMENTS = """() => {
     const attrs = Array.from(el.attributes).map((a) => a.name);
     if ((el.tagName === 'IMG' && ['x', 'y'].includes(el.getAttribute('src'))) || href.startsWith('javascript:')
         || attrs.some((name) => name.startsWith('on')) || (el.tagName === 'SCRIPT' && el.textContent.includes('__xss'))
-        || el.tagName === 'svg') {
+        || (el.tagName === 'svg' && !(el.getAttribute('aria-hidden') === 'true' && el.closest('button')))) {
       found.push(el.outerHTML.slice(0, 120));
     }
     if (el.shadowRoot) { walk(el.shadowRoot); }
