@@ -40,10 +40,12 @@ from chat.pipeline import intent as intent_stage
 from chat.pipeline.answerability import AnswerabilityModel, Features
 from chat.pipeline.decide import needs_retrieval
 from chat.pipeline.passages import passage_of
+from kb.embedding import TUNED_PREFIX
 from kb.indexing import INDEXED_STATUSES, ROW_FAQ, active_index
 from kb.models import Chunk, FaqEntry, KnowledgeBase
 from kb.retrieval import search
 from kb.retrieval.analyzer import analyze
+from kb.tuning import gate_held_out
 
 log = logging.getLogger(__name__)
 
@@ -121,9 +123,24 @@ def too_few_positives(count: int) -> AnswerabilityFitError:
 
 def positive_questions(kb, index) -> list[Question]:
     """The base's FAQ phrasings (each with its row held out) and section headings (a seeded sample past
-    ``MAX_POSITIVES``)."""
+    ``MAX_POSITIVES``).
+
+    On a tuned embedder (``kb.tuning``) the phrasings and headings it was trained on would look easier than
+    any customer's wording, and the threshold would refuse real questions: only the regression gate's
+    held-out FAQ fold, which tuning never trains on, is used then (all of them if that leaves too few).
+    """
     questions = faq_questions(kb, index)
+    if (index.embedding_model or "").startswith(TUNED_PREFIX):
+        untrained = gate_held_out(kb.pk)
+        held_out = [q for q in questions if q.entry_id in untrained]
+        if len(held_out) >= MIN_POSITIVES:
+            return sampled(held_out)
     questions += heading_questions(kb, index, known={normalised(q.text) for q in questions})
+    return sampled(questions)
+
+
+def sampled(questions: list[Question]) -> list[Question]:
+    """At most ``MAX_POSITIVES`` questions, a seeded sample."""
     if len(questions) > MAX_POSITIVES:
         chosen = np.random.default_rng(SEED).choice(len(questions), MAX_POSITIVES, replace=False)
         questions = [questions[i] for i in sorted(chosen.tolist())]

@@ -338,3 +338,32 @@ def test_the_shipped_out_of_base_set_is_large_varied_and_bilingual():
     assert len(rows) >= 300 and sum(row["lang"] == "zh" for row in rows) >= 100
     assert len({row["domain"] for row in rows}) >= 15
     assert len({row["question"] for row in rows}) == len(rows)
+
+
+def test_on_a_tuned_embedder_only_the_untrained_held_out_fold_teaches_what_in_base_looks_like(db, embedder):
+    # given a base whose FAQ answers come from documents, so the regression gate holds out every fifth entry
+    from dataclasses import replace
+
+    from chat.answerability_fit import positive_questions
+    from kb.indexing import active_index, index_build
+    from kb.ingestion import document_ingest
+    from kb.services import document_upload, faq_entry_create, knowledge_base_create
+    from kb.tuning import gate_held_out
+
+    kb = knowledge_base_create(name="Shop", chunk_size=64, chunk_overlap=8)
+    for i in range(16):
+        upload = document_upload(knowledge_base=kb, filename=f"topic-{i}.md", enqueue=False,
+                                 data=f"# Topic {i}\n\nPolicy number {i} says item {i} ships in {i + 1} days.".encode())
+        document = document_ingest(document_id=upload.document.pk)
+        faq_entry_create(knowledge_base=kb, question=f"When does item {i} ship?", answer=f"In {i + 1} days.",
+                         source_document=document, rebuild=False)
+    index_build(knowledge_base_id=kb.pk)
+    index = active_index(kb.pk)
+    untrained = gate_held_out(kb.pk)
+    assert len(untrained) >= 3
+    # when positives are chosen for the bundled embedder, every phrasing and heading counts
+    everything = positive_questions(kb, index)
+    assert {q.entry_id for q in everything if q.entry_id} == set(kb.faq_entries.values_list("id", flat=True))
+    # and for a tuned one (trained on all the other entries), only the held-out fold does
+    tuned = replace(index, embedding_model="tuned:shop:0123456789ab")
+    assert {q.entry_id for q in positive_questions(kb, tuned)} == untrained
