@@ -17,6 +17,11 @@ class ChatConfig(AppConfig):
 
         index_activated.connect(answerability_fit_enqueue, dispatch_uid="chat-answerability-fit")
         retrieval_changed.connect(answerability_fit_enqueue, dispatch_uid="chat-answerability-refit")
+        from chat.answerability_gate import answerability_accuracy
+        from kb.regression_gate import GATE_CHECKS
+
+        if answerability_accuracy not in GATE_CHECKS:  # the regression gate compares answerability too
+            GATE_CHECKS.append(answerability_accuracy)
 
 
 def answerability_fit_enqueue(*, knowledge_base_id: int, index_version_id: int, **_: object) -> None:
