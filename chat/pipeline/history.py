@@ -21,13 +21,14 @@ from dataclasses import dataclass
 
 # Words that make a question lean on what was said before.
 FOLLOW_UP_EN = re.compile(
-    r"^(and|but|also|so|what about|how about|then|ok(ay)?,? (and|so|what)|is it|are they|does it|do they|can it)\b"
+    r"^(and|but|also|so|what about|how about|what if|then|ok(ay)?,? (and|so|what)|is it|are they|does it|do they|can it)\b"
     r"|\b(it|its|it's|they|them|their|same)\b",
     re.IGNORECASE,
 )
-# "that", "this", "these", "those" point back only as pronouns ("what would that cost", "is that the same",
-# "on that?"), not as determiners of a noun of the question's own ("this weekend", "that form").
-DEMONSTRATIVE = re.compile(r"\b(that|this|these|those)\b(?:\W+([\w'-]+))?", re.IGNORECASE)
+# "that", "this", "these", "those" (and "one") point back only as pronouns ("what would that cost", "is that
+# the same", "on that?", "install one in a house"), not as determiners of a noun of the question's own ("this
+# weekend", "that form", "one room").
+DEMONSTRATIVE = re.compile(r"\b(that|this|these|those|one)\b(?:\W+([\w'-]+))?", re.IGNORECASE)
 FOLLOW_UP_ZH = re.compile(r"^(那|那么|还有|另外|而且|所以)|它|它们|这个|那个|这些|那些|这样|那样|上面|刚才")
 SHORT_QUESTION_WORDS = 3
 MAX_TOPIC_WORDS = 8
@@ -41,7 +42,11 @@ about around any some anything something thinking think planning plan want wante
 need needed also just really please tell know let get got going go ok okay well hi hello thanks thank
 we're i'd i've we've you're they're i'll we'll don't doesn't isn't aren't can't won't looking look else
 by way other another new too either more most very lot usually roughly typically still
+myself yourself ourselves themselves afterwards later something anything everything nothing someone anyone
+one ones without within
 """.split())
+# A connective opener: the question continues the conversation whatever else it names.
+CONTINUES = re.compile(r"^\W*(and|but|so|also|then|what about|how about|what if)\b", re.IGNORECASE)
 # Words that name what is asked, not what it is about: a question made only of these ("how much should I
 # budget?", "how long will I have to wait?") leans on the conversation for its topic.
 ASK_WORDS = frozenset("""
@@ -102,7 +107,8 @@ def history_window(turns: list[Turn], *, budget_tokens: int) -> list[Turn]:
 
 def own_topic_words(question: str) -> list[str]:
     """The words of an English question that name a topic (not what is asked about it)."""
-    return [word for word in topic_words(question).split() if word not in ASK_WORDS]
+    return [word for word in topic_words(question).split()
+            if word not in ASK_WORDS and not any(ch.isdigit() for ch in word)]  # "150 m2" names no topic
 
 
 def points_back(question: str) -> bool:
@@ -119,7 +125,7 @@ def looks_like_follow_up(question: str) -> bool:
     if re.search(r"[\u4e00-\u9fff]", question):
         return False
     own = len(own_topic_words(question))
-    if own >= SWITCH_TOPIC_WORDS:  # a question that names its own topic fully stands alone
+    if own >= SWITCH_TOPIC_WORDS and not CONTINUES.search(question):  # names its own topic fully: stands alone
         return False
     if FOLLOW_UP_EN.search(question) or points_back(question) or len(question.split()) <= SHORT_QUESTION_WORDS:
         return True

@@ -89,3 +89,15 @@ def test_an_announced_or_fully_named_new_topic_is_a_switch_even_with_a_pronoun(q
     turns = [Turn("user", "Who is eligible for the ROT deduction?"), Turn("assistant", "Owners [1].")]
     switched = standalone_question(question, turns)
     assert switched.query == question and not switched.depends_on_history
+
+
+def test_a_connective_keeps_a_long_follow_up_in_the_conversation():
+    turns = [Turn("user", "What warranty do I get on a bathroom renovation?"), Turn("assistant", "Two years [1].")]
+    rewritten = standalone_question("and what if I changed something in it myself afterwards?", turns)
+    assert rewritten.depends_on_history and "warranty bathroom renovation" in rewritten.query
+
+
+def test_numbers_and_one_name_no_topic_of_their_own():
+    turns = [Turn("user", "We are looking at a heat pump."), Turn("assistant", "Here is what we know [1].")]
+    rewritten = standalone_question("what would it cost to install one in a 150 m2 house?", turns)
+    assert rewritten.query == "what would heat pump cost to install one in a 150 m2 house?"
