@@ -81,6 +81,24 @@ def embed_question(text: str, *, kb):
     return embed_query(text, model=knowledge_base_model(kb))
 
 
+# A follow-up's vector: its rewritten query's, plus this share of the bare question's. The history fills in
+# the topic, the question's own words keep the ask ("is that deductible?" after a roof's cost is about the
+# deduction). Dialogue sets, extractive: own 43/48 at 0 and 0.5, 40/48 at 1.0; held-out 32/40 → 37/40 at 0.5.
+FOLLOW_UP_ASK_WEIGHT = 0.5
+
+
+def standalone_vector(standalone, *, question: str, kb):
+    """The vector the cache, intent and retrieval of one message share: the question's, or for a follow-up
+    the rewritten query's blended with the bare question's (one more encoder pass, follow-ups only)."""
+    import numpy as np
+
+    vector = embed_question(standalone.query, kb=kb)
+    if not standalone.depends_on_history or standalone.query == question:
+        return vector
+    blended = vector + FOLLOW_UP_ASK_WEIGHT * embed_question(question, kb=kb)
+    return blended / max(float(np.linalg.norm(blended)), 1e-12)
+
+
 def sentence_embedder(kb):
     """Sentence vectors by the base's own model: the extract compares them with the question's vector."""
     from kb.embedding import knowledge_base_model
@@ -146,7 +164,7 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
         clock.lap("cache")
         if reply is None:
             # The one embedding of this message: the semantic cache, intent and retrieval all reuse it.
-            query_vector = embed_question(standalone.query, kb=kb)
+            query_vector = standalone_vector(standalone, question=text, kb=kb)
             clock.lap("embed")
             reply = cached_reply(kb_id=kb.pk, index_version=index_version, question=text,
                                  query_vector=query_vector, standalone=standalone, exact_checked=True)

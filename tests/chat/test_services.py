@@ -302,3 +302,25 @@ def test_a_generated_i_dont_know_becomes_kefus_own_refusal_with_the_offer_of_a_p
     assert finished.completion_tokens == 9 and finished.timings["ttft_ms"] == 30.0
     assert Message.objects.get(pk=answer.reply_to_id).outcome == "refused"
     assert not CachedAnswer.objects.exists()
+
+
+def test_a_follow_ups_vector_keeps_its_own_ask_while_the_history_fills_in_the_topic(support_kb):
+    import numpy as np
+
+    from chat.pipeline.history import Turn, standalone_question
+
+    # given a follow-up rewritten with the previous question's topic
+    standalone = standalone_question("is that deductible?", [Turn("user", "What does a new tiled roof cost?"),
+                                                              Turn("assistant", "About 200,000 SEK [1].")])
+    assert standalone.depends_on_history
+    # when its vector is computed for the cache, intent and retrieval
+    vector = services.standalone_vector(standalone, question="is that deductible?", kb=support_kb)
+    rewritten = services.embed_question(standalone.query, kb=support_kb)
+    bare = services.embed_question("is that deductible?", kb=support_kb)
+    # then it is a unit vector between the rewritten query and the bare ask, nearer the ask than the rewrite is
+    assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+    assert float(vector @ bare) > float(rewritten @ bare) and float(vector @ rewritten) > float(bare @ rewritten)
+    # and a question that stands alone keeps its own vector
+    alone = standalone_question("What does a new tiled roof cost?", [])
+    np.testing.assert_allclose(services.standalone_vector(alone, question=alone.query, kb=support_kb),
+                               services.embed_question(alone.query, kb=support_kb), atol=1e-6)

@@ -27,7 +27,6 @@ set and 40 dialogues: ~2 min for both modes); generation adds seconds per answer
 from __future__ import annotations
 
 import copy
-import inspect
 import json
 import time
 from pathlib import Path
@@ -215,22 +214,18 @@ class PipelineRunner:
         from chat.services import pipeline_reply
 
         standalone = history.standalone_question(question, turns)
-        vector = self.embed(standalone.query)
+        vector = self.embed(standalone, question)
         found = intent.intent_classify(text=standalone.query, query_vector=vector, kb_id=self.kb.pk,
                                        index_version=self.kb.active_index_id)
         reply = pipeline_reply(kb=self.kb, profile=self.profile(mode), question=question, standalone=standalone,
                                found_intent=found, query_vector=vector, turns=turns)
         return reply, standalone
 
-    def embed(self, text: str):
-        """The question's vector as ``message_answer`` computes it: by the base's own model where bases have one."""
-        from chat.services import embed_question
+    def embed(self, standalone, question: str):
+        """The question's vector as ``message_answer`` computes it (the base's own model; follow-ups blended)."""
+        from chat.services import standalone_vector
 
-        # Per-base embedding models (issue 13) give embed_question a ``kb`` argument; until they have landed
-        # everywhere this command also runs against the bundled-embedder signature.
-        if "kb" in inspect.signature(embed_question).parameters:
-            return embed_question(text, kb=self.kb)
-        return embed_question(text)
+        return standalone_vector(standalone, question=question, kb=self.kb)
 
     def result_of(self, reply, standalone) -> Result:
         return Result(
