@@ -6,21 +6,9 @@ import pytest
 
 from kb import regression_gate
 from kb.models import EvalCase, IndexVersion
+from tests.kb.files import SHOP_TOPICS
 
-TOPICS = [
-    ("parking", "Parking is free for customers in the basement garage on weekdays.", "Where can I leave my car?"),
-    ("pets", "Dogs and cats are welcome in the showroom if they stay on a lead.", "May I bring my dog along?"),
-    ("refunds", "Money is paid back to the original card within five working days.", "When do I get my money back?"),
-    ("delivery", "Furniture is delivered by truck within two weeks of the order.", "How soon will my sofa arrive?"),
-    ("warranty", "Every appliance carries a three-year guarantee against defects.", "Is my fridge covered if it breaks?"),
-    ("invoice", "Companies may pay by invoice with thirty days to settle it.", "Can my firm pay later?"),
-    ("assembly", "Our fitters put wardrobes together at your home for a fixed fee.", "Will someone build the cupboard?"),
-    ("recycling", "We collect your old mattress for recycling when we deliver the new one.",
-     "What happens to my old bed?"),
-    ("gift cards", "Gift cards are valid for three years and can be used online.", "How long can a voucher be used?"),
-    ("opening hours", "The store opens at nine and closes at eight, Sundays at six.", "When do you close on Sunday?"),
-    ("samples", "Fabric samples are sent free of charge to any address.", "Can I get a swatch of the cloth?"),
-]
+TOPICS = SHOP_TOPICS[:11]
 
 
 @pytest.fixture
