@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from chat.pipeline import smalltalk
@@ -62,6 +63,18 @@ def needs_retrieval(intent: Intent, question: str = "") -> bool:
     the intent stage calls chit-chat is searched like a question and refused when nothing fits."""
     return (not certain_handoff(intent) and not smalltalk.is_task_request(question)
             and smalltalk.smalltalk_kind(question) is None)
+
+
+# A customer telling what they are up to ("I'm thinking about replacing the roof") asked nothing yet: the
+# FAQ entry closest to it answers some question they did not ask ("Can I replace it myself? Not
+# recommended."), so it is never answered directly — at most offered with its question.
+STATEMENT = re.compile(r"^\W*(i|i'm|im|i've|i'd|i'll|we|we're|we've|we'd|we'll|my|our)\b|^\W*(我|我们)(?!.*(吗|呢|什么|怎么|如何|多少|哪|几|是否|能否|可否))",
+                       re.IGNORECASE)
+
+
+def is_statement(question: str) -> bool:
+    """A first-person statement without a question mark: the customer has not asked anything yet."""
+    return bool(question) and "?" not in question and "？" not in question and bool(STATEMENT.search(question))
 
 
 def best_faq_hit(hits: list) -> tuple[object | None, object | None]:
@@ -120,7 +133,7 @@ def question_decide(*, intent: Intent, hits: list, direct_threshold: float, rele
     kind = smalltalk.smalltalk_kind(question)
     if kind is not None:  # Kefu's own reply where customers never see generator output
         return Decision(SMALLTALK, kind) if extractive else Decision(CHITCHAT, kind)
-    direct = direct_candidate(hits, threshold=direct_threshold)
+    direct = None if is_statement(question) else direct_candidate(hits, threshold=direct_threshold)
     # The intent's out_of_scope stands even beside a probability: the shipped out-of-base questions are
     # other businesses' customer questions, so the model never learned general-knowledge and task asks.
     if intent.label == "out_of_scope" and direct is None:

@@ -124,3 +124,28 @@ def test_a_confident_hand_off_needs_no_search():
     assert not decide.needs_retrieval(sure, "Can someone call me back?")
     assert decide.answer_decide(intent=sure, hits=[], direct_threshold=0.85, relevance_floor=0.35, extractive=True,
                                 question="Can someone call me back?") == decide.Decision(decide.HANDOFF, "intent")
+
+
+@pytest.mark.parametrize(("text", "statement"), [
+    ("I'm thinking about replacing the roof", True), ("We want to renovate our bathroom.", True),
+    ("My roof leaks", True), ("我想换屋顶", True),
+    ("I'm replacing the roof. Do I need a permit?", False), ("Can I replace the roof myself?", False),
+    ("roof replacement cost", False), ("我想知道换屋顶要多少钱", False), ("Is my roof covered", False),
+])
+def test_first_person_statements_without_a_question_are_told_apart(text, statement):
+    assert decide.is_statement(text) is statement
+
+
+def test_a_statement_is_never_answered_directly_but_its_close_faq_is_offered_with_its_question():
+    # given a FAQ entry very close to what the customer said they are planning
+    hits = [faq(0.9, "Not recommended: hire a roofer.", 1), faq(0.6, "Ten weeks.", 2)]
+    said = "I'm thinking about replacing the roof myself"
+    # then it is not a direct answer; an extractive base offers it with its question, a generative one generates
+    extract = decide.answer_decide(intent=Intent("faq", 0.9), hits=hits, direct_threshold=0.85, relevance_floor=0.35,
+                                   extractive=True, question=said)
+    assert extract.action == decide.SUGGEST and extract.faq_hit.faq_entry_id == 1
+    assert decide.answer_decide(intent=Intent("faq", 0.9), hits=hits, direct_threshold=0.85, relevance_floor=0.35,
+                                extractive=False, question=said).action == decide.GENERATE
+    # and the same words asked as a question are answered directly
+    assert decide.answer_decide(intent=Intent("faq", 0.9), hits=hits, direct_threshold=0.85, relevance_floor=0.35,
+                                extractive=True, question="Can I replace the roof myself?").action == decide.DIRECT
