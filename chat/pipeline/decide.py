@@ -9,7 +9,8 @@
   otherwise; whatever else the intent stage calls chit-chat is searched like a question;
 - a FAQ hit whose similarity clears the base's threshold (and is not a near-tie with a
   different answer) → that answer directly: precision first, a wrong direct answer is
-  the worst failure;
+  the worst failure; never for a first-person statement without a question, which has asked
+  nothing yet;
 - out_of_scope (unless the base clearly covers the question), a probability that the base answers
   below the base's answerability threshold (:mod:`chat.pipeline.answerability`), or no passage above
   the relevance floor → a polite "I don't know" with an offer to hand off, no generation;
