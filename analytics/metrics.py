@@ -13,6 +13,7 @@ generators ready, generation jobs queued/running), and serves all. ``deploy/prom
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import os
 import time
@@ -33,6 +34,18 @@ HTTP_LATENCY = Histogram(
     "kefu_http_request_duration_seconds", "Time to the response headers, by route.", ["route", "method"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+
+
+# Label values must be bounded: a method nobody standardised (clients may send any token) counts as "other".
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+# When this process started: the rollup age counts from here until a first rollup exists.
+PROCESS_STARTED_AT = time.time()
+
+
+def method_of(request: HttpRequest) -> str:
+    """The request's method when it is a standard one, else ``other`` (bounded label values)."""
+    method = (request.method or "").upper()
+    return method if method in HTTP_METHODS else "other"
 
 
 def route_of(request: HttpRequest) -> str:
@@ -73,16 +86,23 @@ class RequestMetricsMiddleware:
 
 
 def observe(request: HttpRequest, response: HttpResponse, started: float) -> None:
-    route = route_of(request)
-    HTTP_REQUESTS.labels(route, request.method, f"{response.status_code // 100}xx").inc()
-    HTTP_LATENCY.labels(route, request.method).observe(time.perf_counter() - started)
+    route, method = route_of(request), method_of(request)
+    HTTP_REQUESTS.labels(route, method, status_class(response.status_code)).inc()
+    HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - started)
+
+
+def status_class(status_code: int) -> str:
+    """``2xx`` … ``5xx``; anything outside 100–599 is ``other``."""
+    return f"{status_code // 100}xx" if 100 <= status_code <= 599 else "other"
 
 
 class StaffQueueCollector:
     """Gauges read from the database at scrape time: what no single process counts.
 
     ``kefu_handoff_waiting`` / ``kefu_handoff_oldest_wait_seconds``: the hand-off inbox;
-    ``kefu_analytics_rollup_age_seconds``: how stale the dashboard's rollups are (beat stopped?).
+    ``kefu_analytics_rollup_age_seconds``: how stale the dashboard's rollups are (beat stopped?) — exported
+    from the start: before any rollup exists it is the age of this process, so the stale alert can fire
+    when beat never ran at all.
     Two indexed queries per scrape; a database that does not answer yields no samples.
     """
 
@@ -97,12 +117,12 @@ class StaffQueueCollector:
         yield GaugeMetricFamily("kefu_handoff_waiting", "Conversations waiting for a person.", value=waiting)
         yield GaugeMetricFamily("kefu_handoff_oldest_wait_seconds",
                                 "Seconds the longest-waiting handed-off conversation has waited.", value=oldest_s)
-        if rollup_age_s is not None:
-            yield GaugeMetricFamily("kefu_analytics_rollup_age_seconds",
-                                    "Seconds since the analytics rollups were last refreshed.", value=rollup_age_s)
+        yield GaugeMetricFamily("kefu_analytics_rollup_age_seconds",
+                                "Seconds since the analytics rollups were last refreshed (since this process "
+                                "started when none was yet).", value=rollup_age_s)
 
 
-def staff_queue_figures() -> tuple[int, float, float | None]:
+def staff_queue_figures() -> tuple[int, float, float]:
     from django.db.models import Count, Min
     from django.utils import timezone
 
@@ -114,7 +134,8 @@ def staff_queue_figures() -> tuple[int, float, float | None]:
         n=Count("id"), oldest=Min("handed_off_at"))
     oldest_s = (now - inbox["oldest"]).total_seconds() if inbox["oldest"] else 0.0
     watermark = rollup_watermark()
-    return inbox["n"], oldest_s, (now - watermark).total_seconds() if watermark else None
+    rollup_age_s = (now - watermark).total_seconds() if watermark else time.time() - PROCESS_STARTED_AT
+    return inbox["n"], oldest_s, rollup_age_s
 
 
 STAFF_QUEUE_COLLECTOR = StaffQueueCollector()
@@ -223,7 +244,7 @@ def may_scrape(request: HttpRequest) -> bool:
     """A bearer token when KEFU_METRICS_TOKEN is set; otherwise only the allowed networks."""
     token = settings.KEFU_METRICS_TOKEN
     if token:
-        return request.headers.get("Authorization", "") == f"Bearer {token}"
+        return bearer_token_matches(request, token)
     if forwarded_by_unknown_proxy(request):
         return False  # through an undeclared proxy on loopback, the whole internet would look local
     try:
@@ -231,6 +252,12 @@ def may_scrape(request: HttpRequest) -> bool:
     except ValueError:
         return False
     return any(address in ipaddress.ip_network(network) for network in settings.KEFU_METRICS_ALLOWED_NETWORKS)
+
+
+def bearer_token_matches(request: HttpRequest, token: str) -> bool:
+    """``Authorization: Bearer <token>``, compared in constant time (bytes: any header text is safe)."""
+    sent = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(sent, f"Bearer {token}".encode("utf-8", "surrogateescape"))
 
 
 def exposition() -> bytes:

@@ -24,9 +24,12 @@ GENERATION_REJECTED = Counter("kefu_generation_rejected", "Generated replies the
 
 
 def answer_count(*, knowledge_base: str, outcome: str) -> None:
-    """One question reached ``outcome`` (pending ones are counted when they finish)."""
+    """One question reached ``outcome`` (pending ones are counted when they finish); an outcome the model does
+    not know is counted as ``other``, so the label stays bounded."""
+    from chat.models import Message
+
     if outcome != "pending":
-        ANSWERS.labels(knowledge_base, outcome).inc()
+        ANSWERS.labels(knowledge_base, outcome if outcome in Message.Outcome.values else "other").inc()
 
 
 def cache_lookup_count(*, knowledge_base: str, result: str) -> None:

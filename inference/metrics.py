@@ -52,6 +52,9 @@ GPU_MEMORY_USED_BYTES = Gauge("kefu_gpu_memory_used_bytes", "Bytes in use on the
                               multiprocess_mode="livemax")
 GPU_MEMORY_TOTAL_BYTES = Gauge("kefu_gpu_memory_total_bytes", "Total bytes of the inference GPU; 0 without CUDA.",
                                multiprocess_mode="livemax")
+# finish reasons the engine and backends produce (inference.handle.GenerationOutput); anything else — an
+# OpenAI-compatible server may answer with its own — is counted as "other", so the label stays bounded.
+FINISH_REASONS = frozenset({"stop", "length", "cancelled", "timeout", "error"})
 GPU_SAMPLE_EVERY_S = 1.0
 _gpu_sampled_at = 0.0
 _gpu_lock = threading.Lock()
@@ -76,9 +79,14 @@ def engine_listener(event: str, *, engine, **fields) -> None:
         QUEUE_TIME.observe(output.queue_ms / 1000)
         GENERATION_TOKENS.inc(output.completion_tokens)
         PROMPT_TOKENS.inc(output.prompt_tokens)
-        REQUEST_SUCCESS.labels(finished_reason=output.finish_reason).inc()
+        REQUEST_SUCCESS.labels(finished_reason=finish_reason_label(output.finish_reason)).inc()
         if output.expert_counts:
             export_expert_load(engine.expert_window)
+
+
+def finish_reason_label(reason: str) -> str:
+    """A known finish reason, or ``other`` (bounded label values)."""
+    return reason if reason in FINISH_REASONS else "other"
 
 
 def export_expert_load(window) -> None:

@@ -49,6 +49,58 @@ def test_metrics_token_is_required_when_set(client, settings):
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
 
 
+@pytest.mark.django_db
+def test_metrics_token_is_compared_in_constant_time(client, settings, monkeypatch):
+    import hmac
+
+    import analytics.metrics
+
+    # given a token, and every comparison recorded
+    settings.KEFU_METRICS_TOKEN = "s3cret"
+    compared, original = [], hmac.compare_digest
+
+    def compare_digest(a, b):
+        compared.append((a, b))
+        return original(a, b)
+
+    monkeypatch.setattr(analytics.metrics.hmac, "compare_digest", compare_digest)
+    # when a wrong token, a non-ASCII one and the right one are sent
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3creX").status_code == 403
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cr\u00e9t").status_code == 403
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
+    # then each went through hmac.compare_digest on bytes (no early-exit string comparison)
+    assert len(compared) == 3 and all(isinstance(a, bytes) and b == b"Bearer s3cret" for a, b in compared)
+
+
+@pytest.mark.django_db
+def test_invented_http_methods_are_counted_as_other(client):
+    # given requests with methods nobody standardised, each one different
+    before = sample(client.get("/metrics").content.decode(), "kefu_http_requests_total",
+                    route="healthz", method="other", status="4xx")
+    for n in range(5):
+        client.generic(f"X{n}BOGUS", "/healthz")
+    # when scraped
+    text = client.get("/metrics").content.decode()
+    # then they share one series labelled "other", and no invented method became a label value
+    assert sample(text, "kefu_http_requests_total", route="healthz", method="other", status="4xx") == before + 5
+    assert "BOGUS" not in text
+    methods = set(re.findall(r'^kefu_http_\w+\{[^}]*method="([^"]*)"', text, re.M))
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "other"}
+
+
+@pytest.mark.django_db
+def test_rollup_age_is_exported_before_any_rollup_ran(client, monkeypatch):
+    import analytics.metrics
+
+    # given a process that started ten minutes ago and no rollup yet (beat never ran)
+    monkeypatch.setattr(analytics.metrics, "PROCESS_STARTED_AT", analytics.metrics.PROCESS_STARTED_AT - 600)
+    # when scraped
+    text = client.get("/metrics").content.decode()
+    # then the rollup age is there, counted from the process start
+    age = float(re.search(r"^kefu_analytics_rollup_age_seconds (\S+)$", text, re.M).group(1))
+    assert 600 <= age < 700
+
+
 @pytest.mark.slow
 def test_metrics_sum_over_several_web_processes(tmp_path, start_web_server):
     # given two uvicorn worker processes sharing a multiprocess directory

@@ -60,3 +60,15 @@ def test_a_follow_up_that_skips_the_cache_counts_no_lookup(widget_key, fake_gene
                             text="And is that the same on Saturday?")
     # then no lookup is counted (the cache is neither read nor written for it)
     assert lookups(kb) == before
+
+
+def test_an_outcome_the_model_does_not_know_is_counted_as_other():
+    from chat.metrics import answer_count
+
+    # given an outcome string that is not one of Message.Outcome (a bug elsewhere must not add series)
+    before = count("kefu_chat_answers_total", knowledge_base="shop", outcome="other")
+    # when it is counted
+    answer_count(knowledge_base="shop", outcome="made-up")
+    # then it lands in "other"
+    assert count("kefu_chat_answers_total", knowledge_base="shop", outcome="other") == before + 1
+    assert count("kefu_chat_answers_total", knowledge_base="shop", outcome="made-up") == 0

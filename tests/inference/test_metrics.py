@@ -102,3 +102,30 @@ def test_prefix_cache_lookups_are_counted_in_tokens():
     # then 160 tokens were looked up and 80 found
     assert sample("kefu_prefix_cache_queries_total") - queries == 160
     assert sample("kefu_prefix_cache_hits_total") - hits == 80
+
+
+class IdleEngine:
+    """What engine_listener reads of an engine: its counts and device (a CPU one samples no GPU)."""
+
+    device = "cpu"
+    expert_window = None
+
+    def counts(self) -> tuple[int, int]:
+        return 0, 0
+
+
+def test_an_unknown_finish_reason_is_counted_as_other():
+    from inference.handle import GenerationOutput
+    from inference.metrics import engine_listener
+
+    # given a backend (say an OpenAI-compatible server) that finishes with reasons of its own, each different
+    before = sample("kefu_request_success_total", {"finished_reason": "other"})
+    stop_before = sample("kefu_request_success_total", {"finished_reason": "stop"})
+    for n in range(3):
+        engine_listener("finished", engine=IdleEngine(), output=GenerationOutput(text="", finish_reason=f"odd-{n}"))
+    engine_listener("finished", engine=IdleEngine(), output=GenerationOutput(text="", finish_reason="stop"))
+    # then they share one "other" series and none of them became a label value
+    assert sample("kefu_request_success_total", {"finished_reason": "other"}) == before + 3
+    assert sample("kefu_request_success_total", {"finished_reason": "stop"}) == stop_before + 1
+    assert not any(s.labels.get("finished_reason", "").startswith("odd-")
+                   for metric in REGISTRY.collect() for s in metric.samples)
