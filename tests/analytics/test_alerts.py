@@ -190,7 +190,7 @@ def exercise_the_series() -> None:
     _, pending = seed.exchange(conv, at=timezone.now(), outcome="pending")
     message_finalize(message=pending, event=StreamEvent("1-0", "error", {"code": "worker_lost"}))
     assert Client(raise_request_exception=False).get("/boom").status_code == 500
-    rollup_refresh()  # the rollup age exists once rollups do
+    rollup_refresh()
 
 
 @dataclass(frozen=True)
@@ -230,3 +230,22 @@ def test_every_metric_and_label_the_rules_name_is_exported(client, db, embedder,
                 if operator == "=":
                     assert any(s.labels.get(label) == value for s in exported), (
                         f"{rule['alert']}: no {selector.metric}{{{label}=\"{value}\"}}")
+
+
+@pytest.mark.urls(__name__)
+def test_the_rollup_stale_alert_can_fire_when_beat_never_ran(client, db, monkeypatch):
+    import analytics.metrics
+    from analytics.models import RollupState
+
+    # given a web process that started two hours ago and no rollup ever ran (beat is not running)
+    assert not RollupState.objects.exists()
+    monkeypatch.setattr(analytics.metrics, "PROCESS_STARTED_AT", analytics.metrics.PROCESS_STARTED_AT - 7200)
+    # when /metrics is scraped
+    text = client.get("/metrics").content.decode()
+    # then the rollup age is exported, counted from the process start
+    ages = [float(value) for value in re.findall(r"^kefu_analytics_rollup_age_seconds (\S+)$", text, re.M)]
+    assert len(ages) == 1 and 7200 <= ages[0] < 7300
+    # and the rule's condition (max(...) > 1800) holds on it, so the alert fires after its "for"
+    rule = {rule["alert"]: rule for rule in alert_rules()}["KefuAnalyticsRollupStale"]
+    threshold = float(re.fullmatch(r"max\(kefu_analytics_rollup_age_seconds\) > (\d+)", rule["expr"]).group(1))
+    assert max(ages) > threshold
