@@ -106,3 +106,19 @@ def test_size_limit_comes_from_settings(settings):
     settings.KEFU_MAX_UPLOAD_BYTES = 5
     with pytest.raises(ParseError, match="limit"):
         parse_document(b"too long text", "a.txt")
+
+
+def test_pdfs_are_read_by_pypdf_6_or_later():
+    import importlib.metadata
+    import re
+    import tomllib
+
+    from tests.conftest import ROOT
+
+    # given the project's declared dependency and the installed library (earlier releases have
+    # memory-exhaustion bugs with crafted streams)
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pypdf = [requirement for requirement in declared if re.match(r"pypdf\b", requirement)]
+    # then the floor is 6 and what runs here honours it
+    assert len(pypdf) == 1 and int(re.search(r">=\s*(\d+)", pypdf[0]).group(1)) >= 6
+    assert int(importlib.metadata.version("pypdf").split(".")[0]) >= 6
