@@ -428,15 +428,31 @@ def conversation_handoff(*, conversation: Conversation) -> Conversation:
 
 
 def handoff_request(*, conversation: Conversation) -> AnswerStarted:
-    """The customer pressed "talk to a person": hand off, and store the customer-facing notice as a reply."""
+    """The customer pressed "talk to a person": hand off, and store the customer-facing notice as a reply.
+
+    Idempotent once handed off: the request that moves the conversation out of ``open`` (a conditional
+    update, so concurrent requests serialise on the row) stores the notice; any later one gets the existing
+    notice back and stores nothing.
+    """
+    from chat.staff_replies import STAFF_REPLY_REASON  # staff_replies imports this module
+
     with transaction.atomic():
-        conversation_handoff(conversation=conversation)
-        last_user_text = (conversation.messages.filter(role=Message.Role.USER).order_by("-created_at")
-                          .values_list("text", flat=True).first() or "")
-        notice = Message.objects.create(
-            conversation=conversation, role=Message.Role.ASSISTANT, text=replies.reply("handoff", question=last_user_text),
-            outcome=Outcome.HANDED_OFF, reason="requested", completed_at=timezone.now(), timings={"total_ms": 0.0},
-        )
+        now = timezone.now()
+        claimed = Conversation.objects.filter(pk=conversation.pk, status=Conversation.Status.OPEN).update(
+            status=Conversation.Status.HANDED_OFF, handed_off_at=now, updated_at=now)
+        if claimed:
+            conversation.status, conversation.handed_off_at = Conversation.Status.HANDED_OFF, now
+        notice = None if claimed else (
+            conversation.messages.filter(role=Message.Role.ASSISTANT, outcome=Outcome.HANDED_OFF)
+            .exclude(reason=STAFF_REPLY_REASON).order_by("-created_at").first())
+        if notice is None:  # handed off just now, or earlier without a notice (the status is left as it is)
+            last_user_text = (conversation.messages.filter(role=Message.Role.USER).order_by("-created_at")
+                              .values_list("text", flat=True).first() or "")
+            notice = Message.objects.create(
+                conversation=conversation, role=Message.Role.ASSISTANT,
+                text=replies.reply("handoff", question=last_user_text), outcome=Outcome.HANDED_OFF,
+                reason="requested", completed_at=now, timings={"total_ms": 0.0},
+            )
     return AnswerStarted(str(notice.pk), conversation.public_id, notice.outcome)
 
 

@@ -242,10 +242,23 @@ async def message_feedback(request, message_id):
 
 @csrf_exempt
 async def conversation_handoff(request, conversation_id):
+    """Rate-limited per IP and conversation (``KEFU_HANDOFF_RATE_LIMITS``), 409 on a closed conversation, and
+    idempotent once handed off: a repeat gets the existing notice's id and stores nothing."""
+
+    from django.conf import settings
+
     def handler(request, conversation_id):
         method_is(request, "POST")
         caller = caller_check(request, origin_required=True)
+        for scope, ident in (("ip", caller.ip), ("conversation", conversation_id[:32])):
+            limit, window_s = settings.KEFU_HANDOFF_RATE_LIMITS[scope]
+            decision = guard.rate_limit_hit(f"handoff-{scope}", ident, limit=limit, window_s=window_s)
+            if not decision.allowed:
+                raise ApiError(429, "rate_limited", f"too many hand-off requests ({scope}); retry in "
+                               f"{decision.retry_after_s} s", headers={"Retry-After": str(decision.retry_after_s)})
         conversation = conversation_of(caller, conversation_id)
+        if conversation.status == conversation.Status.CLOSED:
+            raise ApiError(409, "conversation_closed", "this conversation is closed; start a new one")
         started = services.handoff_request(conversation=conversation)
         return with_cors(JsonResponse(started_body(request, started), status=202), caller.origin)
 

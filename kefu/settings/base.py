@@ -96,6 +96,12 @@ KEFU_CHAT_RATE_LIMITS = {
     "ip": (env.int("KEFU_CHAT_RATE_PER_IP", default=30), 60),
     "conversation": (env.int("KEFU_CHAT_RATE_PER_CONVERSATION", default=12), 60),
 }
+# "Talk to a person" requests (requests, window seconds) per client IP and per conversation. A conversation
+# already handed off answers with its existing notice and stores nothing, so these bound only the lookups.
+KEFU_HANDOFF_RATE_LIMITS = {
+    "ip": (env.int("KEFU_HANDOFF_RATE_PER_IP", default=10), 60),
+    "conversation": (env.int("KEFU_HANDOFF_RATE_PER_CONVERSATION", default=3), 60),
+}
 # Networks (CIDR) of the reverse proxies in front of the web process. Only a request whose socket peer is
 # in one of them has its X-Forwarded-For read (for rate limits); empty: the header is ignored.
 KEFU_TRUSTED_PROXIES = env.list("KEFU_TRUSTED_PROXIES", default=[])
