@@ -480,30 +480,44 @@ def demo_profile_ensure(*, knowledge_base) -> str:
     return f"Chat profile of the demo base {state}: {profile.answer_mode} answers."
 
 
-def demo_widget_key(*, origin: str) -> WidgetKey | None:
-    """The demo page's widget key: for the demo base (or the first indexed one), allowing ``origin``."""
-    from kb.models import KnowledgeBase
+DEMO_KEY_NAME = "demo"
 
-    kb = demo_knowledge_base() or KnowledgeBase.objects.filter(active_index__isnull=False).order_by("pk").first()
+
+def demo_widget_key() -> WidgetKey | None:
+    """The demo page's widget key: the enabled key ``demo_setup`` made for the demo base, or None.
+
+    A read only: the page never creates a key, adds an origin or picks another base.
+    """
+    kb = demo_knowledge_base()
     if kb is None:
         return None
+    return (WidgetKey.objects.select_related("knowledge_base")
+            .filter(knowledge_base=kb, name=DEMO_KEY_NAME, enabled=True).order_by("pk").first())
+
+
+def demo_widget_key_ensure(*, knowledge_base, origins: list[str]) -> str:
+    """``demo_setup``: the demo base's widget key, allowing ``origins`` (added to those it has); a summary line."""
+    from kb.demo import DEMO_SLUG
+
+    if knowledge_base.slug != DEMO_SLUG:
+        raise ValueError(f"the demo widget key belongs to the demo base ({DEMO_SLUG}), not {knowledge_base.slug}")
+    wanted = [origin.rstrip("/") for origin in origins if origin.strip()]
     with transaction.atomic():
-        key, _ = WidgetKey.objects.select_for_update().get_or_create(
-            knowledge_base=kb, name="demo", defaults={"allowed_origins": [origin]})
-        if origin not in key.allowed_origins:
-            key.allowed_origins = [*key.allowed_origins, origin]
+        key, created = WidgetKey.objects.select_for_update().get_or_create(
+            knowledge_base=knowledge_base, name=DEMO_KEY_NAME, defaults={"allowed_origins": wanted})
+        missing = [origin for origin in wanted if origin not in key.allowed_origins]
+        if missing:
+            key.allowed_origins = [*key.allowed_origins, *missing]
             key.save(update_fields=["allowed_origins"])
-    return key
+    state = "created" if created else "kept"
+    return f"Demo widget key {state}; allowed origins: {', '.join(key.allowed_origins) or 'none'}."
 
 
 def demo_knowledge_base():
-    """The base ``kb.demo`` sets up, when the kb app provides it and it exists."""
+    """The demo base ``kb.demo`` sets up (``demo_setup``), once it is indexed; never another base."""
+    from kb.demo import DEMO_SLUG
     from kb.models import KnowledgeBase
 
-    try:
-        from kb.demo import DEMO_SLUG  # the kb app's demo base, when it has landed
-    except ImportError:
-        return None
     return KnowledgeBase.objects.filter(slug=DEMO_SLUG, active_index__isnull=False).first()
 
 

@@ -96,6 +96,10 @@ KEFU_CHAT_RATE_LIMITS = {
     "ip": (env.int("KEFU_CHAT_RATE_PER_IP", default=30), 60),
     "conversation": (env.int("KEFU_CHAT_RATE_PER_CONVERSATION", default=12), 60),
 }
+# The demo company page /chat/demo/ (for trying Kefu; always off under kefu.settings.production), and the
+# origins `manage.py demo_setup` lets the demo base's widget key be used from (more with --origin).
+KEFU_DEMO_PAGE = env.bool("KEFU_DEMO_PAGE", default=True)
+KEFU_DEMO_ORIGINS = env.list("KEFU_DEMO_ORIGINS", default=["http://127.0.0.1:8000", "http://localhost:8000"])
 # "Talk to a person" requests (requests, window seconds) per client IP and per conversation. A conversation
 # already handed off answers with its existing notice and stores nothing, so these bound only the lookups.
 KEFU_HANDOFF_RATE_LIMITS = {

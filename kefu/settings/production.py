@@ -10,6 +10,7 @@ from kefu.settings.base import *  # noqa: F403
 from kefu.settings.base import env
 
 KEFU_PRODUCTION = True
+KEFU_DEMO_PAGE = False  # /chat/demo/ is a local try-out page: 404 here, whatever the environment says
 DEBUG = False
 SECRET_KEY = config.secret_key(env.str("SECRET_KEY", default=""), KEFU_DATA_DIR, required=True)  # noqa: F405
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])

@@ -61,10 +61,12 @@ def slow_generator(fake_generator):
 
 
 @pytest.fixture
-def nordbygg_kb(transactional_db, embedder):
+def nordbygg_kb(transactional_db, embedder, live_asgi):
+    """The base of the demo page (set up as demo_setup does, allowing the live server's origin)."""
     from tests.chat.conftest import build_support_kb
+    from tests.chat.demo_page import as_demo_base
 
-    return build_support_kb("Nordbygg")
+    return as_demo_base(build_support_kb("Nordbygg"), origin=live_asgi)
 
 
 

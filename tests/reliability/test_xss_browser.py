@@ -60,8 +60,11 @@ def assert_shown_as_text(page, *fragments: str) -> None:
 
 
 @pytest.fixture
-def xss_kb(transactional_db, embedder):
-    return build_base("Nordbygg", BASE_A_DOCUMENTS)
+def xss_kb(transactional_db, embedder, live_asgi):
+    """The demo page's base (set up as demo_setup does, allowing the live server's origin)."""
+    from tests.chat.demo_page import as_demo_base
+
+    return as_demo_base(build_base("Nordbygg", BASE_A_DOCUMENTS), origin=live_asgi)
 
 
 @pytest.fixture

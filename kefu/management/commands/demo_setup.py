@@ -1,23 +1,31 @@
 """``manage.py demo_setup``: what ``make demo`` needs once, before serving.
 
 Creates the ``admin`` superuser with a random password printed once (only when no
-superuser exists yet), and the demo knowledge base from the zaragoza FAQ when the
-kb app provides it, with its chat profile (extractive answers with the bundled CPU
-generator). Running it again changes nothing.
+superuser exists yet), the demo knowledge base from the zaragoza FAQ with its chat
+profile (extractive answers with the bundled CPU generator), and the demo base's widget
+key for ``/chat/demo/``, allowing the origins of ``KEFU_DEMO_ORIGINS`` and each
+``--origin`` (the page itself never creates or widens a key). Running it again changes
+nothing but origins not allowed yet.
 """
 
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Create the demo admin user (password printed once) and the demo knowledge base."
+    help = "Create the demo admin user (password printed once), the demo knowledge base and its widget key."
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--origin", action="append", default=[], metavar="URL",
+                            help="also allow the demo widget key on this origin, e.g. http://kefu.test:8000 "
+                                 "(repeatable; KEFU_DEMO_ORIGINS are always allowed)")
+
+    def handle(self, *args, **options) -> None:
         self.ensure_admin()
-        self.ensure_demo_knowledge_base()
+        self.ensure_demo_knowledge_base(origins=[*settings.KEFU_DEMO_ORIGINS, *options["origin"]])
 
     def ensure_admin(self) -> None:
         users = get_user_model()
@@ -29,15 +37,12 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"Admin created — user: admin  password: {password}  (shown once; sign in at /admin/)"))
 
-    def ensure_demo_knowledge_base(self) -> None:
-        try:
-            from kb.demo import ensure_demo_knowledge_base
-        except ImportError:
-            self.stdout.write("Demo knowledge base: the kb app has no demo loader yet; skipped.")
-            return
-        self.stdout.write(ensure_demo_knowledge_base())
-        from chat.services import demo_knowledge_base, demo_profile_ensure
+    def ensure_demo_knowledge_base(self, *, origins: list[str]) -> None:
+        from chat.services import demo_knowledge_base, demo_profile_ensure, demo_widget_key_ensure
+        from kb.demo import ensure_demo_knowledge_base
 
+        self.stdout.write(ensure_demo_knowledge_base())
         kb = demo_knowledge_base()
         if kb is not None:
             self.stdout.write(demo_profile_ensure(knowledge_base=kb))
+            self.stdout.write(demo_widget_key_ensure(knowledge_base=kb, origins=origins))
