@@ -34,6 +34,7 @@ from chat.pipeline import (
     passages,
     prompt,
     replies,
+    reply_filter,
     sentence_vectors,
 )
 from chat.pipeline import cache as answer_cache
@@ -317,12 +318,11 @@ def message_finalize(*, message: Message, event) -> Message:
     timings["total_ms"] = since_post_ms(message, now)
     answered = event.kind == "done" and data.get("finish_reason") not in ("error", "cancelled", "timeout")
     verdict = output_gate.PASS
-    if answered:  # masked, gated and cited before the row is locked (attribution embeds sentences)
-        profile = chat_profile_of(message.conversation.knowledge_base)
-        text = guard.output_matcher(profile).mask((data.get("text") or "").strip())
+    if answered:  # filtered as the stream was, gated and cited before the row is locked (attribution embeds)
         found = [passages.passage_from_dict(p) for p in message.passages]
-        verdict = generated_text_verdict(message=message, text=text, found=found)
-        text, cited = attribution.cite_answer(attribution.without_echoed_headers(text, found), found)
+        finished = reply_filter.finished_text(data.get("text") or "", **reply_filter_args(message, found))
+        verdict = finished.verdict
+        text, cited = attribution.cite_answer(finished.text, found)
     with transaction.atomic():
         locked = (Message.objects.select_for_update(of=("self",))
                   .select_related("conversation__knowledge_base", "reply_to").get(pk=message.pk))
@@ -365,12 +365,18 @@ def message_finalize(*, message: Message, event) -> Message:
     return locked
 
 
-def generated_text_verdict(*, message: Message, text: str, found: list) -> output_gate.GateVerdict:
-    """The output gate on a finished generation: what was streamed (its held-back head, then the whole), and
-    what is left of it once echoed passage headers are dropped."""
-    question = message.reply_to.text if message.reply_to_id else ""
-    verdict = output_gate.gate_verdict(answer=text, question=question, hold_chars=settings.KEFU_CHAT_GATE_HOLD_CHARS)
-    return verdict if not verdict.passed else output_gate.content_check(attribution.without_echoed_headers(text, found))
+def reply_filter_args(message: Message, found: list) -> dict:
+    """What the filter of one generated reply needs: the base's output words, its passages, its question."""
+    profile = chat_profile_of(message.conversation.knowledge_base)
+    return {"matcher": guard.output_matcher(profile), "passages": found,
+            "question": message.reply_to.text if message.reply_to_id else "",
+            "hold_chars": settings.KEFU_CHAT_GATE_HOLD_CHARS}
+
+
+def stream_filter_for(message: Message) -> reply_filter.ReplyFilter:
+    """The filter the SSE relay passes this message's tokens through (the same one :func:`message_finalize` uses)."""
+    found = [passages.passage_from_dict(p) for p in message.passages]
+    return reply_filter.ReplyFilter(**reply_filter_args(message, found))
 
 
 def history_in_prompt(messages) -> bool:

@@ -1,15 +1,15 @@
 """The SSE stream of one assistant message: ``token`` events, then ``done`` or ``error``.
 
 A reply known at once (cached, direct, refused, handed off) is one ``done`` event. A
-generated reply relays the inference job's token stream: each token is masked for
-sensitive words as it passes (:class:`chat.pipeline.guard.StreamMasker`), the head of the
-reply is held back until the output gate passes it (:class:`chat.pipeline.output_gate.StreamGate`;
-a held token goes out empty), every token event carries the job stream's event id, and a
-reader that reconnects with ``Last-Event-ID`` resumes after it without duplicates (the
-masker's and the gate's state is rebuilt by replaying the events up to that id). When
-the job's final event arrives the message is finalised and ``done`` carries the stored
-answer, citations and timings — Kefu's refusal when the gate rejected the reply, which the
-widget shows in place of what was streamed. A comment line goes out every
+generated reply relays the inference job's token stream through the reply filter
+(:mod:`chat.pipeline.reply_filter`: sensitive words masked, echoed passage headers dropped, the
+head held back until the output gate passes it; a held token goes out empty). Every token event
+carries the job stream's event id, and a reader that reconnects with ``Last-Event-ID`` resumes
+after it without duplicates (the filter's state is rebuilt by replaying the events up to that
+id). When the job's final event arrives the message is finalised through the same filter, so
+``done`` carries exactly the streamed text (plus citation marks), its citations and timings —
+or Kefu's refusal when the gate rejected the reply, which the widget shows in place of what
+was streamed. A comment line goes out every
 ``KEFU_CHAT_HEARTBEAT_S`` seconds so proxies keep the connection open. Readers are
 counted in the cache; the last one to leave a message still generating cancels it
 after a short grace period (a reloading page reconnects within it).
@@ -32,8 +32,7 @@ from chat import generation, services
 from chat.api import redis_unavailable_errors, unavailable_errors
 from chat.db_slots import with_db_slot
 from chat.models import Message
-from chat.pipeline import guard, output_gate
-from chat.selectors import chat_profile_of
+from chat.pipeline.reply_filter import ReplyFilter
 
 log = logging.getLogger(__name__)
 FINAL_ID = "final"  # the id of the single done event of a reply that was known at once
@@ -62,26 +61,6 @@ def final_events(message: Message) -> str:
         return sse_event("error", {"code": message.error_code or "generation_failed", "message": message.text},
                          FINAL_ID)
     return sse_event("done", done_payload(message), FINAL_ID)
-
-
-class ReplyFilter:
-    """What generated text passes on its way to the customer: the sensitive-word masker, then the output gate."""
-
-    def __init__(self, masker: guard.StreamMasker, gate: output_gate.StreamGate):
-        self.masker, self.gate = masker, gate
-
-    def feed(self, piece: str) -> str:
-        return self.gate.feed(self.masker.feed(piece))
-
-    def flush(self) -> str:
-        return self.gate.feed(self.masker.flush()) + self.gate.flush()
-
-
-def filter_for(message: Message) -> ReplyFilter:
-    profile = chat_profile_of(message.conversation.knowledge_base)
-    question = message.reply_to.text if message.reply_to_id else ""
-    gate = output_gate.StreamGate(question=question, hold_chars=settings.KEFU_CHAT_GATE_HOLD_CHARS)
-    return ReplyFilter(guard.StreamMasker(guard.output_matcher(profile)), gate)
 
 
 def readers_key(message_id) -> str:
@@ -224,7 +203,7 @@ async def message_events(message: Message, *, last_event_id: str | None = None, 
 async def relay_generation(message: Message, *, last_event_id: str | None):
     from inference.stream import START
 
-    reply_filter = await sync_to_async(with_db_slot(filter_for))(message)
+    reply_filter = await sync_to_async(with_db_slot(services.stream_filter_for))(message)
     cursor = last_event_id or START
     if last_event_id:
         await sync_to_async(replay_filter, thread_sensitive=False)(message.inference_job_id, reply_filter,
@@ -232,10 +211,12 @@ async def relay_generation(message: Message, *, last_event_id: str | None):
     deadline = time.monotonic() + settings.KEFU_GENERATION_TIMEOUT + 30
     last_sent = time.monotonic()
     first_token_seen = bool(last_event_id)
-    # A token that showed nothing (held back by the masker or the gate) is relayed empty when the next event
-    # arrives, or carries the held text at the end: every token id goes out once, in order, so a reader
-    # resumes with Last-Event-ID as before, and the texts still add up to the answer.
-    held_id = None
+    # Each token event goes out when the next event arrives (one token late): what the filter held back — the
+    # masker's tail, a line that may be an echoed header, the gate's head — is known by then, and whatever the
+    # filter lets out at the very end rides on the last token. Every token id goes out once, in order (empty
+    # when it showed nothing yet), so a reader resumes with Last-Event-ID as before, and the texts add up to
+    # exactly the stored answer.
+    unsent = None  # (id, text) of the latest token, not yet relayed
     while time.monotonic() < deadline:
         events = await sync_to_async(generation.stream_read, thread_sensitive=False)(
             message.inference_job_id, after=cursor, block_ms=READ_BLOCK_MS)
@@ -243,24 +224,16 @@ async def relay_generation(message: Message, *, last_event_id: str | None):
             cursor = event.id
             if event.kind == "token":
                 text = reply_filter.feed(event.data.get("text", ""))
-                if held_id is not None:
-                    yield sse_event("token", {"text": ""}, held_id)
-                    held_id, last_sent = None, time.monotonic()
-                if not text:
-                    held_id = event.id
-                    continue
-                if not first_token_seen:
-                    first_token_seen = True
-                    await sync_to_async(with_db_slot(services.message_first_token))(message=message)
-                yield sse_event("token", {"text": text}, event.id)
-                last_sent = time.monotonic()
+                if unsent is not None:
+                    first_token_seen = await first_token_note(message, unsent[1], first_token_seen)
+                    yield sse_event("token", {"text": unsent[1]}, unsent[0])
+                    last_sent = time.monotonic()
+                unsent = (event.id, text)
                 continue
             tail = reply_filter.flush()
-            if tail and not first_token_seen:  # a short reply, held back whole until it passed the gate
-                first_token_seen = True
-                await sync_to_async(with_db_slot(services.message_first_token))(message=message)
-            if tail or held_id is not None:
-                yield sse_event("token", {"text": tail}, held_id)
+            if unsent is not None:
+                first_token_seen = await first_token_note(message, unsent[1] + tail, first_token_seen)
+                yield sse_event("token", {"text": unsent[1] + tail}, unsent[0])
             finished = await sync_to_async(with_db_slot(services.message_finalize))(message=message, event=event)
             yield final_events_with_id(finished, event.id)
             return
@@ -273,6 +246,14 @@ async def relay_generation(message: Message, *, last_event_id: str | None):
     timeout = StreamEvent(cursor, "error", {"code": "timeout", "message": "no answer in time"})
     finished = await sync_to_async(with_db_slot(services.message_finalize))(message=message, event=timeout)
     yield final_events_with_id(finished, FINAL_ID)
+
+
+async def first_token_note(message: Message, text: str, seen: bool) -> bool:
+    """Record the POST-to-first-token time when the first visible text goes out; whether it has."""
+    if seen or not text:
+        return seen
+    await sync_to_async(with_db_slot(services.message_first_token))(message=message)
+    return True
 
 
 def final_events_with_id(message: Message, event_id: str) -> str:

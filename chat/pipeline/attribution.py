@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import regex
 
 from chat.pipeline.extractive import MIN_SENTENCE_CHARS, embed_sentences, sentences_of, weight
 from chat.pipeline.passages import CITATION_MARK, Citation, Passage, citations_for
@@ -46,23 +47,78 @@ def without_echoed_headers(text: str, passages: list[Passage]) -> str:
     """The answer without lines that only repeat a passage's header from the prompt ("[2] (Title · p. 3)",
     "1. (Title)", "Passage:"); the passage's ``[n]`` moves to the end of the next line that has no mark.
 
-    Small models copy the prompt's layout; the header is already shown as the citation's source. An answer that
-    is nothing but headers is returned unchanged (better a list of sources than an empty answer)."""
-    by_source = {name.strip(): p.n for p in passages for name in (p.source, p.document_title) if name}
-    lines, pending = [], None
-    for line in text.split("\n"):
-        header = HEADER_LINE.match(line)
-        if header and header.group(2).strip() in by_source:
-            pending = int(header.group(1)) if header.group(1) else by_source[header.group(2).strip()]
-            continue
-        if LABEL_LINE.match(line):
-            continue
-        if pending is not None and line.strip():
+    Small models copy the prompt's layout; the header is already shown as the citation's source. The whole
+    text through :class:`EchoedHeaderFilter`, so what is stored is exactly what a stream showed."""
+    headers = EchoedHeaderFilter(passages)
+    return (headers.feed(text) + headers.flush()).strip()
+
+
+# What a line may still become while it streams: an echoed header or a label line. A line that can no longer
+# become one is shown as it arrives; one that still can is held until its end decides.
+HEADER_PREFIX = regex.compile(HEADER_LINE.pattern, regex.I)
+LABEL_PREFIX = regex.compile(LABEL_LINE.pattern, regex.I)
+
+
+class EchoedHeaderFilter:
+    """:func:`without_echoed_headers` for text that arrives in pieces (the SSE relay's tokens).
+
+    Each line is held only while it could still be an echoed header or a label line (``regex`` partial
+    matching on its prefix): "1. The permit…" is let through at "T", "[2] (Doc 2)" waits for its newline and
+    is dropped with it. The dropped header's ``[n]`` is written at the end of the next non-blank line that
+    carries no mark of its own. Deterministic in its input, however it is split into pieces.
+    """
+
+    def __init__(self, passages: list[Passage]):
+        self.by_source = {name.strip(): p.n for p in passages for name in (p.source, p.document_title) if name}
+        self.line = ""  # the current line so far (held, or already shown when ``open``)
+        self.open = False  # the current line is known to be content: shown as it comes
+        self.pending: int | None = None  # the [n] of a dropped header, for the next content line
+
+    def feed(self, piece: str) -> str:
+        out = []
+        while piece:
+            head, newline, piece = piece.partition("\n")
+            out.append(self.take(head))
+            if newline:
+                out.append(self.line_end())
+        return "".join(out)
+
+    def flush(self) -> str:
+        out = self.line_end(final=True)
+        self.pending = None
+        return out
+
+    def take(self, text: str) -> str:
+        """More of the current line: shown now when the line is content, else held."""
+        self.line += text
+        if self.open:
+            return text
+        if self.could_be_header(self.line):
+            return ""
+        self.open = True
+        return self.line
+
+    def could_be_header(self, line: str) -> bool:
+        return bool(HEADER_PREFIX.match(line, partial=True) or LABEL_PREFIX.match(line, partial=True))
+
+    def line_end(self, *, final: bool = False) -> str:
+        """The current line is complete: drop it as a header or a label, or show the rest of it and its end."""
+        line, was_open = self.line, self.open
+        self.line, self.open = "", False
+        newline = "" if final else "\n"
+        if not was_open:
+            header = HEADER_LINE.match(line)
+            if header and header.group(2).strip() in self.by_source:
+                self.pending = int(header.group(1)) if header.group(1) else self.by_source[header.group(2).strip()]
+                return ""
+            if LABEL_LINE.match(line):
+                return ""
+        shown = "" if was_open else line
+        if self.pending is not None and line.strip():
             if not CITATION_MARK.search(line):
-                line = f"{line.rstrip()} [{pending}]"
-            pending = None
-        lines.append(line)
-    return "\n".join(lines).strip() or text  # an answer made only of headers stays as the model wrote it
+                shown += f" [{self.pending}]"
+            self.pending = None
+        return shown + newline
 
 
 def passage_body(passage: Passage) -> str:

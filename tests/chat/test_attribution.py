@@ -55,7 +55,55 @@ def test_lines_that_only_echo_a_passage_header_are_dropped_and_their_number_kept
         "A drilling permit is needed. [2]\n\nRoofs last 50 years [1].\n(see the manual)")
 
 
-def test_an_answer_made_only_of_headers_is_left_as_written():
+def test_an_answer_made_only_of_headers_is_left_empty():
     from chat.pipeline.attribution import without_echoed_headers
 
-    assert without_echoed_headers("1. [1] (Doc 1)\n2. [2] (Doc 2)", PASSAGES) == "1. [1] (Doc 1)\n2. [2] (Doc 2)"
+    # (message_finalize then stores Kefu's refusal: the stream showed nothing of it either)
+    assert without_echoed_headers("1. [1] (Doc 1)\n2. [2] (Doc 2)", PASSAGES) == ""
+
+
+ECHOING = ("Passage:\n[2] (Doc 2)\nA drilling permit is needed.\n\n1. (Doc 1)\nRoofs last 50 years [1].\n"
+           "(see the manual)\n1. Apply online.\n[9] (Doc 9)\nThe answer is:\nDone")
+
+
+def streamed(text: str, cuts: list[int]) -> str:
+    from chat.pipeline.attribution import EchoedHeaderFilter
+
+    headers = EchoedHeaderFilter(PASSAGES)
+    bounds = [0, *sorted(set(cuts)), len(text)]
+    return "".join(headers.feed(text[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)) + headers.flush()
+
+
+def test_the_streamed_header_filter_shows_what_the_whole_text_gives_however_it_is_split():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from chat.pipeline.attribution import without_echoed_headers
+
+    whole = without_echoed_headers(ECHOING, PASSAGES)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.integers(min_value=0, max_value=len(ECHOING)), max_size=40))
+    def same(cuts):
+        # given the answer split into arbitrary pieces, as tokens arrive
+        # then the pieces shown add up to the whole text's result
+        assert streamed(ECHOING, cuts).strip() == whole
+
+    same()
+    assert whole == ("A drilling permit is needed. [2]\n\nRoofs last 50 years [1].\n(see the manual)\n1. Apply online."
+                     "\n[9] (Doc 9)\nDone")
+
+
+def test_a_content_line_is_shown_as_soon_as_it_cannot_be_a_header():
+    from chat.pipeline.attribution import EchoedHeaderFilter
+
+    # given the filter of a stream
+    headers = EchoedHeaderFilter(PASSAGES)
+    # when a numbered line and a sentence arrive, and then a header
+    assert headers.feed("1") == ""  # could still be "1. (Doc 1)"
+    assert headers.feed(". Ap") == "1. Ap"  # cannot any more: shown at once
+    assert headers.feed("ply.\nThe") == "ply.\n"  # "The" may still be the label "The answer is:"
+    assert headers.feed(" end.\n[2] (Doc") == "The end.\n"  # a header is held until its line ends
+    assert headers.feed(" 2)\n") == ""  # ... and dropped with its newline
+    assert headers.feed("Permit needed.") == "Permit needed."
+    assert headers.flush() == " [2]"  # its number follows the next content line

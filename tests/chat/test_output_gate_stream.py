@@ -190,3 +190,44 @@ def test_a_thumbs_down_on_a_cached_generated_answer_purges_it(client, widget_key
     # then the entry is gone, and the third customer's question is generated again
     assert not CachedAnswer.objects.exists()
     assert ask(client, widget_key, QUESTION).json()["outcome"] == "pending"
+
+
+def test_an_echoed_passage_header_is_never_streamed_and_the_stored_answer_is_the_streamed_text(
+        client, widget_key, fake_generator):
+    from chat.pipeline import passages
+
+    # given a generator that copies the prompt's layout: a passage header line before its answer
+    fake_generator.write_immediately = False
+    started = ask(client, widget_key, QUESTION)
+    message = Message.objects.get(pk=started.json()["message_id"])
+    first = passages.passage_from_dict(message.passages[0])
+    body = "Yes, drilling needs a permit from the municipality before work starts."
+    fake_generator.finish(fake_generator.requests[-1]["job_id"], answer=f"[1] ({first.source})\n{body}")
+    # when the customer reads the stream
+    events = read_stream(client, started)
+    done = events[-1]["data"]
+    # then the header was never shown, every token id still went out once, in order
+    assert first.source not in shown(events)
+    assert [e["id"] for e in events if e["event"] == "token"] == job_token_ids(fake_generator)
+    # and the done answer and the stored answer are exactly what was streamed, the header's [1] at the line's end
+    stored = Message.objects.get(pk=message.pk)
+    assert shown(events) == done["answer"] == stored.text == f"{body} [1]" and stored.outcome == "answered"
+
+
+def test_an_answer_of_nothing_but_headers_streams_nothing_and_becomes_the_refusal(client, widget_key,
+                                                                                fake_generator):
+    from chat.pipeline import passages
+
+    # given a generator whose whole answer is an echoed header
+    fake_generator.write_immediately = False
+    started = ask(client, widget_key, QUESTION)
+    message = Message.objects.get(pk=started.json()["message_id"])
+    first = passages.passage_from_dict(message.passages[0])
+    fake_generator.finish(fake_generator.requests[-1]["job_id"], answer=f"[1] ({first.source})")
+    # when the customer reads the stream
+    events = read_stream(client, started)
+    # then nothing was shown, and the stream ends on Kefu's refusal with the offer of a person, as stored
+    assert shown(events) == ""
+    done = events[-1]["data"]
+    assert (done["outcome"], done["reason"]) == ("refused", "generation_rejected")
+    assert done["answer"] == Message.objects.get(pk=message.pk).text == replies.reply("dont_know", question=QUESTION)

@@ -151,12 +151,14 @@ def test_a_failed_generation_ends_with_an_error_event(client, widget_key, fake_g
 
 
 def test_the_last_reader_leaving_cancels_the_generation(client, widget_key, fake_generator):
-    # given a generation that has produced one token so far (long enough to pass the output gate's hold)
+    # given a generation that has produced two tokens so far (long enough to pass the output gate's hold; a
+    # token is relayed when the next one arrives)
     fake_generator.write_immediately = False
     started = ask(client, widget_key, "Do I need a permit before drilling for a ground source heat pump?")
     job_id = fake_generator.requests[0]["job_id"]
     from inference.stream import open_stream, write_token
     write_token(open_stream(job_id), "Yes, drilling needs a permit from the municipality")
+    write_token(open_stream(job_id), " before")
     message = Message.objects.get(pk=started.json()["message_id"])
     from chat.sse import message_events
 

@@ -273,7 +273,7 @@ class PipelineRunner:
 
     def generated(self, reply, question: str) -> Result:
         """Generate one pending reply and finish it as ``message_finalize`` stores it (masked, gated, cited)."""
-        from chat.pipeline import attribution, guard, output_gate, passages, replies
+        from chat.pipeline import attribution, guard, passages, replies, reply_filter
         from inference.services import generation_submit
         from inference.stream import open_stream, read_all
 
@@ -286,14 +286,13 @@ class PipelineRunner:
         if final is None or final.kind != "done" or final.data.get("finish_reason") in ("error", "cancelled", "timeout"):
             data = final.data if final is not None else {}
             return Result("failed", str(data.get("code") or data.get("finish_reason") or "generation_failed"))
-        text = guard.output_matcher(self.profile(GENERATIVE)).mask((final.data.get("text") or "").strip())
         found = [passages.passage_from_dict(p) for p in reply.passages]
-        verdict = output_gate.gate_verdict(answer=text, question=question,
-                                           hold_chars=settings.KEFU_CHAT_GATE_HOLD_CHARS)
-        if verdict.passed:
-            verdict = output_gate.content_check(attribution.without_echoed_headers(text, found))
-        text, cited = attribution.cite_answer(attribution.without_echoed_headers(text, found), found)
-        if not verdict.passed:
+        finished = reply_filter.finished_text(final.data.get("text") or "",
+                                              matcher=guard.output_matcher(self.profile(GENERATIVE)),
+                                              passages=found, question=question,
+                                              hold_chars=settings.KEFU_CHAT_GATE_HOLD_CHARS)
+        text, cited = attribution.cite_answer(finished.text, found)
+        if not finished.verdict.passed:
             return Result("refused", "generation_rejected", replies.reply("dont_know", question=question))
         if found and not cited and replies.says_dont_know(text):
             return Result("refused", "model_dont_know", replies.reply("dont_know", question=question))
