@@ -245,8 +245,10 @@ def pipeline_reply(*, kb, profile, question: str, standalone, found_intent, quer
     hits = search_hits(kb, standalone.query, query_vector) if needed else []
     if clock is not None:
         clock.lap("retrieve")
-    score = answerability.answerability_score(kb=kb, hits=hits, intent=found_intent, query=standalone.query,
-                                              query_vector=query_vector) if needed else None
+    # Scored only when the decision asks (it embeds the top passages' sentences): a direct answer never does.
+    score = answerability.LazyScore(partial(answerability.answerability_score, kb=kb, hits=hits,
+                                            intent=found_intent, query=standalone.query,
+                                            query_vector=query_vector)) if needed else None
     decision = decide.answer_decide(
         intent=found_intent, hits=hits, direct_threshold=kb.direct_answer_threshold,
         relevance_floor=relevance_floor_of(profile), extractive=profile.answer_mode == profile.AnswerMode.EXTRACTIVE,

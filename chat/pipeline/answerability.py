@@ -27,6 +27,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
@@ -391,6 +392,25 @@ def answerability_score(*, kb, hits: list, intent, query: str, query_vector) -> 
     features = features_of(hits=hits, intent=intent, support=support, bm25_ceiling=ceiling,
                            term_coverage=coverage)
     return model.score(features)
+
+
+class LazyScore:
+    """A question's score computed on first call only (the decision asks for it only when it matters)."""
+
+    def __init__(self, compute: Callable[[], Score | None]):
+        self.compute = compute
+        self.computed = False
+        self.value: Score | None = None
+
+    def __call__(self) -> Score | None:
+        if not self.computed:
+            self.value, self.computed = self.compute(), True
+        return self.value
+
+    @property
+    def probability(self) -> float | None:
+        """The probability when it was computed (what the reply stores), else None."""
+        return self.value.probability if self.value is not None else None
 
 
 # ---------------------------------------------------------------- evaluation

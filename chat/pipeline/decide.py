@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from chat.pipeline import smalltalk
@@ -110,11 +111,13 @@ def suggest_candidate(hits: list):
 
 
 def answer_decide(*, intent: Intent, hits: list, direct_threshold: float, relevance_floor: float,
-                  extractive: bool, question: str = "", answerability: Score | None = None) -> Decision:
+                  extractive: bool, question: str = "",
+                  answerability: Score | Callable[[], Score | None] | None = None) -> Decision:
     """The entry point: one decision from the intent, the hits and the base's settings.
 
     ``answerability``: the question's probability and the base's threshold (None while the base has
-    no fitted model: the relevance floor and the support gate decide alone).
+    no fitted model: the relevance floor and the support gate decide alone), or a function that computes
+    it — called only when the decision needs it (a direct answer, small talk or a task request never does).
     """
     if certain_handoff(intent):
         return Decision(HANDOFF, "requested" if intent.explicit else "intent")
@@ -127,7 +130,8 @@ def answer_decide(*, intent: Intent, hits: list, direct_threshold: float, releva
 
 
 def question_decide(*, intent: Intent, hits: list, direct_threshold: float, relevance_floor: float,
-                    extractive: bool, question: str, answerability: Score | None) -> Decision:
+                    extractive: bool, question: str,
+                    answerability: Score | Callable[[], Score | None] | None) -> Decision:
     """Everything after the hand-off check: small talk, tasks, a direct answer, refusal or an answer."""
     if smalltalk.is_task_request(question):
         return Decision(REFUSE, "task_request")
@@ -141,7 +145,8 @@ def question_decide(*, intent: Intent, hits: list, direct_threshold: float, rele
         return Decision(REFUSE, "out_of_scope")
     if direct is not None:
         return Decision(DIRECT, faq_hit=direct)
-    if answerability is not None and not answerability.answerable:
+    score = answerability() if callable(answerability) else answerability
+    if score is not None and not score.answerable:
         return Decision(REFUSE, "unanswerable")
     relevant = [hit for hit in hits if hit_relevance(hit) >= relevance_floor][:MAX_PASSAGES]
     if not relevant:
