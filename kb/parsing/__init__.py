@@ -18,9 +18,16 @@ from kb.parsing.sniff import sniff_type
 __all__ = ["FaqRow", "ParseError", "ParsedDocument", "Section", "parse_document", "sniff_type"]
 
 
+# Text formats whose characters are (about) the document's text: one too long is refused before decoding.
+PLAIN_TEXT_TYPES = frozenset({"txt", "markdown", "csv"})
+UTF8_CONTINUATION_BYTES = bytes(range(0x80, 0xC0))
+
+
 def parse_document(data: bytes, filename: str = "") -> ParsedDocument:
     """Parse any supported upload; the parser is chosen by :func:`sniff_type`."""
     file_type = sniff_type(data, filename)
+    if file_type in PLAIN_TEXT_TYPES:
+        check_raw_length(data)
     parser = _parser_for(file_type)
     parsed = parser(data)
     if not parsed.sections and not parsed.faq_rows:
@@ -36,6 +43,17 @@ def check_length(parsed: ParsedDocument) -> None:
     if chars > limit:
         raise ParseError(f"The document has {chars:,} characters of text; the limit is {limit:,} "
                          "(KEFU_KB_MAX_DOCUMENT_CHARS). Split it into smaller files and upload those.")
+
+
+def check_raw_length(data: bytes) -> None:
+    """A text file of more than 4 bytes per allowed character has too many characters in any encoding:
+    refused before it is decoded (a decoded str may take 4 bytes per character)."""
+    limit = settings.KEFU_KB_MAX_DOCUMENT_CHARS
+    if len(data) <= 4 * limit:
+        return
+    chars = max(len(data.translate(None, UTF8_CONTINUATION_BYTES)), len(data) // 4)  # exact for UTF-8
+    raise ParseError(f"The document has {chars:,} characters of text; the limit is {limit:,} "
+                     "(KEFU_KB_MAX_DOCUMENT_CHARS). Split it into smaller files and upload those.")
 
 
 def _parser_for(file_type: str):

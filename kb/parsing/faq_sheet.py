@@ -11,10 +11,12 @@ import csv
 import io
 import re
 import zipfile
+from itertools import islice
 
 from kb.parsing.errors import ParseError
 from kb.parsing.sections import FaqRow, ParsedDocument
 from kb.parsing.text import decode_text
+from kb.parsing.xlsx import MAX_COLUMNS, MAX_ROWS
 
 QUESTION_NAMES = {"question", "questions", "q", "query", "问题", "标准问题", "提问", "問題"}
 ANSWER_NAMES = {"answer", "answers", "a", "response", "reply", "答案", "回答", "答复", "回复"}
@@ -22,6 +24,8 @@ ALTERNATIVE_HINTS = ("alternative", "alt", "similar", "paraphrase", "variant", "
                      "相似", "其他问法", "同义", "扩展问")
 ALTERNATIVE_SPLIT = re.compile(r"\s*(?:\n|\|\||\||;|；)\s*")
 HEADER_SEARCH_ROWS = 5
+# Above this many delimiters in a CSV file, every row's width is checked before the csv module reads it.
+MANY_DELIMITERS = 1_000_000
 
 
 def parse_csv(data: bytes) -> ParsedDocument:
@@ -30,32 +34,61 @@ def parse_csv(data: bytes) -> ParsedDocument:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    rows = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO(text), dialect)]
-    return ParsedDocument(file_type="csv", faq_rows=faq_rows(rows))
+    return ParsedDocument(file_type="csv", faq_rows=faq_rows(csv_rows(text, dialect)))
+
+
+def csv_rows(text: str, dialect) -> list[list[str]]:
+    """The sheet's rows with a value, held to the spreadsheet limits (kb.parsing.xlsx: columns and rows)."""
+    if text.count(dialect.delimiter) > MANY_DELIMITERS:
+        check_row_widths(text, dialect)
+    rows = []
+    for number, row in enumerate(csv.reader(io.StringIO(text), dialect), start=1):
+        if len(row) > MAX_COLUMNS and any(cell.strip() for cell in islice(row, MAX_COLUMNS, None)):
+            raise ParseError(f"Row {number:,} of the CSV file has values beyond column {MAX_COLUMNS}: an FAQ sheet "
+                             "needs only its question, answer and alternative columns.")
+        cells = [cell.strip() for cell in row[:MAX_COLUMNS]]
+        if any(cells):
+            rows.append(cells)
+            if len(rows) > MAX_ROWS:
+                raise ParseError(f"The CSV file has more than {MAX_ROWS:,} rows with a value. "
+                                 "Split it into smaller files and upload those.")
+    return rows
 
 
 def parse_xlsx(data: bytes) -> ParsedDocument:
-    from openpyxl import load_workbook  # only the ingest worker reads spreadsheets
+    """Every worksheet read from the cells it holds (kb.parsing.xlsx: never the declared size, within limits)."""
+    from kb.parsing.xlsx import xlsx_sheets
 
     try:
-        workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise ParseError("The XLSX file is damaged and could not be opened.") from exc
     rows = []
-    for sheet in workbook.worksheets:
-        sheet_rows = [[cell_text(cell) for cell in row] for row in sheet.iter_rows(values_only=True)]
-        try:
-            rows.extend(faq_rows(sheet_rows))
-        except ParseError:
-            continue  # a sheet that is not an FAQ (a cover sheet, notes) is skipped
-    workbook.close()
+    with archive:
+        for _, sheet_rows in xlsx_sheets(archive):
+            try:
+                rows.extend(faq_rows(sheet_rows))
+            except ParseError:
+                continue  # a sheet that is not an FAQ (a cover sheet, notes) is skipped
     if not rows:
         raise ParseError("No sheet of the workbook has question and answer columns.")
     return ParsedDocument(file_type="xlsx", faq_rows=tuple(rows))
 
 
-def cell_text(value) -> str:
-    return "" if value is None else str(value).strip()
+def check_row_widths(text: str, dialect) -> None:
+    """Count each row's fields without building it (quoted fields skipped whole): a row of millions of empty
+    fields is refused before the csv module builds a list of them."""
+    delimiter = re.escape(dialect.delimiter)
+    token = re.compile(rf'"[^"]*(?:""[^"]*)*"|{delimiter}|\r\n|\n|\r')
+    fields, row = 1, 1
+    for match in token.finditer(text):
+        if match.group() == dialect.delimiter:
+            fields += 1
+            if fields > MAX_COLUMNS:
+                raise ParseError(f"Row {row:,} of the CSV file has more than {MAX_COLUMNS} columns: an FAQ sheet "
+                                 "needs only its question, answer and alternative columns.")
+        elif not match.group().startswith('"'):
+            fields, row = 1, row + 1
 
 
 def faq_rows(rows: list[list[str]]) -> tuple[FaqRow, ...]:

@@ -1,11 +1,19 @@
-"""HTML: the main content's text under its h1–h6 headings; scripts, styles, navigation dropped."""
+"""HTML: the main content's text under its h1–h6 headings; scripts, styles, navigation dropped.
+
+Before BeautifulSoup builds its tree (a few hundred bytes per element), the page is streamed once
+by lxml: more than :data:`MAX_ELEMENTS` elements, or elements nested deeper than :data:`MAX_DEPTH`
+(the text walk recurses once per level), are refused with the reason.
+"""
 
 from __future__ import annotations
 
+import io
 import warnings
 
 from bs4 import BeautifulSoup, NavigableString, Tag, XMLParsedAsHTMLWarning
+from lxml import etree
 
+from kb.parsing.errors import ParseError
 from kb.parsing.outline import Outline
 from kb.parsing.sections import ParsedDocument
 from kb.parsing.text import decode_text
@@ -17,9 +25,13 @@ LEAF_BLOCKS = {"p", "pre", "li", "dt", "dd", "blockquote", "tr", "caption", "fig
 DROP_CLASSES = {"toc", "navheader", "navfooter", "breadcrumb", "breadcrumbs", "sidebar", "menu", "skip-link"}
 BLOCK_TAGS = LEAF_BLOCKS | set(HEADINGS) | {"div", "section", "article", "main", "ul", "ol", "dl", "table",
                                              "tbody", "thead", "body", "hr", "br"}
+# Real pages nest a few dozen deep; generated ones rarely past 100.
+MAX_DEPTH = 256
+MAX_ELEMENTS = 100_000
 
 
 def parse_html(data: bytes) -> ParsedDocument:
+    check_shape(data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)  # XHTML is read as HTML on purpose
         soup = BeautifulSoup(decode_text(data), "lxml")
@@ -60,3 +72,24 @@ def walk(element: Tag, outline: Outline) -> None:
         else:
             walk(child, outline)
     outline.text(" ".join("".join(inline).split()))
+
+
+def check_shape(data: bytes) -> None:
+    """Stream the page once (nothing kept): refuse more than MAX_ELEMENTS elements or nesting past MAX_DEPTH."""
+    depth, elements = 0, 0
+    try:
+        for event, element in etree.iterparse(io.BytesIO(data), events=("start", "end"), html=True,
+                                              no_network=True, huge_tree=False, recover=True):
+            if event == "end":
+                depth -= 1
+                element.clear(keep_tail=False)
+                continue
+            depth, elements = depth + 1, elements + 1
+            if depth > MAX_DEPTH:
+                raise ParseError(f"The HTML page nests elements more than {MAX_DEPTH} deep; "
+                                 "save it as a simpler page and upload that.")
+            if elements > MAX_ELEMENTS:
+                raise ParseError(f"The HTML page has more than {MAX_ELEMENTS:,} elements; "
+                                 "split it into smaller pages and upload those.")
+    except etree.XMLSyntaxError:
+        return  # what lxml cannot stream, BeautifulSoup reads leniently (and small pages stay small)
