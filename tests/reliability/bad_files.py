@@ -296,3 +296,14 @@ def csv_with_a_wide_row(columns: int) -> bytes:
     """The FAQ rows, then one row of ``columns`` fields (a reader holds a list of that many)."""
     head = "\n".join(",".join(row) for row in FAQ_ROWS).encode() + b"\n"
     return head + b"x," * columns + b"far\n"
+
+
+def xlsx_full_of_cells(rows: int, columns: int) -> bytes:
+    """``rows`` FAQ-shaped rows of ``columns`` short distinct cells each (every limit nearly reached at once)."""
+    def cell(row: int, column: int) -> str:
+        return f'<c r="{chr(ord("A") + column)}{row}" t="inlineStr"><is><t>{row}.{column}</t></is></c>'
+
+    body = "".join(f'<row r="{row}">{"".join(cell(row, column) for column in range(columns))}</row>'
+                   for row in range(2, rows + 2)).encode()
+    return xlsx_with_sheet(lambda xml: re.sub(rb'(<sheetData>.*?</row>).*(</sheetData>)',
+                                              lambda m: m.group(1) + body + m.group(2), xml, flags=re.S))

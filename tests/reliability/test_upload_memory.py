@@ -23,6 +23,7 @@ CASES = [
     ("far.xlsx", bad_files.xlsx_with_a_far_cell, "The sheet 'Sheet' has a value at XFD1048576"),
     ("strings.xlsx", lambda: bad_files.xlsx_with_shared_strings(1_000_001), "The workbook holds more than"),
     ("cells.xlsx", lambda: bad_files.xlsx_with_many_cells(99_990), "ok"),
+    ("full.xlsx", lambda: bad_files.xlsx_full_of_cells(99_990, 6), "ok"),
     ("wide.csv", lambda: bad_files.csv_with_a_wide_row(9_900_000), "Row 4 of the CSV file has more than 256"),
     ("paragraphs.docx", lambda: bad_files.docx_with_many_paragraphs(170_000), "ok"),
     ("grid.docx", bad_files.docx_table_declaring_a_huge_grid, "ok"),
