@@ -110,9 +110,9 @@ def refuse_dtd(tree) -> None:
 
 
 def streamed(archive: zipfile.ZipFile, name: str, record: str) -> Iterator[tuple[str, object]]:
-    """("start" | "end", element) for every ``record`` element (``si``, ``c``) of one part, and ("row", element)
-    at each row's start; everything else is freed as soon as it ends, so memory stays flat whatever the part
-    holds (merged ranges, column styles, …). The caller frees each record."""
+    """("end", element) for every ``record`` element (``si``, ``c``) of one part, once it is complete, and
+    ("row", element) at each row's start; everything else is freed as soon as it ends, so memory stays flat
+    whatever the part holds (merged ranges, column styles, …). The caller frees each record."""
     record_tag, row_tag = f"{{{MAIN_NS}}}{record}", f"{{{MAIN_NS}}}row"
     elements, depth_in_record = 0, 0
     try:
