@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from io import BytesIO
 
@@ -110,7 +111,6 @@ def test_size_limit_comes_from_settings(settings):
 
 def test_pdfs_are_read_by_pypdf_6_or_later():
     import importlib.metadata
-    import re
     import tomllib
 
     from tests.conftest import ROOT
@@ -122,3 +122,35 @@ def test_pdfs_are_read_by_pypdf_6_or_later():
     # then the floor is 6 and what runs here honours it
     assert len(pypdf) == 1 and int(re.search(r">=\s*(\d+)", pypdf[0]).group(1)) >= 6
     assert int(importlib.metadata.version("pypdf").split(".")[0]) >= 6
+
+
+def test_xlsx_cells_are_read_as_excel_shows_them():
+    from tests.reliability.bad_files import xlsx_with_sheet
+
+    # given a sheet as Excel writes it: shared strings (one rich, one with a phonetic run), a number, a boolean,
+    # a formula with its cached value, and a cell without its r attribute (it follows the previous one)
+    strings = (b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+               b"<si><t>question</t></si><si><t>answer</t></si>"
+               b"<si><r><t>How many </t></r><r><rPr><b/></rPr><t>stores?</t></r></si>"
+               b"<si><t>Three</t><rPh><t>SURII</t></rPh></si></sst>")
+    sheet = (b'<row r="1"><c r="A1" t="s"><v>0</v></c><c t="s"><v>1</v></c></row>'
+             b'<row r="2"><c r="A2" t="s"><v>2</v></c><c r="B2" t="s"><v>3</v></c></row>'
+             b'<row r="3"><c r="A3" t="inlineStr"><is><t>Price?</t></is></c><c r="B3"><v>49.0</v></c></row>'
+             b'<row r="4"><c r="A4" t="inlineStr"><is><t>Open?</t></is></c><c r="B4" t="b"><v>1</v></c></row>'
+             b'<row r="5"><c r="A5" t="inlineStr"><is><t>Fee?</t></is></c>'
+             b'<c r="B5" t="str"><f>A1&amp;"x"</f><v>12.5 SEK</v></c></row>')
+    data = xlsx_with_sheet(lambda xml: re.sub(rb"<sheetData>.*</sheetData>", b"<sheetData>" + sheet + b"</sheetData>",
+                                              xml, flags=re.S), shared_strings=strings)
+    # when parsed / then each cell is the text Excel shows (the cached value for a formula)
+    rows = {row.question: row.answer for row in parse_document(data, "faq.xlsx").faq_rows}
+    assert rows == {"How many stores?": "Three", "Price?": "49", "Open?": "True", "Fee?": "12.5 SEK"}
+
+
+def test_xlsx_limits_are_counted_on_cells_with_a_value():
+    from tests.reliability.bad_files import xlsx_with_sheet
+
+    # given styled but empty cells far away (formatting, not content) after the FAQ rows
+    empty_far = b'<row r="900000"><c r="XFD900000" s="1"/></row>'
+    data = xlsx_with_sheet(lambda xml: xml.replace(b"</sheetData>", empty_far + b"</sheetData>"))
+    # then they are not a reason to refuse the sheet
+    assert len(parse_document(data, "faq.xlsx").faq_rows) == 2
