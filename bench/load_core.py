@@ -42,6 +42,8 @@ KNOWLEDGE_TEMPLATES = (
     "For a school project on local building rules: {a} And how does that relate to this: {b}",
 )
 KNOWLEDGE_MAX_SIMILARITY = 0.78
+# Read every reply from its stream, even one the POST carried whole (as a client that ignores ``done`` would).
+ALWAYS_STREAM = os.environ.get("KEFU_LOAD_ALWAYS_STREAM") == "1"
 
 
 # --- the knowledge base -------------------------------------------------------------------
@@ -96,6 +98,7 @@ class StackConfig:
     answer_tokens: int = 32  # KEFU_CHAT_ANSWER_TOKENS: generated answers stay short so a run finishes
     inference_threads: int = 16  # the inference worker's thread pool (what the Makefile runs)
     torch_threads: int = 0  # KEFU_TORCH_THREADS of the generator (0: torch's default, one per core)
+    web_workers: int = 1  # uvicorn --workers: web processes behind the one port
     log_dir: Path | None = None
 
 
@@ -184,15 +187,28 @@ class Stack:
         self.spawn("worker-ingest", [*worker, "-Q", "ingest,default", "-P", "solo", "-n", f"load-ingest-{self.port}@%h"])
         self.spawn("worker-inference", [*worker, "-Q", "inference", "-P", "threads",
                                         "-c", str(self.config.inference_threads), "-n", f"load-infer-{self.port}@%h"])
-        self.spawn("web", [python, "-m", "uvicorn", "kefu.asgi:application", "--host", "127.0.0.1",
-                           "--port", str(self.port), "--lifespan", "off", "--no-access-log", "--log-level", "warning"])
+        self.spawn("web", self.web_command(self.port, workers=self.config.web_workers))
         self.wait_ready(timeout_s)
         return self
 
-    def wait_ready(self, timeout_s: float) -> None:
+    def web_command(self, port: int, *, workers: int = 1) -> list[str]:
+        """uvicorn serving kefu.asgi on ``port``; ``workers`` > 1: that many processes behind the one socket."""
+        return [sys.executable, "-m", "uvicorn", "kefu.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(workers), "--lifespan", "off", "--no-access-log", "--log-level", "warning"]
+
+    def web_add(self, *, timeout_s: float = 120.0) -> str:
+        """Another web process on a port of its own (as another pod would be); its base URL once ready."""
+        port = free_port()
+        self.spawn(f"web-{port}", self.web_command(port))
+        base = f"http://127.0.0.1:{port}"
+        self.wait_ready(timeout_s, base=base)
+        return base
+
+    def wait_ready(self, timeout_s: float, *, base: str = "") -> None:
         """Until /readyz says the web process has its embedder and an inference worker its model."""
         import httpx
 
+        base = base or self.base
         deadline = time.monotonic() + timeout_s
         last = ""
         while time.monotonic() < deadline:
@@ -200,7 +216,7 @@ class Stack:
                 if child.process.poll() is not None:
                     raise RuntimeError(f"{child.name} exited with {child.process.returncode}:\n{child.log_tail()}")
             try:
-                response = httpx.get(self.base + "/readyz", timeout=5)
+                response = httpx.get(base + "/readyz", timeout=5)
                 if response.status_code == 200:
                     return
                 last = response.text[:500]
@@ -211,6 +227,22 @@ class Stack:
 
     def rss_mb(self) -> dict[str, float]:
         return {child.name: child.rss_mb() for child in self.children}
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """User + system CPU seconds so far: the web process(es), this client, and PostgreSQL's processes."""
+        import psutil
+
+        def of(process: psutil.Process) -> float:
+            try:
+                return sum(process.cpu_times()[:2])
+            except psutil.Error:  # ended meanwhile
+                return 0.0
+
+        webs = [psutil.Process(c.process.pid) for c in self.children if c.name.startswith("web")]
+        own = os.times()
+        postgres = [p for p in psutil.process_iter(["name"]) if (p.info["name"] or "").startswith("postgres")]
+        return {"web": sum(of(p) for w in webs for p in [w, *w.children(recursive=True)]),
+                "client": own.user + own.system, "postgres": sum(of(p) for p in postgres)}
 
     def stop(self) -> None:
         for child in reversed(self.children):
@@ -348,6 +380,10 @@ async def one_stream(client, base: str, key: str, ask: Ask) -> StreamResult:
         return result
     body = response.json()
     result.message_id, result.post_outcome = body["message_id"], body["outcome"]
+    if "done" in body and not ALWAYS_STREAM:  # final at once: the widget reads it from the POST, as here
+        result.first_event_ms = result.final_ms = result.post_ms
+        result.final_kind, result.final = "done", body["done"]
+        return result
     async with client.stream("GET", body["stream_url"], headers={"Origin": ORIGIN}) as stream:
         if stream.status_code != 200:
             result.error = f"stream_http_{stream.status_code}"

@@ -71,6 +71,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="with --soak: run the burst (and its baseline) first on the same stack and lock hold")
     parser.add_argument("--lock", default="", help="take this flock (e.g. /tmp/kefu-bench.lock) once the stack is "
                                                    "ready, for the measured part only (setup runs outside it)")
+    parser.add_argument("--web-workers", type=int, default=1,
+                        help="web processes behind the one port (uvicorn --workers); RSS and CPU add theirs up")
+    parser.add_argument("--always-stream", action="store_true",
+                        help="GET the stream of every reply, also one the POST carried whole in its `done`")
     parser.add_argument("--sample-every", type=float, default=10.0, help="soak: seconds between RSS samples")
     return parser.parse_args(argv)
 
@@ -167,10 +171,14 @@ def mix_counts(total: int, args: argparse.Namespace) -> tuple[int, int]:
 
 
 def timed_run(label: str, stack, key: str, asks, concurrency: int, timeout_s: float):
+    cpu_before = stack.cpu_seconds()
     started = time.perf_counter()
     results = load_core.run_streams(stack.base, key, asks, concurrency=concurrency, timeout_s=timeout_s)
     summary = load_core.summarize(label, results, time.perf_counter() - started)
+    cpu = {name: seconds - cpu_before[name] for name, seconds in stack.cpu_seconds().items()}
     print(load_core.summary_table(summary), flush=True)
+    print("CPU per ask, ms (user + system): " + ", ".join(f"{name} {1000 * seconds / max(1, len(results)):.1f}"
+                                                          for name, seconds in cpu.items()), flush=True)
     return results, summary
 
 
@@ -283,13 +291,15 @@ def report_verdict(verdict: load_core.Verdict) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    load_core.ALWAYS_STREAM = args.always_stream
     key, pools = prepare(args)
     config = load_core.StackConfig(database_url=args.database_url, redis_url=args.redis_url,
                                    data_dir=Path(args.data_dir), answer_tokens=args.answer_tokens,
-                                   torch_threads=args.torch_threads)
+                                   torch_threads=args.torch_threads, web_workers=args.web_workers)
     started = time.perf_counter()
     with load_core.Stack(config) as stack:
-        print(f"stack ready in {time.perf_counter() - started:.0f} s: web {stack.base} (1 process), "
+        print(f"stack ready in {time.perf_counter() - started:.0f} s: web {stack.base} ({args.web_workers} process"
+              f"{'es' if args.web_workers > 1 else ''}), "
               f"ingest worker, inference worker (model loaded)", flush=True)
         if args.lock:
             lock_take(args.lock)

@@ -58,6 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--out", default="/tmp/kefu-web-profile.txt", help="collapsed stacks of the burst")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--web-workers", type=int, default=1, help="uvicorn --workers (py-spy samples the first)")
+    parser.add_argument("--gil", action="store_true",
+                        help="sample only the thread holding the GIL (Python's CPU; torch and I/O waits drop out)")
     return parser.parse_args(argv)
 
 
@@ -121,22 +124,26 @@ def main(argv=None) -> int:
     args.soak, args.burst_first, args.streams, args.baseline, args.generated_share = 0, False, 0, 0, 0.0
     key, pools = load_sse.prepare(args)
     config = load_core.StackConfig(database_url=args.database_url, redis_url=args.redis_url,
-                                   data_dir=Path(args.data_dir))
+                                   data_dir=Path(args.data_dir), web_workers=args.web_workers)
     with load_core.Stack(config) as stack:
         load_sse.warm_up(stack, key, pools)
         web = next(child for child in stack.children if child.name == "web")
         out = Path(args.out)
-        spy = subprocess.Popen([py_spy(), "record", "--pid", str(web.process.pid), "--rate", str(args.rate),
-                                "--format", "raw", "--output", str(out), "--threads", "--nonblocking"],
+        spy = subprocess.Popen([py_spy(), "record", "--pid", str(web.process.pid), "--subprocesses", "--rate", str(args.rate),
+                                "--format", "raw", "--output", str(out), "--threads", "--nonblocking", *(["--gil"] if args.gil else [])],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(2)  # attached before the first ask
+        cpu_before = stack.cpu_seconds()
         started = time.perf_counter()
         results = load_core.run_streams(stack.base, key, asks_of(pools, args), concurrency=args.concurrency)
         wall = time.perf_counter() - started
+        cpu = {name: after - cpu_before[name] for name, after in stack.cpu_seconds().items()}
         spy.send_signal(2)  # SIGINT: py-spy writes what it sampled
         spy.wait(timeout=60)
     print(load_core.summary_table(load_core.summarize(f"profiled burst, concurrency {args.concurrency}",
                                                       results, wall)))
+    print(f"\nCPU per ask (ms, user+system, {len(results)} asks): "
+          + ", ".join(f"{name} {1000 * seconds / len(results):.1f}" for name, seconds in cpu.items()))
     if not out.exists():
         print(f"py-spy wrote nothing: {spy.stderr.read().decode()[-2000:]}")
         return 1

@@ -22,6 +22,9 @@ class ChatConfig(AppConfig):
 
         if answerability_accuracy not in GATE_CHECKS:  # the regression gate compares answerability too
             GATE_CHECKS.append(answerability_accuracy)
+        from chat.lookups import connect_signals
+
+        connect_signals()  # the web's remembered keys and profiles are forgotten when they change
 
 
 def answerability_fit_enqueue(*, knowledge_base_id: int, index_version_id: int, **_: object) -> None:

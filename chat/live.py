@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
+from chat.db_slots import db_call
 from chat.models import Conversation, Message
 
 POLL_S = 0.5
@@ -83,7 +84,7 @@ def conversation_status(conversation: Conversation) -> str:
 async def conversation_events(conversation: Conversation, *, after_id: str | None, message_json, sse_event,
                               max_open_s: float = MAX_OPEN_S):
     """The SSE text: ``message`` events for staff replies after ``after_id``, ``status`` when it changes."""
-    cursor = after_id or await sync_to_async(last_message_id)(conversation)
+    cursor = after_id or await db_call(last_message_id)(conversation)
     yield "retry: 2000\n\n"
     status = conversation.status
     seen_version = -1
@@ -93,12 +94,12 @@ async def conversation_events(conversation: Conversation, *, after_id: str | Non
         now = time.monotonic()
         if version != seen_version or now - last_read >= BACKSTOP_S:
             seen_version, last_read = version, now
-            pushed = await sync_to_async(pushed_payloads)(conversation, after_id=cursor, message_json=message_json)
+            pushed = await db_call(pushed_payloads)(conversation, after_id=cursor, message_json=message_json)
             for event_id, payload in pushed:
                 cursor = event_id
                 yield sse_event("message", payload, event_id)
                 last_sent = now
-            current = await sync_to_async(conversation_status)(conversation)
+            current = await db_call(conversation_status)(conversation)
             if current != status:
                 status = current
                 yield sse_event("status", {"conversation_id": conversation.public_id, "status": status})

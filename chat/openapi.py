@@ -28,7 +28,10 @@ def openapi_document(server: str) -> dict:
                                            "stream_url": {"type": "string", "format": "uri"},
                                            "outcome": {"type": "string", "enum": [
                                                "pending", "answered", "cached", "direct", "handed_off", "refused",
-                                               "failed"]}}},
+                                               "failed"]},
+                                           "done": {"$ref": "#/components/schemas/Done",
+                                                    "description": "present when the reply is final already: "
+                                                                   "what the stream's done event carries"}}},
                 "Citation": {"type": "object", "properties": {
                     "n": {"type": "integer"}, "document_id": {"type": ["integer", "null"]},
                     "document_title": {"type": "string"}, "page": {"type": ["integer", "null"]},
@@ -48,7 +51,8 @@ def openapi_document(server: str) -> dict:
                     "type": "object", "required": ["text"], "additionalProperties": False,
                     "properties": {"text": {"type": "string", "maxLength": 2000},
                                    "conversation_id": {"type": "string"}, "visitor_id": {"type": "string"}}}}}},
-                "responses": {"202": {"description": "accepted; read the answer from stream_url",
+                "responses": {"202": {"description": "accepted; the answer is in `done` when final at once, "
+                                                     "else read it from stream_url",
                                       "content": {"application/json": {"schema": {
                                           "$ref": "#/components/schemas/Started"}}}},
                               **error_responses(400, 401, 403, 404, 409, 415, 429)}}},

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from chat.lookups import remembered
 from chat.models import ChatProfile, Conversation, Message, WidgetKey
 
 
 def widget_key_get(*, public_key: str) -> WidgetKey | None:
-    """An enabled widget key with its base, or None."""
+    """An enabled widget key with its base, or None (remembered for a moment: :mod:`chat.lookups`)."""
     if not public_key:
         return None
-    return WidgetKey.objects.select_related("knowledge_base").filter(public_key=public_key, enabled=True).first()
+    return remembered("widget_key", public_key, lambda: WidgetKey.objects.select_related("knowledge_base").filter(
+        public_key=public_key, enabled=True).first())
 
 
 def origin_allowed(*, widget_key: WidgetKey, origin: str) -> bool:
@@ -51,9 +53,9 @@ def conversation_messages(*, conversation: Conversation) -> list[Message]:
 
 
 def chat_profile_of(kb) -> ChatProfile:
-    """The base's chat profile, or an unsaved one with the defaults."""
-    profile = ChatProfile.objects.filter(knowledge_base_id=kb.pk).first()
-    return profile or ChatProfile(knowledge_base_id=kb.pk)
+    """The base's chat profile, or an unsaved one with the defaults (remembered for a moment: :mod:`chat.lookups`)."""
+    return remembered("chat_profile", kb.pk, lambda: ChatProfile.objects.filter(knowledge_base_id=kb.pk).first()
+                      or ChatProfile(knowledge_base_id=kb.pk))
 
 
 def relevance_floor_of(profile: ChatProfile) -> float:

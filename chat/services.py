@@ -52,6 +52,7 @@ class AnswerStarted:
     message_id: str
     conversation_id: str
     outcome: str
+    reply: Message | None = None  # the stored reply when it is final already (the POST carries it whole)
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,8 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
             standalone_query=standalone.query if standalone.depends_on_history else "",
         )
         # Built in memory first (its uuid is known), so the generation job can name it and the row is
-        # written once, complete — each statement is a turn of SQLite's single write lock.
+        # written once, complete — each statement is a turn of SQLite's single write lock. (Not one INSERT with
+        # the question: created_at is stamped per row and the two could tie, which would blur their order.)
         answer = Message(
             conversation=conversation, role=Message.Role.ASSISTANT, reply_to=question, text=reply.text,
             outcome=reply.outcome, reason=reply.reason, intent=question.intent,
@@ -219,7 +221,8 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
             answer_cache.answer_cache_store(message=answer, question=text, query_vector=query_vector,
                                             kb_id=kb.pk, index_version=index_version)
     chat_metrics.answer_count(knowledge_base=kb.slug, outcome=answer.outcome)
-    return AnswerStarted(str(answer.pk), conversation.public_id, answer.outcome)
+    return AnswerStarted(str(answer.pk), conversation.public_id, answer.outcome,
+                         reply=answer if answer.outcome != Outcome.PENDING else None)
 
 
 def cached_reply(*, kb_id: int, index_version, question: str, query_vector, standalone,
@@ -461,7 +464,7 @@ def handoff_request(*, conversation: Conversation) -> AnswerStarted:
                 text=replies.reply("handoff", question=last_user_text), outcome=Outcome.HANDED_OFF,
                 reason="requested", completed_at=now, timings={"total_ms": 0.0},
             )
-    return AnswerStarted(str(notice.pk), conversation.public_id, notice.outcome)
+    return AnswerStarted(str(notice.pk), conversation.public_id, notice.outcome, reply=notice)
 
 
 # Generators too small to answer from passages reliably: a demo base on one of them answers extractively

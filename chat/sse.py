@@ -30,7 +30,7 @@ from django.db import close_old_connections
 
 from chat import generation, services
 from chat.api import redis_unavailable_errors, unavailable_errors
-from chat.db_slots import with_db_slot
+from chat.db_slots import db_call
 from chat.models import Message
 from chat.pipeline.reply_filter import ReplyFilter
 
@@ -191,19 +191,19 @@ async def message_events(message: Message, *, last_event_id: str | None = None, 
         finished = True
     except redis_unavailable_errors() as exc:
         # Only Redis: a database error mid-stream leaves the message pending, to be reconciled from its job.
-        yield await sync_to_async(unavailable_final_event)(message, exc)
+        yield await db_call(unavailable_final_event)(message, exc)
         finished = True
     finally:
         left = await sync_to_async(reader_leave)(message.pk)
         if left <= 0 and not finished:
             # The reader went away mid-answer (client disconnect): cancel unless someone else reads.
-            await sync_to_async(with_db_slot(schedule_cancel))(message.pk, grace_s)
+            await db_call(schedule_cancel)(message.pk, grace_s)
 
 
 async def relay_generation(message: Message, *, last_event_id: str | None):
     from inference.stream import START
 
-    reply_filter = await sync_to_async(with_db_slot(services.stream_filter_for))(message)
+    reply_filter = await db_call(services.stream_filter_for)(message)
     cursor = last_event_id or START
     if last_event_id:
         await sync_to_async(replay_filter, thread_sensitive=False)(message.inference_job_id, reply_filter,
@@ -234,7 +234,7 @@ async def relay_generation(message: Message, *, last_event_id: str | None):
             if unsent is not None:
                 first_token_seen = await first_token_note(message, unsent[1] + tail, first_token_seen)
                 yield sse_event("token", {"text": unsent[1] + tail}, unsent[0])
-            finished = await sync_to_async(with_db_slot(services.message_finalize))(message=message, event=event)
+            finished = await db_call(services.message_finalize)(message=message, event=event)
             yield final_events_with_id(finished, event.id)
             return
         if time.monotonic() - last_sent >= settings.KEFU_CHAT_HEARTBEAT_S:
@@ -244,7 +244,7 @@ async def relay_generation(message: Message, *, last_event_id: str | None):
     from inference.stream import StreamEvent
 
     timeout = StreamEvent(cursor, "error", {"code": "timeout", "message": "no answer in time"})
-    finished = await sync_to_async(with_db_slot(services.message_finalize))(message=message, event=timeout)
+    finished = await db_call(services.message_finalize)(message=message, event=timeout)
     yield final_events_with_id(finished, FINAL_ID)
 
 
@@ -252,7 +252,7 @@ async def first_token_note(message: Message, text: str, seen: bool) -> bool:
     """Record the POST-to-first-token time when the first visible text goes out; whether it has."""
     if seen or not text:
         return seen
-    await sync_to_async(with_db_slot(services.message_first_token))(message=message)
+    await db_call(services.message_first_token)(message=message)
     return True
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 
-from asgiref.sync import sync_to_async
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -35,7 +34,7 @@ from chat.api import (
     unavailable_errors,
     with_cors,
 )
-from chat.db_slots import with_db_slot
+from chat.db_slots import db_call
 from chat.models import Feedback, Message
 from chat.pipeline import guard
 
@@ -95,18 +94,23 @@ def post_message_sync(request) -> JsonResponse:
 
 
 def started_body(request, started) -> dict:
-    return {
+    """The 202's body; a reply that is final already (cached, direct, refused…) comes whole in ``done``, the
+    payload its stream's one event would carry — the widget then needs no stream request."""
+    body = {
         "message_id": started.message_id, "conversation_id": started.conversation_id,
         "outcome": started.outcome,
         "stream_url": request.build_absolute_uri(reverse("chat:message-stream", args=[started.message_id])),
     }
+    if started.reply is not None:
+        body["done"] = sse.done_payload(started.reply)
+    return body
 
 
 async def api_call(request, handler, *args):
     """Answer a CORS preflight, or run a sync handler off the event loop, ApiError → its JSON response."""
     if request.method == "OPTIONS":
         origin = request_origin(request)
-        allowed = bool(origin) and await sync_to_async(with_db_slot(selectors.origin_allowed_by_any_key))(origin=origin)
+        allowed = bool(origin) and await db_call(selectors.origin_allowed_by_any_key)(origin=origin)
         return preflight_response(origin, allowed)
 
     def run(request, *args):
@@ -119,7 +123,7 @@ async def api_call(request, handler, *args):
             log.warning("%s %s: a backing service is unavailable: %s", request.method, request.path, exc)
             return error_response(unavailable_error())
 
-    return await sync_to_async(with_db_slot(run))(request, *args)
+    return await db_call(run)(request, *args)
 
 
 def allowed_origin_for_error(request) -> str:
@@ -161,10 +165,10 @@ async def message_stream(request, message_id):
     if request.method == "OPTIONS":
         return await api_call(request, None, message_id)
     try:
-        message, origin, last_event_id, delivered = await sync_to_async(with_db_slot(stream_prepare))(
+        message, origin, last_event_id, delivered = await db_call(stream_prepare)(
             request, message_id)
     except ApiError as error:
-        return error_response(error, origin=await sync_to_async(with_db_slot(allowed_origin_for_error))(request))
+        return error_response(error, origin=await db_call(allowed_origin_for_error)(request))
     except unavailable_errors() as exc:
         log.warning("stream of message %s: a backing service is unavailable: %s", message_id, exc)
         return error_response(unavailable_error())
@@ -206,9 +210,9 @@ async def conversation_events(request, conversation_id):
     if request.method == "OPTIONS":
         return await api_call(request, None, conversation_id)
     try:
-        conversation, origin, after = await sync_to_async(live_prepare)(request, conversation_id)
+        conversation, origin, after = await db_call(live_prepare)(request, conversation_id)
     except ApiError as error:
-        return error_response(error, origin=await sync_to_async(allowed_origin_for_error)(request))
+        return error_response(error, origin=await db_call(allowed_origin_for_error)(request))
     events = live.conversation_events(conversation, after_id=after, sse_event=sse.sse_event,
                                       message_json=lambda message: message_json(request, message))
     response = StreamingHttpResponse(events, content_type="text/event-stream")

@@ -34,8 +34,9 @@ def data_dir(raw: str, default: Path) -> Path:
     return path
 
 
-def database_from_url(url: str, data: Path) -> dict:
-    """Django DATABASES['default'] from DATABASE_URL; SQLite in the data dir when unset."""
+def database_from_url(url: str, data: Path, *, pool_size: int = 0) -> dict:
+    """Django DATABASES['default'] from DATABASE_URL; SQLite in the data dir when unset. ``pool_size``: PostgreSQL
+    connections this process keeps in a pool (psycopg_pool; 0: a connection per use)."""
     if not url:
         return sqlite_database(data / "kefu.sqlite3")
     parts = urlsplit(url)
@@ -62,6 +63,10 @@ def database_from_url(url: str, data: Path) -> dict:
     config["PORT"] = port or ""
     config["CONN_MAX_AGE"] = 0  # async views run in threads; persistent connections leak per thread
     config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    if pool_size:
+        # A closed connection goes back to the process's pool instead of ending its server process: a new
+        # PostgreSQL connection (a forked backend, authentication) cost more than a cached ask's whole work.
+        config["OPTIONS"]["pool"] = {"min_size": 1, "max_size": pool_size, "timeout": 30}
     return config
 
 

@@ -22,9 +22,12 @@ MODEL_LOAD_LOCK = threading.RLock()
 
 def start_background_services() -> None:
     """Warm the models once per process; a no-op when KEFU_WARMUP is off or already done."""
-    if _started.is_set() or not settings.KEFU_WARMUP:
+    if _started.is_set():
         return
     _started.set()
+    web_torch_threads_set()
+    if not settings.KEFU_WARMUP:
+        return
     from kb.embedding import warm_embedder
 
     threading.Thread(target=warm_embedder, name="kefu-warm-embedder", daemon=True).start()
@@ -33,3 +36,21 @@ def start_background_services() -> None:
 
         threading.Thread(target=start_in_process_engine, name="kefu-engine-start", daemon=True).start()
     log.info("kefu web process started in %s mode", settings.KEFU_MODE)
+
+
+def web_torch_threads_set() -> None:
+    """In service mode the web process's torch only embeds questions (one short text each), beside busy request
+    threads: one intra-op thread (``KEFU_WEB_TORCH_THREADS``). With two, each kernel's OpenMP barrier waits
+    for a thread the request threads have preempted — a query embedding took ~200 ms in a burst instead of
+    ~10 ms (bench/profile_web.py). In embedded mode the generator shares the thread: torch's default stays."""
+    threads = settings.KEFU_WEB_TORCH_THREADS
+    if settings.KEFU_MODE == "embedded" or threads <= 0:
+        return
+    from kefu import compute
+
+    def set_threads() -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+    compute.compute_thread().submit(set_threads)  # on the compute thread, where every torch computation of the process runs

@@ -58,11 +58,22 @@ def redis_client(redis_url):
 def fresh_intent_classifiers():
     """Intent classifiers are cached per (base id, index version id); a rolled-back test database hands
     the same ids to the next test's bases, which may embed with another model."""
+    from chat.lookups import forget_all
     from chat.pipeline.intent import forget_classifiers
 
     forget_classifiers()
+    forget_all()  # the web's remembered keys and profiles: the same ids may name other rows now
     yield
     forget_classifiers()
+    forget_all()
+
+
+@pytest.fixture(autouse=True)
+def request_thread_database_work(settings):
+    """The chat API's database work on the request's own thread (asgiref's thread-sensitive mode), as
+    ``KEFU_WEB_DB_THREADS=0`` makes it: a test's rows live in its open transaction, which the reused
+    threads of a real web process could not see. Processes a test starts (the load test) use the threads."""
+    settings.KEFU_WEB_DB_THREADS = 0
 
 
 @pytest.fixture

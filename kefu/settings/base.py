@@ -129,6 +129,12 @@ KEFU_CHAT_HEARTBEAT_S = env.float("KEFU_CHAT_HEARTBEAT_S", default=15.0)
 # a request waits for one before a 503. Size web processes × this + workers under PostgreSQL's max_connections.
 KEFU_WEB_DB_CONNECTIONS = env.int("KEFU_WEB_DB_CONNECTIONS", default=16)
 KEFU_WEB_DB_WAIT_S = env.float("KEFU_WEB_DB_WAIT_S", default=60.0)
+# Threads that run the chat API's database work (chat.db_slots.db_call); 0 = asgiref's thread per request.
+KEFU_WEB_DB_THREADS = env.int("KEFU_WEB_DB_THREADS", default=4)
+# Seconds a web process remembers a widget key and a chat profile (chat.lookups; 0 = read them every request).
+KEFU_WEB_LOOKUP_TTL_S = env.float("KEFU_WEB_LOOKUP_TTL_S", default=2.0)
+# Answer-cache hit counts are written at most this often per process (0 = on every hit).
+KEFU_CHAT_CACHE_HITS_FLUSH_S = env.float("KEFU_CHAT_CACHE_HITS_FLUSH_S", default=1.0)
 
 # --- operator metrics (analytics app) -----------------------------------------------------
 # /metrics needs "Authorization: Bearer <token>" when a token is set, else a client address
@@ -159,7 +165,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "analytics.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "kefu.static_files.AsyncWhiteNoiseMiddleware",  # WhiteNoise, async-capable (no thread hop per request)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -186,7 +192,11 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": config.database_from_url(env.str("DATABASE_URL", default=""), KEFU_DATA_DIR)}
+# PostgreSQL connections each process keeps open in a pool (0: open one per use). More than the chat API's
+# slots: background threads (index loading, metrics) hold a connection of their own.
+KEFU_DB_POOL_SIZE = env.int("KEFU_DB_POOL_SIZE", default=KEFU_WEB_DB_CONNECTIONS + 8)
+DATABASES = {"default": config.database_from_url(env.str("DATABASE_URL", default=""), KEFU_DATA_DIR,
+                                                 pool_size=KEFU_DB_POOL_SIZE)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -282,6 +292,8 @@ KEFU_GENERATION_STALL_SECONDS = config.positive_int(
     "KEFU_GENERATION_STALL_SECONDS", env.int("KEFU_GENERATION_STALL_SECONDS", default=5))
 # CPU torch intra-op threads for the generator (0 = torch's default: one per core).
 KEFU_TORCH_THREADS = env.int("KEFU_TORCH_THREADS", default=0)
+# Service mode: torch intra-op threads of a web process, which only embeds questions (0 = torch's default).
+KEFU_WEB_TORCH_THREADS = env.int("KEFU_WEB_TORCH_THREADS", default=1)
 # Prompt tokens the engine prefills together in one pass (longer prompts go one per pass).
 KEFU_PREFILL_TOKEN_BUDGET = env.int("KEFU_PREFILL_TOKEN_BUDGET", default=512)
 # Keys/values of this many system prompts kept by the engine for the next chat that starts with one (0 = off).

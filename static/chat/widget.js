@@ -270,6 +270,12 @@
     return response.json().then(function (data) {
       if (response.status === 202) {
         storage(STORE, data.conversation_id);
+        if (data.done) {  // final at once (cached, direct, refused…): no stream to read
+          finishAnswer(item, data.done);
+          busy(false);
+          if (data.done.outcome === "handed_off") { listen(data.conversation_id, data.message_id); }
+          return;
+        }
         follow(data.stream_url, item);
         return;
       }

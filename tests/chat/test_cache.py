@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from chat.models import CachedAnswer, Conversation, Message
-from chat.pipeline.cache import answer_cache_evict, answer_cache_lookup, answer_cache_store, cache_form
+from chat.pipeline.cache import (
+    answer_cache_evict,
+    answer_cache_lookup,
+    answer_cache_store,
+    cache_form,
+    hits_flush,
+)
 
 
 def unit(*values):
@@ -39,7 +45,25 @@ def test_an_exact_hit_needs_only_the_normalised_text(answered):
                        kb_id=kb.pk, index_version=7)
     hit = answer_cache_lookup(kb_id=kb.pk, index_version=7, question="what are your opening hours")
     assert hit is not None and hit.kind == "exact" and hit.answer == "8 to 17 [1]." and hit.citations == [{"n": 1}]
+    hits_flush()
     assert CachedAnswer.objects.get().hits == 1
+
+
+def test_hits_of_a_burst_are_written_together(answered, settings, django_assert_num_queries):
+    kb, answer = answered
+    answer_cache_store(message=answer, question="What are your opening hours?", query_vector=unit(1, 0),
+                       kb_id=kb.pk, index_version=7)
+    hits_flush()
+    # given hit counts written at most once a minute
+    settings.KEFU_CHAT_CACHE_HITS_FLUSH_S = 60
+    # when the same question is answered from the cache 20 times
+    with django_assert_num_queries(20):  # one SELECT each, no UPDATE
+        for _ in range(20):
+            assert answer_cache_lookup(kb_id=kb.pk, index_version=7, question="What are your opening hours?")
+    # then the count is written once, whole
+    with django_assert_num_queries(1):
+        assert hits_flush() == 1
+    assert CachedAnswer.objects.get().hits == 20
 
 
 def test_a_semantic_hit_needs_the_similarity_setting(answered, settings):
