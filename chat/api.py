@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.http import JsonResponse
 
+from chat.pipeline.guard import rate_limit_client
 from kefu.proxies import client_address
 
 KEY_HEADER = "X-Kefu-Key"
@@ -105,8 +106,11 @@ def optional_string(body: dict, name: str, *, max_length: int) -> str:
 
 
 def client_ip(request) -> str:
-    # X-Forwarded-For is read only when the socket peer is a proxy named in KEFU_TRUSTED_PROXIES.
-    return client_address(request)
+    """The client as rate limits count it: its IPv4 address, or its IPv6 /64 (one host owns a whole /64).
+
+    X-Forwarded-For is read only when the socket peer is a proxy named in KEFU_TRUSTED_PROXIES.
+    """
+    return rate_limit_client(client_address(request))
 
 
 def request_origin(request) -> str:

@@ -21,6 +21,12 @@ CACHE_RESULTS = ("exact", "semantic", "miss")
 GENERATION_REJECTED = Counter("kefu_generation_rejected", "Generated replies the output gate replaced with Kefu's "
                               "refusal, by knowledge base and the check that failed (empty, script, repetition).",
                               ["knowledge_base", "check"])
+RATE_LIMITED = Counter("kefu_chat_rate_limited", "Requests refused by a rate limit, by the limit that was full: key "
+                       "(a widget key's bucket, shared by every customer of that site), ip (one IPv4 address or IPv6 "
+                       "/64), conversation, handoff-ip, handoff-conversation.", ["scope"])
+RATE_LIMIT_SCOPES = ("key", "ip", "conversation", "handoff-ip", "handoff-conversation")
+for _scope in RATE_LIMIT_SCOPES:  # exported at 0 from the start, so rate() and increase() see the first refusal
+    RATE_LIMITED.labels(_scope)
 
 
 def answer_count(*, knowledge_base: str, outcome: str) -> None:
@@ -43,3 +49,8 @@ def generation_rejected_count(*, knowledge_base: str, check: str) -> None:
     if check not in CHECKS:
         raise ValueError(f"output gate check {check!r} is not one of {CHECKS}")
     GENERATION_REJECTED.labels(knowledge_base, check).inc()
+
+
+def rate_limited_count(*, scope: str) -> None:
+    """One request refused because ``scope``'s window was full; scopes are names in the code, never client data."""
+    RATE_LIMITED.labels(scope).inc()

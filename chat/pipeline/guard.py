@@ -11,10 +11,14 @@
   instructions after a prompt injection streams asterisks instead.
 - :func:`rate_limit_hit` — a sliding-window counter in the Django cache (Redis in service
   mode) per widget key, client IP and conversation; over the limit → 429 with Retry-After.
+  A client is its IPv4 address or its IPv6 /64 (:func:`rate_limit_client`): one host owns a
+  whole /64, so rotating addresses inside it is still one client. Each refusal is counted in
+  ``kefu_chat_rate_limited_total{scope}``; ``scope="key"`` means a widget key's shared bucket is full.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 import unicodedata
@@ -23,6 +27,8 @@ from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import cache
+
+from chat import metrics as chat_metrics
 
 KEEP_CONTROLS = {"\n", "\t"}
 MASK_CHAR = "*"
@@ -174,6 +180,26 @@ class RateDecision:
     scope: str = ""
 
 
+IPV6_CLIENT_PREFIX = 64
+
+
+def rate_limit_client(ip: str) -> str:
+    """Who a client address is for rate limits: an IPv4 address itself, an IPv6 address its /64.
+
+    An IPv4-mapped IPv6 address is its IPv4 address; anything that is not an address (``unknown``, an
+    already grouped ``…/64``) is returned unchanged, so grouping twice changes nothing.
+    """
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, IPV6_CLIENT_PREFIX), strict=False))
+    return str(address)
+
+
 def rate_limit_hit(scope: str, ident: str, *, limit: int, window_s: int, now: float | None = None) -> RateDecision:
     """Count one request against ``scope:ident``; refuse it when the sliding window is full.
 
@@ -190,6 +216,7 @@ def rate_limit_hit(scope: str, ident: str, *, limit: int, window_s: int, now: fl
     current, previous = counts.get(current_key, 0), counts.get(previous_key, 0)
     weight = 1.0 - elapsed / window_s
     if previous * weight + current + 1 > limit:
+        chat_metrics.rate_limited_count(scope=scope)
         return RateDecision(False, retry_after(current, previous, limit=limit, window_s=window_s, elapsed=elapsed),
                             scope)
     if cache.add(current_key, 1, timeout=2 * window_s + 1):
@@ -216,9 +243,9 @@ def retry_after(current: int, previous: int, *, limit: int, window_s: int, elaps
 
 
 def request_rate_check(*, widget_key: str, ip: str, conversation: str | None) -> RateDecision:
-    """All three limits for one question; the first one that is full decides."""
+    """All three limits for one question; the first one that is full decides. IPv6 clients count per /64."""
     limits = settings.KEFU_CHAT_RATE_LIMITS
-    checks = [("key", widget_key), ("ip", ip)]
+    checks = [("key", widget_key), ("ip", rate_limit_client(ip))]
     if conversation:
         checks.append(("conversation", conversation))
     for scope, ident in checks:

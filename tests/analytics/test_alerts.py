@@ -249,3 +249,25 @@ def test_the_rollup_stale_alert_can_fire_when_beat_never_ran(client, db, monkeyp
     rule = {rule["alert"]: rule for rule in alert_rules()}["KefuAnalyticsRollupStale"]
     threshold = float(re.fullmatch(r"max\(kefu_analytics_rollup_age_seconds\) > (\d+)", rule["expr"]).group(1))
     assert max(ages) > threshold
+
+
+@pytest.mark.urls(__name__)
+def test_a_saturated_widget_key_shows_in_the_series_its_alert_watches(client, db, settings):
+    from chat.pipeline.guard import request_rate_check
+
+    def refusals() -> float:
+        text = client.get("/metrics").content.decode()
+        return sum(float(value) for value in
+                   re.findall(r'^kefu_chat_rate_limited_total\{scope="key"\} (\S+)$', text, re.M))
+
+    # given a widget key whose shared bucket holds 2 questions a minute
+    settings.KEFU_CHAT_RATE_LIMITS = {"key": (2, 60), "ip": (1000, 60), "conversation": (1000, 60)}
+    before = refusals()
+    # when customers from five different addresses ask
+    for n in range(5):
+        request_rate_check(widget_key="saturated-key", ip=f"2001:db8:{n}::1", conversation=None)
+    # then three refusals by the key's bucket are on /metrics, in the series the alert's rate() reads
+    assert refusals() == before + 3
+    rule = {rule["alert"]: rule for rule in alert_rules()}["KefuWidgetKeyRateLimited"]
+    assert selectors(rule["expr"]) == [Selector("kefu_chat_rate_limited_total", (("scope", "=", "key"),))]
+    assert rule["labels"]["severity"] == "page"

@@ -183,3 +183,23 @@ def sse_events(response) -> list[dict]:
         if "event" in fields:
             events.append({"id": fields.get("id"), "event": fields["event"], "data": json.loads(fields["data"])})
     return events
+
+
+@pytest.fixture
+def redis_cache(settings, redis_url):
+    """The Django cache on the real Redis (REDIS_URL, else DB 15); this test's keys are removed around it.
+
+    Only keys under its own prefix: ``cache.clear()`` would FLUSHDB, wiping streams, heartbeats and
+    queues of anything else using that database at the same time.
+    """
+    import redis
+    from django.core.cache import caches
+
+    prefix = f"kefu-test-chat-{uuid.uuid4().hex[:8]}"
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": redis_url, "KEY_PREFIX": prefix}}
+    client = redis.Redis.from_url(redis_url)
+    yield caches["default"]
+    for key in client.scan_iter(match=f"{prefix}:*"):
+        client.delete(key)
+    client.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import uuid
 
 import pytest
 
@@ -12,7 +11,9 @@ from chat.pipeline.guard import (
     StreamMasker,
     normalize_question,
     question_check,
+    rate_limit_client,
     rate_limit_hit,
+    request_rate_check,
 )
 
 
@@ -84,26 +85,6 @@ def test_streamed_masking_equals_masking_the_whole_text_for_any_split():
         assert streamed == matcher.mask(text)
 
 
-@pytest.fixture
-def redis_cache(settings, redis_url):
-    """The Django cache on the real Redis (DB 15); this test's keys are removed around it.
-
-    Only keys under its own prefix: ``cache.clear()`` would FLUSHDB, wiping streams, heartbeats and
-    queues of anything else using DB 15 at the same time.
-    """
-    import redis
-    from django.core.cache import caches
-
-    prefix = f"kefu-test-chat-{uuid.uuid4().hex[:8]}"
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": redis_url, "KEY_PREFIX": prefix}}
-    client = redis.Redis.from_url(redis_url)
-    yield caches["default"]
-    for key in client.scan_iter(match=f"{prefix}:*"):
-        client.delete(key)
-    client.close()
-
-
 def test_rate_limit_refuses_over_the_limit_with_retry_after_on_real_redis(redis_cache):
     # given a limit of 3 per 60 s, at 10 s into a window
     now = 6000.0 + 10
@@ -135,3 +116,28 @@ def test_refused_requests_do_not_count(redis_cache):
     # the window after next has nothing left of this one
     assert rate_limit_hit("conversation", "c", limit=2, window_s=60, now=now + 120).allowed
     assert redis_cache.get(f"chat:rl:conversation:c:{int(now // 60)}") == 2
+
+
+@pytest.mark.parametrize(("address", "client"), [
+    ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2::1", "2001:db8:1:2::/64"),
+    ("2001:db8:1:2::/64", "2001:db8:1:2::/64"),  # grouping twice changes nothing
+    ("::ffff:203.0.113.7", "203.0.113.7"),
+    ("203.0.113.7", "203.0.113.7"),
+    ("unknown", "unknown"),
+])
+def test_a_rate_limited_client_is_an_ipv4_address_or_an_ipv6_64(address, client):
+    assert rate_limit_client(address) == client
+
+
+def test_ipv6_addresses_of_one_64_share_one_ip_bucket(redis_cache, settings):
+    # given a per-IP limit of 3 and a roomy per-key limit
+    settings.KEFU_CHAT_RATE_LIMITS = {"key": (1000, 60), "ip": (3, 60), "conversation": (1000, 60)}
+    # when one host rotates through addresses of its /64
+    rotating = [f"2001:db8:1:2::{n:x}" for n in range(1, 6)]
+    decisions = [request_rate_check(widget_key="k", ip=ip, conversation=None) for ip in rotating]
+    # then it is one client: the fourth address is refused by the IP limit
+    assert [d.allowed for d in decisions] == [True, True, True, False, False]
+    assert decisions[-1].scope == "ip"
+    # while a host in the next /64 is served
+    assert request_rate_check(widget_key="k", ip="2001:db8:1:3::1", conversation=None).allowed

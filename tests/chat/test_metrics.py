@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from prometheus_client import REGISTRY
 
 from chat import services
@@ -72,3 +74,24 @@ def test_an_outcome_the_model_does_not_know_is_counted_as_other():
     # then it lands in "other"
     assert count("kefu_chat_answers_total", knowledge_base="shop", outcome="other") == before + 1
     assert count("kefu_chat_answers_total", knowledge_base="shop", outcome="made-up") == 0
+
+
+def test_rate_limit_refusals_are_counted_by_scope(settings, redis_cache):
+    from chat.pipeline.guard import request_rate_check
+
+    # given a widget key whose shared bucket holds 2 requests a minute
+    settings.KEFU_CHAT_RATE_LIMITS = {"key": (2, 60), "ip": (1000, 60), "conversation": (1000, 60)}
+    key = f"pk-{uuid.uuid4().hex}"
+    before = {scope: count("kefu_chat_rate_limited_total", scope=scope) for scope in ("key", "ip")}
+    # when customers from three addresses ask
+    decisions = [request_rate_check(widget_key=key, ip=f"198.51.100.{n}", conversation=None) for n in range(3)]
+    # then the third is refused by the key's bucket, and the refusal is counted under scope="key" only
+    assert [d.allowed for d in decisions] == [True, True, False]
+    assert count("kefu_chat_rate_limited_total", scope="key") == before["key"] + 1
+    assert count("kefu_chat_rate_limited_total", scope="ip") == before["ip"]
+
+
+def test_every_rate_limit_scope_is_exported_before_a_first_refusal():
+    # the series exist at 0 from the start, so an alert's rate() sees the very first refusal
+    for scope in ("key", "ip", "conversation", "handoff-ip", "handoff-conversation"):
+        assert REGISTRY.get_sample_value("kefu_chat_rate_limited_total", {"scope": scope}) is not None

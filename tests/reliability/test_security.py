@@ -219,6 +219,19 @@ def test_a_burst_from_one_ip_gets_429_while_another_ip_is_served(client, key_a, 
     assert burst(client, key_a, count=1, REMOTE_ADDR="198.51.100.9")[0].status_code == 202
 
 
+def test_a_host_rotating_ipv6_addresses_of_its_64_is_one_client(client, key_a, fake_generator, ip_limit_3):
+    # when one host sends each question from another address of its /64 (it owns 2^64 of them)
+    answers = burst_from(client, key_a, [f"2001:db8:ab:cd::{n:x}" for n in range(1, 6)])
+    # then it is limited as one client, and a host of another /64 is served
+    assert [r.status_code for r in answers] == [202, 202, 202, 429, 429]
+    assert_limited(answers[-1])
+    assert burst_from(client, key_a, ["2001:db8:ab:ce::1"])[0].status_code == 202
+
+
+def burst_from(client, key, addresses: list[str]) -> list:
+    return [burst(client, key, count=1, REMOTE_ADDR=address)[0] for address in addresses]
+
+
 def test_x_forwarded_for_from_a_client_is_ignored(client, key_a, fake_generator, ip_limit_3, settings):
     # given no trusted proxy (the default), a client rotating X-Forwarded-For is still one address
     assert settings.KEFU_TRUSTED_PROXIES == []
