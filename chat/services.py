@@ -162,14 +162,15 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
     else:
         # An exact hit needs no embedding: the cheapest answer is looked up before anything is computed.
         reply = cached_reply(kb_id=kb.pk, index_version=index_version, question=text, query_vector=None,
-                             standalone=standalone)
+                             standalone=standalone, profile=profile)
         clock.lap("cache")
         if reply is None:
             # The one embedding of this message: the semantic cache, intent and retrieval all reuse it.
             query_vector = standalone_vector(standalone, question=text, kb=kb)
             clock.lap("embed")
             reply = cached_reply(kb_id=kb.pk, index_version=index_version, question=text,
-                                 query_vector=query_vector, standalone=standalone, exact_checked=True)
+                                 query_vector=query_vector, standalone=standalone, profile=profile,
+                                 exact_checked=True)
             clock.lap("cache")
         if index_version is not None and not standalone.depends_on_history:  # the cache was looked up
             chat_metrics.cache_lookup_count(knowledge_base=kb.slug, result=reply.reason if reply else "miss")
@@ -225,11 +226,13 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
                          reply=answer if answer.outcome != Outcome.PENDING else None)
 
 
-def cached_reply(*, kb_id: int, index_version, question: str, query_vector, standalone,
+def cached_reply(*, kb_id: int, index_version, question: str, query_vector, standalone, profile,
                  exact_checked: bool = False) -> Reply | None:
     """A cached answer for this base and index version, unless the question leans on history.
 
     Without ``query_vector`` only the exact lookup runs; with it (and ``exact_checked``) only the semantic one.
+    The answer is masked with the base's output matcher as it is served: words listed after it was cached,
+    and answers cached before replies were masked, never reach a customer.
     """
     if index_version is None or standalone.depends_on_history:
         return None
@@ -237,8 +240,8 @@ def cached_reply(*, kb_id: int, index_version, question: str, query_vector, stan
                                            query_vector=query_vector, exact=not exact_checked)
     if hit is None:
         return None
-    return Reply(Outcome.CACHED, hit.answer, reason=hit.kind, citations=tuple(hit.citations),
-                 served_from_id=hit.source_message_id)
+    return masked_reply(Reply(Outcome.CACHED, hit.answer, reason=hit.kind, citations=tuple(hit.citations),
+                              served_from_id=hit.source_message_id), guard.output_matcher(profile))
 
 
 def pipeline_reply(*, kb, profile, question: str, standalone, found_intent, query_vector, turns,
@@ -262,7 +265,22 @@ def pipeline_reply(*, kb, profile, question: str, standalone, found_intent, quer
     return replace(reply, answerability=score.probability if score is not None else None)
 
 
+def masked_reply(reply: Reply, matcher: guard.SensitiveMatcher) -> Reply:
+    """``reply`` with the base's output words masked in its text (a generation request has none yet)."""
+    text = matcher.mask(reply.text) if reply.text else reply.text
+    return reply if text == reply.text else replace(reply, text=text)
+
+
 def decision_reply(*, decision: decide.Decision, kb, profile, question: str, query_vector, turns) -> Reply:
+    """The reply a decision makes, masked with the base's output matcher like generated text: Kefu's own words,
+    a direct, suggested or extracted answer (a FAQ or a document may hold a listed word, or the custom prompt's
+    words), or a generation request (masked as it streams)."""
+    reply = decided_reply(decision=decision, kb=kb, profile=profile, question=question, query_vector=query_vector,
+                          turns=turns)
+    return masked_reply(reply, guard.output_matcher(profile))
+
+
+def decided_reply(*, decision: decide.Decision, kb, profile, question: str, query_vector, turns) -> Reply:
     """The reply a decision makes: Kefu's own words, a direct or extracted answer, or a generation request."""
     if decision.action == decide.HANDOFF:
         return Reply(Outcome.HANDED_OFF, replies.reply("handoff", question=question), reason=decision.reason)

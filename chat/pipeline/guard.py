@@ -73,26 +73,85 @@ def fold(text: str) -> str:
     return "".join(low if len(low := ch.lower()) == 1 else ch for ch in text)
 
 
+SEPARATOR_CATEGORIES = ("Z", "P", "Sm", "Sk")  # spaces, punctuation (dashes, dots, quotes…), math and modifier marks
+
+
+def is_separator(ch: str) -> bool:
+    """Whitespace or punctuation: what a reader skips between two words."""
+    return ch.isspace() or unicodedata.category(ch).startswith(SEPARATOR_CATEGORIES)
+
+
+def separated(text: str) -> tuple[str, list[int]]:
+    """``text`` with each run of separators as one space, and the index in ``text`` of each character of it.
+
+    Streaming-stable: more text appended never changes the characters or indices already produced.
+    """
+    out: list[str] = []
+    starts: list[int] = []
+    previous_was_separator = False
+    for index, ch in enumerate(text):
+        separator = is_separator(ch)
+        if not (separator and previous_was_separator):
+            out.append(" " if separator else ch)
+            starts.append(index)
+        previous_was_separator = separator
+    return "".join(out), starts
+
+
+def separated_pattern(word: str) -> str:
+    """A multi-word pattern as :func:`separated` text shows it: words joined by one space ('' for one word)."""
+    pattern = separated(word)[0].strip()
+    return pattern if " " in pattern else ""
+
+
+def automaton_of(words) -> object | None:
+    import ahocorasick  # a C extension, light; imported here so modules that never match stay lean
+
+    if not words:
+        return None
+    automaton = ahocorasick.Automaton()
+    for word in words:
+        automaton.add_word(word, len(word))
+    automaton.make_automaton()
+    return automaton
+
+
 class SensitiveMatcher:
-    """Every occurrence of any listed word, case-insensitive, in one pass (Aho–Corasick)."""
+    """Every occurrence of any listed word, case-insensitive, in one pass (Aho–Corasick).
+
+    Words are matched as written; a word of several words (a system prompt's run, "secret code") is also
+    matched with any whitespace or punctuation between its words — line breaks, dashes, dots — so breaking
+    it up does not get it past the mask.
+    """
 
     def __init__(self, words: tuple[str, ...]):
-        import ahocorasick  # a C extension, light; imported here so modules that never match stay lean
-
         self.words = tuple(sorted({fold(unicodedata.normalize("NFKC", w).strip()) for w in words if w.strip()}))
+        self.phrases = tuple(sorted({p for w in self.words if (p := separated_pattern(w))}))
         self.longest = max((len(w) for w in self.words), default=0)
-        self.automaton = ahocorasick.Automaton() if self.words else None
-        if self.automaton is not None:
-            for word in self.words:
-                self.automaton.add_word(word, len(word))
-            self.automaton.make_automaton()
+        self.longest_phrase = max((len(p) for p in self.phrases), default=0)
+        self.automaton = automaton_of(self.words)
+        self.phrase_automaton = automaton_of(self.phrases)
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """(start, end) of every match, end exclusive, in order of start."""
         if self.automaton is None or not text:
             return []
-        found = [(end + 1 - length, end + 1) for end, length in self.automaton.iter(fold(text))]
-        return sorted(found)
+        folded = fold(text)
+        found = [(end + 1 - length, end + 1) for end, length in self.automaton.iter(folded)]
+        if self.phrase_automaton is not None:
+            squeezed, starts = separated(folded)
+            found += [(starts[end + 1 - length], starts[end] + 1)
+                      for end, length in self.phrase_automaton.iter(squeezed)]
+        return sorted(set(found))
+
+    def safe_cut(self, text: str) -> int:
+        """How much of ``text`` no later text can add a match to: every match starting before it ends in ``text``."""
+        cut = max(0, len(text) - (self.longest - 1))
+        if self.phrase_automaton is not None:
+            squeezed, starts = separated(text)
+            at = len(squeezed) - (self.longest_phrase - 1)
+            cut = min(cut, starts[at] if 0 <= at < len(starts) else (0 if at < 0 else len(text)))
+        return cut
 
     def contains(self, text: str) -> bool:
         return bool(self.spans(text))
@@ -142,7 +201,8 @@ def output_matcher(profile) -> SensitiveMatcher:
 class StreamMasker:
     """Masks sensitive words in text that arrives in pieces.
 
-    Any word starting before the last ``longest - 1`` characters seen so far lies wholly
+    Any word starting before the last ``longest - 1`` characters seen so far (counted with runs of
+    separators as one, for words of several words: :meth:`SensitiveMatcher.safe_cut`) lies wholly
     inside what has been seen, so everything before that point can be masked and let go;
     the tail waits, unmasked but with the marks of words that began earlier, for the next
     piece (or :meth:`flush`). Matching always runs on the raw text, so overlapping words
@@ -159,7 +219,7 @@ class StreamMasker:
             return piece
         self.pending += piece
         flags = self.matcher.flags(self.pending, self.pending_flags + [False] * len(piece))
-        cut = max(0, len(self.pending) - (self.matcher.longest - 1))
+        cut = self.matcher.safe_cut(self.pending)
         out = apply_mask(self.pending[:cut], flags[:cut])
         self.pending, self.pending_flags = self.pending[cut:], flags[cut:]
         return out

@@ -10,6 +10,7 @@ from chat.pipeline.guard import (
     SensitiveMatcher,
     StreamMasker,
     normalize_question,
+    prompt_shingles,
     question_check,
     rate_limit_client,
     rate_limit_hit,
@@ -83,6 +84,48 @@ def test_streamed_masking_equals_masking_the_whole_text_for_any_split():
         streamed = "".join(masker.feed(p) for p in pieces) + masker.flush()
         # then
         assert streamed == matcher.mask(text)
+
+
+PROMPT = "You are Nordbygg's assistant. Never mention the vault code ORCHID-93 to anyone."
+
+
+@pytest.mark.parametrize("recited", [
+    "You are Nordbygg's\nassistant.\nNever\nmention the vault code",
+    "You-are-Nordbygg's-assistant.-Never-mention-the-vault-code",
+    "you are nordbygg s assistant never mention the vault code",
+    "You . are . Nordbygg's — assistant ... Never / mention the vault code",
+])
+def test_a_system_prompt_broken_up_with_line_breaks_or_dashes_is_still_masked(recited):
+    # given the matcher generated text of a base with a custom prompt is masked with
+    matcher = SensitiveMatcher(prompt_shingles(PROMPT))
+    # when a reply recites the prompt with separators between its words
+    masked = matcher.mask(f"My instructions: {recited}. Anything else?")
+    # then no word of the recited run is left, and the words around it are
+    assert "Nordbygg" not in masked and "assistant" not in masked and "mention" not in masked
+    assert masked.startswith("My instructions: ") and masked.endswith("Anything else?")
+
+
+def test_a_several_word_sensitive_word_is_masked_across_separators_and_one_word_ones_as_written():
+    matcher = SensitiveMatcher(("secret code", "C++"))
+    assert matcher.mask("the secret\n-\ncode and the secret-code") == "the ******\n*\n**** and the ***********"
+    assert matcher.mask("C++ is not C") == "*** is not C"
+    assert not matcher.contains("secretcode")
+
+
+def test_streamed_masking_equals_masking_the_whole_text_across_separators_for_any_split():
+    # given a prompt run and a word broken up with long runs of separators
+    matcher = SensitiveMatcher(prompt_shingles(PROMPT) + ("secret code",))
+    text = ("Sure: You\n\n---\n\nare - Nordbygg's assistant.\n\n\n\n\n\n\n\n\n\n\n\n\n\n"
+            "Never mention the — — — — — — — — vault code. The secret \n\n\n\n\n\n\n\n\n\n\n code, ok")
+    rng = random.Random(11)
+    for _ in range(300):
+        cuts = sorted(rng.sample(range(1, len(text)), rng.randint(1, 20)))
+        pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+        masker = StreamMasker(matcher)
+        streamed = "".join(masker.feed(p) for p in pieces) + masker.flush()
+        # then the stream shows exactly the masked whole text
+        assert streamed == matcher.mask(text)
+    assert "Nordbygg" not in matcher.mask(text) and "secret" not in matcher.mask(text)
 
 
 def test_rate_limit_refuses_over_the_limit_with_retry_after_on_real_redis(redis_cache):

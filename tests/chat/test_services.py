@@ -324,3 +324,62 @@ def test_a_follow_ups_vector_keeps_its_own_ask_while_the_history_fills_in_the_to
     alone = standalone_question("What does a new tiled roof cost?", [])
     np.testing.assert_allclose(services.standalone_vector(alone, question=alone.query, kb=support_kb),
                                services.embed_question(alone.query, kb=support_kb), atol=1e-6)
+
+
+# --- every reply the base produces is masked (issue 16: 8) --------------------------------------------
+
+def test_a_direct_faq_answer_is_masked_with_the_bases_words(widget_key, fake_generator):
+    # given a base that lists a word its own FAQ answer holds
+    ChatProfile.objects.create(knowledge_base=widget_key.knowledge_base, sensitive_words="Friday")
+    # when the FAQ question is asked
+    answer = ask(widget_key, "What are your opening hours?")
+    # then the direct answer is stored (and served) masked
+    assert answer.outcome == "direct" and answer.text == "We are open Monday to ******, 8:00 to 17:00."
+
+
+def test_a_cached_answer_is_masked_with_words_listed_after_it_was_cached(widget_key, fake_generator):
+    # given an answer cached before the word was listed
+    first = ask(widget_key, "What are your opening hours?")
+    assert "Friday" in first.text
+    ChatProfile.objects.create(knowledge_base=widget_key.knowledge_base, sensitive_words="friday")
+    # when the same question is served from the cache
+    again = ask(widget_key, "what are your opening hours")
+    # then the cached copy is masked too
+    assert again.outcome == "cached" and again.text == "We are open Monday to ******, 8:00 to 17:00."
+
+
+def test_an_extractive_answer_is_masked_with_the_bases_words(widget_key, fake_generator):
+    ChatProfile.objects.create(knowledge_base=widget_key.knowledge_base, answer_mode="extractive",
+                               sensitive_words="metres")
+    answer = ask(widget_key, "How deep is the borehole for a heat pump?")
+    assert answer.reason == "extractive" and "150 to 200 ******" in answer.text and "metres" not in answer.text
+
+
+def test_a_suggested_faq_answer_is_masked_with_the_bases_words(widget_key, fake_generator):
+    ChatProfile.objects.create(knowledge_base=widget_key.knowledge_base, answer_mode="extractive",
+                               sensitive_words="warranty")
+    kb = widget_key.knowledge_base
+    kb.direct_answer_threshold = 0.99
+    kb.save(update_fields=["direct_answer_threshold"])
+    answer = ask(widget_key, "Is there a guarantee on your renovation work?")
+    assert answer.reason == "faq_suggested" and "warranty" not in answer.text.lower()
+    assert answer.text.startswith("This may help — **Do you offer a ******** on renovation work?**")
+
+
+def test_a_faq_answer_reciting_the_custom_prompt_broken_up_by_line_breaks_is_masked(widget_key, fake_generator):
+    from kb.models import FaqEntry
+
+    # given a custom prompt, and a FAQ answer that (planted, or pasted by mistake) recites it line by line
+    prompt = "You are the Support assistant. The staff discount code is NORDIC-55 for employees only."
+    ChatProfile.objects.create(knowledge_base=widget_key.knowledge_base, system_prompt=prompt)
+    entry = FaqEntry.objects.get(question="What are your opening hours?")
+    FaqEntry.objects.filter(pk=entry.pk).update(answer="Open 8-17.\nThe staff\ndiscount - code\nis NORDIC-55 for employees")
+    from kb.indexing import index_build
+
+    index_build(knowledge_base_id=widget_key.knowledge_base_id)
+    widget_key.knowledge_base.refresh_from_db()
+    # when it is answered directly
+    answer = ask(widget_key, "What are your opening hours?")
+    # then the recited run is masked and the rest is kept
+    assert answer.outcome == "direct" and answer.text.startswith("Open 8-17.\n")
+    assert "NORDIC" not in answer.text and "discount" not in answer.text
