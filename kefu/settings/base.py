@@ -1,6 +1,7 @@
 """Settings shared by every mode; see :mod:`kefu.settings` for how the mode is chosen."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -160,6 +161,7 @@ INSTALLED_APPS = [
     "inference.apps.InferenceConfig",
     "chat.apps.ChatConfig",
     "analytics.apps.AnalyticsConfig",
+    "axes",  # sign-in throttling (below)
 ]
 
 MIDDLEWARE = [
@@ -172,6 +174,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into its 429
 ]
 
 ROOT_URLCONF = "kefu.urls"
@@ -207,6 +210,23 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "/admin/login/"
 
+# Sign-in throttling (django-axes, failures stored in the database: SQLite or PostgreSQL). After
+# KEFU_LOGIN_FAILURE_LIMIT failed sign-ins for one username from one client address — or from one address
+# whatever the usernames — that address gets 429 on /admin/ and /staff/ sign-in for KEFU_LOGIN_COOLOFF_MINUTES.
+# A success resets the count. The address is read as for rate limits (X-Forwarded-For only from
+# KEFU_TRUSTED_PROXIES). `manage.py axes_reset` lifts every lock.
+AUTHENTICATION_BACKENDS = [
+    "kefu.auth_backends.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("KEFU_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("KEFU_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "kefu.proxies.client_address"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -227,7 +247,8 @@ STORAGES = {
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Django's Redis cache, with one connection pool per process (kefu.redis_cache)
+            "BACKEND": "kefu.redis_cache.SharedRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "kefu",
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 5},
