@@ -1,36 +1,29 @@
-"""Who may open the staff pages: signed-in, active users who are Django staff or in the ``staff`` group.
+"""Who may open the staff pages under ``/staff/``: the roles of :mod:`kefu.roles`, one model with ``/kb/``.
 
 Customers and widget keys never reach these pages: the widget's key header is not a
 login, so such a request is sent to the sign-in page like any anonymous visitor.
+
+- the dashboard and its reports (questions, gaps, feedback): ``analytics.view_dashboard``
+  (Analyst, KB editor);
+- turning a gap or a down-rated answer into a FAQ entry or an evaluation case changes the
+  knowledge base: ``kb.change_knowledgebase`` too (KB editor);
+- the hand-off inbox and transcripts: ``chat.view_conversation``; replying and closing:
+  ``chat.change_conversation`` (Support agent).
 """
 
 from __future__ import annotations
 
-from functools import wraps
+from kefu.roles import (
+    CONVERSATIONS_HANDLE,
+    CONVERSATIONS_VIEW,
+    DASHBOARD_VIEW,
+    KB_EDIT,
+    is_staff_member,
+    permission_required,
+)
 
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
+dashboard_required = permission_required(DASHBOARD_VIEW)
+knowledge_change_required = permission_required(DASHBOARD_VIEW, KB_EDIT)
+inbox_required = permission_required(CONVERSATIONS_VIEW, to_change=(CONVERSATIONS_HANDLE,))
 
-STAFF_GROUP = "staff"
-
-
-def is_staff_member(user) -> bool:
-    if not (user.is_authenticated and user.is_active):
-        return False
-    return user.is_staff or user.groups.filter(name=STAFF_GROUP).exists()
-
-
-def staff_required(view):
-    """Anonymous → the staff sign-in page; signed in without the staff role → 403."""
-
-    @wraps(view)
-    def checked(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            from django.urls import reverse
-
-            return redirect_to_login(request.get_full_path(), reverse("analytics:login"))
-        if not is_staff_member(request.user):
-            raise PermissionDenied("staff only")
-        return view(request, *args, **kwargs)
-
-    return checked
+__all__ = ["dashboard_required", "inbox_required", "is_staff_member", "knowledge_change_required"]

@@ -175,5 +175,9 @@ class RollupState(models.Model):
     time_zone = models.CharField(max_length=64, blank=True, default="")
     updated_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        # The staff dashboard's own permission (kefu.roles: Analyst, KB editor); its data are these rollups.
+        permissions = [("view_dashboard", "Can view the staff dashboard and its reports")]
+
     def __str__(self) -> str:
         return f"{self.name} @ {self.watermark:%Y-%m-%d %H:%M:%S}"

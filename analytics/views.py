@@ -1,7 +1,7 @@
 """Analytics HTTP views: the Prometheus scrape endpoint and the staff pages (dashboard, gaps, inbox).
 
 Staff pages are thin: parse the filters (a bad one is a 400 here), call one selector or
-service, render. Every staff page is wrapped in :func:`analytics.access.staff_required`.
+service, render. Every staff page names the permissions it needs (:mod:`analytics.access`, roles in :mod:`kefu.roles`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from analytics import metrics, services
-from analytics.access import staff_required
+from analytics.access import dashboard_required, inbox_required, knowledge_change_required
 from analytics.filters import DashboardFilter, FilterError, dashboard_filter_parse
 from analytics.rollups import rollup_watermark
 from analytics.selectors.conversations import down_rated_answers, handoff_inbox, source_choices, transcript
@@ -48,7 +48,7 @@ def parsed_filter(request) -> DashboardFilter:
 
 
 @never_cache
-@staff_required
+@dashboard_required
 @require_GET
 def dashboard(request):
     try:
@@ -63,7 +63,7 @@ def dashboard(request):
 
 
 @never_cache
-@staff_required
+@dashboard_required
 @require_GET
 def feedback(request):
     try:
@@ -76,7 +76,7 @@ def feedback(request):
 
 
 @never_cache
-@staff_required
+@dashboard_required
 @require_GET
 def gaps(request):
     try:
@@ -86,7 +86,7 @@ def gaps(request):
     return page(request, "analytics/gaps.html", flt, groups=knowledge_gaps(flt))
 
 
-@staff_required
+@knowledge_change_required
 @require_POST
 def gap_faq(request):
     """One knowledge-gap group → a new FAQ entry (the staff member wrote the answer)."""
@@ -103,7 +103,7 @@ def gap_faq(request):
     return redirect(reverse("analytics:gaps") + "?" + request.POST.get("query", ""))
 
 
-@staff_required
+@knowledge_change_required
 @require_POST
 def feedback_resolve(request):
     """A down-rated question → an evaluation case with the source a staff member says is right."""
@@ -120,7 +120,7 @@ def feedback_resolve(request):
 
 
 @never_cache
-@staff_required
+@dashboard_required
 @require_GET
 def questions(request):
     try:
@@ -132,7 +132,7 @@ def questions(request):
 
 
 @never_cache
-@staff_required
+@inbox_required
 @require_GET
 def inbox(request):
     try:
@@ -143,7 +143,7 @@ def inbox(request):
 
 
 @never_cache
-@staff_required
+@inbox_required
 @require_GET
 def conversation(request, conversation_id: str):
     found = transcript(conversation_id=conversation_id)
@@ -152,7 +152,7 @@ def conversation(request, conversation_id: str):
     return page(request, "analytics/conversation.html", None, transcript=found)
 
 
-@staff_required
+@inbox_required
 @require_POST
 def conversation_reply(request, conversation_id: str):
     from chat.staff_replies import StaffReplyRejected
@@ -167,7 +167,7 @@ def conversation_reply(request, conversation_id: str):
     return redirect("analytics:conversation", conversation_id=conversation_id)
 
 
-@staff_required
+@inbox_required
 @require_POST
 def conversation_close(request, conversation_id: str):
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -17,11 +16,12 @@ from kb import selectors, services
 from kb.forms import FaqEntryForm, KnowledgeBaseForm
 from kb.models import Document, FaqEntry, IndexVersion, KnowledgeBase
 from kb.parsing import ParseError, sniff_type
+from kefu.roles import KB_CREATE, KB_EDIT, KB_VIEW, permission_required
 
 SHEET_TYPES = {"csv", "xlsx"}
 
 
-@staff_member_required
+@permission_required(KB_VIEW, to_change=(KB_CREATE,))
 def kb_list(request: HttpRequest) -> HttpResponse:
     form = KnowledgeBaseForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -35,7 +35,7 @@ def kb_list(request: HttpRequest) -> HttpResponse:
     return render(request, "kb/list.html", {"bases": selectors.knowledge_base_list(), "form": form}, status=status)
 
 
-@staff_member_required
+@permission_required(KB_VIEW)
 @require_GET
 def kb_detail(request: HttpRequest, slug: str) -> HttpResponse:
     kb = get_object_or_404(KnowledgeBase, slug=slug)
@@ -47,7 +47,7 @@ def kb_detail(request: HttpRequest, slug: str) -> HttpResponse:
     })
 
 
-@staff_member_required
+@permission_required(KB_VIEW, KB_EDIT)
 @require_POST
 def kb_tune(request: HttpRequest, slug: str) -> HttpResponse:
     """Start tuning the base's embedder on its own pairs (ingest queue); one run at a time."""
@@ -63,14 +63,14 @@ def kb_tune(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("kb:detail", slug=slug)
 
 
-@staff_member_required
+@permission_required(KB_VIEW)
 @require_GET
 def tuning_progress(request: HttpRequest, slug: str) -> JsonResponse:
     kb = get_object_or_404(KnowledgeBase, slug=slug)
     return JsonResponse({"runs": selectors.tuning_runs(knowledge_base=kb)})
 
 
-@staff_member_required
+@permission_required(KB_VIEW, KB_EDIT)
 @require_POST
 def document_upload(request: HttpRequest, slug: str) -> JsonResponse:
     """Multipart ``files``: all are checked first; one bad file rejects the request, nothing stored."""
@@ -101,7 +101,7 @@ def document_upload(request: HttpRequest, slug: str) -> JsonResponse:
     ]}, status=201 if any(r.created for r in results) else 200)
 
 
-@staff_member_required
+@permission_required(KB_VIEW)
 @require_GET
 def document_progress(request: HttpRequest, slug: str) -> JsonResponse:
     kb = get_object_or_404(KnowledgeBase, slug=slug)
@@ -113,7 +113,7 @@ def document_progress(request: HttpRequest, slug: str) -> JsonResponse:
     return JsonResponse({"documents": selectors.document_progress(knowledge_base=kb, ids=ids)})
 
 
-@staff_member_required
+@permission_required(KB_VIEW, KB_EDIT)
 @require_POST
 def document_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     document = get_object_or_404(Document, pk=pk, knowledge_base__slug=slug)
@@ -122,7 +122,7 @@ def document_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     return redirect("kb:detail", slug=slug)
 
 
-@staff_member_required
+@permission_required(KB_VIEW, KB_EDIT)
 @require_POST
 def document_reindex(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     document = get_object_or_404(Document, pk=pk, knowledge_base__slug=slug)
@@ -131,7 +131,7 @@ def document_reindex(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     return redirect("kb:detail", slug=slug)
 
 
-@staff_member_required
+@permission_required(KB_VIEW, KB_EDIT)
 @require_POST
 def index_version_activate(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """Activate anyway: the admin overrides the regression gate for a held index version."""
@@ -144,7 +144,7 @@ def index_version_activate(request: HttpRequest, slug: str, pk: int) -> HttpResp
     return redirect("kb:detail", slug=slug)
 
 
-@staff_member_required
+@permission_required(KB_VIEW, KB_EDIT)
 @require_POST
 def kb_reindex(request: HttpRequest, slug: str) -> HttpResponse:
     kb = get_object_or_404(KnowledgeBase, slug=slug)
@@ -153,7 +153,7 @@ def kb_reindex(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("kb:detail", slug=slug)
 
 
-@staff_member_required
+@permission_required(KB_VIEW, to_change=(KB_EDIT,))
 def faq_list(request: HttpRequest, slug: str) -> HttpResponse:
     kb = get_object_or_404(KnowledgeBase, slug=slug)
     form = FaqEntryForm(request.POST or None)
@@ -167,7 +167,7 @@ def faq_list(request: HttpRequest, slug: str) -> HttpResponse:
     }, status=status)
 
 
-@staff_member_required
+@permission_required(KB_VIEW, to_change=(KB_EDIT,))
 def faq_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     entry = get_object_or_404(FaqEntry, pk=pk, knowledge_base__slug=slug)
     initial = {"question": entry.question, "answer": entry.answer, "alternatives": "\n".join(entry.alternatives)}
@@ -181,7 +181,7 @@ def faq_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
                   status=status)
 
 
-@staff_member_required
+@permission_required(KB_VIEW, KB_EDIT)
 @require_POST
 def faq_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     entry = get_object_or_404(FaqEntry, pk=pk, knowledge_base__slug=slug)
@@ -190,7 +190,7 @@ def faq_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     return redirect("kb:faq", slug=slug)
 
 
-@staff_member_required
+@permission_required(KB_VIEW, KB_EDIT)
 @require_POST
 def faq_import(request: HttpRequest, slug: str) -> HttpResponse:
     """An FAQ sheet (CSV/XLSX) becomes a document whose rows become FAQ entries."""
@@ -220,7 +220,7 @@ def faq_import(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("kb:faq", slug=slug)
 
 
-@staff_member_required
+@permission_required(KB_VIEW)
 @require_GET
 def kb_search(request: HttpRequest, slug: str) -> HttpResponse:
     from kb.search import search

@@ -30,6 +30,18 @@ def port_answers(host: str, port: int) -> bool:
         return False
 
 
+def staff_member(username: str, *, roles: tuple[str, ...] | None = None, **fields):
+    """A user with Kefu's staff roles (all three unless ``roles`` names some), as an operator gives access."""
+    from django.contrib.auth.models import Group, User
+
+    from kefu.roles import ROLES, roles_ensure
+
+    roles_ensure()
+    user = User.objects.create_user(username, **fields)
+    user.groups.add(*Group.objects.filter(name__in=roles or tuple(ROLES)))
+    return user
+
+
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return ROOT

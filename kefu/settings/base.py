@@ -223,7 +223,7 @@ AXES_FAILURE_LIMIT = env.int("KEFU_LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("KEFU_LOGIN_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "kefu.proxies.client_address"
+AXES_CLIENT_IP_CALLABLE = "kefu.auth_backends.login_client_address"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_VERBOSE = False
 

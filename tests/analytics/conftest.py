@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from tests.conftest import staff_member
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -34,7 +36,5 @@ def embedder():
 
 @pytest.fixture
 def staff_client(client, db):
-    from django.contrib.auth.models import User
-
-    client.force_login(User.objects.create_user("sam", password="pw-sam-123", is_staff=True))
+    client.force_login(staff_member("sam", password="pw-sam-123"))
     return client

@@ -7,11 +7,13 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from analytics.models import ExpertLoadRollup
+from kefu.roles import ANALYST, SUPPORT_AGENT
 from tests.analytics import seed
+from tests.conftest import staff_member
 
 PAGES = ["/staff/", "/staff/gaps/", "/staff/questions/", "/staff/feedback/", "/staff/inbox/"]
 
@@ -53,12 +55,11 @@ def test_signed_in_non_staff_users_get_403(client, db, url):
 
 
 @pytest.mark.parametrize("url", PAGES)
-def test_staff_group_members_and_django_staff_may_open_every_page(client, db, url):
-    # given a user who is not Django staff but is in the "staff" group
-    user = User.objects.create_user("grp", password="pw-grp-123")
-    user.groups.add(Group.objects.create(name="staff"))
-    client.force_login(user)
-    # then every page opens
+def test_each_page_opens_for_the_roles_it_belongs_to(client, db, url):
+    # given an analyst and a support agent, neither Django staff (kefu.roles; the whole matrix: tests/kefu/test_roles.py)
+    role = SUPPORT_AGENT if url == "/staff/inbox/" else ANALYST
+    client.force_login(staff_member("member", password="pw-member-123", roles=(role,)))
+    # then the page opens for its role
     assert client.get(url).status_code == 200
 
 
@@ -71,12 +72,11 @@ def test_posts_are_refused_to_non_staff(client, shop):
     assert client.post("/staff/gaps/faq", {"knowledge_base": kb.pk, "question": "q", "answer": "a"}).status_code == 403
 
 
-def test_staff_sign_in_page_logs_in_group_members(client, db):
-    # given a staff-group member (not Django staff, so the admin login would refuse them)
-    user = User.objects.create_user("grp", password="pw-grp-123")
-    user.groups.add(Group.objects.create(name="staff"))
+def test_staff_sign_in_page_logs_in_role_members(client, db):
+    # given an analyst (not Django staff, so the admin login would refuse them)
+    staff_member("ana", password="pw-ana-12345", roles=(ANALYST,))
     # when they sign in on the staff sign-in page
-    response = client.post("/staff/login/", {"username": "grp", "password": "pw-grp-123", "next": "/staff/"})
+    response = client.post("/staff/login/", {"username": "ana", "password": "pw-ana-12345", "next": "/staff/"})
     # then they land on the dashboard
     assert response.status_code == 302 and response["Location"] == "/staff/"
     assert client.get("/staff/").status_code == 200

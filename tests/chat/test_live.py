@@ -15,6 +15,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from django.test import Client
 
 from chat.models import Conversation, Message
+from tests.conftest import staff_member
 
 ORIGIN = "https://shop.example.com"
 pytestmark = pytest.mark.django_db(transaction=True)  # the wake-up is sent when the reply commits
@@ -30,10 +31,8 @@ def handed_off_conversation(client, widget_key) -> tuple[str, str]:
 
 @pytest.fixture
 def staff():
-    from django.contrib.auth.models import User
-
     client = Client()
-    client.force_login(User.objects.create_user("anna", password="pw-anna-123", is_staff=True))
+    client.force_login(staff_member("anna", password="pw-anna-123"))
     return client
 
 

@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from kb.models import KnowledgeBase, TuningRun
 from kb.tuning import Pair, TuningConfig, fold_split, training_pairs, tuning_run, tuning_start
+from tests.conftest import staff_member
 from tests.kb.tiny_models import DIMENSION, tiny_model_dir
 
 FAQ = [
@@ -60,7 +61,7 @@ def faq_kb(db, tiny_model, ingest):
 
 @pytest.fixture
 def staff(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("staff", password="pw-12345", is_staff=True))
+    client.force_login(staff_member("staff", password="pw-12345"))
     return client
 
 

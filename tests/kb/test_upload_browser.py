@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from tests.conftest import off_loop, requires_chromium
+from tests.conftest import off_loop, requires_chromium, staff_member
 from tests.kb.files import pdf_bytes
 
 pytestmark = [pytest.mark.browser, requires_chromium]
@@ -48,13 +48,11 @@ SERVER_PROGRESS = re.compile(r"^(parsing|embedding|indexing) · ")
 
 @pytest.fixture
 def upload_base(transactional_db, embedder, settings):
-    from django.contrib.auth.models import User
-
     from kb.services import knowledge_base_create
 
     settings.KEFU_MODE = "embedded"  # ingestion in this process's ingest thread (see the module docstring)
     settings.KEFU_KB_EMBED_BATCH = 2  # many small embedding batches: the bar moves in visible steps
-    User.objects.create_user("robin", password="pw-robin-123", is_staff=True)
+    staff_member("robin", password="pw-robin-123")
     return knowledge_base_create(name="Manuals", chunk_size=64, chunk_overlap=8)
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from tests.chat import conftest as chat_fixtures
 from tests.chat.conftest import DOCUMENT, sse_events  # noqa: F401 (sse_events: shared with the chat tests)
+from tests.conftest import staff_member
 
 fake_generator = chat_fixtures.fake_generator  # the chat tests' fixture, registered here too
 
@@ -111,7 +112,7 @@ def key_b(base_b):
 
 @pytest.fixture
 def staff(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True))
+    client.force_login(staff_member("staff", password="pw-staff-123"))
     return client
 
 

@@ -25,6 +25,7 @@ from django.urls import reverse
 
 from chat.models import Conversation, Message, new_conversation_id
 from kb.models import Document, FaqEntry, KnowledgeBase
+from tests.conftest import staff_member
 from tests.reliability.conftest import (
     ORIGIN,
     OTHER_ORIGIN,
@@ -174,7 +175,7 @@ def test_every_staff_post_needs_a_csrf_token(base_a, transcript_id, django_user_
     monkeypatch.setattr("kb.services.ingest_enqueue", lambda _id: None)
     monkeypatch.setattr("kb.services.index_rebuild_enqueue", lambda _id: None)
     staff = Client(enforce_csrf_checks=True)
-    staff.force_login(django_user_model.objects.create_user("staff", password="pw-staff-123", is_staff=True))
+    staff.force_login(staff_member("staff", password="pw-staff-123"))
     before = (KnowledgeBase.objects.count(), Document.objects.count(), FaqEntry.objects.count(), row_counts(),
               Conversation.objects.get(public_id=transcript_id).status)
     # when a signed-in staff member's browser is made to post without the token (a cross-site form)

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.conftest import off_loop, requires_chromium
+from tests.conftest import off_loop, requires_chromium, staff_member
 from tests.reliability.conftest import BASE_A_DOCUMENTS, build_base
 
 pytestmark = [pytest.mark.browser, requires_chromium]
@@ -109,7 +109,7 @@ def test_payloads_in_questions_and_answers_are_never_rendered_as_html(live_asgi,
 
     off_loop(tasks.rollup)
     conversation_id = off_loop(lambda: Conversation.objects.get().public_id)
-    off_loop(lambda: django_user_model.objects.create_user("sam", password="pw-sam-12345", is_staff=True))
+    off_loop(lambda: staff_member("sam", password="pw-sam-12345"))
     staff = browser.new_page()
     staff.goto(f"{live_asgi}/staff/login/")
     staff.fill("input[name=username]", "sam")

@@ -1,0 +1,114 @@
+"""One permission model for /kb/ and /staff/ (issue 16: 13): roles are Django groups holding Django permissions,
+created by a data migration; every staff view names the permissions it needs."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+from kb.models import FaqEntry
+from kefu.roles import ANALYST, KB_EDITOR, ROLES, SUPPORT_AGENT
+from tests.analytics import seed
+from tests.conftest import staff_member
+
+ROLE_NAMES = (KB_EDITOR, SUPPORT_AGENT, ANALYST)
+
+
+@pytest.fixture
+def shop(db):
+    kb = seed.knowledge_base("shop")
+    return kb, seed.conversation(kb, at=timezone.now(), status="handed_off")
+
+
+def requests_of(kb, conversation) -> dict[str, tuple[str, str, dict]]:
+    """What each capability looks like as a request. Authorised, each answers without changing anything
+    worth a fixture (a form error, a missing conversation); refused, each is a 403."""
+    return {
+        "open the knowledge bases": ("get", "/kb/", {}),
+        "edit a FAQ": ("post", f"/kb/{kb.slug}/faq/", {"question": "", "answer": ""}),
+        "open the dashboard": ("get", "/staff/gaps/", {}),
+        "publish a gap as a FAQ": ("post", "/staff/gaps/faq", {"knowledge_base": kb.pk, "question": "q"}),
+        "open the inbox": ("get", f"/staff/conversations/{conversation.public_id}/", {}),
+        "close a conversation": ("post", "/staff/conversations/no-such-one/close", {}),
+    }
+
+
+ALLOWED = {  # capability → the status an authorised request gets
+    "open the knowledge bases": 200, "edit a FAQ": 400, "open the dashboard": 200, "publish a gap as a FAQ": 400,
+    "open the inbox": 200, "close a conversation": 404,
+}
+MATRIX = {
+    KB_EDITOR: {"open the knowledge bases", "edit a FAQ", "open the dashboard", "publish a gap as a FAQ"},
+    SUPPORT_AGENT: {"open the inbox", "close a conversation"},
+    ANALYST: {"open the knowledge bases", "open the dashboard"},
+}
+
+
+def test_the_migration_creates_the_three_roles_with_their_permissions(db):
+    # given a migrated database / then each role is a group holding exactly its permissions
+    for name in ROLE_NAMES:
+        granted = {f"{p.content_type.app_label}.{p.codename}" for p in Group.objects.get(name=name).permissions.all()}
+        assert granted == set(ROLES[name]), name
+
+
+@pytest.mark.parametrize("role", ROLE_NAMES)
+def test_each_role_reaches_exactly_its_pages(client, shop, role):
+    # given a signed-in member of one role (not Django staff)
+    client.force_login(staff_member(f"member-{role}", password="pw-role-123", roles=(role,)))
+    # when every staff capability is tried
+    for capability, (method, url, data) in requests_of(*shop).items():
+        status = getattr(client, method)(url, data).status_code
+        # then only the role's own ones are allowed
+        expected = ALLOWED[capability] if capability in MATRIX[role] else 403
+        assert status == expected, f"{role}: {capability} answered {status}"
+
+
+def test_a_member_of_the_old_staff_group_cannot_publish_faq_answers_through_gaps(client, shop):
+    kb, _ = shop
+    # given a member of the "staff" group who is not Django staff (before: /staff/ yes, /kb/ no, yet FAQ writes)
+    user = User.objects.create_user("grp", password="pw-grp-123")
+    user.groups.add(Group.objects.get_or_create(name="staff")[0])
+    client.force_login(user)
+    # when they publish an answer from the knowledge-gaps page
+    response = client.post("/staff/gaps/faq", {"knowledge_base": kb.pk, "question": "Do you ship to Oslo?",
+                                               "answer": "Yes, in 3 days."})
+    # then it is refused, as /kb/ refuses them, and no FAQ entry exists
+    assert response.status_code == 403
+    assert client.get("/kb/").status_code == 403
+    assert not FaqEntry.objects.exists()
+
+
+def test_django_staff_without_a_role_opens_only_the_admin(client, shop):
+    # given a Django staff user in no role
+    client.force_login(User.objects.create_user("ops", password="pw-ops-123", is_staff=True))
+    # then neither /kb/ nor /staff/ opens (is_staff is the admin's flag, not a role)
+    assert client.get("/kb/").status_code == 403 and client.get("/staff/").status_code == 403
+
+
+def test_a_superuser_reaches_every_page(client, shop):
+    client.force_login(User.objects.create_superuser("root", password="pw-root-123"))
+    for capability, (method, url, data) in requests_of(*shop).items():
+        assert getattr(client, method)(url, data).status_code == ALLOWED[capability], capability
+
+
+@pytest.mark.django_db(transaction=True)
+def test_upgrading_keeps_what_people_could_do_except_publishing_from_the_staff_group():
+    executor = MigrationExecutor(connection)
+    before = [("analytics", "0004_visitor_sketch")]
+    latest = executor.loader.graph.leaf_nodes("analytics")
+    # given the schema before the roles, a Django staff user and an old "staff" group member
+    executor.migrate(before)
+    Group.objects.filter(name__in=ROLE_NAMES).delete()
+    django_staff = User.objects.create_user("ops", password="pw-ops-123", is_staff=True)
+    member = User.objects.create_user("grp", password="pw-grp-123")
+    member.groups.add(Group.objects.create(name="staff"))
+    # when the roles migration runs
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(latest)
+    # then Django staff hold every role (they could open /kb/ and /staff/), the group member support and analysis
+    assert set(django_staff.groups.values_list("name", flat=True)) == set(ROLE_NAMES)
+    assert set(member.groups.values_list("name", flat=True)) == {"staff", SUPPORT_AGENT, ANALYST}
