@@ -74,7 +74,7 @@ def test_staff_upload_several_files_and_watch_each_progress_to_ready_or_its_erro
     page.goto(f"{live_asgi}/kb/{kb.slug}/")
     page.fill("#id_username", "robin")
     page.fill("#id_password", "pw-robin-123")
-    page.click("input[type=submit]")
+    page.click("form button, form input[type=submit]")  # the staff sign-in page
     page.wait_for_selector("#kb-drop")
     # when they select two files and drag a third onto the drop zone
     page.set_input_files("#kb-files", [str(manual), str(locked)])
