@@ -80,6 +80,19 @@ def fresh_intent_classifiers():
     forget_all()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def database_pools_closed(django_db_setup, django_db_blocker):
+    """PostgreSQL connection pools closed before the test database is dropped (an open pooled connection
+    would keep it in use)."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for connection in connections.all():
+            if hasattr(connection, "close_pool"):
+                connection.close_pool()
+
+
 @pytest.fixture(autouse=True)
 def request_thread_database_work(settings):
     """The chat API's database work on the request's own thread (asgiref's thread-sensitive mode), as
