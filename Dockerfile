@@ -30,4 +30,4 @@ USER kefu
 VOLUME ["/data"]
 EXPOSE 8000
 
-CMD ["uvicorn", "kefu.asgi:application", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "kefu.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--timeout-keep-alive", "30"]

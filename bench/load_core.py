@@ -194,7 +194,8 @@ class Stack:
     def web_command(self, port: int, *, workers: int = 1) -> list[str]:
         """uvicorn serving kefu.asgi on ``port``; ``workers`` > 1: that many processes behind the one socket."""
         return [sys.executable, "-m", "uvicorn", "kefu.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-                "--workers", str(workers), "--lifespan", "off", "--no-access-log", "--log-level", "warning"]
+                "--workers", str(workers), "--lifespan", "off", "--no-access-log", "--log-level", "warning",
+                "--timeout-keep-alive", "30"]  # as manage.py serve: longer than the client's idle expiry (5 s)
 
     def web_add(self, *, timeout_s: float = 120.0) -> str:
         """Another web process on a port of its own (as another pod would be); its base URL once ready."""

@@ -80,11 +80,14 @@ def preflight_response(origin: str, allowed: bool):
 
 
 def json_body(request, *, fields: frozenset[str]) -> dict:
-    """The JSON object of the body, holding no field but ``fields`` (sampling parameters, prompts: 400)."""
+    """The JSON object of the body, holding no field but ``fields`` (sampling parameters, prompts: 400).
+
+    A body over ``KEFU_CHAT_MAX_BODY_BYTES`` is refused (413) by its Content-Length before it is read, and
+    one without a length is read only that far."""
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     try:
-        body = json.loads(request.body or b"{}")
+        body = json.loads(body_bytes(request) or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
@@ -94,6 +97,24 @@ def json_body(request, *, fields: frozenset[str]) -> dict:
         raise ApiError(400, "unknown_field", f"unknown field(s): {', '.join(unknown)}; "
                        f"the accepted fields are {', '.join(sorted(fields))}")
     return body
+
+
+def body_bytes(request) -> bytes:
+    """The raw body, at most ``KEFU_CHAT_MAX_BODY_BYTES`` of it (else a 413), read once."""
+    from django.conf import settings
+
+    cap = settings.KEFU_CHAT_MAX_BODY_BYTES
+    too_large = ApiError(413, "body_too_large", f"the request body is larger than {cap} bytes")
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise ApiError(400, "invalid_content_length", "Content-Length is not a number") from None
+    if declared > cap:
+        raise too_large
+    raw = request._body if hasattr(request, "_body") else request.read(cap + 1)  # read already: as it was
+    if len(raw) > cap:
+        raise too_large
+    return raw
 
 
 def optional_string(body: dict, name: str, *, max_length: int) -> str:

@@ -23,8 +23,10 @@ GENERATION_REJECTED = Counter("kefu_generation_rejected", "Generated replies the
                               ["knowledge_base", "check"])
 RATE_LIMITED = Counter("kefu_chat_rate_limited", "Requests refused by a rate limit, by the limit that was full: key "
                        "(a widget key's bucket, shared by every customer of that site), ip (one IPv4 address or IPv6 "
-                       "/64), conversation, handoff-ip, handoff-conversation.", ["scope"])
-RATE_LIMIT_SCOPES = ("key", "ip", "conversation", "handoff-ip", "handoff-conversation")
+                       "/64), conversation, handoff-ip, handoff-conversation, read-ip (GETs), streams-ip (open streams of one "
+                       "client), live-conversation (open live streams of one conversation).", ["scope"])
+RATE_LIMIT_SCOPES = ("key", "ip", "conversation", "handoff-ip", "handoff-conversation", "read-ip", "streams-ip",
+                     "live-conversation")
 for _scope in RATE_LIMIT_SCOPES:  # exported at 0 from the start, so rate() and increase() see the first refusal
     RATE_LIMITED.labels(_scope)
 
@@ -49,6 +51,15 @@ def generation_rejected_count(*, knowledge_base: str, check: str) -> None:
     if check not in CHECKS:
         raise ValueError(f"output gate check {check!r} is not one of {CHECKS}")
     GENERATION_REJECTED.labels(knowledge_base, check).inc()
+
+
+REJECTED = Counter("kefu_chat_requests_rejected", "Chat API requests answered with a 4xx, by its error code (a closed "
+                   "set of names in the code: invalid_json, body_too_large, rate_limited, unknown_key, ...).", ["code"])
+
+
+def rejected_count(*, code: str) -> None:
+    """One request refused with ``code`` (codes are names in the code, never client data)."""
+    REJECTED.labels(code).inc()
 
 
 def rate_limited_count(*, scope: str) -> None:

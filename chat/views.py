@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import logging
 
+from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from chat import live, selectors, services, sse
+from chat import live, selectors, services, sse, stream_limits
+from chat import metrics as chat_metrics
 from chat.api import (
     KEY_HEADER,
     ApiError,
@@ -68,16 +71,30 @@ def conversation_of(caller: Caller, public_id: str):
     return conversation
 
 
-def rate_check(caller: Caller, conversation_id: str) -> None:
-    decision = guard.request_rate_check(widget_key=caller.widget_key.public_key, ip=caller.ip,
-                                        conversation=conversation_id or None)
+def rate_check(caller: Caller, conversation_id: str = "") -> None:
+    """The key's and the client's budgets (before the body is read), or the conversation's (after)."""
+    if conversation_id:
+        limit, window_s = settings.KEFU_CHAT_RATE_LIMITS["conversation"]
+        decision = guard.rate_limit_hit("conversation", conversation_id, limit=limit, window_s=window_s)
+    else:
+        decision = guard.request_rate_check(widget_key=caller.widget_key.public_key, ip=caller.ip, conversation=None)
+    rate_refuse(decision, what="messages")
+
+
+def rate_refuse(decision: guard.RateDecision, *, what: str) -> None:
     if not decision.allowed:
-        raise ApiError(429, "rate_limited", f"too many messages ({decision.scope}); retry in "
+        raise ApiError(429, "rate_limited", f"too many {what} ({decision.scope}); retry in "
                        f"{decision.retry_after_s} s", headers={"Retry-After": str(decision.retry_after_s)})
+
+
+def read_rate_check(request) -> None:
+    """A GET of the chat API counts against its client's per-minute reads."""
+    rate_refuse(stream_limits.read_rate_check(ip=client_ip(request)), what="requests")
 
 
 def post_message_sync(request) -> JsonResponse:
     caller = caller_check(request, origin_required=True)
+    rate_check(caller)  # counted before the body is read or its text normalized: a flood costs little
     body = json_body(request, fields=MESSAGE_FIELDS)
     checked = guard.question_check(body.get("text"))
     if not checked.ok:
@@ -87,7 +104,8 @@ def post_message_sync(request) -> JsonResponse:
     conversation = conversation_of(caller, conversation_id) if conversation_id else None
     if conversation is not None and conversation.status == conversation.Status.CLOSED:
         raise ApiError(409, "conversation_closed", "this conversation is closed; start a new one")
-    rate_check(caller, conversation_id)
+    if conversation_id:
+        rate_check(caller, conversation_id)
     started = services.message_answer(widget_key=caller.widget_key, conversation=conversation,
                                       text=checked.text, visitor_id=visitor_id)
     return with_cors(JsonResponse(started_body(request, started), status=202), caller.origin)
@@ -117,6 +135,7 @@ async def api_call(request, handler, *args):
         try:
             return handler(request, *args)
         except ApiError as error:
+            chat_metrics.rejected_count(code=error.code)
             return error_response(error, origin=allowed_origin_for_error(request))
         except unavailable_errors() as exc:
             # Redis, the broker or the database went away mid-request: a JSON 503 the widget can retry.
@@ -149,6 +168,7 @@ async def messages(request):
 def stream_prepare(request, message_id):
     if request.method != "GET":
         raise ApiError(405, "method_not_allowed", "use GET")
+    read_rate_check(request)
     message = selectors.message_get(message_id=message_id)
     if message is None or message.role != Message.Role.ASSISTANT:
         raise ApiError(404, "message_not_found", "no such message")
@@ -168,18 +188,45 @@ async def message_stream(request, message_id):
         message, origin, last_event_id, delivered = await db_call(stream_prepare)(
             request, message_id)
     except ApiError as error:
-        return error_response(error, origin=await db_call(allowed_origin_for_error)(request))
+        return await refused(request, error)
     except unavailable_errors() as exc:
         log.warning("stream of message %s: a backing service is unavailable: %s", message_id, exc)
         return error_response(unavailable_error())
     if delivered:
         # 204 tells EventSource the stream is over and not to reconnect.
         return with_cors(HttpResponse(status=204), origin)
-    response = StreamingHttpResponse(sse.message_events(message, last_event_id=last_event_id),
-                                     content_type="text/event-stream")
+    return await sse_response(request, lambda: sse.message_events(message, last_event_id=last_event_id),
+                              origin=origin)
+
+
+async def refused(request, error: ApiError):
+    """A stream request's 4xx, counted, readable by an allowed origin."""
+    chat_metrics.rejected_count(code=error.code)
+    return error_response(error, origin=await db_call(allowed_origin_for_error)(request))
+
+
+async def sse_response(request, events_of, *, origin: str, conversation: str | None = None):
+    """The stream's response, if its client (and, for a live stream, its conversation) may open one more."""
+    taken = await sync_to_async(stream_limits.stream_slot_take, thread_sensitive=False)(
+        ip=client_ip(request), conversation=conversation)
+    if isinstance(taken, stream_limits.StreamRefusal):
+        chat_metrics.rate_limited_count(scope=taken.scope)
+        return await refused(request, ApiError(
+            429, "too_many_streams", f"too many open streams ({taken.scope}: at most {taken.limit}); close one "
+            "and retry", headers={"Retry-After": "5"}))
+    response = StreamingHttpResponse(slot_released_after(events_of(), taken), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return with_cors(response, origin)
+
+
+async def slot_released_after(events, slot):
+    """The stream's events; its slot is given back however it ends (finished, or the client went away)."""
+    try:
+        async for chunk in events:
+            yield chunk
+    finally:
+        await sync_to_async(stream_limits.stream_slot_release, thread_sensitive=False)(slot)
 
 
 def live_prepare(request, conversation_id):
@@ -188,6 +235,7 @@ def live_prepare(request, conversation_id):
 
     if request.method != "GET":
         raise ApiError(405, "method_not_allowed", "use GET")
+    read_rate_check(request)
     conversation = selectors.conversation_get(public_id=conversation_id)
     if conversation is None:
         raise ApiError(404, "conversation_not_found", "no such conversation")
@@ -212,13 +260,10 @@ async def conversation_events(request, conversation_id):
     try:
         conversation, origin, after = await db_call(live_prepare)(request, conversation_id)
     except ApiError as error:
-        return error_response(error, origin=await db_call(allowed_origin_for_error)(request))
-    events = live.conversation_events(conversation, after_id=after, sse_event=sse.sse_event,
-                                      message_json=lambda message: message_json(request, message))
-    response = StreamingHttpResponse(events, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return with_cors(response, origin)
+        return await refused(request, error)
+    return await sse_response(request, lambda: live.conversation_events(
+        conversation, after_id=after, sse_event=sse.sse_event, message_json=lambda m: message_json(request, m)),
+        origin=origin, conversation=conversation.public_id)
 
 
 @csrf_exempt
@@ -274,6 +319,7 @@ async def conversation_detail(request, conversation_id):
     def handler(request, conversation_id):
         method_is(request, "GET")
         caller = caller_check(request, origin_required=False)
+        read_rate_check(request)
         conversation = conversation_of(caller, conversation_id)
         rows = [services.message_reconcile(message=m) if m.outcome == Message.Outcome.PENDING else m
                 for m in selectors.conversation_messages(conversation=conversation)]

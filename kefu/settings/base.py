@@ -103,6 +103,13 @@ KEFU_DEMO_PAGE = env.bool("KEFU_DEMO_PAGE", default=True)
 KEFU_DEMO_ORIGINS = env.list("KEFU_DEMO_ORIGINS", default=["http://127.0.0.1:8000", "http://localhost:8000"])
 # "Talk to a person" requests (requests, window seconds) per client IP and per conversation. A conversation
 # already handed off answers with its existing notice and stores nothing, so these bound only the lookups.
+# GETs of the chat API (message streams, live events, history) per client address and minute.
+KEFU_CHAT_READ_RATE_LIMIT = (env.int("KEFU_CHAT_READ_RATE_PER_IP", default=240), 60)
+# SSE streams one client address (IPv6: its /64) holds open at once, and live-event streams per conversation.
+KEFU_CHAT_STREAMS_PER_IP = env.int("KEFU_CHAT_STREAMS_PER_IP", default=30)
+KEFU_CHAT_LIVE_STREAMS_PER_CONVERSATION = env.int("KEFU_CHAT_LIVE_STREAMS_PER_CONVERSATION", default=5)
+# A chat API request body larger than this is refused (413) before it is read or parsed.
+KEFU_CHAT_MAX_BODY_BYTES = env.int("KEFU_CHAT_MAX_BODY_BYTES", default=64 * 1024)
 KEFU_HANDOFF_RATE_LIMITS = {
     "ip": (env.int("KEFU_HANDOFF_RATE_PER_IP", default=10), 60),
     "conversation": (env.int("KEFU_HANDOFF_RATE_PER_CONVERSATION", default=3), 60),

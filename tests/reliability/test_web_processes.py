@@ -109,3 +109,50 @@ def test_a_stream_resumes_on_another_web_process_and_live_events_cross_too(setti
     # and the hand-off on A and the staff reply reached the listener on B
     assert handed.status_code == 202
     assert live is not None and live[1]["text"] == "A person here: yes, you need a permit."
+
+
+def test_three_hundred_live_streams_of_one_client_leave_the_others_answered(settings, redis_url, embedder,
+                                                                            tmp_path):
+    import httpx
+
+    # given a base, its workers and one web process on the test database (PostgreSQL), with the default caps
+    rows = load_core.faq_rows(20)
+    kb = load_core.faq_base_build(rows=rows)
+    key = load_core.widget_key_create(kb)
+    shared_models_dir(settings.KEFU_DATA_DIR)
+    config = load_core.StackConfig(database_url=database_url_of_this_process(), redis_url=redis_url,
+                                   data_dir=settings.KEFU_DATA_DIR, answer_tokens=4, torch_threads=1,
+                                   inference_threads=2, log_dir=tmp_path / "logs")
+    with load_core.Stack(config) as stack:
+        async def scenario():
+            limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
+            async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+                posted = await client.post(stack.base + "/api/v1/chat/messages", json={"text": "a person please"},
+                                           headers={"X-Kefu-Key": key, **HEADERS})
+                conversation = posted.json()["conversation_id"]
+                url = f"{stack.base}/api/v1/chat/conversations/{conversation}/events"
+                # when one client opens 300 live-event streams of that conversation and holds them
+                opened = [asyncio.create_task(hold_stream(client, url)) for _ in range(300)]
+                await asyncio.sleep(3)
+                # while 20 other customers ask FAQ questions
+                asks = [client.post(stack.base + "/api/v1/chat/messages", json={"text": row["q"]},
+                                    headers={"X-Kefu-Key": key, **HEADERS}) for row in rows]
+                answered = await asyncio.gather(*asks)
+                for task in opened:
+                    task.cancel()
+                statuses = await asyncio.gather(*opened, return_exceptions=True)
+                return answered, [s for s in statuses if isinstance(s, int)]
+
+        async def hold_stream(client, url: str) -> int:
+            async with client.stream("GET", url, headers=HEADERS) as response:
+                if response.status_code != 200:
+                    return response.status_code
+                await asyncio.sleep(60)  # held open until cancelled
+                return 200
+
+        answered, refused = asyncio.run(scenario())
+    # then every other customer was answered at once (a direct FAQ answer in the POST), none got a 503
+    assert [r.status_code for r in answered] == [202] * len(rows)
+    assert all(r.json()["outcome"] == "direct" and r.json()["done"]["answer"] for r in answered)
+    # and the flood was refused beyond the per-client cap (30 open streams), with 429s, not served
+    assert len(refused) >= 300 - settings.KEFU_CHAT_STREAMS_PER_IP and set(refused) == {429}

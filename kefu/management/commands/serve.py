@@ -8,6 +8,10 @@ from django.core.management.base import BaseCommand
 
 from kefu.preflight import exit_on_failure
 
+# Idle keep-alive connections are closed after this many seconds (uvicorn's default is 5, as is many clients'
+# own idle expiry: a client reusing a connection just as the server closes it sees the request fail).
+KEEP_ALIVE_S = 30
+
 
 class Command(BaseCommand):
     help = "Serve Kefu with uvicorn after checking database, Redis and model settings."
@@ -23,4 +27,4 @@ class Command(BaseCommand):
         exit_on_failure("web")
         self.stdout.write(f"Kefu serving on http://{host}:{port}/ (Ctrl-C to stop)")
         uvicorn.run("kefu.asgi:application", host=host, port=port, workers=workers,
-                    lifespan="off", log_level="info")
+                    lifespan="off", log_level="info", timeout_keep_alive=KEEP_ALIVE_S)
