@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 
 from lxml import etree
 
@@ -25,6 +26,11 @@ HEADING_STYLE = re.compile(r"^(?:heading|标题)\s*(\d)$", re.I)
 MAX_XML_NODES = 750_000
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 DAMAGED = "The DOCX file is damaged and could not be opened."
+# What reading a damaged archive raises: a bad directory or header (BadZipFile, ValueError on a negative
+# offset), a corrupt deflate stream (zlib.error), a truncated member (EOFError, OSError), an encrypted or
+# unknown-method member (RuntimeError, NotImplementedError), a part that is not XML (XMLSyntaxError).
+DAMAGED_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, etree.XMLSyntaxError, OSError, EOFError, zlib.error,
+                      ValueError, RuntimeError, NotImplementedError, KeyError)
 
 
 def parse_docx(data: bytes) -> ParsedDocument:
@@ -60,7 +66,9 @@ def check_xml_size(data: bytes) -> None:
         for member in archive.infolist():
             if member.filename.endswith((".xml", ".rels")):
                 nodes = count_nodes(archive, member.filename, nodes)
-    except (zipfile.BadZipFile, etree.XMLSyntaxError, OSError, EOFError) as exc:
+    except ParseError:
+        raise
+    except DAMAGED_ZIP_ERRORS as exc:
         raise ParseError(DAMAGED) from exc
 
 

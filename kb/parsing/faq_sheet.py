@@ -41,8 +41,17 @@ def csv_rows(text: str, dialect) -> list[list[str]]:
     """The sheet's rows with a value, held to the spreadsheet limits (kb.parsing.xlsx: columns and rows)."""
     if text.count(dialect.delimiter) > MANY_DELIMITERS:
         check_row_widths(text, dialect)
+    try:
+        return csv_value_rows(text, dialect)
+    except csv.Error as exc:  # a stray quote or carriage return the sniffed dialect cannot read
+        raise ParseError(f"The CSV file could not be read ({exc}). Save it again as CSV (UTF-8) "
+                         "from your spreadsheet program and upload that.") from exc
+
+
+def csv_value_rows(text: str, dialect) -> list[list[str]]:
     rows = []
-    for number, row in enumerate(csv.reader(io.StringIO(text), dialect), start=1):
+    # newline="": the csv module sees each line ending as written (a lone \r inside a field is no error)
+    for number, row in enumerate(csv.reader(io.StringIO(text, newline=""), dialect), start=1):
         if len(row) > MAX_COLUMNS and any(cell.strip() for cell in islice(row, MAX_COLUMNS, None)):
             raise ParseError(f"Row {number:,} of the CSV file has values beyond column {MAX_COLUMNS}: an FAQ sheet "
                              "needs only its question, answer and alternative columns.")

@@ -15,7 +15,7 @@ import re
 
 from django.conf import settings
 from pypdf import PdfReader
-from pypdf.errors import PdfReadError
+from pypdf.errors import PyPdfError
 
 from kb.parsing.errors import ParseError
 from kb.parsing.sections import ParsedDocument, Section
@@ -26,6 +26,10 @@ MAX_PAGES = 10_000
 MAX_OBJECTS = 500_000
 DECLARED_SIZE = re.compile(rb"/Size\s+(\d{1,12})\b")
 SPLIT_IT = "Split it into smaller files and upload those."
+# What pypdf raises on a damaged file: its own errors (a reference loop is a LimitReachedError), and the
+# Python errors its parsing of untrusted bytes runs into (found by tests/kb/test_parsing.py's fuzzing).
+DAMAGED_PDF_ERRORS = (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError,
+                      RecursionError, ZeroDivisionError, AssertionError, UnicodeError)
 
 
 def parse_pdf(data: bytes) -> ParsedDocument:
@@ -35,7 +39,7 @@ def parse_pdf(data: bytes) -> ParsedDocument:
     try:
         sections = page_sections(reader)
         page_count = len(reader.pages)
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+    except DAMAGED_PDF_ERRORS as exc:
         raise ParseError("The PDF is damaged and its text could not be read.") from exc
     if not sections:
         raise ParseError("The PDF has no extractable text (it may be a scanned image; OCR it first).")
@@ -59,7 +63,7 @@ def check_object_count(data: bytes) -> None:
 def check_declared_pages(reader: PdfReader) -> None:
     try:
         declared = int(reader.trailer["/Root"]["/Pages"].get("/Count", 0))
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError):
+    except DAMAGED_PDF_ERRORS:
         return  # no usable page tree: reading the pages reports the damage
     if declared > MAX_PAGES:
         raise ParseError(f"The PDF has {declared:,} pages; the limit is {MAX_PAGES:,}. {SPLIT_IT}")
@@ -84,7 +88,7 @@ def page_sections(reader: PdfReader) -> list[Section]:
 def open_reader(data: bytes) -> PdfReader:
     try:
         reader = PdfReader(io.BytesIO(data))
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+    except DAMAGED_PDF_ERRORS as exc:
         raise ParseError("The PDF is damaged and could not be opened.") from exc
     if reader.is_encrypted:
         try:

@@ -73,7 +73,8 @@ def sniff_binary(data: bytes) -> str:
 def zip_office_type(data: bytes) -> str:
     try:
         members = zipfile.ZipFile(io.BytesIO(data)).infolist()
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, ValueError, OSError, EOFError) as exc:
+        # a damaged directory: bad offsets (ValueError), a zip version or feature Python cannot read
         raise ParseError("The file looks like a ZIP/Office file but is damaged.") from exc
     check_unpacked_size(members)
     names = {member.filename for member in members}

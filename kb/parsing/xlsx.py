@@ -17,6 +17,7 @@ from __future__ import annotations
 import posixpath
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -38,6 +39,10 @@ MAX_SHARED_STRINGS = 1_000_000
 MAX_XML_ELEMENTS = 10_000_000
 CELL_REF = re.compile(r"^([A-Z]{1,3})(\d{1,7})$")
 DAMAGED = "The XLSX file is damaged and could not be opened."
+# What reading a damaged archive raises (as kb.parsing.docx): a bad directory or offset, a corrupt deflate
+# stream, a truncated, encrypted or unknown-method member, a part that is not XML.
+DAMAGED_ZIP_ERRORS = (KeyError, etree.XMLSyntaxError, zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError,
+                      zlib.error, ValueError, RuntimeError, NotImplementedError)
 
 
 @dataclass
@@ -98,7 +103,7 @@ def small_xml(archive: zipfile.ZipFile, name: str):
         with archive.open(name) as source:
             parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
             tree = etree.parse(source, parser)
-    except (KeyError, etree.XMLSyntaxError, zipfile.BadZipFile, OSError) as exc:
+    except DAMAGED_ZIP_ERRORS as exc:
         raise ParseError(DAMAGED) from exc
     refuse_dtd(tree)
     return tree
@@ -138,7 +143,7 @@ def streamed(archive: zipfile.ZipFile, name: str, record: str) -> Iterator[tuple
                     depth_in_record -= 1
                 elif element.getparent() is not None:
                     free(element)
-    except (etree.XMLSyntaxError, zipfile.BadZipFile, OSError, EOFError) as exc:
+    except DAMAGED_ZIP_ERRORS as exc:
         raise ParseError(DAMAGED) from exc
 
 

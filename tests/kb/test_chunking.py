@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from kb.chunking import chunk_sections, split_sentences
 from kb.parsing import Section
 
@@ -46,3 +49,62 @@ def test_overlong_sentence_is_cut_by_tokens(embedder):
     text = "word " * 300
     drafts = chunk_sections([Section(text.strip())], size=100, overlap=0)
     assert len(drafts) == 3 and all(d.token_count <= 100 for d in drafts)
+
+
+# --- properties (issue 16: 16): any text, any budget ------------------------------------------------------
+WORD = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Zs", "Zl", "Zp", "Cc")),
+               min_size=1, max_size=8)
+SENTENCE = st.builds(lambda ws, end: " ".join(ws) + end, st.lists(WORD, min_size=1, max_size=30),
+                     st.sampled_from([".", "!", "?", "。", "", ";"]))
+TEXT = st.builds(lambda ss, seps: "".join(s + sep for s, sep in zip(ss, seps, strict=False)),
+                 st.lists(SENTENCE, min_size=1, max_size=15),
+                 st.lists(st.sampled_from([" ", "\n", "\n\n", "  \n \n", "\t"]), min_size=15, max_size=15))
+SECTIONS = st.lists(st.builds(Section, TEXT, st.tuples(WORD), st.one_of(st.none(), st.integers(1, 999))),
+                    min_size=1, max_size=4)
+BUDGET = st.integers(1, 40).flatmap(lambda size: st.tuples(st.just(size), st.integers(0, size - 1)))
+
+
+def split_words(text: str, size: int) -> list[str]:
+    parts = text.split()
+    return [" ".join(parts[i:i + size]) for i in range(0, len(parts), size)]
+
+
+def chunked(sections, size, overlap):
+    return chunk_sections(sections, size=size, overlap=overlap, token_lengths=words, split_long=split_words)
+
+
+@settings(max_examples=150, deadline=None)
+@given(sections=SECTIONS, budget=BUDGET)
+def test_any_text_is_chunked_within_budget_without_losing_a_word(sections, budget):
+    size, overlap = budget
+    # when any sections are chunked with any budget
+    drafts = chunked(sections, size, overlap)
+    # then every chunk holds words, fits the budget and counts its tokens right
+    assert all(d.text.strip() and 0 < d.token_count <= size and d.token_count == len(d.text.split())
+               for d in drafts)
+    # and each section's words all appear, in order, in the chunks made from it (overlap only repeats)
+    for section in sections:
+        own = [d for d in drafts if (d.heading_path, d.page) == (section.heading_path, section.page)]
+        assert set(section.text.split()) <= {word for d in own for word in d.text.split()}
+
+
+@settings(max_examples=100, deadline=None)
+@given(sections=SECTIONS, budget=BUDGET)
+def test_chunks_keep_the_section_order_and_metadata(sections, budget):
+    size, overlap = budget
+    drafts = chunked(sections, size, overlap)
+    # then chunks come section by section, each carrying one input section's heading and page
+    expected = [(s.heading_path, s.page) for s in sections if s.text.split()]
+    seen = [(d.heading_path, d.page) for d in drafts]
+    assert [key for i, key in enumerate(seen) if i == 0 or seen[i - 1] != key] == [
+        key for i, key in enumerate(expected) if i == 0 or expected[i - 1] != key]
+    # and the same input always gives the same chunks
+    assert chunked(sections, size, overlap) == drafts
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=400))
+def test_sentence_splitting_never_loses_a_character_that_is_not_space(text):
+    # any string at all: splitting keeps every non-space character, in order
+    squeeze = "".join(ch for ch in text if not ch.isspace())
+    assert "".join("".join(ch for ch in s if not ch.isspace()) for s in split_sentences(text)) == squeeze

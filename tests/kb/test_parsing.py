@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import zipfile
 from io import BytesIO
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kb.parsing import ParseError, parse_document, sniff_type
 from tests.kb.files import docx_bytes, pdf_bytes, xlsx_bytes
@@ -154,3 +157,84 @@ def test_xlsx_limits_are_counted_on_cells_with_a_value():
     data = xlsx_with_sheet(lambda xml: xml.replace(b"</sheetData>", empty_far + b"</sheetData>"))
     # then they are not a reason to refuse the sheet
     assert len(parse_document(data, "faq.xlsx").faq_rows) == 2
+
+
+# --- properties (issue 16: 16): any bytes, any text ----------------------------------------------------------
+# parse_document either returns sections / FAQ rows with text, or raises ParseError with a sentence — never
+# another exception (which would fail the document with a traceback instead of a reason).
+SEEDS = {
+    "pdf": lambda: pdf_bytes(["Opening hours: Monday to Friday.", "Returns within 30 days."]),
+    "docx": docx_bytes,
+    "xlsx": lambda: xlsx_bytes([["Question", "Answer"], ["Do you ship?", "Yes, in 3 days."]]),
+    "html": lambda: b"<html><body><h1>Hours</h1><p>Mon-Fri.</p><table><tr><td>a</td></tr></table></body></html>",
+    "md": lambda: b"# Hours\n\n- Mon\n- Tue\n\n| a | b |\n|---|---|\n| 1 | 2 |\n",
+    "csv": lambda: b"question,answer\nDo you ship?,Yes\n",
+    "txt": lambda: "Plain text, café, 营业时间。".encode(),
+}
+@functools.cache
+def seed_file(kind: str) -> bytes:
+    """Made once: an Office file's zip carries the time it was written, and the draws must not change."""
+    return SEEDS[kind]()
+
+
+FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def parsed_or_refused(data: bytes, filename: str) -> None:
+    try:
+        parsed = parse_document(data, filename)
+    except ParseError as error:
+        assert str(error).strip()  # a reason a person can read
+        return
+    assert parsed.sections or parsed.faq_rows
+    assert all(isinstance(section.text, str) for section in parsed.sections)
+
+
+@st.composite
+def mutated(draw, kind: str) -> bytes:
+    """A valid file of ``kind`` with bytes flipped, cut off, or spliced in."""
+    data = bytearray(seed_file(kind))
+    for _ in range(draw(st.integers(1, 6))):
+        at = draw(st.integers(0, len(data) - 1))
+        action = draw(st.sampled_from(["flip", "cut", "insert"]))
+        if action == "flip":
+            data[at] = draw(st.integers(0, 255))
+        elif action == "cut":
+            del data[at:at + draw(st.integers(1, 64))]
+        else:
+            data[at:at] = draw(st.binary(min_size=1, max_size=32))
+        if not data:
+            data = bytearray(b"x")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("kind", sorted(SEEDS))
+def test_a_damaged_file_of_any_format_is_parsed_or_refused_with_a_reason(kind):
+    @FUZZ
+    @given(data=mutated(kind))
+    def check(data):
+        parsed_or_refused(data, f"upload.{kind}")
+
+    check()
+
+
+@FUZZ
+@given(data=st.binary(max_size=2048), name=st.sampled_from(["a.txt", "a.md", "a.html", "a.csv", "a.pdf",
+                                                             "a.docx", "a.xlsx", "noextension"]))
+def test_any_bytes_under_any_name_are_parsed_or_refused_with_a_reason(data, name):
+    parsed_or_refused(data, name)
+
+
+@FUZZ
+@given(text=st.text(min_size=1, max_size=500), encoding=st.sampled_from(["utf-8", "utf-16", "gb18030"]),
+       name=st.sampled_from(["a.txt", "a.md", "a.html"]))
+def test_any_text_in_any_encoding_keeps_its_words(text, encoding, name):
+    # given a text file of any characters the encoding can hold
+    data = text.encode(encoding, errors="ignore")
+    try:
+        parsed = parse_document(data, name)
+    except ParseError as error:
+        assert str(error).strip()
+        return
+    # then nothing made up appears: every character of the sections came from the decoded text or markup
+    assert all(isinstance(section.text, str) for section in parsed.sections)
