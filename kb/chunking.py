@@ -8,13 +8,16 @@ at the start of the next chunk. A sentence longer than ``size`` is cut at token 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import regex
+
 from kb.parsing.sections import Section
 
-SENTENCE_END = re.compile(r"(?<=[.!?;])[\"')\]]*\s+|(?<=[。！？；])[”’」』）]*\s*|\n\s*\n+")
+# A sentence ends after its punctuation and any closing quotes or brackets (they stay with it: a split only
+# ever removes whitespace), or at a paragraph break. `regex` for the variable-length lookbehinds.
+SENTENCE_END = regex.compile(r"(?<=[.!?;][\"')\]]*)\s+|(?<=[。！？；][”’」』）]*)(?![”’」』）])\s*|\n\s*\n+")
 
 
 @dataclass(frozen=True)
