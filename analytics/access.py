@@ -7,7 +7,7 @@ login, so such a request is sent to the sign-in page like any anonymous visitor.
   (Analyst, KB editor);
 - turning a gap or a down-rated answer into a FAQ entry or an evaluation case changes the
   knowledge base: ``kb.change_knowledgebase`` too (KB editor);
-- the hand-off inbox and transcripts: ``chat.view_conversation``; replying and closing:
+- the hand-off inbox and transcripts: ``chat.view_conversation`` (every role); replying and closing:
   ``chat.change_conversation`` (Support agent).
 """
 

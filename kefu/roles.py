@@ -6,10 +6,10 @@ One model for ``/kb/`` and ``/staff/``: a view names the permissions it needs
 ``is_staff`` only opens ``/admin/``.
 
 - **KB editor** — knowledge bases: create them, upload and delete documents, edit FAQ entries,
-  re-index, tune; and the reports that say what to fix (gaps, feedback), where a gap or a
-  down-rated answer becomes a FAQ entry or an evaluation case.
+  re-index, tune; and the reports that say what to fix (gaps, feedback, their transcripts), where a
+  gap or a down-rated answer becomes a FAQ entry or an evaluation case.
 - **Support agent** — the hand-off inbox: read conversations, reply, close.
-- **Analyst** — the dashboard and its reports, and the knowledge bases read-only.
+- **Analyst** — the dashboard and its reports, transcripts and the knowledge bases, read-only.
 
 The groups are created by ``analytics`` migration 0005 and kept (never narrowed) after every
 ``migrate`` or ``flush`` by :func:`roles_ensure`; operators give a person a role in ``/admin/``.
@@ -31,9 +31,9 @@ KB_EDITOR = "KB editor"
 SUPPORT_AGENT = "Support agent"
 ANALYST = "Analyst"
 ROLES: dict[str, tuple[str, ...]] = {
-    KB_EDITOR: (KB_VIEW, KB_CREATE, KB_EDIT, DASHBOARD_VIEW),
+    KB_EDITOR: (KB_VIEW, KB_CREATE, KB_EDIT, DASHBOARD_VIEW, CONVERSATIONS_VIEW),
     SUPPORT_AGENT: (CONVERSATIONS_VIEW, CONVERSATIONS_HANDLE),
-    ANALYST: (DASHBOARD_VIEW, KB_VIEW),
+    ANALYST: (DASHBOARD_VIEW, KB_VIEW, CONVERSATIONS_VIEW),
 }
 STAFF_PERMISSIONS = frozenset(p for permissions in ROLES.values() for p in permissions)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -31,19 +31,20 @@ def requests_of(kb, conversation) -> dict[str, tuple[str, str, dict]]:
         "edit a FAQ": ("post", f"/kb/{kb.slug}/faq/", {"question": "", "answer": ""}),
         "open the dashboard": ("get", "/staff/gaps/", {}),
         "publish a gap as a FAQ": ("post", "/staff/gaps/faq", {"knowledge_base": kb.pk, "question": "q"}),
-        "open the inbox": ("get", f"/staff/conversations/{conversation.public_id}/", {}),
+        "read a transcript": ("get", f"/staff/conversations/{conversation.public_id}/", {}),
         "close a conversation": ("post", "/staff/conversations/no-such-one/close", {}),
     }
 
 
 ALLOWED = {  # capability → the status an authorised request gets
     "open the knowledge bases": 200, "edit a FAQ": 400, "open the dashboard": 200, "publish a gap as a FAQ": 400,
-    "open the inbox": 200, "close a conversation": 404,
+    "read a transcript": 200, "close a conversation": 404,
 }
 MATRIX = {
-    KB_EDITOR: {"open the knowledge bases", "edit a FAQ", "open the dashboard", "publish a gap as a FAQ"},
-    SUPPORT_AGENT: {"open the inbox", "close a conversation"},
-    ANALYST: {"open the knowledge bases", "open the dashboard"},
+    KB_EDITOR: {"open the knowledge bases", "edit a FAQ", "open the dashboard", "publish a gap as a FAQ",
+                "read a transcript"},
+    SUPPORT_AGENT: {"read a transcript", "close a conversation"},
+    ANALYST: {"open the knowledge bases", "open the dashboard", "read a transcript"},
 }
 
 
@@ -112,3 +113,18 @@ def test_upgrading_keeps_what_people_could_do_except_publishing_from_the_staff_g
     # then Django staff hold every role (they could open /kb/ and /staff/), the group member support and analysis
     assert set(django_staff.groups.values_list("name", flat=True)) == set(ROLE_NAMES)
     assert set(member.groups.values_list("name", flat=True)) == {"staff", SUPPORT_AGENT, ANALYST}
+
+
+def test_pages_offer_only_what_the_role_may_do(client, shop):
+    kb, conversation = shop
+    # given an analyst reading a handed-off conversation and the dashboard
+    client.force_login(staff_member("ana", password="pw-ana-12345", roles=(ANALYST,)))
+    transcript = client.get(f"/staff/conversations/{conversation.public_id}/").content.decode()
+    nav = client.get("/staff/").content.decode()
+    # then no reply or close form is offered, and the navigation shows what the role opens
+    assert "conversation-reply" not in transcript and "/reply" not in transcript and "/close" not in transcript
+    assert 'href="/staff/inbox/"' in nav and 'href="/kb/"' in nav
+    # while a support agent sees the forms and no dashboard link
+    client.force_login(staff_member("sam", password="pw-sam-12345", roles=(SUPPORT_AGENT,)))
+    assert "/reply" in client.get(f"/staff/conversations/{conversation.public_id}/").content.decode()
+    assert 'href="/staff/gaps/' not in client.get("/staff/inbox/").content.decode()
