@@ -6,6 +6,8 @@ service, render. Every staff page names the permissions it needs (:mod:`analytic
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from django.contrib import messages
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -21,6 +23,7 @@ from analytics.selectors.conversations import down_rated_answers, handoff_inbox,
 from analytics.selectors.dashboard import dashboard_data, filter_choices
 from analytics.selectors.experts import expert_load
 from analytics.selectors.gaps import knowledge_gaps, top_questions
+from kefu.roles import base_reached, bases_of, is_scoped
 
 
 @never_cache
@@ -33,8 +36,11 @@ def prometheus_metrics(request):
 
 
 def page(request, template: str, flt: DashboardFilter | None, **context) -> HttpResponse:
-    """Render a staff page with the filter form's choices and the current filters."""
+    """Render a staff page with the filter form's choices (the bases the user reaches) and the current filters."""
     bases, keys = filter_choices()
+    if is_scoped(request.user):
+        reached = set(bases_of(request.user).values_list("pk", flat=True))
+        bases, keys = [b for b in bases if b[0] in reached], [k for k in keys if k[2] in reached]
     return render(request, template, {"filter": flt, "bases": bases, "keys": keys,
                                       "query": flt.query_string() if flt else "", **context})
 
@@ -44,7 +50,30 @@ def bad_request(request, message: str) -> HttpResponse:
 
 
 def parsed_filter(request) -> DashboardFilter:
-    return dashboard_filter_parse(request.GET)
+    """The filters; a user scoped to some bases sees one of them (the first when none is chosen)."""
+    flt = dashboard_filter_parse(request.GET)
+    if not is_scoped(request.user):
+        return flt
+    if flt.knowledge_base_id is None:
+        first = bases_of(request.user).order_by("name").values_list("pk", flat=True).first()
+        if first is None:
+            raise FilterError("your role reaches no knowledge base")
+        return replace(flt, knowledge_base_id=first)
+    if not base_reached(request.user, flt.knowledge_base_id):
+        raise FilterError("no such knowledge base")
+    return flt
+
+
+def conversation_reached(request, conversation_id: str) -> bool:
+    """The conversation exists and its base is one the user reaches."""
+    from chat.models import Conversation
+
+    base_id = Conversation.objects.filter(public_id=conversation_id).values_list("knowledge_base_id", flat=True)
+    return base_reached(request.user, base_id.first())
+
+
+def base_id_reached(request, raw: str) -> bool:
+    return raw.isdigit() and base_reached(request.user, int(raw))
 
 
 @never_cache
@@ -92,7 +121,7 @@ def gap_faq(request):
     """One knowledge-gap group → a new FAQ entry (the staff member wrote the answer)."""
     kb_id = request.POST.get("knowledge_base", "")
     question, answer = request.POST.get("question", "").strip(), request.POST.get("answer", "").strip()
-    if not kb_id.isdigit() or not question or not answer:
+    if not base_id_reached(request, kb_id) or not question or not answer:
         return bad_request(request, "An FAQ entry needs a knowledge base, a question and an answer.")
     try:
         entry = services.gap_faq_create(knowledge_base_id=int(kb_id), question=question, answer=answer,
@@ -109,7 +138,7 @@ def feedback_resolve(request):
     """A down-rated question → an evaluation case with the source a staff member says is right."""
     kb_id, question = request.POST.get("knowledge_base", ""), request.POST.get("question", "").strip()
     source = request.POST.get("source", "").strip()
-    if not kb_id.isdigit() or not question or not source:
+    if not base_id_reached(request, kb_id) or not question or not source:
         return bad_request(request, "Resolving a down-rated answer needs its knowledge base, question and the right source.")
     try:
         services.feedback_resolve(knowledge_base_id=int(kb_id), question=question, source=source)
@@ -146,6 +175,8 @@ def inbox(request):
 @inbox_required
 @require_GET
 def conversation(request, conversation_id: str):
+    if not conversation_reached(request, conversation_id):
+        return render(request, "analytics/error.html", {"message": "No such conversation."}, status=404)
     found = transcript(conversation_id=conversation_id)
     if found is None:
         return render(request, "analytics/error.html", {"message": "No such conversation."}, status=404)
@@ -156,6 +187,9 @@ def conversation(request, conversation_id: str):
 @require_POST
 def conversation_reply(request, conversation_id: str):
     from chat.staff_replies import StaffReplyRejected
+
+    if not conversation_reached(request, conversation_id):
+        return render(request, "analytics/error.html", {"message": "No such conversation."}, status=404)
 
     try:
         services.inbox_reply(conversation_id=conversation_id, text=request.POST.get("text", ""))
@@ -170,6 +204,8 @@ def conversation_reply(request, conversation_id: str):
 @inbox_required
 @require_POST
 def conversation_close(request, conversation_id: str):
+    if not conversation_reached(request, conversation_id):
+        return render(request, "analytics/error.html", {"message": "No such conversation."}, status=404)
     try:
         services.inbox_close(conversation_id=conversation_id)
     except services.NotFound:

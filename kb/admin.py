@@ -12,6 +12,7 @@ class KnowledgeBaseAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     # The model changes only with a new index version (its vectors are re-embedded): kb_tune / kb.indexing.
     readonly_fields = ("active_index", "embedding_model")
+    filter_horizontal = ("staff_groups",)  # per-base scoping of the staff roles (kefu.roles)
 
 
 @admin.register(Document)

@@ -49,6 +49,10 @@ class KnowledgeBase(models.Model):
         "IndexVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Per-base scoping of the staff roles (kefu.roles): none — every role member reaches this base; some —
+    # only members of one of these groups (and superusers) see it on /kb/ and /staff/.
+    staff_groups = models.ManyToManyField("auth.Group", blank=True, related_name="scoped_bases",
+                                          help_text="leave empty for every staff role; else only these groups")
 
     class Meta:
         ordering = ["name"]

@@ -14,9 +14,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from kb import selectors, services
 from kb.forms import FaqEntryForm, KnowledgeBaseForm
-from kb.models import Document, FaqEntry, IndexVersion, KnowledgeBase
+from kb.models import Document, FaqEntry, IndexVersion
 from kb.parsing import ParseError, sniff_type
-from kefu.roles import KB_CREATE, KB_EDIT, KB_VIEW, permission_required
+from kefu.roles import KB_CREATE, KB_EDIT, KB_VIEW, bases_of, permission_required
 
 SHEET_TYPES = {"csv", "xlsx"}
 
@@ -32,13 +32,13 @@ def kb_list(request: HttpRequest) -> HttpResponse:
         else:
             return redirect("kb:detail", slug=kb.slug)
     status = 400 if request.method == "POST" else 200
-    return render(request, "kb/list.html", {"bases": selectors.knowledge_base_list(), "form": form}, status=status)
+    return render(request, "kb/list.html", {"bases": selectors.knowledge_base_list().filter(pk__in=bases_of(request.user)), "form": form}, status=status)
 
 
 @permission_required(KB_VIEW)
 @require_GET
 def kb_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    kb = get_object_or_404(bases_of(request.user), slug=slug)
     return render(request, "kb/detail.html", {
         "kb": kb, "documents": selectors.document_list(knowledge_base=kb),
         "gate": selectors.regression_gate_state(knowledge_base=kb),
@@ -53,7 +53,7 @@ def kb_tune(request: HttpRequest, slug: str) -> HttpResponse:
     """Start tuning the base's embedder on its own pairs (ingest queue); one run at a time."""
     from kb.tuning import TuningRejected, tuning_start
 
-    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    kb = get_object_or_404(bases_of(request.user), slug=slug)
     try:
         tuning_start(knowledge_base=kb)
     except TuningRejected as exc:
@@ -66,7 +66,7 @@ def kb_tune(request: HttpRequest, slug: str) -> HttpResponse:
 @permission_required(KB_VIEW)
 @require_GET
 def tuning_progress(request: HttpRequest, slug: str) -> JsonResponse:
-    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    kb = get_object_or_404(bases_of(request.user), slug=slug)
     return JsonResponse({"runs": selectors.tuning_runs(knowledge_base=kb)})
 
 
@@ -74,7 +74,7 @@ def tuning_progress(request: HttpRequest, slug: str) -> JsonResponse:
 @require_POST
 def document_upload(request: HttpRequest, slug: str) -> JsonResponse:
     """Multipart ``files``: all are checked first; one bad file rejects the request, nothing stored."""
-    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    kb = get_object_or_404(bases_of(request.user), slug=slug)
     files = request.FILES.getlist("files")
     if not files:
         return JsonResponse({"error": "Choose at least one file."}, status=400)
@@ -104,7 +104,7 @@ def document_upload(request: HttpRequest, slug: str) -> JsonResponse:
 @permission_required(KB_VIEW)
 @require_GET
 def document_progress(request: HttpRequest, slug: str) -> JsonResponse:
-    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    kb = get_object_or_404(bases_of(request.user), slug=slug)
     raw = request.GET.get("ids", "")
     try:
         ids = [int(part) for part in raw.split(",") if part.strip()]
@@ -116,7 +116,7 @@ def document_progress(request: HttpRequest, slug: str) -> JsonResponse:
 @permission_required(KB_VIEW, KB_EDIT)
 @require_POST
 def document_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    document = get_object_or_404(Document, pk=pk, knowledge_base__slug=slug)
+    document = get_object_or_404(Document, pk=pk, knowledge_base__slug=slug, knowledge_base__in=bases_of(request.user))
     services.document_delete(document=document)
     messages.success(request, f"Deleted {document.title}.")
     return redirect("kb:detail", slug=slug)
@@ -125,7 +125,7 @@ def document_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @permission_required(KB_VIEW, KB_EDIT)
 @require_POST
 def document_reindex(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    document = get_object_or_404(Document, pk=pk, knowledge_base__slug=slug)
+    document = get_object_or_404(Document, pk=pk, knowledge_base__slug=slug, knowledge_base__in=bases_of(request.user))
     services.document_reindex(document=document)
     messages.success(request, f"Re-indexing {document.title}.")
     return redirect("kb:detail", slug=slug)
@@ -135,7 +135,7 @@ def document_reindex(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_POST
 def index_version_activate(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     """Activate anyway: the admin overrides the regression gate for a held index version."""
-    version = get_object_or_404(IndexVersion, pk=pk, knowledge_base__slug=slug)
+    version = get_object_or_404(IndexVersion, pk=pk, knowledge_base__slug=slug, knowledge_base__in=bases_of(request.user))
     if version.status != IndexVersion.Status.HELD:
         return HttpResponse("Only an index version held by the regression gate can be activated anyway.",
                             status=409, content_type="text/plain; charset=utf-8")
@@ -147,7 +147,7 @@ def index_version_activate(request: HttpRequest, slug: str, pk: int) -> HttpResp
 @permission_required(KB_VIEW, KB_EDIT)
 @require_POST
 def kb_reindex(request: HttpRequest, slug: str) -> HttpResponse:
-    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    kb = get_object_or_404(bases_of(request.user), slug=slug)
     services.knowledge_base_reindex(knowledge_base=kb)
     messages.success(request, "The search index is being rebuilt.")
     return redirect("kb:detail", slug=slug)
@@ -155,7 +155,7 @@ def kb_reindex(request: HttpRequest, slug: str) -> HttpResponse:
 
 @permission_required(KB_VIEW, to_change=(KB_EDIT,))
 def faq_list(request: HttpRequest, slug: str) -> HttpResponse:
-    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    kb = get_object_or_404(bases_of(request.user), slug=slug)
     form = FaqEntryForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         services.faq_entry_create(knowledge_base=kb, **form.cleaned_data)
@@ -169,7 +169,7 @@ def faq_list(request: HttpRequest, slug: str) -> HttpResponse:
 
 @permission_required(KB_VIEW, to_change=(KB_EDIT,))
 def faq_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    entry = get_object_or_404(FaqEntry, pk=pk, knowledge_base__slug=slug)
+    entry = get_object_or_404(FaqEntry, pk=pk, knowledge_base__slug=slug, knowledge_base__in=bases_of(request.user))
     initial = {"question": entry.question, "answer": entry.answer, "alternatives": "\n".join(entry.alternatives)}
     form = FaqEntryForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
@@ -184,7 +184,7 @@ def faq_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @permission_required(KB_VIEW, KB_EDIT)
 @require_POST
 def faq_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
-    entry = get_object_or_404(FaqEntry, pk=pk, knowledge_base__slug=slug)
+    entry = get_object_or_404(FaqEntry, pk=pk, knowledge_base__slug=slug, knowledge_base__in=bases_of(request.user))
     services.faq_entry_delete(entry=entry)
     messages.success(request, "FAQ entry deleted.")
     return redirect("kb:faq", slug=slug)
@@ -194,7 +194,7 @@ def faq_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 @require_POST
 def faq_import(request: HttpRequest, slug: str) -> HttpResponse:
     """An FAQ sheet (CSV/XLSX) becomes a document whose rows become FAQ entries."""
-    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    kb = get_object_or_404(bases_of(request.user), slug=slug)
     sheet = request.FILES.get("sheet")
     error = ""
     if sheet is None:
@@ -225,7 +225,7 @@ def faq_import(request: HttpRequest, slug: str) -> HttpResponse:
 def kb_search(request: HttpRequest, slug: str) -> HttpResponse:
     from kb.search import search
 
-    kb = get_object_or_404(KnowledgeBase, slug=slug)
+    kb = get_object_or_404(bases_of(request.user), slug=slug)
     query = request.GET.get("q", "").strip()
     if len(query) > 1000:
         return render(request, "kb/search.html", {"kb": kb, "query": query[:1000],

@@ -99,3 +99,32 @@ def permission_required(*permissions: str, to_change: tuple[str, ...] = ()) -> C
         return checked
 
     return decorator
+
+
+# --- per-base scoping ---------------------------------------------------------------------------------------
+# A base with no ``staff_groups`` is reached by every role member; a base with some only by members of one of
+# them (and superusers). The role still decides what may be done; the scope decides on which bases.
+
+def bases_of(user):
+    """The knowledge bases ``user``'s roles reach (a queryset)."""
+    from kb.models import KnowledgeBase
+
+    bases = KnowledgeBase.objects.all()
+    if user.is_superuser:
+        return bases
+    from django.db.models import Q
+
+    return bases.filter(Q(staff_groups__isnull=True) | Q(staff_groups__in=user.groups.all())).distinct()
+
+
+def is_scoped(user) -> bool:
+    """Some base is out of ``user``'s reach (otherwise nothing needs filtering)."""
+    from kb.models import KnowledgeBase
+
+    if user.is_superuser or not KnowledgeBase.staff_groups.through.objects.exists():
+        return False
+    return bases_of(user).count() < KnowledgeBase.objects.count()
+
+
+def base_reached(user, knowledge_base_id: int | None) -> bool:
+    return knowledge_base_id is not None and bases_of(user).filter(pk=knowledge_base_id).exists()

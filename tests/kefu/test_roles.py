@@ -128,3 +128,45 @@ def test_pages_offer_only_what_the_role_may_do(client, shop):
     client.force_login(staff_member("sam", password="pw-sam-12345", roles=(SUPPORT_AGENT,)))
     assert "/reply" in client.get(f"/staff/conversations/{conversation.public_id}/").content.decode()
     assert 'href="/staff/gaps/' not in client.get("/staff/inbox/").content.decode()
+
+
+# --- per-base scoping -------------------------------------------------------------------------------------------
+@pytest.fixture
+def scoped(db):
+    """Base A restricted to group "Team A", base B to "Team B", base C open to every role; a KB editor in Team A."""
+    bases = {name: seed.knowledge_base(name) for name in ("a", "b", "c")}
+    for name in ("a", "b"):
+        bases[name].staff_groups.add(Group.objects.create(name=f"Team {name.upper()}"))
+    editor = staff_member("ed", password="pw-ed-12345", roles=(KB_EDITOR,))
+    editor.groups.add(Group.objects.get(name="Team A"))
+    conversations = {name: seed.conversation(kb, at=timezone.now(), status="handed_off")
+                     for name, kb in bases.items()}
+    return bases, conversations, editor
+
+
+def test_a_scoped_editor_reaches_only_its_bases_and_the_open_ones(client, scoped):
+    bases, conversations, editor = scoped
+    client.force_login(editor)
+    # /kb/ lists A and C; B's pages are not found
+    listing = client.get("/kb/").content.decode()
+    assert "/kb/a/" in listing and "/kb/c/" in listing and "/kb/b/" not in listing
+    assert client.get("/kb/b/").status_code == 404 and client.get("/kb/a/").status_code == 200
+    assert client.post("/kb/b/faq/", {"question": "Planted?", "answer": "Yes."}).status_code == 404
+    # a gap of B cannot be published, B's transcript is not found, B's dashboard is refused
+    response = client.post("/staff/gaps/faq", {"knowledge_base": bases["b"].pk, "question": "Planted?",
+                                               "answer": "Yes."})
+    assert response.status_code == 400 and not FaqEntry.objects.exists()
+    assert client.get(f"/staff/conversations/{conversations['b'].public_id}/").status_code == 404
+    assert client.get(f"/staff/conversations/{conversations['a'].public_id}/").status_code == 200
+    assert client.get("/staff/gaps/", {"kb": bases["b"].pk}).status_code == 400
+    # and the dashboard without a chosen base shows one it reaches, its filter offering only those
+    page = client.get("/staff/gaps/")
+    assert page.status_code == 200 and page.context["filter"].knowledge_base_id in {bases["a"].pk, bases["c"].pk}
+    assert {pk for pk, _ in page.context["bases"]} == {bases["a"].pk, bases["c"].pk}
+
+
+def test_with_no_base_restricted_nothing_is_filtered(client, shop):
+    kb, _ = shop
+    client.force_login(staff_member("ed", password="pw-ed-12345", roles=(KB_EDITOR,)))
+    assert client.get("/staff/gaps/").context["filter"].knowledge_base_id is None
+    assert client.get(f"/kb/{kb.slug}/").status_code == 200
