@@ -34,6 +34,15 @@ def shared_models_dir(data_dir: Path) -> None:
     (data_dir / "models").symlink_to(models, target_is_directory=True)
 
 
+def load_stack_config(settings, redis_url: str, tmp_path, *, answer_tokens: int,
+                      inference_threads: int) -> load_core.StackConfig:
+    """The load stack on this test's database, Redis and data dir (the converted model shared), one torch thread."""
+    shared_models_dir(settings.KEFU_DATA_DIR)
+    return load_core.StackConfig(database_url=database_url_of_this_process(), redis_url=redis_url,
+                                 data_dir=settings.KEFU_DATA_DIR, answer_tokens=answer_tokens, torch_threads=1,
+                                 inference_threads=inference_threads, log_dir=tmp_path / "logs")
+
+
 def test_fifty_concurrent_asks_lose_no_message_and_stream_what_is_stored(settings, redis_url, embedder, tmp_path,
                                                                         monkeypatch):
     # given a base of 40 real FAQ rows, a widget key, one web process and both workers on the test database
@@ -41,10 +50,7 @@ def test_fifty_concurrent_asks_lose_no_message_and_stream_what_is_stored(setting
     kb = load_core.faq_base_build(rows=rows)
     key = load_core.widget_key_create(kb)
     pools = load_core.question_pools(rows, warm=8, knowledge=4)
-    shared_models_dir(settings.KEFU_DATA_DIR)
-    config = load_core.StackConfig(database_url=database_url_of_this_process(), redis_url=redis_url,
-                                   data_dir=settings.KEFU_DATA_DIR, answer_tokens=6, torch_threads=1,
-                                   inference_threads=4, log_dir=tmp_path / "logs")
+    config = load_stack_config(settings, redis_url, tmp_path, answer_tokens=6, inference_threads=4)
     with load_core.Stack(config) as stack:
         warmed = load_core.run_streams(stack.base, key, [load_core.Ask(q, "warm") for q in pools.warm], concurrency=4)
         asks = load_core.question_mix(pools, count=50, generated=4, direct=10)

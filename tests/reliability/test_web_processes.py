@@ -14,8 +14,7 @@ import json
 import pytest
 
 from bench import load_core
-from tests.conftest import database_url_of_this_process
-from tests.reliability.test_load_small import SERVICE_MODE, shared_models_dir
+from tests.reliability.test_load_small import SERVICE_MODE, load_stack_config
 
 pytestmark = [
     pytest.mark.slow, pytest.mark.service, pytest.mark.django_db(transaction=True),
@@ -52,10 +51,7 @@ def test_a_stream_resumes_on_another_web_process_and_live_events_cross_too(setti
     kb = load_core.faq_base_build(rows=rows)
     key = load_core.widget_key_create(kb)
     pools = load_core.question_pools(rows, warm=0, knowledge=1)
-    shared_models_dir(settings.KEFU_DATA_DIR)
-    config = load_core.StackConfig(database_url=database_url_of_this_process(), redis_url=redis_url,
-                                   data_dir=settings.KEFU_DATA_DIR, answer_tokens=12, torch_threads=1,
-                                   inference_threads=2, log_dir=tmp_path / "logs")
+    config = load_stack_config(settings, redis_url, tmp_path, answer_tokens=12, inference_threads=2)
     with load_core.Stack(config) as stack:
         web_a = stack.base
         web_b = stack.web_add()
@@ -119,10 +115,7 @@ def test_three_hundred_live_streams_of_one_client_leave_the_others_answered(sett
     rows = load_core.faq_rows(20)
     kb = load_core.faq_base_build(rows=rows)
     key = load_core.widget_key_create(kb)
-    shared_models_dir(settings.KEFU_DATA_DIR)
-    config = load_core.StackConfig(database_url=database_url_of_this_process(), redis_url=redis_url,
-                                   data_dir=settings.KEFU_DATA_DIR, answer_tokens=4, torch_threads=1,
-                                   inference_threads=2, log_dir=tmp_path / "logs")
+    config = load_stack_config(settings, redis_url, tmp_path, answer_tokens=4, inference_threads=2)
     with load_core.Stack(config) as stack:
         async def scenario():
             limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
