@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.analytics import seed
-from tests.conftest import off_loop, requires_chromium
+from tests.conftest import off_loop, requires_chromium, staff_member
 
 ORIGIN = "https://shop.example"
 
@@ -35,7 +35,6 @@ pytestmark = [
 @pytest.fixture
 def shop_traffic(transactional_db, embedder):
     """A day of traffic on one base: answers, cache hits, ratings, and PayPal questions nobody could answer."""
-    from django.contrib.auth.models import User
     from django.utils import timezone
 
     kb = seed.knowledge_base("shop")
@@ -48,7 +47,7 @@ def shop_traffic(transactional_db, embedder):
                                     "Is PayPal accepted as a payment method?"]):
         seed.exchange(conversation, at=now - timedelta(hours=2, minutes=minutes), question=text, outcome="refused",
                       reason="no_relevant_passage")
-    User.objects.create_user("sam", password="pw-sam-123", is_staff=True)
+    staff_member("sam", password="pw-sam-123")
     return kb, key
 
 
