@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import PurePath
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -70,16 +70,27 @@ def default_dense_weight(languages: str, embedding_model: str = "") -> float:
     return settings.KEFU_KB_DENSE_WEIGHT
 
 
-def content_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def content_hash(data: bytes | File) -> str:
+    if not isinstance(data, File):
+        return hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256()
+    data.seek(0)
+    for chunk in data.chunks():
+        digest.update(chunk)
+    data.seek(0)
+    return digest.hexdigest()
 
 
-def document_upload(*, knowledge_base: KnowledgeBase, filename: str, data: bytes, title: str = "",
+def document_upload(*, knowledge_base: KnowledgeBase, filename: str, data: bytes | File, title: str = "",
                     external_id: str = "", enqueue: bool = True) -> UploadResult:
-    """Store an uploaded file as a queued document and enqueue its ingestion (once per content)."""
-    if len(data) > settings.KEFU_MAX_UPLOAD_BYTES:
+    """Store an uploaded file as a queued document and enqueue its ingestion (once per content).
+
+    ``data``: the bytes, or a file (an upload Django spooled to disk), hashed and copied to storage chunk by
+    chunk — a 50 MB upload is never held in memory whole."""
+    size = data.size if isinstance(data, File) else len(data)
+    if size > settings.KEFU_MAX_UPLOAD_BYTES:
         raise UploadRejected(
-            f"{filename}: {len(data) / 1e6:.1f} MB is over the {settings.KEFU_MAX_UPLOAD_BYTES / 1e6:.1f} MB limit."
+            f"{filename}: {size / 1e6:.1f} MB is over the {settings.KEFU_MAX_UPLOAD_BYTES / 1e6:.1f} MB limit."
         )
     digest = content_hash(data)
     existing = Document.objects.filter(knowledge_base=knowledge_base, content_hash=digest).first()
@@ -91,9 +102,9 @@ def document_upload(*, knowledge_base: KnowledgeBase, filename: str, data: bytes
     with transaction.atomic():
         document = Document(
             knowledge_base=knowledge_base, title=(title or PurePath(name).stem)[:300], external_id=external_id,
-            filename=name[:300], content_hash=digest, size_bytes=len(data), stage="queued",
+            filename=name[:300], content_hash=digest, size_bytes=size, stage="queued",
         )
-        document.file.save(name, ContentFile(data), save=False)
+        document.file.save(name, data if isinstance(data, File) else ContentFile(data), save=False)
         document.save()
         if enqueue:
             transaction.on_commit(lambda: ingest_enqueue(document.pk))

@@ -15,8 +15,9 @@ from django.views.decorators.http import require_GET, require_POST
 from kb import selectors, services
 from kb.forms import FaqEntryForm, KnowledgeBaseForm
 from kb.models import Document, FaqEntry, IndexVersion
-from kb.parsing import ParseError, sniff_type
+from kb.parsing import ParseError, sniff_upload
 from kefu.roles import KB_CREATE, KB_EDIT, KB_VIEW, bases_of, permission_required
+from kefu.uploads import upload_refused
 
 SHEET_TYPES = {"csv", "xlsx"}
 
@@ -75,6 +76,9 @@ def tuning_progress(request: HttpRequest, slug: str) -> JsonResponse:
 def document_upload(request: HttpRequest, slug: str) -> JsonResponse:
     """Multipart ``files``: all are checked first; one bad file rejects the request, nothing stored."""
     kb = get_object_or_404(bases_of(request.user), slug=slug)
+    refused = upload_refused(request)
+    if refused:
+        return JsonResponse({"error": refused, "errors": [refused]}, status=413)
     files = request.FILES.getlist("files")
     if not files:
         return JsonResponse({"error": "Choose at least one file."}, status=400)
@@ -85,13 +89,12 @@ def document_upload(request: HttpRequest, slug: str) -> JsonResponse:
                           f"{settings.KEFU_MAX_UPLOAD_BYTES / 1e6:.0f} MB limit.")
             status = 413
             continue
-        data = upload.read()
         try:
-            sniff_type(data, upload.name)
+            sniff_upload(upload, upload.name)  # its head and, for a ZIP, its directory: never read whole here
         except ParseError as exc:
             errors.append(f"{upload.name}: {exc}")
             continue
-        checked.append((upload.name, data))
+        checked.append((upload.name, upload))
     if errors:
         return JsonResponse({"error": " ".join(errors), "errors": errors}, status=status)
     results = [services.document_upload(knowledge_base=kb, filename=name, data=data) for name, data in checked]
@@ -196,15 +199,14 @@ def faq_import(request: HttpRequest, slug: str) -> HttpResponse:
     """An FAQ sheet (CSV/XLSX) becomes a document whose rows become FAQ entries."""
     kb = get_object_or_404(bases_of(request.user), slug=slug)
     sheet = request.FILES.get("sheet")
-    error = ""
-    if sheet is None:
+    error = upload_refused(request)
+    if not error and sheet is None:
         error = "Choose a CSV or XLSX file."
-    elif sheet.size > settings.KEFU_MAX_UPLOAD_BYTES:
+    elif not error and sheet.size > settings.KEFU_MAX_UPLOAD_BYTES:
         error = f"{sheet.name} is over the {settings.KEFU_MAX_UPLOAD_BYTES / 1e6:.0f} MB limit."
-    else:
-        data = sheet.read()
+    elif not error:
         try:
-            file_type = sniff_type(data, sheet.name)
+            file_type = sniff_upload(sheet, sheet.name)
         except ParseError as exc:
             file_type, error = "", str(exc)
         if file_type and file_type not in SHEET_TYPES:
@@ -214,7 +216,7 @@ def faq_import(request: HttpRequest, slug: str) -> HttpResponse:
             "kb": kb, "entries": selectors.faq_entry_list(knowledge_base=kb), "form": FaqEntryForm(),
             "import_error": error,
         }, status=413 if "limit" in error else 400)
-    result = services.document_upload(knowledge_base=kb, filename=sheet.name, data=data)
+    result = services.document_upload(knowledge_base=kb, filename=sheet.name, data=sheet)
     messages.success(request, f"Importing {sheet.name}; its rows appear here when it is ready."
                      if result.created else f"{sheet.name} was already imported.")
     return redirect("kb:faq", slug=slug)

@@ -71,13 +71,16 @@ def fresh_intent_classifiers():
     """Intent classifiers are cached per (base id, index version id); a rolled-back test database hands
     the same ids to the next test's bases, which may embed with another model."""
     from chat.lookups import forget_all
+    from chat.pipeline.cache import hits_forget
     from chat.pipeline.intent import forget_classifiers
 
     forget_classifiers()
     forget_all()  # the web's remembered keys and profiles: the same ids may name other rows now
+    hits_forget()  # answer-cache hits counted but not written: their entry ids may name other rows now
     yield
     forget_classifiers()
     forget_all()
+    hits_forget()
 
 
 @pytest.fixture(scope="session", autouse=True)

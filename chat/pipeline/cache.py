@@ -95,6 +95,12 @@ def hit_count(entry_id: int) -> None:
         hits_flush()
 
 
+def hits_forget() -> None:
+    """Drop the counted hits unwritten (tests: a rolled-back database gives the next test the same ids)."""
+    with _hits_lock:
+        _pending_hits.clear()
+
+
 def hits_flush() -> int:
     """Write the counted hits (also at exit); returns how many entries were updated."""
     global _hits_flushed_at

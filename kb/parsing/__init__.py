@@ -13,9 +13,9 @@ from django.conf import settings
 
 from kb.parsing.errors import ParseError
 from kb.parsing.sections import FaqRow, ParsedDocument, Section
-from kb.parsing.sniff import sniff_type
+from kb.parsing.sniff import sniff_type, sniff_upload
 
-__all__ = ["FaqRow", "ParseError", "ParsedDocument", "Section", "parse_document", "sniff_type"]
+__all__ = ["FaqRow", "ParseError", "ParsedDocument", "Section", "parse_document", "sniff_type", "sniff_upload"]
 
 
 # Text formats whose characters are (about) the document's text: one too long is refused before decoding.

@@ -31,9 +31,11 @@ RATIO_CHECK_FROM_BYTES = 1 << 20
 MAX_UNPACKED_FACTOR = 4
 
 
-def sniff_type(data: bytes, filename: str = "") -> str:
-    """One of pdf, docx, xlsx, html, markdown, csv, txt — or ParseError saying why not."""
-    check_size(data)
+def sniff_type(data: bytes, filename: str = "", *, whole: bool = True) -> str:
+    """One of pdf, docx, xlsx, html, markdown, csv, txt — or ParseError saying why not. ``whole=False``:
+    ``data`` is only the file's head (:func:`sniff_upload`), so its size says nothing."""
+    if whole:
+        check_size(data)
     ext = PurePath(filename).suffix.lower()
     binary = sniff_binary(data)
     if binary:
@@ -47,6 +49,28 @@ def sniff_type(data: bytes, filename: str = "") -> str:
     if looks_binary(data):
         raise ParseError("The file is not a supported format (PDF, DOCX, HTML, Markdown, text, CSV or XLSX).")
     return sniff_text_type(data, ext)
+
+
+SNIFF_HEAD_BYTES = 64 * 1024  # what the magic numbers and the text checks look at
+
+
+def sniff_upload(upload, filename: str = "") -> str:
+    """:func:`sniff_type` of an uploaded file without reading it whole: its first bytes, and for a ZIP its
+    directory (read from the file, which Django spooled to disk)."""
+    limit = settings.KEFU_MAX_UPLOAD_BYTES
+    if upload.size > limit:
+        raise ParseError(f"The file is {upload.size / 1e6:.1f} MB; the limit is {limit / 1e6:.1f} MB.")
+    upload.seek(0)
+    head = upload.read(SNIFF_HEAD_BYTES)
+    upload.seek(0)
+    if not head.strip() and upload.size <= len(head):
+        raise ParseError("The file is empty.")
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            return zip_office_type(upload)
+        finally:
+            upload.seek(0)
+    return sniff_type(head, filename, whole=False)
 
 
 def check_size(data: bytes) -> None:
@@ -70,9 +94,10 @@ def sniff_binary(data: bytes) -> str:
     return ""
 
 
-def zip_office_type(data: bytes) -> str:
+def zip_office_type(data) -> str:
+    """The Office type of a ZIP given as bytes or as a seekable file."""
     try:
-        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+        members = zipfile.ZipFile(data if hasattr(data, "read") else io.BytesIO(data)).infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, ValueError, OSError, EOFError) as exc:
         # a damaged directory: bad offsets (ValueError), a zip version or feature Python cannot read
         raise ParseError("The file looks like a ZIP/Office file but is damaged.") from exc

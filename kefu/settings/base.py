@@ -59,7 +59,14 @@ KEFU_DATABASE_WAIT = env.float("KEFU_DATABASE_WAIT", default=10.0)
 # --- uploads -----------------------------------------------------------------------------
 KEFU_MAX_UPLOAD_BYTES = env.int("KEFU_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# A file upload above this is spooled to a temporary file as it arrives (not held in memory), and one past
+# KEFU_MAX_UPLOAD_BYTES is stopped at that byte (kefu.uploads).
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "kefu.uploads.SizeLimitUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 MEDIA_ROOT = KEFU_DATA_DIR / "uploads"
 MEDIA_URL = "/media/"
 

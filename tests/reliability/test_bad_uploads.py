@@ -79,9 +79,34 @@ def test_a_file_over_the_size_limit_is_413_and_stores_nothing(upload, base_a, se
     settings.KEFU_MAX_UPLOAD_BYTES = 1_000_000
     before, stored = index_snapshot(base_a), stored_of(base_a)
     response = upload("manual.txt", b"Returns are free. " * 60_000)  # 1.08 MB
+    # (stopped by the upload handler at the first byte past the limit, before the view reads anything)
     assert response.status_code == 413
-    assert response.json()["errors"] == ["manual.txt: 1.1 MB is over the 1 MB limit."]
+    assert response.json()["errors"] == ["manual.txt: more than 1 MB (the limit); nothing was stored."]
     assert stored_of(base_a) == stored and index_snapshot(base_a) == before
+
+
+def test_an_accepted_upload_is_copied_to_storage_in_chunks_never_read_whole(upload, base_a, settings, monkeypatch):
+    from django.core.files.uploadedfile import TemporaryUploadedFile
+
+    # given uploads over 2 MB are spooled to a temporary file as they arrive, and whole reads are watched
+    settings.KEFU_MAX_UPLOAD_BYTES = 8_000_000
+    whole_reads = []
+
+    def watched(upload):
+        def read(size=-1):
+            if size is None or size < 0:
+                whole_reads.append(upload.name)
+            return upload.file.read(size)
+        return read
+
+    monkeypatch.setattr(TemporaryUploadedFile, "read", property(watched))
+    # when a 3 MB manual is uploaded
+    response = upload("manual.txt", b"Returns are free within 30 days of delivery. " * 70_000)
+    # then it is stored, and at no point was it read whole into memory by the upload
+    assert response.status_code == 201, response.content
+    assert whole_reads == []
+    document = base_a.documents.get(filename="manual.txt")
+    assert document.size_bytes == 45 * 70_000 and document.file.size == 45 * 70_000
 
 
 # --- accepted, then failed by ingestion with a reason: no chunk, the old index serves ---------
