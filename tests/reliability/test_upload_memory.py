@@ -2,7 +2,7 @@
 
 Each case is parsed as ingestion parses it, in a child process of its own (Django and every parser's
 library loaded: about 85 MB before the file is read), by ``tests.reliability.parse_probe``; its peak RSS
-(getrusage) must stay under 300 MB. The cases are the bad-input corpus's bombs at full size, and the
+(VmHWM) must stay under 300 MB. The cases are the bad-input corpus's bombs at full size, and the
 largest file each limit still accepts (the worst an accepted upload can cost).
 """
 
