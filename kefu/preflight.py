@@ -44,8 +44,7 @@ def check_database(*, wait_s: float = 0.0, backoff_s: float = 0.5, max_backoff_s
     started, delay = time.monotonic(), backoff_s
     while True:
         try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
+            database_ping(connection)
             return ComponentStatus("database", True, vendor)
         except Exception as exc:  # noqa: BLE001 - any driver error means "not reachable"
             last_error = one_line(exc)
@@ -56,6 +55,17 @@ def check_database(*, wait_s: float = 0.0, backoff_s: float = 0.5, max_backoff_s
                     "KEFU_DATABASE_WAIT)", last_error, delay, wait_s)
         time.sleep(delay)
         delay = min(delay * 2, max_backoff_s)
+
+
+def database_ping(connection) -> None:
+    """``SELECT 1`` on a connection of its own. Not through the connection pool: a pool retries a database that is
+    down in the background and makes its caller wait out its whole timeout (30 s), with no error to report."""
+    if connection.vendor == "postgresql" and connection.settings_dict.get("OPTIONS", {}).get("pool"):
+        with connection.Database.connect(**connection.get_connection_params()) as direct:
+            direct.execute("SELECT 1")
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
 
 
 def check_redis() -> ComponentStatus:

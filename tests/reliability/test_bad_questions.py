@@ -22,15 +22,24 @@ from tests.reliability.conftest import OTHER_ORIGIN, SECRET_OF_B, SYSTEM_PROMPT_
     ("", "empty_text", "the question is empty"),
     (" \n\t \u3000 ", "empty_text", "the question is empty"),
     ("\x00\x01\x07\x1b\x7f\u200b\u200e\u202e\ufeff\x9b", "empty_text", "the question is empty"),
-    ("退" * 102_400, "text_too_long", "the question is 102400 characters long; the limit is 2000"),
-    ("a" * 100_000 + "?" * 2_400, "text_too_long", "the question is 102400 characters long; the limit is 2000"),
-], ids=["empty", "whitespace", "control-characters", "100kB-cjk", "100kB-ascii"])
+    ("退" * 10_000, "text_too_long", "the question is 10000 characters long; the limit is 2000"),
+    ("a" * 50_000 + "?" * 2_400, "text_too_long", "the question is 52400 characters long; the limit is 2000"),
+], ids=["empty", "whitespace", "control-characters", "10k-cjk", "52kB-ascii"])
 def test_a_refused_question_is_400_with_a_json_error_and_stores_nothing(client, key_a, fake_generator, text, code,
                                                                         message):
     before = row_counts()
     response = ask(client, key_a, text)
     assert response.status_code == 400 and response["Content-Type"] == "application/json"
     assert response.json() == {"error": {"code": code, "message": message}}
+    assert row_counts() == before and fake_generator.requests == []
+
+
+@pytest.mark.parametrize("text", ["退" * 102_400, "a" * 100_000 + "?" * 2_400], ids=["100kB-cjk", "100kB-ascii"])
+def test_a_question_in_a_body_over_64_kb_is_413_before_it_is_read(client, key_a, fake_generator, text):
+    before = row_counts()
+    response = ask(client, key_a, text)
+    assert response.status_code == 413 and response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "body_too_large"
     assert row_counts() == before and fake_generator.requests == []
 
 
