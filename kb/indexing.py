@@ -88,26 +88,30 @@ def version_dir(kb_id: int, number: int) -> Path:
 
 
 def index_build(*, knowledge_base_id: int, embedding_model: str = "",
-                on_progress: Callable[[int, int], None] | None = None, gate: bool = True) -> IndexVersion:
+                on_progress: Callable[[int, int], None] | None = None, gate: bool = True,
+                backend: str = "") -> IndexVersion:
     """Build the next index version from the database and make it active; raises on failure.
 
     ``embedding_model``: switch the base to this model (every vector re-embedded, see the module
     docstring); ``on_progress(done, total)`` follows that re-embedding. ``gate``: compare the build
     with the active version first and hold it back when it is worse (kb.regression_gate); an
-    admin's "activate anyway" builds with ``gate=False``.
+    admin's "activate anyway" builds with ``gate=False``. ``backend``: where the version is written
+    (kb.search_backends; default ``KEFU_SEARCH_BACKEND``).
     """
     from kb.embedding import check_model_name, knowledge_base_model
+    from kb.search_backends import backend_named, configured_backend
+
+    target = backend_named(backend) if backend else configured_backend()
 
     current = knowledge_base_model(KnowledgeBase.objects.get(pk=knowledge_base_id))
     model = check_model_name(embedding_model or current)
     lock = _build_locks.setdefault(knowledge_base_id, threading.Lock())
     with lock:
-        version = version_reserve(knowledge_base_id)
+        version = version_reserve(knowledge_base_id, target.name)
         started = time.perf_counter()
         try:
             fresh = rows_reembed(knowledge_base_id, model, on_progress) if model != current else None
-            stats = write_version_files(knowledge_base_id, version_dir(knowledge_base_id, version.number),
-                                        model=model, fresh=fresh)
+            stats = target.write(knowledge_base_id, version, model=model, fresh=fresh)
         except Exception as exc:
             IndexVersion.objects.filter(pk=version.pk).update(
                 status=IndexVersion.Status.FAILED, error_message=f"{type(exc).__name__}: {exc}"[:2000]
@@ -120,8 +124,28 @@ def index_build(*, knowledge_base_id: int, embedding_model: str = "",
             return version
         version_activate(version, stats, time.perf_counter() - started, document_ids, fresh=fresh,
                          gate=report.as_dict() if report else {})
-        prune_old_versions(knowledge_base_id)
+        versions_prune(knowledge_base_id)
         return version
+
+
+def versions_prune(kb_id: int) -> None:
+    """Each backend the base has versions on deletes the rows of versions no longer kept.
+
+    Kept: the newest KEEP_VERSIONS ready ones (a process may still be reading the predecessor) and
+    builds still running; failed, killed, held and older versions go. A backend that does not answer
+    is left for the next build (its stale rows are invisible: searches filter by the active version).
+    """
+    from kb.search_backends import SearchBackendUnavailable, backend_named
+
+    versions = IndexVersion.objects.filter(knowledge_base_id=kb_id)
+    keep = set(versions.filter(status=IndexVersion.Status.READY).order_by("-number")
+               .values_list("pk", flat=True)[:KEEP_VERSIONS])
+    keep |= set(versions.filter(status=IndexVersion.Status.BUILDING).values_list("pk", flat=True))
+    for name in sorted(set(versions.values_list("backend", flat=True))):
+        try:
+            backend_named(name).prune(kb_id, keep)
+        except SearchBackendUnavailable as exc:
+            log.warning("index kb-%s: old %s rows not pruned (%s); the next build retries", kb_id, name, exc)
 
 
 def gate_report(kb_id: int, version: IndexVersion, model: str):
@@ -131,7 +155,8 @@ def gate_report(kb_id: int, version: IndexVersion, model: str):
     from kb.regression_gate import version_gate
 
     kb = KnowledgeBase.objects.get(pk=kb_id)
-    candidate = replace(load_version(kb_id, version.pk, version.number), embedding_model=model)
+    candidate = replace(version_load(kb_id, version.pk, version.number, model, version.backend),
+                        embedding_model=model)
     return version_gate(kb, candidate=candidate, active=active_index(kb_id))
 
 
@@ -174,11 +199,11 @@ def rows_reembed(kb_id: int, model: str, on_progress=None) -> Reembedded:
     return Reembedded(model, fresh_chunks, fresh_faq)
 
 
-def version_reserve(kb_id: int) -> IndexVersion:
+def version_reserve(kb_id: int, backend: str = "local") -> IndexVersion:
     with transaction.atomic():
         KnowledgeBase.objects.select_for_update().get(pk=kb_id)
         last = IndexVersion.objects.filter(knowledge_base_id=kb_id).aggregate(n=Max("number"))["n"] or 0
-        return IndexVersion.objects.create(knowledge_base_id=kb_id, number=last + 1)
+        return IndexVersion.objects.create(knowledge_base_id=kb_id, number=last + 1, backend=backend)
 
 
 def index_build_unless_busy(*, knowledge_base_id: int) -> IndexVersion | None:
@@ -436,19 +461,27 @@ def versions_interrupted(*, older_than: timedelta | None = None) -> int:
 def active_index(kb_id: int) -> LoadedIndex | None:
     """The active version of a knowledge base, loaded once per process and reloaded on a switch."""
     active = (KnowledgeBase.objects.filter(pk=kb_id)
-              .values_list("active_index_id", "active_index__number").first())
+              .values_list("active_index_id", "active_index__number", "active_index__embedding_model",
+                           "active_index__backend").first())
     if active is None or active[0] is None:
         return None
-    version_id, number = active
+    version_id, number, model, backend = active
     cached = _cache.get(kb_id)
     if cached is not None and cached.version_id == version_id:
         return cached
     with _cache_lock:
         cached = _cache.get(kb_id)
         if cached is None or cached.version_id != version_id:
-            cached = load_version(kb_id, version_id, number)
+            cached = version_load(kb_id, version_id, number, model or "", backend)
             _cache[kb_id] = cached
     return cached
+
+
+def version_load(kb_id: int, version_id: int, number: int, model: str, backend: str):
+    """A version's search handle from the backend that holds it (local: its files, loaded into memory)."""
+    from kb.search_backends import backend_named
+
+    return backend_named(backend).load(kb_id, version_id, number, model)
 
 
 def load_version(kb_id: int, version_id: int, number: int) -> LoadedIndex:

@@ -161,6 +161,9 @@ class IndexVersion(models.Model):
     embedding_model = models.CharField(max_length=200, blank=True, default="")
     embedding_hash = models.CharField(max_length=64, blank=True, default="")
     error_message = models.TextField(blank=True, default="")
+    # Where the version's rows live (kb.search_backends): "local" files under KEFU_DATA_DIR, or "milvus".
+    # Searches use the active version's backend, so a base keeps serving while it is moved (kb_reindex).
+    backend = models.CharField(max_length=20, default="local")
     build_seconds = models.FloatField(default=0)
     # The regression gate's comparison with the version it would replace (kb.regression_gate.GateReport).
     gate = models.JSONField(default=dict, blank=True)

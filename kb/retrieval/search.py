@@ -120,11 +120,17 @@ def candidates(index, query: str, depth: int, query_vector: np.ndarray | None = 
     """
     from kb.embedding import embed_query
     from kb.retrieval.analyzer import analyze
+    from kb.search_backends import observed
 
-    bm25_rows, bm25_scores = index.bm25.top(analyze(query), depth)
     model = getattr(index, "embedding_model", "") or None  # blank: a version from before models were recorded
     vector = embed_query(query, model=model) if query_vector is None else query_vector
-    dense_rows, dense_scores = index.dense.top(vector, depth)
+    remote = getattr(index, "retrieve", None)  # a version in a search server (kb.search_backends.milvus)
+    if remote is not None:
+        bm25, dense = remote(analyze(query), vector, depth)
+        return Candidates(bm25=bm25, dense=dense, query_vector=vector)
+    with observed("local", "search"):
+        bm25_rows, bm25_scores = index.bm25.top(analyze(query), depth)
+        dense_rows, dense_scores = index.dense.top(vector, depth)
     return Candidates(
         bm25=collapse(index.rows, bm25_rows, bm25_scores),
         dense=collapse(index.rows, dense_rows, dense_scores),

@@ -82,6 +82,15 @@ KEFU_KB_DENSE_WEIGHT_CJK = env.float("KEFU_KB_DENSE_WEIGHT_CJK", default=0.2)
 KEFU_KB_CANDIDATES = env.int("KEFU_KB_CANDIDATES", default=100)
 # Exact (flat) FAISS index below this many vectors, HNSW above.
 KEFU_KB_HNSW_THRESHOLD = env.int("KEFU_KB_HNSW_THRESHOLD", default=50000)
+# Where retrieval runs: "local" (each process holds FAISS + BM25 indexes built from the database) or "milvus"
+# (one shared Milvus: BM25 full-text and dense search server-side; kb.search_backends.milvus).
+KEFU_SEARCH_BACKEND = env.str("KEFU_SEARCH_BACKEND", default="local")
+# Milvus: a file path means Milvus Lite (tests, one machine); http://host:19530 a Milvus standalone or cluster.
+KEFU_MILVUS_URI = env.str("KEFU_MILVUS_URI", default="")
+KEFU_MILVUS_TOKEN = env.str("KEFU_MILVUS_TOKEN", default="")
+KEFU_MILVUS_DB = env.str("KEFU_MILVUS_DB", default="")
+# Seconds a Milvus call may take before the request is answered with a 503.
+KEFU_MILVUS_TIMEOUT_S = env.float("KEFU_MILVUS_TIMEOUT_S", default=10.0)
 # Texts per embedding batch during ingestion.
 KEFU_KB_EMBED_BATCH = env.int("KEFU_KB_EMBED_BATCH", default=64)
 # Queued documents of one knowledge base ingested together: their chunks share embedding batches

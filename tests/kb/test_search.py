@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from kb.search import hybrid, search
 from kb.services import faq_entry_create
+
+pytestmark = pytest.mark.usefixtures("search_backend")  # each test runs on local and on Milvus
 
 DOCS = {
     "returns.md": b"# Returns\n\nYou can return any item within thirty days of delivery.\n",

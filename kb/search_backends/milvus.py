@@ -1,0 +1,312 @@
+"""The Milvus backend: BM25 full-text and dense search served by Milvus (standalone, cluster or Milvus Lite).
+
+Schema (the reasoning is in docs/DESIGN-NOTES.md, "Retrieval on Milvus"): one collection per
+embedding dimension, ``kefu_rows_d<dim>``, with the knowledge base as partition key. A row is a
+chunk or one FAQ phrasing of one index version:
+
+    id (auto) · kb (partition key) · version (IndexVersion id) · kind (0 chunk, 1 FAQ) · ref (chunk / entry id)
+    · terms (analysed text, BM25 function input) · sparse (BM25 function output) · dense (vector, HNSW, IP)
+
+``terms`` holds Kefu's own analysis of the text (kb.retrieval.analyzer: jieba for Chinese runs,
+English stop words and Snowball stems, per base language and for mixed text) joined by spaces;
+Milvus splits it on whitespace and scores it with its BM25 function, so both backends rank
+the same terms and a base's tuned fusion carries over. Fusion stays the base's own (weighted
+RRF or min-max, kb.retrieval.fusion) over the two candidate lists; :func:`server_ranker` gives
+the Milvus ranker (``RRFRanker(k)`` / ``WeightedRanker``) equivalent to a base's fusion.
+
+Versions are atomic: a build inserts its rows under its own version id, the database switches
+``KnowledgeBase.active_index``, and searches filter ``kb == … and version == <active>``; rows of
+versions no longer kept (older ones, failed or killed builds) are deleted by :meth:`MilvusBackend.prune`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from kb.search_backends import MILVUS, BackendStatus, SearchBackendUnavailable, observed
+from kefu.faults import pause_point
+
+log = logging.getLogger(__name__)
+
+COLLECTION_PREFIX = "kefu_rows_d"
+INSERT_BATCH = 1000
+MAX_TERMS_BYTES = 60_000  # the VARCHAR holds 65,535 bytes
+HNSW_PARAMS = {"M": 16, "efConstruction": 200}
+BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}  # as kb.retrieval.bm25 (rank-bm25's defaults)
+
+
+@dataclass(frozen=True)
+class MilvusIndex:
+    """An index version in Milvus: what searches need to query it (no rows are held in this process)."""
+
+    backend: MilvusBackend
+    kb_id: int
+    version_id: int
+    number: int
+    collection: str
+    embedding_model: str = ""
+    bm25 = None  # no in-process BM25 matrix (callers that need one check for None)
+    rows = None
+
+    def retrieve(self, terms: list[str], vector: np.ndarray, depth: int):
+        """(BM25 items, dense items), each ``[((kind, ref), score), ...]`` best first, ``depth`` rows deep."""
+        return self.backend.retrieve(self, terms, vector, depth)
+
+
+def is_lite(uri: str) -> bool:
+    """A file path (Milvus Lite in this process) rather than an http(s)/tcp address."""
+    return urlsplit(uri).scheme not in ("http", "https", "tcp", "grpc", "unix")
+
+
+def collection_name(dim: int) -> str:
+    return f"{COLLECTION_PREFIX}{dim}"
+
+
+def unavailable_errors() -> tuple[type[BaseException], ...]:
+    """What pymilvus and gRPC raise when Milvus is down, unreachable or too slow."""
+    import grpc
+    from pymilvus.exceptions import MilvusException
+
+    return (MilvusException, grpc.RpcError, ConnectionError, TimeoutError)
+
+
+def terms_text(terms: list[str]) -> str:
+    text = " ".join(terms)
+    if len(text.encode()) > MAX_TERMS_BYTES:
+        text = text.encode()[:MAX_TERMS_BYTES].decode(errors="ignore").rsplit(" ", 1)[0]
+    return text
+
+
+def analyzer_params(lite: bool) -> dict:
+    """Split pre-analysed terms on whitespace (Milvus Lite knows only "standard" and "jieba": its standard
+    tokenizer splits on non-word characters, which leaves Kefu's terms whole as well)."""
+    return {"tokenizer": "standard"} if lite else {"tokenizer": "whitespace"}
+
+
+def server_ranker(*, method: str, dense_weight: float, rrf_k: int):
+    """The Milvus ranker equivalent to a base's fusion, or None when only Kefu's own fusion is exact.
+
+    RRFRanker(k) has no per-list weights: it equals Kefu's weighted RRF only at equal weights. WeightedRanker
+    normalises scores with arctan, not min-max over the candidates: it is offered for min-max bases but is
+    not identical, so hybrid search fuses in Kefu and uses this only for tooling (kb_search --server-fusion).
+    """
+    from pymilvus import RRFRanker, WeightedRanker
+
+    if method == "minmax":
+        return WeightedRanker(1.0 - dense_weight, dense_weight)
+    if abs(dense_weight - 0.5) < 1e-9:
+        return RRFRanker(rrf_k)
+    return None
+
+
+open_backends: list[MilvusBackend] = []
+
+
+class MilvusBackend:
+    name = MILVUS
+
+    def __init__(self, *, uri: str, token: str = "", db: str = "", timeout_s: float = 10.0):
+        self.uri, self.token, self.db, self.timeout_s = uri, token, db, timeout_s
+        self.lite = is_lite(uri)
+        self._client = None
+        self._lock = threading.Lock()
+        self._collections: set[str] = set()
+        open_backends.append(self)
+
+    # ---------------------------------------------------------------- connection
+
+    def client(self):
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self.connect()
+        return self._client
+
+    def connect(self):
+        from pymilvus import MilvusClient
+
+        kwargs = {"uri": self.uri, "timeout": self.timeout_s}
+        if self.token:
+            kwargs["token"] = self.token
+        if self.db:
+            kwargs["db_name"] = self.db
+        try:
+            return MilvusClient(**kwargs)
+        except unavailable_errors() as exc:
+            raise SearchBackendUnavailable(f"Milvus at {self.where()} does not answer: {one_line(exc)}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                try:
+                    self._client.close()
+                except unavailable_errors():
+                    pass
+            self._client = None
+            self._collections.clear()
+
+    def where(self) -> str:
+        from kefu.config import redact
+
+        return f"Milvus Lite {self.uri}" if self.lite else redact(self.uri)
+
+    def call(self, operation: str, method: str, *args, **kwargs):
+        """One client call, timed, with Milvus being down turned into SearchBackendUnavailable."""
+        with observed(MILVUS, operation):
+            try:
+                return getattr(self.client(), method)(*args, timeout=self.timeout_s, **kwargs)
+            except unavailable_errors() as exc:
+                if operation == "search" or is_connection_error(exc):
+                    raise SearchBackendUnavailable(f"Milvus at {self.where()}: {one_line(exc)}") from exc
+                raise
+
+    def status(self) -> BackendStatus:
+        try:
+            names = self.call("status", "list_collections")
+        except SearchBackendUnavailable as exc:
+            return BackendStatus(MILVUS, False, str(exc))
+        ours = sorted(n for n in names if n.startswith(COLLECTION_PREFIX))
+        return BackendStatus(MILVUS, True, f"{self.where()}; collections: {', '.join(ours) or 'none yet'}")
+
+    # ---------------------------------------------------------------- schema
+
+    def ensure_collection(self, dim: int) -> str:
+        name = collection_name(dim)
+        if name in self._collections:
+            return name
+        if not self.call("schema", "has_collection", name):
+            self.create_collection(name, dim)
+        self._collections.add(name)
+        return name
+
+    def create_collection(self, name: str, dim: int) -> None:
+        from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=True, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("kb", DataType.INT64, is_partition_key=True)
+        schema.add_field("version", DataType.INT64)
+        schema.add_field("kind", DataType.INT8)
+        schema.add_field("ref", DataType.INT64)
+        schema.add_field("terms", DataType.VARCHAR, max_length=65535, enable_analyzer=True,
+                         analyzer_params=analyzer_params(self.lite))
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_function(Function(name="terms_bm25", function_type=FunctionType.BM25,
+                                     input_field_names=["terms"], output_field_names=["sparse"]))
+        index = MilvusClient.prepare_index_params()
+        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS)
+        index.add_index("dense", index_type="HNSW", metric_type="IP", params=HNSW_PARAMS)
+        index.add_index("version", index_type="INVERTED")
+        # Strong: a version is searched right after the database activates it, from any process.
+        self.call("schema", "create_collection", name, schema=schema, index_params=index,
+                  consistency_level="Strong")
+        log.info("created Milvus collection %s (dim %d) at %s", name, dim, self.where())
+
+    def collections(self) -> list[str]:
+        return [n for n in self.call("schema", "list_collections") if n.startswith(COLLECTION_PREFIX)]
+
+    # ---------------------------------------------------------------- versions
+
+    def write(self, kb_id: int, version, *, model: str, fresh=None) -> dict:
+        """Insert every row of a new version under its id; nothing is visible until the database activates it."""
+        from kb.embedding import embedding_dimension, model_hash
+        from kb.indexing import ROW_CHUNK, ROW_FAQ, collect_rows, fresh_rows
+        from kb.retrieval.analyzer import analyze
+
+        dim = embedding_dimension(model)
+        if fresh is None:
+            texts, vectors, rows, document_ids = collect_rows(kb_id, model=model)
+        else:
+            texts, vectors, rows, document_ids = fresh_rows(fresh, dim)
+        name = self.ensure_collection(dim)
+        kinds, refs = rows.kinds.tolist(), rows.refs.tolist()
+        with observed(MILVUS, "write"):
+            for start in range(0, len(texts), INSERT_BATCH):
+                end = start + INSERT_BATCH
+                batch = [{"kb": kb_id, "version": version.pk, "kind": kind, "ref": ref,
+                          "terms": terms_text(analyze(text)), "dense": vector}
+                         for kind, ref, text, vector in zip(kinds[start:end], refs[start:end], texts[start:end],
+                                                            vectors[start:end].tolist(), strict=True)]
+                self.call("write", "insert", name, batch)
+            pause_point("milvus_rows_written")
+            if not self.lite:
+                self.call("write", "flush", name)
+        return {
+            "chunk_count": int((rows.kinds == ROW_CHUNK).sum()),
+            "faq_count": len(set(rows.refs[rows.kinds == ROW_FAQ].tolist())),
+            "dense_kind": "milvus-hnsw",
+            "embedding_model": model,
+            "embedding_hash": model_hash(model),
+            "document_ids": document_ids,
+        }
+
+    def load(self, kb_id: int, version_id: int, number: int, embedding_model: str) -> MilvusIndex:
+        from kb.embedding import embedding_dimension
+
+        dim = embedding_dimension(embedding_model or None)
+        return MilvusIndex(self, kb_id, version_id, number, collection_name(dim), embedding_model)
+
+    def prune(self, kb_id: int, keep: set[int]) -> None:
+        """Delete the base's rows of every version not in ``keep`` (superseded, failed, killed mid-build)."""
+        kept = ", ".join(str(v) for v in sorted(keep))
+        expression = f"kb == {int(kb_id)}" + (f" and version not in [{kept}]" if kept else "")
+        for name in self.collections():
+            self.call("prune", "delete", name, filter=expression)
+
+    def drop_base(self, kb_id: int) -> None:
+        self.prune(kb_id, set())
+
+    def retrieve(self, index: MilvusIndex, terms: list[str], vector: np.ndarray, depth: int):
+        expression = f"kb == {int(index.kb_id)} and version == {int(index.version_id)}"
+        fields = ["kind", "ref"]
+        bm25 = []
+        if terms:
+            found = self.call("search", "search", index.collection, data=[terms_text(terms)], anns_field="sparse",
+                              limit=depth, filter=expression, output_fields=fields,
+                              search_params={"metric_type": "BM25"})
+            bm25 = collapse(found[0])
+        found = self.call("search", "search", index.collection,
+                          data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field="dense", limit=depth,
+                          filter=expression, output_fields=fields,
+                          search_params={"metric_type": "IP", "params": {"ef": max(depth, 64)}})
+        return bm25, collapse(found[0])
+
+
+def collapse(hits) -> list[tuple[tuple[str, int], float]]:
+    """Rows → items, keeping each item's best row (an FAQ entry has one row per phrasing)."""
+    from kb.indexing import ROW_CHUNK
+
+    seen: set[tuple[str, int]] = set()
+    out = []
+    for hit in hits:
+        entity = hit["entity"]
+        key = ("chunk" if entity["kind"] == ROW_CHUNK else "faq", int(entity["ref"]))
+        if key not in seen:
+            seen.add(key)
+            out.append((key, float(hit["distance"])))
+    return out
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    import grpc
+    from pymilvus.exceptions import MilvusUnavailableException
+
+    if isinstance(exc, (ConnectionError, TimeoutError, MilvusUnavailableException)):
+        return True
+    if isinstance(exc, grpc.RpcError):
+        code = getattr(exc, "code", lambda: None)()
+        return code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    text = str(exc).lower()
+    return any(word in text for word in ("unavailable", "deadline", "connect", "timeout", "timed out"))
+
+
+def one_line(exc: BaseException) -> str:
+    from kefu.preflight import one_line as first_line
+
+    return first_line(exc)
