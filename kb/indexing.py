@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 ROW_CHUNK = 0
 ROW_FAQ = 1
+ROW_HEADING = 2  # a section's heading, standing for its first chunk (kb.retrieval.headings)
 INDEXED_STATUSES = (Document.Status.INDEXING, Document.Status.READY)
 KEEP_VERSIONS = 2  # the active one and its predecessor (a process may still be reading it)
 
@@ -377,15 +378,21 @@ def collect_rows(kb_id: int, *, model: str) -> tuple[list[str], np.ndarray, Inde
     kinds: list[int] = []
     refs: list[int] = []
     document_ids: set[int] = set()
-    chunks = Chunk.objects.filter(
+    chunks = list(Chunk.objects.filter(
         document__knowledge_base_id=kb_id, document__status__in=INDEXED_STATUSES
-    ).order_by("id").values_list("id", "document_id", "text", "embedding")
-    for chunk_id, document_id, text, embedding in chunks.iterator(chunk_size=2000):
+    ).order_by("id").values_list("id", "document_id", "text", "embedding", "heading_path").iterator(chunk_size=2000))
+    heads = heads_by_chunk([(c[0], c[1], c[4]) for c in chunks], model, dim)
+    for chunk_id, document_id, text, embedding, _ in chunks:
         document_ids.add(document_id)
         texts.append(text)
         blobs.append(bytes(embedding))
         kinds.append(ROW_CHUNK)
         refs.append(chunk_id)
+        if chunk_id in heads:  # right after its chunk: a new document's rows still only append
+            texts.append(heads[chunk_id][0])
+            blobs.append(heads[chunk_id][1].tobytes())
+            kinds.append(ROW_HEADING)
+            refs.append(chunk_id)
     entries = FaqEntry.objects.filter(knowledge_base_id=kb_id).order_by("id")
     for entry_id, document_id, question, alternatives, answer, embeddings in entries.values_list(
             "id", "source_document_id", "question", "alternatives", "answer", "embeddings"
@@ -404,16 +411,33 @@ def collect_rows(kb_id: int, *, model: str) -> tuple[list[str], np.ndarray, Inde
     return texts, vectors, rows, document_ids
 
 
+def heads_by_chunk(chunks: list[tuple[int, int, str]], model: str, dim: int) -> dict[int, tuple[str, np.ndarray]]:
+    """Each section's heading row — BM25 text and vector — keyed by the section's first chunk."""
+    from kb.retrieval.headings import head_vectors, section_heads
+
+    heads = section_heads(chunks)
+    vectors = head_vectors(heads, model, dim)
+    return {head.chunk_id: (head.bm25_text, vector) for head, vector in zip(heads, vectors, strict=True)}
+
+
 def fresh_rows(fresh: Reembedded, dim: int) -> tuple[list[str], np.ndarray, IndexRows, set[int]]:
     """:func:`collect_rows` for a model switch: the rows and vectors the re-embedding computed."""
     texts, matrices, kinds, refs = [], [], [], []
     document_ids = set()
-    for chunk_id, (document_id, text, vector) in fresh.chunks.items():
+    paths = dict(Chunk.objects.filter(pk__in=list(fresh.chunks)).values_list("id", "heading_path"))
+    heads = heads_by_chunk([(cid, fresh.chunks[cid][0], paths.get(cid, "")) for cid in sorted(fresh.chunks)],
+                           fresh.model, dim)
+    for chunk_id, (document_id, text, vector) in sorted(fresh.chunks.items()):
         document_ids.add(document_id)
         texts.append(text)
         matrices.append(vector.reshape(1, dim))
         kinds.append(ROW_CHUNK)
         refs.append(chunk_id)
+        if chunk_id in heads:
+            texts.append(heads[chunk_id][0])
+            matrices.append(heads[chunk_id][1].reshape(1, dim))
+            kinds.append(ROW_HEADING)
+            refs.append(chunk_id)
     for entry_id, (_, phrasings, answer, matrix) in fresh.faq.items():
         texts.extend(f"{phrasing}\n{answer}" for phrasing in phrasings)
         matrices.append(matrix.reshape(-1, dim))

@@ -140,14 +140,14 @@ def candidates(index, query: str, depth: int, query_vector: np.ndarray | None = 
 
 def collapse(rows, row_ids: np.ndarray, scores: np.ndarray) -> list[tuple[tuple[str, int], float]]:
     """Rows → items, keeping each item's best row (FAQ entries have one row per phrasing)."""
-    from kb.indexing import ROW_CHUNK
+    from kb.indexing import ROW_FAQ
 
     seen: set[tuple[str, int]] = set()
     out = []
     kinds = rows.kinds[row_ids].tolist()  # vectorised lookups: this runs on every query
     refs = rows.refs[row_ids].tolist()
     for kind, ref, score in zip(kinds, refs, scores.tolist(), strict=True):
-        key = ("chunk" if kind == ROW_CHUNK else "faq", ref)
+        key = ("faq" if kind == ROW_FAQ else "chunk", ref)  # a heading row stands for its chunk
         if key not in seen:
             seen.add(key)
             out.append((key, score))

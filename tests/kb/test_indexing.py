@@ -71,7 +71,7 @@ def test_hnsw_graph_is_extended_not_rebuilt_when_documents_are_only_added(kb, in
     ingest(kb, "c.md", b"# Hours\n\nThe shop opens at nine.\n")
     # then the new chunks are searchable by the dense retriever
     result = indexing.active_index(kb.pk)
-    assert result.dense.kind == "hnsw" and result.dense.size == 3
+    assert result.dense.kind == "hnsw" and result.dense.size == 6  # three chunks and their sections' headings
     assert hybrid(kb, "is parking free on sundays", 1)[0].document_title == "b"
 
 
@@ -89,4 +89,4 @@ def test_deleting_a_document_forces_a_full_build(kb, ingest, settings, monkeypat
     original = dense.build_dense
     monkeypatch.setattr(dense, "build_dense", lambda *a, **k: calls.append(1) or original(*a, **k))
     indexing.index_build(knowledge_base_id=kb.pk)
-    assert calls == [1] and indexing.active_index(kb.pk).dense.size == 1
+    assert calls == [1] and indexing.active_index(kb.pk).dense.size == 2  # one chunk and its heading
