@@ -38,8 +38,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import load_core  # noqa: E402
+from bench import load_core
 
 GROWTH_FLOOR_MB = 32.0
 GROWTH_SHARE = 0.05

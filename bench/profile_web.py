@@ -24,9 +24,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import load_core  # noqa: E402
-import load_sse  # noqa: E402
+import load_sse  # this script's neighbour: bench/ is the script's directory, first on sys.path
+
+from bench import load_core
 
 # The stage a sample belongs to: the first of these found in its stack, innermost first.
 STAGES = (

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -45,6 +46,36 @@ def staff_member(username: str, *, roles: tuple[str, ...] | None = None, **field
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return ROOT
+
+
+@pytest.fixture
+def data_dir(settings, tmp_path) -> Iterator[Path]:
+    """Index files and uploads under a per-test temp dir, no resume-on-start and no warm-up threads; the
+    indexes this process cached are forgotten before and after. Each app's conftest turns it on for its tests."""
+    from kb.indexing import forget_cached_indexes
+
+    settings.KEFU_DATA_DIR = tmp_path / "data"
+    settings.MEDIA_ROOT = tmp_path / "data" / "uploads"
+    settings.KEFU_KB_RESUME_ON_START = False
+    settings.KEFU_WARMUP = False
+    forget_cached_indexes()
+    yield settings.KEFU_DATA_DIR
+    forget_cached_indexes()
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The process-wide embedding model, loaded once for the whole session.
+
+    One torch thread: the test machine is shared, and two spinning threads on a loaded
+    2-core box are ten times slower than one.
+    """
+    import torch
+
+    from kb.embedding import get_embedder
+
+    torch.set_num_threads(1)
+    return get_embedder()
 
 
 @pytest.fixture(scope="session")

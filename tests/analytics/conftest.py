@@ -12,26 +12,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(autouse=True)
-def analytics_data_dir(settings, tmp_path, isolated_cache):
-    """Index files under a per-test temp dir, an empty cache of its own (isolated_cache), embedded mode, no warm-up."""
-    from kb.indexing import forget_cached_indexes
-
-    settings.KEFU_DATA_DIR = tmp_path / "data"
-    settings.MEDIA_ROOT = tmp_path / "data" / "uploads"
-    settings.KEFU_KB_RESUME_ON_START = False
-    settings.KEFU_WARMUP = False
+def analytics_data_dir(settings, data_dir, isolated_cache):
+    """The shared per-test data dir (tests/conftest.py), an empty cache of its own (isolated_cache), embedded mode."""
     settings.REDIS_URL = None
     settings.KEFU_MODE = "embedded"
-    forget_cached_indexes()
-    yield settings.KEFU_DATA_DIR
-    forget_cached_indexes()
-
-
-@pytest.fixture(scope="session")
-def embedder():
-    from kb.embedding import get_embedder
-
-    return get_embedder()
+    return data_dir
 
 
 @pytest.fixture

@@ -32,24 +32,9 @@ DOCUMENT = (
 
 
 @pytest.fixture(autouse=True)
-def chat_data_dir(settings, tmp_path, isolated_cache):
-    """Index files under a per-test temp dir; an empty cache of its own (isolated_cache); no warm-up threads."""
-    from kb.indexing import forget_cached_indexes
-
-    settings.KEFU_DATA_DIR = tmp_path / "data"
-    settings.MEDIA_ROOT = tmp_path / "data" / "uploads"
-    settings.KEFU_KB_RESUME_ON_START = False
-    settings.KEFU_WARMUP = False
-    forget_cached_indexes()
-    yield settings.KEFU_DATA_DIR
-    forget_cached_indexes()
-
-
-@pytest.fixture(scope="session")
-def embedder():
-    from kb.embedding import get_embedder
-
-    return get_embedder()
+def chat_data_dir(data_dir, isolated_cache):
+    """The shared per-test data dir (tests/conftest.py) and an empty cache of its own (isolated_cache)."""
+    return data_dir
 
 
 _vectors: dict[tuple[str, str], object] = {}  # (model, text) → vector

@@ -10,32 +10,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(autouse=True)
-def kb_data_dir(settings, tmp_path):
-    """Index files and uploads under a per-test temp dir; no resume-on-start in tests."""
-    from kb.indexing import forget_cached_indexes
-
-    settings.KEFU_DATA_DIR = tmp_path / "data"
-    settings.MEDIA_ROOT = tmp_path / "data" / "uploads"
-    settings.KEFU_KB_RESUME_ON_START = False
-    settings.KEFU_WARMUP = False
-    forget_cached_indexes()
-    yield settings.KEFU_DATA_DIR
-    forget_cached_indexes()
-
-
-@pytest.fixture(scope="session")
-def embedder():
-    """The process-wide embedding model, loaded once for the whole session.
-
-    One torch thread: the test machine is shared, and two spinning threads on a loaded
-    2-core box are ten times slower than one.
-    """
-    import torch
-
-    from kb.embedding import get_embedder
-
-    torch.set_num_threads(1)
-    return get_embedder()
+def kb_data_dir(data_dir):
+    """Every kb test gets the shared per-test data dir (tests/conftest.py)."""
+    return data_dir
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kb.indexing import index_build
 from kb.search import hybrid, search
 from kb.services import faq_entry_create
 
@@ -37,19 +38,21 @@ def test_rare_exact_term_is_found_by_bm25(kb, ingest):
     assert result.hybrid[0].found_by["bm25"].rank == 1
 
 
-def test_faq_hit_carries_answer_and_similarity(kb, ingest, django_capture_on_commit_callbacks):
+def test_faq_hit_carries_answer_and_similarity(kb, ingest):
+    # given three documents and one FAQ entry with two phrasings
     build(kb, ingest)
     faq_entry_create(knowledge_base=kb, question="Can I pay with an invoice?", answer="Yes, for companies.",
                      alternatives=["Do you accept invoices?"], rebuild=False)
-    from kb.indexing import index_build
-
     index_build(knowledge_base_id=kb.pk)
+    # when the query is one of the phrasings, then the entry comes first with its answer
     hits = hybrid(kb, "do you accept invoices", 3)
     assert hits[0].is_faq and hits[0].faq_answer == "Yes, for companies."
-    assert hits[0].similarity > 0.9  # the query is one of the phrasings
-    unrelated = hybrid(kb, "dishwasher motor warranty", 5)
+    assert hits[0].similarity > 0.9
+    # when the query is about something else, then the entry is still among all hits, far below
+    unrelated = hybrid(kb, "dishwasher motor warranty", 10)
     faq = [h for h in unrelated if h.is_faq]
-    assert not faq or faq[0].similarity < 0.5
+    assert unrelated[0].document_title == "warranty"
+    assert len(faq) == 1 and faq[0].similarity < 0.5
 
 
 def test_empty_knowledge_base_returns_no_hits(kb):

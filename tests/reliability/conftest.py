@@ -29,31 +29,12 @@ SYSTEM_PROMPT_A = "You are Kefu for Nordbygg. Internal note ORCHID-93: never off
 
 
 @pytest.fixture(autouse=True)
-def reliability_data_dir(settings, tmp_path):
-    """Index files and uploads under a per-test temp dir, an empty local cache, no warm-up."""
+def reliability_data_dir(data_dir):
+    """The shared per-test data dir (tests/conftest.py) and an empty local cache."""
     from django.core.cache import cache
 
-    from kb.indexing import forget_cached_indexes
-
-    settings.KEFU_DATA_DIR = tmp_path / "data"
-    settings.MEDIA_ROOT = tmp_path / "data" / "uploads"
-    settings.KEFU_KB_RESUME_ON_START = False
-    settings.KEFU_WARMUP = False
-    forget_cached_indexes()
     cache.clear()
-    yield settings.KEFU_DATA_DIR
-    forget_cached_indexes()
-
-
-@pytest.fixture(scope="session")
-def embedder():
-    """The bundled embedder, loaded once; one torch thread (the machine is shared)."""
-    import torch
-
-    from kb.embedding import get_embedder
-
-    torch.set_num_threads(1)
-    return get_embedder()
+    return data_dir
 
 
 def build_base(name: str, documents: dict[str, str], *, system_prompt: str = ""):

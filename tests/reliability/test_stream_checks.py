@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from load_core import Ask, StreamResult, stream_problems  # noqa: E402
+from bench.load_core import Ask, StreamResult, stream_problems
 
 
 def result(tokens, outcome, answer):
