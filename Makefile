@@ -38,7 +38,14 @@ $(STAMP): pyproject.toml $(LOCK) $(LOCK_NODEPS) | $(VENV)/bin/python
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-install: $(STAMP)
+# The translation catalogs compiled (.mo files are build output, not committed): each .po that changed,
+# by kefu.catalogs in Python, so no gettext tools are needed to install.
+CATALOGS := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/*.po))
+
+%.mo: %.po | $(STAMP)
+	$(PY) -m kefu.catalogs
+
+install: $(STAMP) $(CATALOGS)
 
 # Re-resolve the locks after editing the dependencies in pyproject.toml (seconds). The versions
 # already locked are kept where they still fit; to upgrade, see the README (`make lock UPGRADE=...`).

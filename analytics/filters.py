@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from django.http import QueryDict
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 DEFAULT_RANGE = "7d"
@@ -55,7 +56,7 @@ def optional_id(query: QueryDict, name: str) -> int | None:
     if not value:
         return None
     if not value.isdigit():
-        raise FilterError(f"{name} must be a numeric id")
+        raise FilterError(_("%(name)s must be a numeric id") % {"name": name})
     return int(value)
 
 
@@ -63,7 +64,7 @@ def parse_day(query: QueryDict, name: str) -> date:
     try:
         return date.fromisoformat(query.get(name, "").strip())
     except ValueError as exc:
-        raise FilterError(f"{name} must be a date like 2026-03-01") from exc
+        raise FilterError(_("%(name)s must be a date like 2026-03-01") % {"name": name}) from exc
 
 
 def dashboard_filter_parse(query: QueryDict, *, now: datetime | None = None) -> DashboardFilter:
@@ -73,12 +74,12 @@ def dashboard_filter_parse(query: QueryDict, *, now: datetime | None = None) -> 
     if range_name in RANGES:
         return DashboardFilter(now - RANGES[range_name], now, range_name, kb_id, key_id)
     if range_name != "custom":
-        raise FilterError(f"range must be one of {', '.join([*RANGES, 'custom'])}")
+        raise FilterError(_("range must be one of %(ranges)s") % {"ranges": ", ".join([*RANGES, "custom"])})
     date_from, date_to = parse_day(query, "from"), parse_day(query, "to")
     if date_to < date_from:
-        raise FilterError("the end date is before the start date")
+        raise FilterError(_("the end date is before the start date"))
     if (date_to - date_from).days >= MAX_CUSTOM_DAYS:
-        raise FilterError(f"a custom range is at most {MAX_CUSTOM_DAYS} days")
+        raise FilterError(_("a custom range is at most %(days)s days") % {"days": MAX_CUSTOM_DAYS})
     zone = timezone.get_current_timezone()
     start = datetime.combine(date_from, time.min, tzinfo=zone)
     end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=zone)

@@ -15,6 +15,7 @@ import logging
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from analytics.rollups import RollupResult, rollup_refresh, rollup_watermark
 
@@ -50,7 +51,7 @@ def gap_faq_create(*, knowledge_base_id: int, question: str, answer: str, altern
 
     knowledge_base = KnowledgeBase.objects.filter(pk=knowledge_base_id).first()
     if knowledge_base is None:
-        raise NotFound("no such knowledge base")
+        raise NotFound(_("no such knowledge base"))
     with transaction.atomic():
         entry = faq_entry_create(knowledge_base=knowledge_base, question=question, answer=answer,
                                  alternatives=[a for a in alternatives if a.strip()], rebuild=True)
@@ -69,13 +70,13 @@ def feedback_resolve(*, knowledge_base_id: int, question: str, source: str):
 
     knowledge_base = KnowledgeBase.objects.filter(pk=knowledge_base_id).first()
     if knowledge_base is None:
-        raise NotFound("no such knowledge base")
-    kind, _, ref = source.partition(":")
+        raise NotFound(_("no such knowledge base"))
+    kind, _sep, ref = source.partition(":")
     ref = ref.split()[0] if ref.split() else ""
     model = {"faq": FaqEntry, "doc": Document}.get(kind)
     row = model.objects.filter(pk=int(ref), knowledge_base=knowledge_base).first() if model and ref.isdigit() else None
     if row is None:
-        raise NotFound("choose an FAQ entry or a document of this knowledge base as the right source")
+        raise NotFound(_("choose an FAQ entry or a document of this knowledge base as the right source"))
     return eval_case_record(knowledge_base=knowledge_base, question=question, origin="feedback",
                             faq_entry=row if kind == "faq" else None, document=row if kind == "doc" else None)
 
@@ -85,7 +86,7 @@ def conversation_of(conversation_id: str):
 
     conversation = Conversation.objects.filter(public_id=conversation_id).first()
     if conversation is None:
-        raise NotFound("no such conversation")
+        raise NotFound(_("no such conversation"))
     return conversation
 
 

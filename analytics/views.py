@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -23,6 +24,7 @@ from analytics.selectors.conversations import down_rated_answers, handoff_inbox,
 from analytics.selectors.dashboard import dashboard_data, filter_choices
 from analytics.selectors.experts import expert_load
 from analytics.selectors.gaps import knowledge_gaps, top_questions
+from analytics.selectors.languages import language_mix
 from kefu.roles import base_reached, bases_of, is_scoped
 
 
@@ -57,10 +59,10 @@ def parsed_filter(request) -> DashboardFilter:
     if flt.knowledge_base_id is None:
         first = bases_of(request.user).order_by("name").values_list("pk", flat=True).first()
         if first is None:
-            raise FilterError("your role reaches no knowledge base")
+            raise FilterError(_("your role reaches no knowledge base"))
         return replace(flt, knowledge_base_id=first)
     if not base_reached(request.user, flt.knowledge_base_id):
-        raise FilterError("no such knowledge base")
+        raise FilterError(_("no such knowledge base"))
     return flt
 
 
@@ -88,7 +90,7 @@ def dashboard(request):
     data, experts = dashboard_data(flt), expert_load(flt)
     charts = [chart.as_dict() for chart in (*data.charts, *experts.charts) if chart.has_data]
     return page(request, "analytics/dashboard.html", flt, data=data, experts=experts, charts=charts,
-                rolled_up_at=rollup_watermark())
+                languages=language_mix(flt), rolled_up_at=rollup_watermark())
 
 
 @never_cache
@@ -122,13 +124,13 @@ def gap_faq(request):
     kb_id = request.POST.get("knowledge_base", "")
     question, answer = request.POST.get("question", "").strip(), request.POST.get("answer", "").strip()
     if not base_id_reached(request, kb_id) or not question or not answer:
-        return bad_request(request, "An FAQ entry needs a knowledge base, a question and an answer.")
+        return bad_request(request, _("An FAQ entry needs a knowledge base, a question and an answer."))
     try:
         entry = services.gap_faq_create(knowledge_base_id=int(kb_id), question=question, answer=answer,
                                         alternatives=request.POST.getlist("alternative"))
     except services.NotFound as error:
         return bad_request(request, str(error))
-    messages.success(request, f"FAQ entry #{entry.pk} added; the knowledge base is being re-indexed.")
+    messages.success(request, _("FAQ entry #%(id)s added; the knowledge base is being re-indexed.") % {"id": entry.pk})
     return redirect(reverse("analytics:gaps") + "?" + request.POST.get("query", ""))
 
 
@@ -139,12 +141,12 @@ def feedback_resolve(request):
     kb_id, question = request.POST.get("knowledge_base", ""), request.POST.get("question", "").strip()
     source = request.POST.get("source", "").strip()
     if not base_id_reached(request, kb_id) or not question or not source:
-        return bad_request(request, "Resolving a down-rated answer needs its knowledge base, question and the right source.")
+        return bad_request(request, _("Resolving a down-rated answer needs its knowledge base, question and the right source."))
     try:
         services.feedback_resolve(knowledge_base_id=int(kb_id), question=question, source=source)
     except services.NotFound as error:
         return bad_request(request, str(error))
-    messages.success(request, "Resolved: the question joins the knowledge base's evaluation set.")
+    messages.success(request, _("Resolved: the question joins the knowledge base's evaluation set."))
     return redirect(reverse("analytics:feedback") + "?" + request.POST.get("query", ""))
 
 
@@ -176,10 +178,10 @@ def inbox(request):
 @require_GET
 def conversation(request, conversation_id: str):
     if not conversation_reached(request, conversation_id):
-        return render(request, "analytics/error.html", {"message": "No such conversation."}, status=404)
+        return render(request, "analytics/error.html", {"message": _("No such conversation.")}, status=404)
     found = transcript(conversation_id=conversation_id)
     if found is None:
-        return render(request, "analytics/error.html", {"message": "No such conversation."}, status=404)
+        return render(request, "analytics/error.html", {"message": _("No such conversation.")}, status=404)
     return page(request, "analytics/conversation.html", None, transcript=found)
 
 
@@ -189,15 +191,15 @@ def conversation_reply(request, conversation_id: str):
     from chat.staff_replies import StaffReplyRejected
 
     if not conversation_reached(request, conversation_id):
-        return render(request, "analytics/error.html", {"message": "No such conversation."}, status=404)
+        return render(request, "analytics/error.html", {"message": _("No such conversation.")}, status=404)
 
     try:
         services.inbox_reply(conversation_id=conversation_id, text=request.POST.get("text", ""))
     except services.NotFound:
-        return render(request, "analytics/error.html", {"message": "No such conversation."}, status=404)
+        return render(request, "analytics/error.html", {"message": _("No such conversation.")}, status=404)
     except StaffReplyRejected as error:
         return bad_request(request, str(error))
-    messages.success(request, "Reply sent.")
+    messages.success(request, _("Reply sent."))
     return redirect("analytics:conversation", conversation_id=conversation_id)
 
 
@@ -205,10 +207,10 @@ def conversation_reply(request, conversation_id: str):
 @require_POST
 def conversation_close(request, conversation_id: str):
     if not conversation_reached(request, conversation_id):
-        return render(request, "analytics/error.html", {"message": "No such conversation."}, status=404)
+        return render(request, "analytics/error.html", {"message": _("No such conversation.")}, status=404)
     try:
         services.inbox_close(conversation_id=conversation_id)
     except services.NotFound:
-        return render(request, "analytics/error.html", {"message": "No such conversation."}, status=404)
-    messages.success(request, "Conversation closed.")
+        return render(request, "analytics/error.html", {"message": _("No such conversation.")}, status=404)
+    messages.success(request, _("Conversation closed."))
     return redirect("analytics:inbox")

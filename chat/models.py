@@ -137,6 +137,9 @@ class Message(models.Model):
     # Assistant messages: the conversation's earlier turns were part of the generation prompt, so the
     # answer may depend on them and is never served to anybody else from the answer cache.
     history_in_prompt = models.BooleanField(default=False)
+    # User messages: the ISO 639-1 code of the language the question was written in
+    # (chat.pipeline.language; blank for rows stored before it was detected).
+    language = models.CharField(max_length=8, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 
 from chat.services import demo_widget_key
 
@@ -21,11 +22,11 @@ def demo(request: HttpRequest) -> HttpResponse:
         raise Http404("the demo page is off")
     key = demo_widget_key()
     if key is None:
-        return unavailable("The demo knowledge base is not set up: run `python manage.py demo_setup` first.")
+        return unavailable(_("The demo knowledge base is not set up: run `python manage.py demo_setup` first."))
     origin = f"{request.scheme}://{request.get_host()}"
     if origin not in {allowed.rstrip("/") for allowed in key.allowed_origins}:
-        return unavailable(f"The demo widget key does not allow {origin}: run "
-                           f"`python manage.py demo_setup --origin {origin}` to add it.")
+        return unavailable(_("The demo widget key does not allow %(origin)s: run "
+                             "`python manage.py demo_setup --origin %(origin)s` to add it.") % {"origin": origin})
     return render(request, "chat/demo.html", {"widget_key": key, "knowledge_base": key.knowledge_base})
 
 

@@ -30,6 +30,7 @@ from chat.pipeline import (
     guard,
     history,
     intent,
+    language,
     output_gate,
     passages,
     prompt,
@@ -181,12 +182,13 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
             reply = pipeline_reply(kb=kb, profile=profile, question=text, standalone=standalone,
                                    found_intent=found_intent, query_vector=query_vector, turns=turns, clock=clock)
             clock.lap("decide")  # the decision, and the extract in extractive mode
+    question_language = language.detect_language(text)  # before the write lock: lingua loads once (~45 ms)
     with transaction.atomic():
         is_new = conversation is None
         conversation = conversation or Conversation.objects.create(
             knowledge_base=kb, widget_key=widget_key, visitor_id=visitor_id[:64])
         question = Message.objects.create(
-            conversation=conversation, role=Message.Role.USER, text=text,
+            conversation=conversation, role=Message.Role.USER, text=text, language=question_language,
             normalized_text=answer_cache.cache_form(text), outcome=reply.outcome, reason=reply.reason,
             intent=found_intent.label if found_intent else "",
             intent_confidence=found_intent.confidence if found_intent else None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from chat.live import conversation_touch
 from chat.models import Conversation, Message
@@ -32,11 +33,11 @@ def staff_reply_send(*, conversation: Conversation, text: str) -> Message:
     """Add a staff member's answer to a conversation waiting for a person."""
     text = text.strip()
     if not text:
-        raise StaffReplyRejected("The reply is empty.")
+        raise StaffReplyRejected(_("The reply is empty."))
     if len(text) > MAX_REPLY_CHARS:
-        raise StaffReplyRejected(f"A reply is at most {MAX_REPLY_CHARS} characters.")
+        raise StaffReplyRejected(_("A reply is at most %(n)s characters.") % {"n": MAX_REPLY_CHARS})
     if conversation.status == Conversation.Status.CLOSED:
-        raise StaffReplyRejected("This conversation is closed.")
+        raise StaffReplyRejected(_("This conversation is closed."))
     now = timezone.now()
     with transaction.atomic():
         reply = Message.objects.create(

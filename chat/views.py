@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
 from chat import live, selectors, services, sse, stream_limits
@@ -67,7 +68,7 @@ def caller_check(request, *, origin_required: bool) -> Caller:
 def conversation_of(caller: Caller, public_id: str):
     conversation = selectors.conversation_get(public_id=public_id, widget_key=caller.widget_key)
     if conversation is None:
-        raise ApiError(404, "conversation_not_found", "no such conversation for this widget key")
+        raise ApiError(404, "conversation_not_found", _("No such conversation for this widget key."))
     return conversation
 
 
@@ -78,18 +79,35 @@ def rate_check(caller: Caller, conversation_id: str = "") -> None:
         decision = guard.rate_limit_hit("conversation", conversation_id, limit=limit, window_s=window_s)
     else:
         decision = guard.request_rate_check(widget_key=caller.widget_key.public_key, ip=caller.ip, conversation=None)
-    rate_refuse(decision, what="messages")
+    rate_refuse(decision, what=_("messages"))
 
 
 def rate_refuse(decision: guard.RateDecision, *, what: str) -> None:
     if not decision.allowed:
-        raise ApiError(429, "rate_limited", f"too many {what} ({decision.scope}); retry in "
-                       f"{decision.retry_after_s} s", headers={"Retry-After": str(decision.retry_after_s)})
+        raise rate_limited(what, decision.scope, decision.retry_after_s)
+
+
+def rate_limited(what: str, scope: str, retry_after_s: int) -> ApiError:
+    """The 429 of a spent budget; its message in the caller's language (Accept-Language, which the widget sets)."""
+    message = _("Too many %(what)s (%(scope)s): please wait %(seconds)s seconds and try again.") % {
+        "what": what, "scope": scope, "seconds": retry_after_s}
+    return ApiError(429, "rate_limited", message, headers={"Retry-After": str(retry_after_s)})
+
+
+def question_refused(checked: guard.GuardResult, raw: str) -> ApiError:
+    """A question the guard refused: its reason in the caller's language (the English is the guard's own)."""
+    if checked.code == "text_too_long":
+        message = _("the question is %(length)s characters long; the limit is %(limit)s") % {
+            "length": len(guard.normalize_question(raw)), "limit": settings.KEFU_CHAT_MAX_QUESTION_CHARS}
+    else:
+        message = {"invalid_text": _("text must be a string"),
+                   "empty_text": _("the question is empty")}.get(checked.code, checked.message)
+    return ApiError(400, checked.code, message)
 
 
 def read_rate_check(request) -> None:
     """A GET of the chat API counts against its client's per-minute reads."""
-    rate_refuse(stream_limits.read_rate_check(ip=client_ip(request)), what="requests")
+    rate_refuse(stream_limits.read_rate_check(ip=client_ip(request)), what=_("requests"))
 
 
 def post_message_sync(request) -> JsonResponse:
@@ -98,12 +116,12 @@ def post_message_sync(request) -> JsonResponse:
     body = json_body(request, fields=MESSAGE_FIELDS)
     checked = guard.question_check(body.get("text"))
     if not checked.ok:
-        raise ApiError(400, checked.code, checked.message)
+        raise question_refused(checked, body.get("text"))
     conversation_id = optional_string(body, "conversation_id", max_length=32)
     visitor_id = optional_string(body, "visitor_id", max_length=64)
     conversation = conversation_of(caller, conversation_id) if conversation_id else None
     if conversation is not None and conversation.status == conversation.Status.CLOSED:
-        raise ApiError(409, "conversation_closed", "this conversation is closed; start a new one")
+        raise ApiError(409, "conversation_closed", _("This conversation is closed; please start a new one."))
     if conversation_id:
         rate_check(caller, conversation_id)
     started = services.message_answer(widget_key=caller.widget_key, conversation=conversation,
@@ -212,8 +230,8 @@ async def sse_response(request, events_of, *, origin: str, conversation: str | N
     if isinstance(taken, stream_limits.StreamRefusal):
         chat_metrics.rate_limited_count(scope=taken.scope)
         return await refused(request, ApiError(
-            429, "too_many_streams", f"too many open streams ({taken.scope}: at most {taken.limit}); close one "
-            "and retry", headers={"Retry-After": "5"}))
+            429, "too_many_streams", _("Too many open streams (%(scope)s: at most %(limit)s); close one and retry.")
+            % {"scope": taken.scope, "limit": taken.limit}, headers={"Retry-After": "5"}))
     response = StreamingHttpResponse(slot_released_after(events_of(), taken), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
@@ -274,14 +292,14 @@ async def message_feedback(request, message_id):
         body = json_body(request, fields=FEEDBACK_FIELDS)
         rating = body.get("rating")
         if rating not in Feedback.Rating.values:
-            raise ApiError(400, "invalid_rating", "rating must be \"up\" or \"down\"")
+            raise ApiError(400, "invalid_rating", _('The rating must be "up" or "down".'))
         comment = optional_string(body, "comment", max_length=2000)
         message = selectors.message_get(message_id=message_id)
         if (message is None or message.role != Message.Role.ASSISTANT
                 or message.conversation.knowledge_base_id != caller.widget_key.knowledge_base_id):
             raise ApiError(404, "message_not_found", "no such message for this widget key")
         if not message.is_final:
-            raise ApiError(409, "message_pending", "the answer is not finished yet")
+            raise ApiError(409, "message_pending", _("The answer is not finished yet."))
         feedback = services.feedback_record(message=message, rating=rating, comment=guard.normalize_question(comment))
         return with_cors(JsonResponse({"message_id": str(message.pk), "rating": feedback.rating,
                                        "comment": feedback.comment}), caller.origin)
@@ -303,11 +321,10 @@ async def conversation_handoff(request, conversation_id):
             limit, window_s = settings.KEFU_HANDOFF_RATE_LIMITS[scope]
             decision = guard.rate_limit_hit(f"handoff-{scope}", ident, limit=limit, window_s=window_s)
             if not decision.allowed:
-                raise ApiError(429, "rate_limited", f"too many hand-off requests ({scope}); retry in "
-                               f"{decision.retry_after_s} s", headers={"Retry-After": str(decision.retry_after_s)})
+                raise rate_limited(_("hand-off requests"), scope, decision.retry_after_s)
         conversation = conversation_of(caller, conversation_id)
         if conversation.status == conversation.Status.CLOSED:
-            raise ApiError(409, "conversation_closed", "this conversation is closed; start a new one")
+            raise ApiError(409, "conversation_closed", _("This conversation is closed; please start a new one."))
         started = services.handoff_request(conversation=conversation)
         return with_cors(JsonResponse(started_body(request, started), status=202), caller.origin)
 

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from kb import selectors, services
@@ -20,6 +22,30 @@ from kefu.roles import KB_CREATE, KB_EDIT, KB_VIEW, bases_of, permission_require
 from kefu.uploads import upload_refused
 
 SHEET_TYPES = {"csv", "xlsx"}
+# Document states as the upload list shows them (kb.models.Document.Status).
+DOCUMENT_STATUSES = {
+    "queued": gettext_lazy("queued"), "parsing": gettext_lazy("parsing"), "embedding": gettext_lazy("embedding"),
+    "indexing": gettext_lazy("indexing"), "ready": gettext_lazy("ready"), "failed": gettext_lazy("failed"),
+}
+
+
+def upload_strings() -> dict:
+    """The upload list's words (static/kb/upload.js fills the {placeholders}), in the active language."""
+    return {
+        "uploading": _("uploading"), "unexpected": _("Unexpected server reply."), "refused": _("Upload refused."),
+        "duplicate": _("already in this knowledge base ({status})"), "queued": _("queued"),
+        "network": _("network error"), "failed": _("failed: {error}"), "ready": _("ready · {chunks} chunks"),
+        "statuses": {code: str(name) for code, name in DOCUMENT_STATUSES.items()},
+    }
+
+
+def over_limit(name: str, size: int | None = None) -> str:
+    """The refusal of a file over KEFU_MAX_UPLOAD_BYTES, with its size when known."""
+    limit = f"{settings.KEFU_MAX_UPLOAD_BYTES / 1e6:.0f}"
+    if size is None:
+        return _("%(name)s is over the %(limit)s MB limit.") % {"name": name, "limit": limit}
+    return _("%(name)s: %(size)s MB is over the %(limit)s MB limit.") % {
+        "name": name, "size": f"{size / 1e6:.1f}", "limit": limit}
 
 
 @permission_required(KB_VIEW, to_change=(KB_CREATE,))
@@ -44,7 +70,7 @@ def kb_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "kb": kb, "documents": selectors.document_list(knowledge_base=kb),
         "gate": selectors.regression_gate_state(knowledge_base=kb),
         "tuning_runs": selectors.tuning_runs(knowledge_base=kb),
-        "max_upload_mb": settings.KEFU_MAX_UPLOAD_BYTES / 1e6,
+        "max_upload_mb": settings.KEFU_MAX_UPLOAD_BYTES / 1e6, "upload_strings": upload_strings(),
     })
 
 
@@ -60,7 +86,7 @@ def kb_tune(request: HttpRequest, slug: str) -> HttpResponse:
     except TuningRejected as exc:
         messages.error(request, str(exc))
         return redirect("kb:detail", slug=slug)
-    messages.success(request, "Tuning started: the embedder trains on this base's own FAQ and section pairs.")
+    messages.success(request, _("Tuning started: the embedder trains on this base's own FAQ and section pairs."))
     return redirect("kb:detail", slug=slug)
 
 
@@ -81,12 +107,11 @@ def document_upload(request: HttpRequest, slug: str) -> JsonResponse:
         return JsonResponse({"error": refused, "errors": [refused]}, status=413)
     files = request.FILES.getlist("files")
     if not files:
-        return JsonResponse({"error": "Choose at least one file."}, status=400)
+        return JsonResponse({"error": _("Choose at least one file.")}, status=400)
     checked, errors, status = [], [], 400
     for upload in files:
         if upload.size > settings.KEFU_MAX_UPLOAD_BYTES:
-            errors.append(f"{upload.name}: {upload.size / 1e6:.1f} MB is over the "
-                          f"{settings.KEFU_MAX_UPLOAD_BYTES / 1e6:.0f} MB limit.")
+            errors.append(over_limit(upload.name, upload.size))
             status = 413
             continue
         try:
@@ -112,7 +137,7 @@ def document_progress(request: HttpRequest, slug: str) -> JsonResponse:
     try:
         ids = [int(part) for part in raw.split(",") if part.strip()]
     except ValueError:
-        return JsonResponse({"error": "ids must be comma-separated numbers"}, status=400)
+        return JsonResponse({"error": _("ids must be comma-separated numbers")}, status=400)
     return JsonResponse({"documents": selectors.document_progress(knowledge_base=kb, ids=ids)})
 
 
@@ -121,7 +146,7 @@ def document_progress(request: HttpRequest, slug: str) -> JsonResponse:
 def document_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     document = get_object_or_404(Document, pk=pk, knowledge_base__slug=slug, knowledge_base__in=bases_of(request.user))
     services.document_delete(document=document)
-    messages.success(request, f"Deleted {document.title}.")
+    messages.success(request, _("Deleted %(title)s.") % {"title": document.title})
     return redirect("kb:detail", slug=slug)
 
 
@@ -130,7 +155,7 @@ def document_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 def document_reindex(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     document = get_object_or_404(Document, pk=pk, knowledge_base__slug=slug, knowledge_base__in=bases_of(request.user))
     services.document_reindex(document=document)
-    messages.success(request, f"Re-indexing {document.title}.")
+    messages.success(request, _("Re-indexing %(title)s.") % {"title": document.title})
     return redirect("kb:detail", slug=slug)
 
 
@@ -140,10 +165,11 @@ def index_version_activate(request: HttpRequest, slug: str, pk: int) -> HttpResp
     """Activate anyway: the admin overrides the regression gate for a held index version."""
     version = get_object_or_404(IndexVersion, pk=pk, knowledge_base__slug=slug, knowledge_base__in=bases_of(request.user))
     if version.status != IndexVersion.Status.HELD:
-        return HttpResponse("Only an index version held by the regression gate can be activated anyway.",
+        return HttpResponse(_("Only an index version held by the regression gate can be activated anyway."),
                             status=409, content_type="text/plain; charset=utf-8")
     services.index_version_activate_anyway(version=version)
-    messages.success(request, f"Index v{version.number} is being rebuilt and will be activated without the gate.")
+    messages.success(request, _("Index v%(number)s is being rebuilt and will be activated without the gate.")
+                     % {"number": version.number})
     return redirect("kb:detail", slug=slug)
 
 
@@ -152,7 +178,7 @@ def index_version_activate(request: HttpRequest, slug: str, pk: int) -> HttpResp
 def kb_reindex(request: HttpRequest, slug: str) -> HttpResponse:
     kb = get_object_or_404(bases_of(request.user), slug=slug)
     services.knowledge_base_reindex(knowledge_base=kb)
-    messages.success(request, "The search index is being rebuilt.")
+    messages.success(request, _("The search index is being rebuilt."))
     return redirect("kb:detail", slug=slug)
 
 
@@ -162,7 +188,7 @@ def faq_list(request: HttpRequest, slug: str) -> HttpResponse:
     form = FaqEntryForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         services.faq_entry_create(knowledge_base=kb, **form.cleaned_data)
-        messages.success(request, "FAQ entry added.")
+        messages.success(request, _("FAQ entry added."))
         return redirect("kb:faq", slug=slug)
     status = 400 if request.method == "POST" else 200
     return render(request, "kb/faq.html", {
@@ -177,7 +203,7 @@ def faq_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     form = FaqEntryForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         services.faq_entry_update(entry=entry, **form.cleaned_data)
-        messages.success(request, "FAQ entry saved.")
+        messages.success(request, _("FAQ entry saved."))
         return redirect("kb:faq", slug=slug)
     status = 400 if request.method == "POST" else 200
     return render(request, "kb/faq_edit.html", {"kb": entry.knowledge_base, "entry": entry, "form": form},
@@ -189,7 +215,7 @@ def faq_edit(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 def faq_delete(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     entry = get_object_or_404(FaqEntry, pk=pk, knowledge_base__slug=slug, knowledge_base__in=bases_of(request.user))
     services.faq_entry_delete(entry=entry)
-    messages.success(request, "FAQ entry deleted.")
+    messages.success(request, _("FAQ entry deleted."))
     return redirect("kb:faq", slug=slug)
 
 
@@ -200,25 +226,26 @@ def faq_import(request: HttpRequest, slug: str) -> HttpResponse:
     kb = get_object_or_404(bases_of(request.user), slug=slug)
     sheet = request.FILES.get("sheet")
     error = upload_refused(request)
+    too_large = bool(error)
     if not error and sheet is None:
-        error = "Choose a CSV or XLSX file."
+        error = _("Choose a CSV or XLSX file.")
     elif not error and sheet.size > settings.KEFU_MAX_UPLOAD_BYTES:
-        error = f"{sheet.name} is over the {settings.KEFU_MAX_UPLOAD_BYTES / 1e6:.0f} MB limit."
+        error, too_large = over_limit(sheet.name), True
     elif not error:
         try:
             file_type = sniff_upload(sheet, sheet.name)
         except ParseError as exc:
             file_type, error = "", str(exc)
         if file_type and file_type not in SHEET_TYPES:
-            error = f"{sheet.name} is not a CSV or XLSX sheet."
+            error = _("%(name)s is not a CSV or XLSX sheet.") % {"name": sheet.name}
     if error:
         return render(request, "kb/faq.html", {
             "kb": kb, "entries": selectors.faq_entry_list(knowledge_base=kb), "form": FaqEntryForm(),
             "import_error": error,
-        }, status=413 if "limit" in error else 400)
+        }, status=413 if too_large else 400)
     result = services.document_upload(knowledge_base=kb, filename=sheet.name, data=sheet)
-    messages.success(request, f"Importing {sheet.name}; its rows appear here when it is ready."
-                     if result.created else f"{sheet.name} was already imported.")
+    messages.success(request, (_("Importing %(name)s; its rows appear here when it is ready.") if result.created
+                               else _("%(name)s was already imported.")) % {"name": sheet.name})
     return redirect("kb:faq", slug=slug)
 
 
@@ -231,7 +258,7 @@ def kb_search(request: HttpRequest, slug: str) -> HttpResponse:
     query = request.GET.get("q", "").strip()
     if len(query) > 1000:
         return render(request, "kb/search.html", {"kb": kb, "query": query[:1000],
-                                                  "error": "The query is too long."}, status=400)
+                                                  "error": _("The query is too long.")}, status=400)
     result = search(kb, query, kb.top_k) if query else None
-    columns = [("BM25", result.bm25), ("Dense", result.dense), ("Fused", result.hybrid)] if result else []
+    columns = [("BM25", result.bm25), (_("Dense"), result.dense), (_("Fused"), result.hybrid)] if result else []
     return render(request, "kb/search.html", {"kb": kb, "query": query, "columns": columns})

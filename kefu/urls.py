@@ -15,6 +15,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", prometheus_metrics, name="metrics"),
     path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language: the language switcher posts here
     path("api/v1/chat/", include("chat.urls")),
     # DESIGN.md's addresses for the API schema and the widget demo page (same views as under the chat prefix).
     path("api/v1/schema", chat_views.schema, name="api-schema"),

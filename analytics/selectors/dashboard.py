@@ -13,6 +13,8 @@ from datetime import date, datetime, time, timedelta
 
 from django.db.models import Count
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from analytics import histogram, sketch
 from analytics.filters import DashboardFilter
@@ -21,8 +23,9 @@ from analytics.rollups import OUTCOME_FIELDS, day_first_hour, hour_floor, local_
 from analytics.selectors.charts import ChartSpec, Dataset
 
 OUTCOME_LABELS = {
-    "cached": "from cache", "direct": "direct FAQ answer", "answered": "generated", "handed_off": "handed off",
-    "refused": "refused (I don't know)", "failed": "failed",
+    "cached": gettext_lazy("from cache"), "direct": gettext_lazy("direct FAQ answer"),
+    "answered": gettext_lazy("generated"), "handed_off": gettext_lazy("handed off"),
+    "refused": gettext_lazy("refused (I don't know)"), "failed": gettext_lazy("failed"),
 }
 ROLLUP_FIELDS = (
     "hour", "knowledge_base_id", "conversations", "messages", "questions", "visitors", *OUTCOME_FIELDS.values(),
@@ -249,12 +252,12 @@ def series(keys: list[datetime], groups: dict, value) -> tuple:
 
 
 def volume_chart(keys, labels, groups) -> ChartSpec:
-    return ChartSpec("volume", "Volume", "line", labels, (
-        Dataset("conversations", series(keys, groups, lambda rows: total(rows, "conversations"))),
-        Dataset("questions", series(keys, groups, lambda rows: total(rows, "questions"))),
-        Dataset("messages", series(keys, groups, lambda rows: total(rows, "messages"))),
-        Dataset("visitors (unique per hour, summed)", series(keys, groups, lambda rows: total(rows, "visitors"))),
-    ), y_label="count")
+    return ChartSpec("volume", _("Volume"), "line", labels, (
+        Dataset(_("conversations"), series(keys, groups, lambda rows: total(rows, "conversations"))),
+        Dataset(_("questions"), series(keys, groups, lambda rows: total(rows, "questions"))),
+        Dataset(_("messages"), series(keys, groups, lambda rows: total(rows, "messages"))),
+        Dataset(_("visitors (unique per hour, summed)"), series(keys, groups, lambda rows: total(rows, "visitors"))),
+    ), y_label=_("count"))
 
 
 def outcome_chart(keys, labels, groups) -> ChartSpec:
@@ -262,10 +265,10 @@ def outcome_chart(keys, labels, groups) -> ChartSpec:
         return lambda rows: (round(100 * total(rows, field) / total(rows, "questions"), 1)
                              if total(rows, "questions") else None)
 
-    datasets = tuple(Dataset(OUTCOME_LABELS[outcome], series(keys, groups, outcome_share(OUTCOME_FIELDS[outcome])),
+    datasets = tuple(Dataset(str(OUTCOME_LABELS[outcome]), series(keys, groups, outcome_share(OUTCOME_FIELDS[outcome])),
                              stack="outcomes") for outcome in OUTCOME_LABELS)
-    return ChartSpec("outcomes", "Outcomes (share of questions)", "bar", labels, datasets, stacked=True,
-                     y_label="% of questions", percent=True)
+    return ChartSpec("outcomes", _("Outcomes (share of questions)"), "bar", labels, datasets, stacked=True,
+                     y_label=_("per cent of questions"), percent=True)
 
 
 def intent_chart(keys, labels, groups, rows: list[dict]) -> ChartSpec:
@@ -275,7 +278,7 @@ def intent_chart(keys, labels, groups, rows: list[dict]) -> ChartSpec:
         return lambda bucket_rows: sum(row["intents"].get(name, 0) for row in bucket_rows)
 
     datasets = tuple(Dataset(name, series(keys, groups, intent_count(name)), stack="intents") for name in names)
-    return ChartSpec("intents", "Intent mix", "bar", labels, datasets, stacked=True, y_label="questions")
+    return ChartSpec("intents", _("Intent mix"), "bar", labels, datasets, stacked=True, y_label=_("questions"))
 
 
 def latency_chart(keys, labels, groups, field: str, title: str, chart_id: str) -> ChartSpec:
@@ -286,18 +289,18 @@ def latency_chart(keys, labels, groups, field: str, title: str, chart_id: str) -
 
 
 def speed_chart(keys, labels, groups) -> ChartSpec:
-    return ChartSpec("speed", "Generation speed and queue time", "line", labels, (
-        Dataset("tokens/s (mean)", series(keys, groups, lambda rows: average(rows, "tokens_per_s_sum",
+    return ChartSpec("speed", _("Generation speed and queue time"), "line", labels, (
+        Dataset(_("tokens/s (mean)"), series(keys, groups, lambda rows: average(rows, "tokens_per_s_sum",
                                                                              "tokens_per_s_count"))),
-        Dataset("queue ms (mean)", series(keys, groups, lambda rows: average(rows, "queue_ms_sum", "queue_count"))),
+        Dataset(_("queue ms (mean)"), series(keys, groups, lambda rows: average(rows, "queue_ms_sum", "queue_count"))),
     ))
 
 
 def feedback_chart(keys, labels, groups) -> ChartSpec:
-    return ChartSpec("feedback", "Feedback", "bar", labels, (
-        Dataset("thumbs up", series(keys, groups, lambda rows: total(rows, "feedback_up")), stack="feedback"),
-        Dataset("thumbs down", series(keys, groups, lambda rows: total(rows, "feedback_down")), stack="feedback"),
-    ), stacked=True, y_label="ratings")
+    return ChartSpec("feedback", _("Feedback"), "bar", labels, (
+        Dataset(_("thumbs up"), series(keys, groups, lambda rows: total(rows, "feedback_up")), stack="feedback"),
+        Dataset(_("thumbs down"), series(keys, groups, lambda rows: total(rows, "feedback_down")), stack="feedback"),
+    ), stacked=True, y_label=_("ratings"))
 
 
 def cost_rows(rows: list[dict], names: dict[int, str]) -> tuple[CostRow, ...]:
@@ -325,10 +328,10 @@ def cost_chart(rows: list[dict], names: dict[int, str], flt: DashboardFilter) ->
     datasets = []
     for kb_id, by_day in sorted(per_base.items()):
         name = names.get(kb_id, f"#{kb_id}")
-        datasets.append(Dataset(f"{name} prompt", tuple(by_day[day][0] for day in days), stack=name))
-        datasets.append(Dataset(f"{name} completion", tuple(by_day[day][1] for day in days), stack=name))
-    return ChartSpec("cost", "Tokens per day per knowledge base", "bar", labels, tuple(datasets), stacked=True,
-                     y_label="tokens")
+        datasets.append(Dataset(_("%(base)s prompt") % {"base": name}, tuple(by_day[day][0] for day in days), stack=name))
+        datasets.append(Dataset(_("%(base)s completion") % {"base": name}, tuple(by_day[day][1] for day in days), stack=name))
+    return ChartSpec("cost", _("Tokens per day per knowledge base"), "bar", labels, tuple(datasets), stacked=True,
+                     y_label=_("tokens"))
 
 
 ANSWERABILITY_BINS = 10
@@ -364,8 +367,8 @@ def answerability_chart(flt: DashboardFilter) -> ChartSpec:
     counts = answerability_counts(flt)
     bins = len(counts)
     labels = tuple(f"{i / bins:.1f}–{(i + 1) / bins:.1f}" for i in range(bins))
-    return ChartSpec("answerability", "Answerability of questions (probability the base answers)", "bar", labels,
-                     (Dataset("replies", tuple(counts)),), y_label="replies")
+    return ChartSpec("answerability", _("Answerability of questions (probability the base answers)"), "bar", labels,
+                     (Dataset(_("replies"), tuple(counts)),), y_label=_("replies"))
 
 
 def knowledge_base_names() -> dict[int, str]:
@@ -384,8 +387,8 @@ def dashboard_data(flt: DashboardFilter) -> DashboardData:
         volume_chart(keys, labels, groups),
         outcome_chart(keys, labels, groups),
         intent_chart(keys, labels, groups, rows),
-        latency_chart(keys, labels, groups, "ttft_buckets", "Time to first token", "ttft"),
-        latency_chart(keys, labels, groups, "total_buckets", "Total reply time", "total"),
+        latency_chart(keys, labels, groups, "ttft_buckets", _("Time to first token"), "ttft"),
+        latency_chart(keys, labels, groups, "total_buckets", _("Total reply time"), "total"),
         speed_chart(keys, labels, groups),
         cost_chart(rows, names, flt),
         feedback_chart(keys, labels, groups),

@@ -15,6 +15,7 @@ from datetime import datetime, time
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from analytics.filters import DashboardFilter
 from analytics.models import ExpertLoadDaily, ExpertLoadRollup
@@ -96,11 +97,11 @@ def imbalance_charts(rows, flt: DashboardFilter) -> tuple[ChartSpec, ...]:
         for key in keys:
             bucket_rows = per_bucket.get((key, layer))
             figures.append(imbalance(summed(bucket_rows)[layer]) if bucket_rows else (None, None))
-        ratio_sets.append(Dataset(f"layer {layer}", tuple(round(r, 2) if r is not None else None for r, _ in figures)))
-        cv_sets.append(Dataset(f"layer {layer}", tuple(round(c, 3) if c is not None else None for _, c in figures)))
-    return (ChartSpec("expert-ratio", "Expert load imbalance: max / mean", "line", labels, tuple(ratio_sets),
-                      y_label="max/mean (1 = balanced)"),
-            ChartSpec("expert-cv", "Expert load imbalance: coefficient of variation", "line", labels,
+        ratio_sets.append(Dataset(_("layer %(layer)s") % {"layer": layer}, tuple(round(r, 2) if r is not None else None for r, _ in figures)))
+        cv_sets.append(Dataset(_("layer %(layer)s") % {"layer": layer}, tuple(round(c, 3) if c is not None else None for _, c in figures)))
+    return (ChartSpec("expert-ratio", _("Expert load imbalance: max / mean"), "line", labels, tuple(ratio_sets),
+                      y_label=_("max/mean (1 = balanced)")),
+            ChartSpec("expert-cv", _("Expert load imbalance: coefficient of variation"), "line", labels,
                       tuple(cv_sets), y_label="CV"))
 
 

@@ -1,12 +1,14 @@
 """What Kefu says itself, in English and Chinese: refusals, hand-offs, "I don't know", small talk.
 
-The language follows the question (any CJK character → Chinese), so a customer is
-answered in the language they wrote in.
+The language follows the question (:func:`chat.pipeline.language.reply_language`: Chinese for
+Chinese, English for anything else), so a customer is answered in the language they wrote in.
 """
 
 from __future__ import annotations
 
 import re
+
+from chat.pipeline.language import reply_language
 
 REPLIES = {
     "sensitive_word": {
@@ -55,7 +57,8 @@ REPLIES = {
 
 
 def language_of(text: str) -> str:
-    return "zh" if any("\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf" for ch in text) else "en"
+    """The language ("zh" or "en") Kefu's own words take for a customer who wrote ``text``."""
+    return reply_language(text)
 
 
 def reply(kind: str, *, question: str) -> str:

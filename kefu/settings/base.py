@@ -192,6 +192,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "kefu.static_files.AsyncWhiteNoiseMiddleware",  # WhiteNoise, async-capable (no thread hop per request)
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The page's language: the switcher's cookie, else the browser's Accept-Language (the widget sends its own).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -253,6 +255,12 @@ AXES_VERBOSE = False
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
+# The interface languages; zh-CN, zh-SG and plain zh in Accept-Language all pick zh-hans.
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+# Catalogs: locale/<lang>/LC_MESSAGES/django.po, compiled to .mo by `make install` (kefu.catalogs).
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# English staff dates stay ISO-like (Y-m-d H:i); Chinese takes Django's zh_Hans formats.
+FORMAT_MODULE_PATH = ["kefu.formats"]
 USE_TZ = True
 
 STATIC_URL = "/static/"

@@ -28,8 +28,15 @@
          failed: "抱歉，出现了问题，请重试。", limited: "发送太频繁，请 {s} 秒后再试。", refused: "此页面无权使用该客服。",
          welcome: "您好！有什么可以帮您？"}
   };
-  var lang = (document.documentElement.lang || navigator.language || "en").toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
+  // The widget's language: the tag's data-lang, else the page's lang, else the browser's; Chinese or English.
+  function widgetLanguage() {
+    var named = script.getAttribute("data-lang") || document.documentElement.lang || navigator.language || "en";
+    return named.toLowerCase().indexOf("zh") === 0 ? "zh" : "en";
+  }
+  var lang = widgetLanguage();
   var T = STRINGS[lang];
+  // Sent with every API call, so the server's own notices (errors, limits) come back in the widget's language.
+  var ACCEPT_LANGUAGE = lang === "zh" ? "zh-CN,zh;q=0.9" : "en";
 
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
@@ -248,7 +255,10 @@
       if (event.data) {  // an error event from the server, not a dropped connection
         source.close();
         item.classList.remove("streaming");
-        body.textContent = JSON.parse(event.data).message || T.failed;
+        var failure = JSON.parse(event.data);
+        // Kefu's own failure reply is in the customer's language; a bare service error is not: ours instead.
+        body.textContent = (failure.code === "service_unavailable" || failure.code === "timeout") ? T.failed
+          : failure.message || T.failed;
         busy(false);
       } else if (source.readyState === EventSource.CLOSED) {
         item.classList.remove("streaming");
@@ -259,7 +269,8 @@
   }
 
   function call(method, path, body) {
-    var options = {method: method, headers: {"X-Kefu-Key": KEY}, mode: "cors", credentials: "omit"};
+    var options = {method: method, headers: {"X-Kefu-Key": KEY, "Accept-Language": ACCEPT_LANGUAGE}, mode: "cors",
+                   credentials: "omit"};
     if (body !== undefined) { options.headers["Content-Type"] = "application/json"; options.body = JSON.stringify(body); }
     return fetch(API + path, options);
   }
@@ -283,6 +294,7 @@
       var code = data.error && data.error.code;
       var text = code === "rate_limited" ? T.limited.replace("{s}", response.headers.get("Retry-After") || "60")
         : (code === "origin_not_allowed" || code === "unknown_key") ? T.refused
+        : code === "service_unavailable" ? T.failed
         : (data.error && data.error.message) || T.failed;
       item.querySelector(".body").textContent = text;
       item.className = "msg notice";

@@ -8,14 +8,24 @@
   const input = document.getElementById("kb-files");
   const list = document.getElementById("kb-uploads");
   const csrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
+  // The page's words for each state (kb.views.upload_strings, in the staff member's language).
+  const strings = document.getElementById("kb-upload-strings");
+  const T = Object.assign({
+    uploading: "uploading", unexpected: "Unexpected server reply.", refused: "Upload refused.",
+    duplicate: "already in this knowledge base ({status})", queued: "queued", network: "network error",
+    failed: "failed: {error}", ready: "ready · {chunks} chunks", statuses: {}
+  }, strings ? JSON.parse(strings.textContent) : {});
+  const fill = (text, values) => text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? values[name] : whole));
+  const statusName = (code) => T.statuses[code] || code;
   const rows = new Map(); // document id -> list item
   let timer = null;
 
   function item(name) {
     const li = document.createElement("li");
-    li.innerHTML = '<span class="name"></span> — <span class="stage">uploading</span>' +
+    li.innerHTML = '<span class="name"></span> — <span class="stage"></span>' +
       '<div class="kb-bar"><span></span></div>';
     li.querySelector(".name").textContent = name;
+    li.querySelector(".stage").textContent = T.uploading;
     list.appendChild(li);
     return li;
   }
@@ -33,19 +43,19 @@
     const xhr = new XMLHttpRequest();
     xhr.open("POST", drop.dataset.uploadUrl);
     xhr.setRequestHeader("X-CSRFToken", csrf);
-    xhr.upload.onprogress = (e) => { if (e.lengthComputable) show(li, 20 * e.loaded / e.total, "uploading"); };
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) show(li, 20 * e.loaded / e.total, T.uploading); };
     xhr.onload = () => {
       let body = {};
-      try { body = JSON.parse(xhr.responseText); } catch (err) { body = { error: "Unexpected server reply." }; }
-      if (xhr.status >= 400) { show(li, 100, body.error || "Upload refused.", "failed"); return; }
+      try { body = JSON.parse(xhr.responseText); } catch (err) { body = { error: T.unexpected }; }
+      if (xhr.status >= 400) { show(li, 100, body.error || T.refused, "failed"); return; }
       for (const doc of body.documents) {
-        if (!doc.created) { show(li, 100, "already in this knowledge base (" + doc.status + ")", doc.status); continue; }
+        if (!doc.created) { show(li, 100, fill(T.duplicate, { status: statusName(doc.status) }), doc.status); continue; }
         rows.set(doc.id, li);
-        show(li, 0, "queued");
+        show(li, 0, T.queued);
       }
       poll();
     };
-    xhr.onerror = () => show(li, 100, "network error", "failed");
+    xhr.onerror = () => show(li, 100, T.network, "failed");
     xhr.send(form);
   }
 
@@ -60,9 +70,9 @@
         for (const doc of body.documents) {
           const li = rows.get(doc.id);
           if (!li) continue;
-          if (doc.status === "failed") { show(li, 100, "failed: " + doc.error_message, "failed"); rows.delete(doc.id); }
-          else if (doc.status === "ready") { show(li, 100, "ready · " + doc.chunk_count + " chunks", "ready"); rows.delete(doc.id); }
-          else show(li, doc.progress, doc.status + " · " + doc.stage);
+          if (doc.status === "failed") { show(li, 100, fill(T.failed, { error: doc.error_message }), "failed"); rows.delete(doc.id); }
+          else if (doc.status === "ready") { show(li, 100, fill(T.ready, { chunks: doc.chunk_count }), "ready"); rows.delete(doc.id); }
+          else show(li, doc.progress, statusName(doc.status) + " · " + doc.stage);
         }
       } catch (err) { /* transient: try again on the next tick */ }
       poll();
