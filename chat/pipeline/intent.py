@@ -88,7 +88,8 @@ class IntentClassifier:
         self.labels = np.array(labels)
         self.label_rows = {label: np.flatnonzero(self.labels == label) for label in LABELS}
         # Character n-grams of the examples that have text (the shipped ones; FAQ rows come as vectors only).
-        self.grams = [char_grams(text) for text in (texts or [])]
+        self.texts = list(texts or [])  # the first len(texts) rows' utterances (FAQ rows come as vectors only)
+        self.grams = [char_grams(text) for text in self.texts]
 
     def label_scores(self, text: str, query_vector) -> np.ndarray:
         scores = self.vectors @ np.asarray(query_vector, dtype=np.float32)  # (N,)
@@ -187,6 +188,24 @@ def faq_vectors(kb_id: int) -> np.ndarray:
     return np.concatenate(rows)
 
 
+def with_section_titles(kb_id: int, vectors: np.ndarray, labels: list[str],
+                        texts: list[str]) -> tuple[np.ndarray, list[str], list[str]]:
+    """The shipped examples plus the base's section titles, labelled ``knowledge``.
+
+    A base of manuals or help pages has no FAQ phrasings to say what it covers; its headings do
+    ("Which CPU architectures does Debian support?" is near "What hardware architectures/systems does
+    Debian GNU/Linux run on?", far from the shipped general-knowledge asks). Their texts go right after
+    the shipped ones, so Chinese questions compare character n-grams with them too.
+    """
+    from kb.retrieval.headings import heading_examples
+
+    titles, title_vectors = heading_examples(kb_id)
+    if not titles or title_vectors.shape[1] != vectors.shape[1]:
+        return vectors, labels, texts
+    return (np.concatenate([vectors, title_vectors]), [*labels, *["knowledge"] * len(titles)],
+            [*texts, *titles])
+
+
 def classifier_for(kb_id: int | None, index_version: int | None) -> IntentClassifier:
     """The classifier of one base at one index version (built once, rebuilt after a re-index).
 
@@ -202,6 +221,7 @@ def classifier_for(kb_id: int | None, index_version: int | None) -> IntentClassi
         return known
     vectors, labels, texts = shipped_examples(base_model(kb_id))
     if kb_id is not None:
+        vectors, labels, texts = with_section_titles(kb_id, vectors, labels, texts)
         faq = faq_vectors(kb_id)
         if faq.size:
             faq = faq.reshape(-1, vectors.shape[1])

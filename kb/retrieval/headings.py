@@ -92,3 +92,29 @@ def forget() -> None:
     """Drop the remembered heading vectors (tests; a model file replaced in place)."""
     with _memo_lock:
         _memo.clear()
+
+
+def heading_examples(kb_id: int) -> tuple[list[str], np.ndarray]:
+    """The titles of a base's sections and their vectors in its active index: what the base is about.
+
+    Read back from the active version's dense index (no embedding on the request path); empty when
+    the base has no index, no headings, or an index that cannot give its vectors back.
+    """
+    from kb.indexing import ROW_HEADING, active_index
+    from kb.models import Chunk
+
+    index = active_index(kb_id)
+    rows = getattr(index, "rows", None)
+    reconstruct = getattr(getattr(getattr(index, "dense", None), "index", None), "reconstruct_batch", None)
+    if rows is None or reconstruct is None:
+        return [], np.zeros((0, 0), dtype=np.float32)
+    row_ids = np.flatnonzero(rows.kinds == ROW_HEADING)
+    if not row_ids.size:
+        return [], np.zeros((0, 0), dtype=np.float32)
+    chunk_ids = rows.refs[row_ids].tolist()
+    found = dict(Chunk.objects.filter(pk__in=chunk_ids).values_list("id", "heading_path"))
+    titles = {head.chunk_id: head.dense_text
+              for head in section_heads((cid, 0, found.get(cid, "")) for cid in chunk_ids)}
+    keep = [n for n, cid in enumerate(chunk_ids) if cid in titles]
+    vectors = np.asarray(reconstruct(row_ids[keep].astype(np.int64)), dtype=np.float32)
+    return [titles[chunk_ids[n]] for n in keep], vectors

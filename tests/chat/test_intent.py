@@ -61,6 +61,34 @@ def test_the_bases_faq_questions_join_the_faq_label_and_a_reindex_retrains(suppo
     assert before.label != "faq" or after.confidence > before.confidence
 
 
+def test_a_bases_section_titles_say_what_it_covers_to_the_classifier(support_kb, embedder):
+    # given a question the shipped examples call general knowledge (out of scope)
+    from kb.indexing import index_build
+    from kb.ingestion import document_ingest
+    from kb.services import document_upload
+
+    question = "How tall is the Eiffel Tower?"
+    vector = intent.embed([question])[0]
+    before = intent_classify(text=question, query_vector=vector, kb_id=support_kb.pk,
+                             index_version=support_kb.active_index_id)
+    assert before.label == "out_of_scope"
+    # when the base gains a guide with a section of that title and is re-indexed
+    guide = b"# Paris trips\n\n## 2.1. How tall is the Eiffel Tower?\n\nIt measures 330 metres with its antennas.\n"
+    upload = document_upload(knowledge_base=support_kb, filename="paris.md", data=guide, enqueue=False)
+    document_ingest(document_id=upload.document.pk)
+    version = index_build(knowledge_base_id=support_kb.pk)
+    after = intent_classify(text=question, query_vector=vector, kb_id=support_kb.pk, index_version=version.pk)
+    # then the title joins the knowledge label, and the question is no longer out of scope
+    classifier = intent.classifier_for(support_kb.pk, version.pk)
+    assert "How tall is the Eiffel Tower?" in classifier_texts(classifier, "knowledge")
+    assert after.label == "knowledge"
+
+
+def classifier_texts(classifier, label: str) -> list[str]:
+    return [text for text, row_label in zip(classifier.texts, classifier.labels.tolist(), strict=False)
+            if row_label == label]
+
+
 def test_chinese_questions_are_classified_with_character_ngrams_too(embedder):
     # given the held-out Chinese utterances (the English embedder alone gets about half of them)
     examples = [e for e in load_examples(intent.HELDOUT_FILE) if any("\u4e00" <= c <= "\u9fff" for c in e.text)]
