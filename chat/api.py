@@ -40,11 +40,13 @@ def redis_unavailable_errors() -> tuple[type[BaseException], ...]:
 
 
 def unavailable_errors() -> tuple[type[BaseException], ...]:
-    """Errors meaning a backing service (Redis, the Celery broker, the database) is down: a 503, not a 500."""
+    """Errors meaning a backing service (Redis, the Celery broker, the database, Milvus) is down: a 503, not a 500."""
     from django.db import InterfaceError, OperationalError
     from kombu.exceptions import OperationalError as BrokerUnavailable
 
-    return (*redis_unavailable_errors(), BrokerUnavailable, OperationalError, InterfaceError)
+    from kb.search import SearchBackendUnavailable
+
+    return (*redis_unavailable_errors(), BrokerUnavailable, OperationalError, InterfaceError, SearchBackendUnavailable)
 
 
 def unavailable_error() -> ApiError:

@@ -1,6 +1,7 @@
 """``/healthz`` (the process answers) and ``/readyz`` (it can serve a customer).
 
-Readiness covers the database, Redis when configured, the embedding model loaded in
+Readiness covers the database, Redis when configured, the search backend (named with its state
+in the details: ``"search_backend": {"backend": "milvus", "state": "up"}``), the embedding model loaded in
 this process, and a generator that is ready: the in-process engine in embedded
 mode, or a live inference worker's heartbeat in service mode.
 
@@ -33,6 +34,7 @@ def readyz(request):
     components = [
         preflight.check_database(),
         preflight.check_redis(),
+        preflight.check_search_backend(),
         embedder_status(),
         generator_status(),
     ]
@@ -40,8 +42,15 @@ def readyz(request):
     body = {"status": "ready" if ready else "not_ready"}
     if may_see_details(request):
         body["mode"] = settings.KEFU_MODE
+        body["search_backend"] = search_backend_state(components)
         body["components"] = {component.name: component.as_dict() for component in components}
     return JsonResponse(body, status=200 if ready else 503)
+
+
+def search_backend_state(components) -> dict:
+    """The backend's name and whether it answers, at the top of the details (its host and error are in components)."""
+    search = next(c for c in components if c.name == "search_backend")
+    return {"backend": search.extra.get("backend", ""), "state": "up" if search.ok else "down"}
 
 
 def may_see_details(request: HttpRequest) -> bool:

@@ -82,6 +82,18 @@ def check_redis() -> ComponentStatus:
         return ComponentStatus("redis", False, f"{redact(settings.REDIS_URL)}: {one_line(exc)}")
 
 
+def check_search_backend() -> ComponentStatus:
+    """The configured search backend answers (local: always; Milvus: lists its collections)."""
+    from kb.search_backends import SearchBackendConfigError, configured_backend, configured_name
+
+    try:
+        name = configured_name()
+        status = configured_backend().status()
+    except SearchBackendConfigError as exc:
+        return ComponentStatus("search_backend", False, str(exc), {"backend": settings.KEFU_SEARCH_BACKEND})
+    return ComponentStatus("search_backend", status.ok, status.detail, {"backend": name})
+
+
 def check_models() -> list[ComponentStatus]:
     """Resolve the configured generator and embedding model without loading them."""
     from inference.catalog import resolve_model
@@ -111,6 +123,10 @@ def startup_problems(*, database_wait_s: float | None = None) -> list[str]:
             f"REDIS_URL is set but Redis does not answer ({redis_status.detail}); "
             "start Redis, or unset REDIS_URL to run embedded"
         )
+    search = check_search_backend()
+    if not search.ok:
+        problems.append(f"KEFU_SEARCH_BACKEND={search.extra['backend']} but the search backend cannot be used "
+                        f"({search.detail}); start it, or set KEFU_SEARCH_BACKEND=local")
     wait_s = settings.KEFU_DATABASE_WAIT if database_wait_s is None else database_wait_s
     database = check_database(wait_s=wait_s)
     from django.db import connections

@@ -280,13 +280,13 @@ class MilvusBackend:
 
 def collapse(hits) -> list[tuple[tuple[str, int], float]]:
     """Rows → items, keeping each item's best row (an FAQ entry has one row per phrasing)."""
-    from kb.indexing import ROW_CHUNK
+    from kb.indexing import ROW_FAQ
 
     seen: set[tuple[str, int]] = set()
     out = []
     for hit in hits:
         entity = hit["entity"]
-        key = ("chunk" if entity["kind"] == ROW_CHUNK else "faq", int(entity["ref"]))
+        key = ("faq" if entity["kind"] == ROW_FAQ else "chunk", int(entity["ref"]))  # other kinds stand for a chunk
         if key not in seen:
             seen.add(key)
             out.append((key, float(hit["distance"])))

@@ -36,7 +36,7 @@ def test_readyz_reports_each_component_and_503_while_one_is_not_ready(client, se
     # then every component is listed with its status, and the process is not ready
     assert response.status_code == 503
     assert body["status"] == "not_ready"
-    assert set(body["components"]) == {"database", "redis", "embedding_model", "generator"}
+    assert set(body["components"]) == {"database", "redis", "search_backend", "embedding_model", "generator"}
     assert body["components"]["database"]["ok"] is True
     assert body["components"]["redis"] == {"ok": True, "detail": "not configured (embedded mode)"}
     assert body["components"]["generator"]["ok"] is False
@@ -123,4 +123,4 @@ def test_readyz_shows_details_to_a_staff_login_only(client, settings, django_use
     # when a staff member asks / then every component
     client.login(username="ops", password="pw-ops-1")
     body = client.get("/readyz").json()
-    assert set(body["components"]) == {"database", "redis", "embedding_model", "generator"}
+    assert set(body["components"]) == {"database", "redis", "search_backend", "embedding_model", "generator"}
