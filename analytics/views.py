@@ -90,7 +90,7 @@ def dashboard(request):
     data, experts = dashboard_data(flt), expert_load(flt)
     charts = [chart.as_dict() for chart in (*data.charts, *experts.charts) if chart.has_data]
     return page(request, "analytics/dashboard.html", flt, data=data, experts=experts, charts=charts,
-                languages=language_mix(flt), rolled_up_at=rollup_watermark())
+                language_mix=language_mix(flt), rolled_up_at=rollup_watermark())
 
 
 @never_cache

@@ -6,3 +6,4 @@ Chinese uses Django's own zh_Hans formats (2026年3月5日 14:30).
 SHORT_DATETIME_FORMAT = "Y-m-d H:i"
 SHORT_DATE_FORMAT = "Y-m-d"
 
+DATETIME_FORMAT = "Y-m-d H:i:s"
