@@ -82,10 +82,19 @@ def terms_text(terms: list[str]) -> str:
     return text
 
 
+WHITESPACE = {"tokenizer": "whitespace"}
+# Milvus Lite knows only "standard" and "jieba" tokenizers: its standard one splits on non-word characters
+# and lower-cases, which leaves Kefu's terms (lower-case \w+ words, jieba words) whole as well.
+LITE_ANALYZER = {"tokenizer": "standard"}
+
+
 def analyzer_params(lite: bool) -> dict:
-    """Split pre-analysed terms on whitespace (Milvus Lite knows only "standard" and "jieba": its standard
-    tokenizer splits on non-word characters, which leaves Kefu's terms whole as well)."""
-    return {"tokenizer": "standard"} if lite else {"tokenizer": "whitespace"}
+    """Split pre-analysed terms on whitespace."""
+    return LITE_ANALYZER if lite else WHITESPACE
+
+
+def is_unknown_tokenizer(exc: BaseException) -> bool:
+    return "unknown tokenizer" in str(exc).lower()
 
 
 def server_ranker(*, method: str, dense_weight: float, rrf_k: int):
@@ -185,6 +194,17 @@ class MilvusBackend:
         return name
 
     def create_collection(self, name: str, dim: int) -> None:
+        from pymilvus.exceptions import MilvusException
+
+        try:
+            self.create_collection_with(name, dim, analyzer_params(self.lite))
+        except MilvusException as exc:
+            if self.lite or not is_unknown_tokenizer(exc):
+                raise
+            # `python -m milvus_lite server` behind an http:// URI: Lite's tokenizer, same terms.
+            self.create_collection_with(name, dim, LITE_ANALYZER)
+
+    def create_collection_with(self, name: str, dim: int, analyzer: dict) -> None:
         from pymilvus import DataType, Function, FunctionType, MilvusClient
 
         schema = MilvusClient.create_schema(auto_id=True, enable_dynamic_field=False)
@@ -194,7 +214,7 @@ class MilvusBackend:
         schema.add_field("kind", DataType.INT8)
         schema.add_field("ref", DataType.INT64)
         schema.add_field("terms", DataType.VARCHAR, max_length=65535, enable_analyzer=True,
-                         analyzer_params=analyzer_params(self.lite))
+                         analyzer_params=analyzer)
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
         schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dim)
         schema.add_function(Function(name="terms_bm25", function_type=FunctionType.BM25,
