@@ -14,8 +14,13 @@ from dataclasses import dataclass
 from django.core.management.base import BaseCommand, CommandError
 
 from kb.models import IndexVersion, KnowledgeBase
-from kb.search_backends import (BACKENDS, SearchBackendConfigError, SearchBackendUnavailable, backend_named,
-                                configured_name)
+from kb.search_backends import (
+    BACKENDS,
+    SearchBackendConfigError,
+    SearchBackendUnavailable,
+    backend_named,
+    configured_name,
+)
 from kb.selectors import knowledge_base_get
 
 
