@@ -58,6 +58,22 @@ def test_top_returns_positive_scores_best_first(tmp_path):
     assert rows.tolist() == [4] and scores[0] > 0
 
 
-def test_analyzer_stems_drops_stop_words_and_segments_chinese():
+def test_analyzer_stems_drops_stop_words_and_indexes_chinese_characters_and_bigrams():
     assert analyze("The permits were Required!") == ["permit", "requir"]
-    assert analyze("退货政策 Debian") == ["退货", "政策", "debian"]
+    assert analyze("退货政策 Debian") == ["退", "货", "政", "策", "退货", "货政", "政策", "debian"]
+    assert analyze("我的包") == ["我", "包", "我的", "的包"]  # a one-character stop word is no term alone
+
+
+def test_full_width_and_traditional_text_meet_their_usual_forms():
+    # given a Simplified, half-width index text and queries typed in full width or Traditional script
+    assert analyze("ＤＥＢ　Ｐａｃｋａｇｅｓ") == analyze("deb packages")
+    assert analyze("軟體套件開機過程") == analyze("软体套件开机过程")
+
+
+def test_a_traditional_chinese_question_finds_the_simplified_passage():
+    from kb.retrieval.bm25 import build_bm25
+
+    corpus = ["如何使 Debian 系统保持最新？", "我有多台机器，怎样才能只下载一次更新？", "退货政策：三十天内可以退货。"]
+    index = build_bm25([analyze(text) for text in corpus])
+    rows, _ = index.top(analyze("如何使系統保持最新"), 1)
+    assert rows.tolist() == [0]
