@@ -1,6 +1,15 @@
 """Search latency at 10k and 100k chunks: kb's retrievers vs the naive baseline, in one run.
 
     .venv/bin/python bench/kb_latency.py [--sizes 10000,100000] [--queries 200]
+    .venv/bin/python bench/kb_latency.py --backend milvus [--sizes 10000,100000] [--milvus-uri URI]
+
+``--backend milvus`` compares the two search backends through kb itself: the same stored chunks are
+indexed by ``index_build`` on the local backend, then on Milvus (rows/s of each build: "ingestion"),
+and a fresh "web" process (Django + torch, as a web worker has them) loads the active version and
+answers the queries; it reports hybrid p50/p95 (``candidates`` + fusion, query vectors given) and
+its RSS. Milvus is Milvus Lite served by ``python -m milvus_lite server`` as a separate process
+(its RSS reported apart), unless ``--milvus-uri`` names a Milvus server. Milvus Lite is a
+pure-Python engine for tests and one machine: its latencies say nothing of a Milvus cluster's.
 
 Corpus: generated ~40-word passages over a Zipf-distributed 20k-word vocabulary (scale, not
 meaning) with random unit 384-d vectors. Everything runs on one thread (torch, FAISS/OpenMP).
@@ -36,7 +45,18 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--baseline-queries", type=int, default=50, help="rank_bm25 is slow; fewer queries")
+    parser.add_argument("--backend", choices=("", "milvus"), default="",
+                        help="milvus: compare the local and the Milvus search backend through kb")
+    parser.add_argument("--milvus-uri", default="", help="a Milvus server (default: Milvus Lite, its own process)")
+    parser.add_argument("--serve-queries", type=int, default=0, help=argparse.SUPPRESS)  # the child "web" process
+    parser.add_argument("--workdir", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_queries:
+        serve_queries(args.workdir, args.serve_queries, args.queries)
+        return
+    if args.backend == "milvus":
+        compare_backends([int(s) for s in args.sizes.split(",")], args.queries, args.milvus_uri)
+        return
     kb_datasets.django_setup()
     import faiss
 
@@ -180,6 +200,117 @@ def bench_add_document(size: int) -> None:
     found = bool(hits) and hits[0].document_id == document.pk
     print(f"\nAdd one document to a {size:,}-chunk base → searchable: {seconds:.1f} s "
           f"(status {document.status}, found first: {found})")
+
+
+# ---------------------------------------------------------------- --backend milvus
+
+
+def compare_backends(sizes: list[int], n_queries: int, milvus_uri: str) -> None:
+    import os
+    import tempfile
+
+    workdir = Path(tempfile.mkdtemp(prefix="kefu-kb-latency-"))
+    sys.path.insert(0, str(kb_datasets.ROOT))  # tests.kb.milvus_server
+    server = None
+    if not milvus_uri:
+        from tests.kb.milvus_server import free_port, start
+
+        server = start(workdir / "milvus", free_port())
+        milvus_uri = f"http://127.0.0.1:{server.args[server.args.index('--port') + 1]}"
+    os.environ["KEFU_MILVUS_URI"] = milvus_uri
+    kb_datasets.django_setup(workdir)
+    print(f"Milvus: {'Milvus Lite server process' if server else milvus_uri}; one thread per process\n")
+    print("| chunks | backend | build (ingestion) rows/s | hybrid p50 ms | hybrid p95 ms | web RSS MB "
+          "(before → after loading + queries) | Milvus process RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    try:
+        for size in sizes:
+            kb_id = stored_base(size)
+            for backend in ("local", "milvus"):
+                rate = timed_build(kb_id, size, backend)
+                child = web_child(workdir, kb_id, n_queries)
+                milvus_rss = rss_mb(server.pid) if server and backend == "milvus" else None
+                print(f"| {size:,} | {backend} | {rate:,.0f} | {child['p50']:.2f} | {child['p95']:.2f} | "
+                      f"{child['rss_before']:.0f} → {child['rss_after']:.0f} | "
+                      f"{'' if milvus_rss is None else f'{milvus_rss:.0f}'} |")
+                sys.stdout.flush()
+    finally:
+        if server is not None:
+            from tests.kb.milvus_server import stop
+
+            stop(server)
+
+
+def stored_base(size: int) -> int:
+    """A base whose ``size`` chunks (generated text, random unit vectors) are in the database, unindexed."""
+    from kb.models import Chunk, Document
+    from kb.services import content_hash, knowledge_base_create
+
+    texts, vectors, _ = corpus(size, seed=7)
+    kb = knowledge_base_create(name=f"backends {size}")
+    bulk = Document.objects.create(knowledge_base=kb, title="generated", content_hash=content_hash(b"generated"),
+                                   status=Document.Status.READY)
+    Chunk.objects.bulk_create(
+        [Chunk(document=bulk, ordinal=i, text=t, token_count=len(t.split()), embedding=v.tobytes())
+         for i, (t, v) in enumerate(zip(texts, vectors, strict=True))], batch_size=2000)
+    return kb.pk
+
+
+def timed_build(kb_id: int, size: int, backend: str) -> float:
+    """Rows per second of one index build on ``backend`` (analysis + index writing, vectors stored already)."""
+    from kb.indexing import index_build
+
+    started = time.perf_counter()
+    version = index_build(knowledge_base_id=kb_id, backend=backend, gate=False)
+    assert version.backend == backend and version.chunk_count == size, version
+    return size / (time.perf_counter() - started)
+
+
+def web_child(workdir: Path, kb_id: int, n_queries: int) -> dict:
+    import json
+    import subprocess
+
+    result = subprocess.run([sys.executable, __file__, "--serve-queries", str(kb_id), "--queries", str(n_queries),
+                             "--workdir", str(workdir)], capture_output=True, text=True, timeout=1800, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"the web process failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def serve_queries(workdir: Path, kb_id: int, n_queries: int) -> None:
+    """The "web" process: load the active version of the base and answer the queries; print p50, p95 and RSS."""
+    import json
+    import os
+
+    kb_datasets.django_setup(workdir)
+    from kb.embedding import embedding_dimension
+    from kb.indexing import active_index
+    from kb.models import KnowledgeBase
+    from kb.retrieval.search import candidates, fuse
+
+    embedding_dimension()  # the embedder a web worker holds anyway
+    before = rss_mb(os.getpid())
+    kb = KnowledgeBase.objects.get(pk=kb_id)
+    _, _, queries = corpus(1000, seed=7)
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((n_queries, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    items = list(zip(queries[:n_queries], vectors, strict=True))
+
+    def hybrid_candidates(item):
+        found = candidates(active_index(kb_id), item[0], DEPTH, query_vector=item[1])
+        return fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=10,
+                    method=kb.fusion_method)
+
+    hybrid_candidates(items[0])  # loads the version (local: its files into memory)
+    p50, p95 = percentiles(timed(hybrid_candidates, items))
+    print(json.dumps({"p50": p50, "p95": p95, "rss_before": before, "rss_after": rss_mb(os.getpid())}))
+
+
+def rss_mb(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 2**20
 
 
 if __name__ == "__main__":
