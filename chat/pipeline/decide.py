@@ -35,6 +35,7 @@ SMALLTALK, SUGGEST = "smalltalk", "suggest"
 # A second FAQ entry this close to the best one, with another answer, makes a direct answer a guess.
 DIRECT_TIE_MARGIN = 0.02
 MAX_PASSAGES = 5
+BM25_TRUSTED_RANK = 1  # a hit BM25 ranks this high counts as relevant whatever its cosine
 # A FAQ entry is "clearly the best match" when it is the first hit (or the first hit is its own document),
 # its question is at least this close to the customer's, and the next entry with another answer trails
 # it by SUGGEST_MARGIN. Demo base, shipped paraphrases: at 0.70 and above 53 of 56 suggestions name the right
@@ -110,6 +111,18 @@ def suggest_candidate(hits: list):
     return best
 
 
+def is_relevant(hit, relevance_floor: float, *, words_count: bool = False) -> bool:
+    """Close enough to the question to build an answer on: the dense cosine (or FAQ similarity) reaches the
+    floor — or, with ``words_count`` (the base's answerability model has judged the question answerable),
+    BM25 ranks the hit first: the word evidence an embedder that does not know the question's language (the
+    bundled English MiniLM for Chinese) cannot give. Without a fitted model the floor alone rules, since
+    some word of almost any question matches some passage."""
+    if hit_relevance(hit) >= relevance_floor:
+        return True
+    bm25 = hit.found_by.get("bm25") if hit.found_by else None
+    return words_count and bm25 is not None and bm25.rank <= BM25_TRUSTED_RANK
+
+
 def answer_decide(*, intent: Intent, hits: list, direct_threshold: float, relevance_floor: float,
                   extractive: bool, question: str = "",
                   answerability: Score | Callable[[], Score | None] | None = None) -> Decision:
@@ -148,7 +161,8 @@ def question_decide(*, intent: Intent, hits: list, direct_threshold: float, rele
     score = answerability() if callable(answerability) else answerability
     if score is not None and not score.answerable:
         return Decision(REFUSE, "unanswerable")
-    relevant = [hit for hit in hits if hit_relevance(hit) >= relevance_floor][:MAX_PASSAGES]
+    relevant = [hit for hit in hits if is_relevant(hit, relevance_floor, words_count=score is not None)]
+    relevant = relevant[:MAX_PASSAGES]
     if not relevant:
         return Decision(REFUSE, "no_relevant_passage")
     passages = [passage_of(hit, n) for n, hit in enumerate(relevant, 1)]

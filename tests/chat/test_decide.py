@@ -149,3 +149,37 @@ def test_a_statement_is_never_answered_directly_but_its_close_faq_is_offered_wit
     # and the same words asked as a question are answered directly
     assert decide.answer_decide(intent=Intent("faq", 0.9), hits=hits, direct_threshold=0.85, relevance_floor=0.35,
                                 extractive=True, question="Can I replace the roof myself?").action == decide.DIRECT
+
+
+def words_hit(cosine, bm25_rank, n):
+    """A chunk found by both retrievers: a dense cosine and a BM25 rank."""
+    return Hit(chunk_id=n, document_id=1, text=f"passage {n}", score=0.03, document_title="手册", page=None,
+               heading_path="升级", found_by={"dense": Ranked(n, cosine), "bm25": Ranked(bm25_rank, 7.5)})
+
+
+def answerable_run(hits):
+    from chat.pipeline.answerability import Score
+
+    return decide.answer_decide(intent=Intent("knowledge", 0.9), hits=hits, direct_threshold=0.85,
+                                relevance_floor=0.35, extractive=False, answerability=Score(0.9, 0.5))
+
+
+def test_the_top_bm25_hit_is_relevant_even_when_the_embedder_does_not_know_the_language():
+    # given a Chinese question, judged answerable, whose best passage the English-only embedder scores low
+    hits = [words_hit(0.12, 1, 1), words_hit(0.10, 2, 2), words_hit(0.5, 3, 3)]
+    # when
+    decision = answerable_run(hits)
+    # then BM25's first hit stays a passage, its second (as low a cosine) does not, a close one does
+    assert decision.action == decide.GENERATE
+    assert [p.chunk_id for p in decision.passages] == [1, 3]
+
+
+def test_without_any_word_or_vector_evidence_nothing_is_relevant():
+    decision = answerable_run([words_hit(0.12, 2, 1), chunk(0.2, 2)])
+    assert decision.action == decide.REFUSE and decision.reason == "no_relevant_passage"
+
+
+def test_without_an_answerability_model_a_top_bm25_hit_is_not_enough():
+    # given no fitted model: some word of almost any question matches some passage
+    decision = run("knowledge", [words_hit(0.12, 1, 1)])
+    assert decision.action == decide.REFUSE and decision.reason == "no_relevant_passage"

@@ -122,3 +122,37 @@ def test_a_sentence_of_the_better_ranked_passage_wins_a_near_tie(embedder):
     vectors = np.eye(2, dtype=np.float32)
     # then the better-ranked passage's sentence comes first
     assert [s.text for s in pick_sentences(sentences, vectors)][0] == "Top one."
+
+
+def unit(angle_degrees):
+    import numpy as np
+
+    angle = np.radians(angle_degrees)
+    return np.array([np.cos(angle), np.sin(angle)], dtype=np.float32)
+
+
+def fixed_embed(table):
+    """An embedder that knows each sentence's vector: cosines with the question (angle 0) are set by the test."""
+    import numpy as np
+
+    return lambda sentences: np.stack([unit(table[s]) for s in sentences])
+
+
+def test_the_best_ranked_passage_speaks_first_when_it_has_a_sentence_to_the_point():
+    # given: passage 1's sentence is on topic (cos 60° = 0.5), passage 2's closer (cos -40° = 0.77)
+    embed = fixed_embed({"Upgrades run with apt.": 60, "Unattended upgrades install updates nightly.": -40,
+                         "The office is blue.": 89})
+    passages = [passage(1, "Upgrades run with apt. The office is blue."),
+                passage(2, "Unattended upgrades install updates nightly.")]
+    # when
+    extract = extractive_answer(question_vector=unit(0), passages=passages, embed=embed)
+    # then the first citation is the best-ranked source; the closer sentence follows, cited to its own
+    assert extract.text == "Upgrades run with apt. [1] Unattended upgrades install updates nightly. [2]"
+
+
+def test_a_best_ranked_passage_with_nothing_to_the_point_is_not_quoted():
+    # given: passage 1's only sentence is off topic (cos 80° = 0.17 < MIN_SIMILARITY)
+    embed = fixed_embed({"The office is blue today.": 80, "Unattended upgrades install updates nightly.": 40})
+    passages = [passage(1, "The office is blue today."), passage(2, "Unattended upgrades install updates nightly.")]
+    extract = extractive_answer(question_vector=unit(0), passages=passages, embed=embed)
+    assert extract.text == "Unattended upgrades install updates nightly. [2]"
