@@ -500,7 +500,7 @@ def job_token_ids(job_id: str) -> list[str]:
     """The ids of the token events in a job's stream, read straight from Redis (or memory)."""
     from inference.stream import START, open_stream
 
-    stream = open_stream(job_id, reap_on_read=False)
+    stream = open_stream(job_id)
     ids, cursor = [], START
     while True:
         events = stream.read(cursor, block_ms=0)

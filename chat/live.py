@@ -27,6 +27,7 @@ from django.db import transaction
 from chat.db_slots import db_call
 from chat.models import Conversation, Message
 
+STAFF_REPLY_REASON = "staff_reply"  # the reason of a staff reply (chat.staff_replies): what a live stream pushes
 POLL_S = 0.5
 BACKSTOP_S = 10.0
 MAX_OPEN_S = 300.0
@@ -55,8 +56,6 @@ def conversation_version(public_id: str) -> int:
 
 def pushed_messages(conversation: Conversation, *, after_id: str | None) -> list[Message]:
     """Staff replies of the conversation after the message ``after_id`` (all of them when it is None)."""
-    from chat.staff_replies import STAFF_REPLY_REASON  # staff_replies imports this module
-
     replies = conversation.messages.filter(role=Message.Role.ASSISTANT, reason=STAFF_REPLY_REASON)
     if after_id:
         anchor = Message.objects.filter(pk=after_id, conversation=conversation).values_list("created_at", flat=True)

@@ -33,6 +33,7 @@ from chat.api import redis_unavailable_errors, unavailable_errors
 from chat.db_slots import db_call
 from chat.models import Message
 from chat.pipeline.reply_filter import ReplyFilter
+from inference.outcomes import GenerationError
 
 log = logging.getLogger(__name__)
 FINAL_ID = "final"  # the id of the single done event of a reply that was known at once
@@ -92,12 +93,10 @@ def unavailable_final_event(message: Message, exc: BaseException) -> str:
     The customer gets an ``error`` they can act on instead of a cut connection, and the message is
     stored failed (code ``service_unavailable``) so it is never left pending.
     """
-    from inference.stream import START, StreamEvent
-
     log.warning("stream of message %s broken by an unavailable service: %s", message.pk, exc)
-    event = StreamEvent(START, "error", {"code": "service_unavailable", "message": str(exc)})
+    outcome = GenerationError("service_unavailable", str(exc))
     try:
-        return final_events(services.message_finalize(message=message, event=event))
+        return final_events(services.message_finalize(message=message, event=outcome))
     except unavailable_errors():
         return sse_event("error", {"code": "service_unavailable",
                                    "message": "the service is briefly unavailable; try again in a few seconds"})
@@ -241,9 +240,7 @@ async def relay_generation(message: Message, *, last_event_id: str | None):
             yield ": heartbeat\n\n"
             last_sent = time.monotonic()
         await asyncio.sleep(0)
-    from inference.stream import StreamEvent
-
-    timeout = StreamEvent(cursor, "error", {"code": "timeout", "message": "no answer in time"})
+    timeout = GenerationError("timeout", "no answer in time")
     finished = await db_call(services.message_finalize)(message=message, event=timeout)
     yield final_events_with_id(finished, FINAL_ID)
 

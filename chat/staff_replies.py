@@ -18,10 +18,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from chat.live import conversation_touch
+from chat.live import STAFF_REPLY_REASON, conversation_touch
 from chat.models import Conversation, Message
 
-STAFF_REPLY_REASON = "staff_reply"
 MAX_REPLY_CHARS = 4000
 
 

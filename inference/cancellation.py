@@ -13,6 +13,8 @@ import threading
 
 from django.conf import settings
 
+from inference.stream import redis_client
+
 KEY_PREFIX = "kefu:cancel:"
 FLAG_TTL_S = 3600
 
@@ -23,8 +25,6 @@ _local_lock = threading.Lock()
 def request_cancel(job_id) -> None:
     """Raise the job's cancel flag (idempotent)."""
     if settings.REDIS_URL:
-        from inference.stream import redis_client
-
         redis_client(settings.REDIS_URL).set(KEY_PREFIX + str(job_id), "1", ex=FLAG_TTL_S)
     else:
         with _local_lock:
@@ -33,8 +33,6 @@ def request_cancel(job_id) -> None:
 
 def cancel_requested(job_id) -> bool:
     if settings.REDIS_URL:
-        from inference.stream import redis_client
-
         return bool(redis_client(settings.REDIS_URL).exists(KEY_PREFIX + str(job_id)))
     with _local_lock:
         return str(job_id) in _local
@@ -42,8 +40,6 @@ def cancel_requested(job_id) -> bool:
 
 def clear_cancel(job_id) -> None:
     if settings.REDIS_URL:
-        from inference.stream import redis_client
-
         redis_client(settings.REDIS_URL).delete(KEY_PREFIX + str(job_id))
     else:
         with _local_lock:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from inference.outcomes import GenerationDone
 from inference.params import GenerationRequest
 
 FINISH_REASONS = ("stop", "length", "cancelled", "timeout", "error")
@@ -39,13 +40,13 @@ class GenerationOutput:
     expert_counts: dict | None = None  # MoE: {"layers": [...], "num_experts": E, "counts": [[...]]}
     error: str = ""  # for finish_reason "error": what went wrong
 
-    def as_event_data(self) -> dict:
-        """The payload of the stream's ``done`` event."""
-        return {"text": self.text, "reasoning_text": self.reasoning_text, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens, "queue_ms": round(self.queue_ms, 1),
-                "ttft_ms": round(self.ttft_ms, 1), "total_ms": round(self.total_ms, 1),
-                "tokens_per_s": round(self.tokens_per_s, 2), "finish_reason": self.finish_reason,
-                "expert_counts": self.expert_counts}
+    def as_done(self) -> GenerationDone:
+        """The payload of the stream's ``done`` event (timings rounded)."""
+        return GenerationDone(text=self.text, reasoning_text=self.reasoning_text, prompt_tokens=self.prompt_tokens,
+                              completion_tokens=self.completion_tokens, queue_ms=round(self.queue_ms, 1),
+                              ttft_ms=round(self.ttft_ms, 1), total_ms=round(self.total_ms, 1),
+                              tokens_per_s=round(self.tokens_per_s, 2), finish_reason=self.finish_reason,
+                              expert_counts=self.expert_counts)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 In embedded mode the web process calls :func:`start_in_process_engine` from a
 background thread at start-up; the inference worker does the same when it starts.
-Either way the result is one :class:`~inference.backends.Generator` per process — the
+Either way the result is one :class:`~inference.backends.Generator` per process (:func:`build_generator`) — the
 continuous-batching engine for the transformers backend, or a client for the openai /
 vllm backends. :func:`generator_state` tells ``/readyz`` (and the worker heartbeat)
 how far it got; :func:`get_generator` waits for it (the inference task uses it).
@@ -17,6 +17,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from inference.backends import Generator
+from inference.backends.openai_backend import OpenAIBackend
+from inference.backends.transformers_backend import load_model
+from inference.backends.vllm_backend import VllmBackend
+from inference.config import EngineConfig, engine_config
+from inference.engine import BatchingEngine
 from kefu import compute
 
 log = logging.getLogger(__name__)
@@ -89,16 +95,26 @@ def get_generator(timeout_s: float = 600.0):
     return _generator
 
 
+def build_generator(config: EngineConfig, *, models_dir) -> Generator:
+    """Load and start the generator ``config`` describes (the model is loaded here, once).
+
+    Importing the backends costs nothing: each imports torch, transformers, httpx or vllm only when it loads.
+    """
+    if config.backend == "openai":
+        return OpenAIBackend(config)
+    if config.backend == "vllm":
+        return VllmBackend(config)
+    engine = BatchingEngine(load_model(config, models_dir=models_dir), config)
+    engine.start()
+    return engine
+
+
 def build_configured_generator():
     """Load KEFU_MODEL as the configured backend and start it (the engine thread, for transformers)."""
-    from inference.backends import build_generator
-    from inference.config import engine_config
-    from kefu.runtime import MODEL_LOAD_LOCK
-
     config = engine_config()
 
     def build():
-        with MODEL_LOAD_LOCK:  # never beside another model's from_pretrained (see kefu.runtime)
+        with compute.MODEL_LOAD_LOCK:  # never beside another model's from_pretrained (see kefu.compute)
             return build_generator(config, models_dir=settings.KEFU_DATA_DIR / "models")
 
     generator = compute.call(build)  # torch runs on the compute thread only (see kefu.compute)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -23,6 +24,7 @@ from inference.cancellation import cancel_requested, clear_cancel, request_cance
 from inference.config import engine_config
 from inference.handle import GenerationOutput
 from inference.models import GenerationJob
+from inference.outcomes import GenerationError
 from inference.params import (
     GenerationRequest,
     InvalidGenerationRequest,
@@ -30,7 +32,10 @@ from inference.params import (
     chat_messages,
     sampling_params,
 )
-from inference.stream import open_stream, write_done, write_error, write_token
+from inference.runtime import GeneratorUnavailable, get_generator
+from inference.selectors import HEARTBEAT_PREFIX
+from inference.stream import TokenStream, open_stream, redis_client, write_done, write_error, write_token
+from kefu.background import enqueue
 
 log = logging.getLogger(__name__)
 Status = GenerationJob.Status
@@ -40,7 +45,7 @@ WORKER_LOST = "the inference worker stopped while generating this answer"
 NOT_STARTED = "no inference worker started this answer in time"
 
 __all__ = ["InvalidGenerationRequest", "generation_cancel", "generation_reap_stale", "generation_run",
-           "generation_submit"]
+           "generation_stream", "generation_submit"]
 
 
 class GenerationTimedOut(TimeoutError):
@@ -53,9 +58,6 @@ def generation_submit(*, messages, params: SamplingParams | Mapping | None = Non
 
     Raises InvalidGenerationRequest (a ValueError) for out-of-range parameters or malformed messages.
     """
-    from inference.tasks import generate
-    from kefu.background import enqueue
-
     config = engine_config()
     checked = sampling_params(params, max_new_tokens_cap=config.max_new_tokens)
     job = GenerationJob.objects.create(
@@ -64,7 +66,8 @@ def generation_submit(*, messages, params: SamplingParams | Mapping | None = Non
         metadata=dict(metadata or {}), model=config.model,
     )
     job_id = str(job.id)
-    transaction.on_commit(lambda: enqueue(generate, job_id))
+    # by name: the task module imports this one (the task is a thin wrapper around generation_run)
+    transaction.on_commit(lambda: enqueue("inference.generate", job_id))
     return job_id
 
 
@@ -80,8 +83,8 @@ def generation_cancel(*, job_id) -> bool:
         if job.status == Status.QUEUED:
             mark_final(job, Status.CANCELLED, finish_reason="cancelled", error_code="cancelled",
                        error="cancelled before it started")
-            transaction.on_commit(lambda: write_error(open_stream(job_id), "cancelled",
-                                                      "cancelled before it started"))
+            cancelled = GenerationError("cancelled", "cancelled before it started")
+            transaction.on_commit(lambda: write_error(open_stream(job_id), cancelled))
     return True
 
 
@@ -110,19 +113,27 @@ def generation_reap_if_stale(*, job_id, now=None) -> bool:
     return False
 
 
+def generation_stream(job_id) -> TokenStream:
+    """The job's token stream for a reader: an idle blocking read also fails the job when its worker died."""
+    return open_stream(job_id, reap=reap_quietly)
+
+
+def reap_quietly(job_id: str) -> bool:
+    """The on-read check for :class:`~inference.stream.ReapingStream`; a database problem never breaks a read."""
+    try:
+        return generation_reap_if_stale(job_id=job_id)
+    except Exception:  # noqa: BLE001 - the read itself must still answer
+        log.exception("stale check of generation %s failed", job_id)
+        return False
+
+
 def worker_gone(worker: str) -> bool:
     """Service mode: the worker that claimed the job stopped beating (it died).
 
     Its heartbeat key outlives it by at most KEFU_INFERENCE_HEARTBEAT_TTL seconds.
     """
-    from django.conf import settings
-
-    from inference.selectors import HEARTBEAT_PREFIX
-
     if not settings.REDIS_URL or not worker:
         return False
-    from inference.stream import redis_client
-
     return not redis_client(settings.REDIS_URL).exists(HEARTBEAT_PREFIX + worker)
 
 
@@ -132,7 +143,7 @@ def reap(job_id, *, now, status: str = Status.RUNNING, code: str = "worker_lost"
         finished_at=now, updated_at=now,
     )
     if changed:
-        write_error(open_stream(job_id), code, message)
+        write_error(open_stream(job_id), GenerationError(code, message))
         log.warning("reaped stale generation %s", job_id)
     return bool(changed)
 
@@ -143,8 +154,6 @@ def generation_run(*, job_id, generator=None) -> str | None:
     The body of the ``inference.generate`` task. Every way out (done, cancelled, timeout, exception)
     leaves the job in a final status and the stream ending with ``done`` or ``error``.
     """
-    from inference.runtime import GeneratorUnavailable, get_generator
-
     config = engine_config()
     worker = worker_name()
     job = generation_claim(job_id=job_id, worker=worker, model=config.model)
@@ -206,20 +215,20 @@ def record_outcome(job_id, stream, output: GenerationOutput) -> str:
                   expert_counts=output.expert_counts)
     if output.finish_reason in ("stop", "length"):
         if generation_finish(job_id=job_id, status=Status.DONE, fields=fields):
-            write_done(stream, **output.as_event_data())
+            write_done(stream, output.as_done())
         return Status.DONE
     status = Status.CANCELLED if output.finish_reason == "cancelled" else Status.FAILED
     code = {"cancelled": "cancelled", "timeout": "timeout"}.get(output.finish_reason, "generation_failed")
     message = output.error or output.finish_reason
     if generation_finish(job_id=job_id, status=status, fields=dict(fields, error_code=code, error=message)):
-        write_error(stream, code, message)
+        write_error(stream, GenerationError(code, message))
     return status
 
 
 def record_failure(job_id, stream, code: str, message: str, *, finish_reason: str = "error") -> str:
     if generation_finish(job_id=job_id, status=Status.FAILED,
                          fields=dict(finish_reason=finish_reason, error_code=code, error=message)):
-        write_error(stream, code, message)
+        write_error(stream, GenerationError(code, message))
     return Status.FAILED
 
 

@@ -11,7 +11,10 @@ duplicates. Two implementations share the :class:`TokenStream` interface:
 - :class:`MemoryTokenStream` (embedded mode): the same in process memory, with a
   condition variable for blocking reads and the same expiry.
 
-Ids have Redis's ``<ms>-<seq>`` form in both, and compare as integer pairs.
+Ids have Redis's ``<ms>-<seq>`` form in both, and compare as integer pairs. The ``done`` and
+``error`` payloads are the dataclasses of :mod:`inference.outcomes`. A reader that should also
+notice a dead worker wraps its stream in :class:`ReapingStream` with a check from the services
+(:func:`inference.services.generation_stream`): this module calls nobody above it.
 """
 
 from __future__ import annotations
@@ -19,10 +22,17 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-TOKEN, DONE, ERROR = "token", "done", "error"
+import redis
+from django.conf import settings
+
+from inference.config import engine_config
+from inference.outcomes import GenerationDone, GenerationError, GenerationOutcome, outcome_from
+
+TOKEN, DONE, ERROR = "token", GenerationDone.kind, GenerationError.kind
 EVENT_KINDS = (TOKEN, DONE, ERROR)
 KEY_PREFIX = "kefu:stream:"
 START = "0-0"
@@ -39,6 +49,11 @@ class StreamEvent:
     @property
     def is_final(self) -> bool:
         return self.kind in (DONE, ERROR)
+
+    @property
+    def outcome(self) -> GenerationOutcome | None:
+        """The typed payload of a ``done`` or ``error`` event; None for a token."""
+        return outcome_from(self.kind, self.data)
 
 
 def parse_id(event_id: str) -> tuple[int, int]:
@@ -71,12 +86,12 @@ def write_token(stream: TokenStream, text: str) -> str:
     return stream.append(TOKEN, {"text": text})
 
 
-def write_done(stream: TokenStream, **outcome) -> str:
-    return stream.append(DONE, outcome)
+def write_done(stream: TokenStream, done: GenerationDone) -> str:
+    return stream.append(DONE, done.data)
 
 
-def write_error(stream: TokenStream, code: str, message: str) -> str:
-    return stream.append(ERROR, {"code": code, "message": message})
+def write_error(stream: TokenStream, error: GenerationError) -> str:
+    return stream.append(ERROR, error.data)
 
 
 def read_all(stream: TokenStream, *, after: str = START, timeout_s: float = 30.0) -> list[StreamEvent]:
@@ -226,30 +241,24 @@ _redis_clients: dict[str, object] = {}
 
 def redis_client(url: str):
     """One connection pool per Redis URL and process."""
-    import redis
-
     if url not in _redis_clients:
         _redis_clients[url] = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=30)
     return _redis_clients[url]
 
 
-def open_stream(job_id, *, reap_on_read: bool = True) -> TokenStream:
+def open_stream(job_id, *, reap: Callable[[str], bool] | None = None) -> TokenStream:
     """The job's token stream: Redis Streams in service mode, in-memory in embedded mode.
 
-    With ``reap_on_read`` a blocking read that finds nothing checks (at most every few seconds)
-    whether the job's worker died, and if so fails the job, so the reader gets an ``error``.
+    With ``reap`` (``job_id → whether it failed the job``) a blocking read that finds nothing calls it
+    (at most every few seconds) to fail a job whose worker died, so the reader gets an ``error``.
     """
-    from django.conf import settings
-
-    from inference.config import engine_config
-
     config = engine_config()
     if settings.REDIS_URL:
         stream = RedisTokenStream(str(job_id), redis_client(settings.REDIS_URL),
                                   maxlen=config.stream_maxlen, ttl_s=config.stream_ttl_s)
     else:
         stream = memory_stream(str(job_id), maxlen=config.stream_maxlen, ttl_s=config.stream_ttl_s)
-    return ReapingStream(stream) if reap_on_read else stream
+    return ReapingStream(stream, reap) if reap is not None else stream
 
 
 _last_reap_check: dict[str, float] = {}
@@ -258,8 +267,6 @@ _last_event_at: dict[str, float] = {}
 
 def stall_seconds() -> float:
     """KEFU_GENERATION_STALL_SECONDS: how long a reader waits without events before checking the job's worker."""
-    from django.conf import settings
-
     return float(getattr(settings, "KEFU_GENERATION_STALL_SECONDS", 5))
 
 
@@ -271,9 +278,10 @@ class ReapingStream:
     A worker killed mid-stream is therefore noticed within its heartbeat expiry plus that time.
     """
 
-    def __init__(self, inner: TokenStream):
+    def __init__(self, inner: TokenStream, reap: Callable[[str], bool]):
         self.inner = inner
         self.job_id = inner.job_id
+        self.reap = reap
 
     def append(self, kind: str, data: dict) -> str:
         return self.inner.append(kind, data)
@@ -287,7 +295,7 @@ class ReapingStream:
             _last_event_at[self.job_id] = time.monotonic()
         if events or block_ms <= 0 or not self.due_for_check():
             return events
-        if reap_if_stale(self.job_id):
+        if self.reap(self.job_id):
             return self.inner.read(after, count=count)
         return events
 
@@ -302,15 +310,3 @@ class ReapingStream:
             _last_event_at.clear()
         return True
 
-
-def reap_if_stale(job_id: str) -> bool:
-    """Fail the job when its worker is gone; never lets a database problem break a read."""
-    import logging
-
-    from inference.services import generation_reap_if_stale
-
-    try:
-        return generation_reap_if_stale(job_id=job_id)
-    except Exception:  # noqa: BLE001 - the read itself must still answer
-        logging.getLogger(__name__).exception("stale check of generation %s failed", job_id)
-        return False

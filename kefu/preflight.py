@@ -10,26 +10,13 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
 
 from django.conf import settings
 
 from kefu.config import ConfigError, redact
+from kefu.status import ComponentStatus
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ComponentStatus:
-    """Whether one component is usable, with a short human-readable detail."""
-
-    name: str
-    ok: bool
-    detail: str = ""
-    extra: dict = field(default_factory=dict)
-
-    def as_dict(self) -> dict:
-        return {"ok": self.ok, "detail": self.detail, **self.extra}
 
 
 def check_database(*, wait_s: float = 0.0, backoff_s: float = 0.5, max_backoff_s: float = 4.0) -> ComponentStatus:

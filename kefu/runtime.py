@@ -13,11 +13,6 @@ from django.conf import settings
 
 log = logging.getLogger(__name__)
 _started = threading.Event()
-# Models load one at a time in a process: transformers' from_pretrained patches torch.nn.Module for
-# the whole process while it builds a model on the meta device, so a module created meanwhile in
-# another thread (the generator's CPU quantisation while the embedder loads) gets meta weights and
-# fails with "Cannot copy out of meta tensor".
-MODEL_LOAD_LOCK = threading.RLock()
 
 
 def start_background_services() -> None:

@@ -6,14 +6,15 @@
 - ``openai``: any OpenAI-compatible streaming endpoint (:mod:`inference.backends.openai_backend`).
 - ``vllm``: vLLM's in-process ``AsyncLLM`` on a GPU (:mod:`inference.backends.vllm_backend`).
 
-All three have ``submit(request) -> GenerationHandle``, ``stop()`` and ``describe() -> str``.
+All three have ``submit(request) -> GenerationHandle``, ``stop()`` and ``describe() -> str``;
+:func:`inference.runtime.build_generator` picks one (the engine sits above the backends, so the
+choice lives above both).
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from inference.config import EngineConfig
 from inference.handle import GenerationHandle
 from inference.params import GenerationRequest
 
@@ -25,20 +26,3 @@ class Generator(Protocol):
 
     def describe(self) -> str: ...
 
-
-def build_generator(config: EngineConfig, *, models_dir) -> Generator:
-    """Load and start the generator ``config`` describes (the model is loaded here, once)."""
-    if config.backend == "openai":
-        from inference.backends.openai_backend import OpenAIBackend
-
-        return OpenAIBackend(config)
-    if config.backend == "vllm":
-        from inference.backends.vllm_backend import VllmBackend
-
-        return VllmBackend(config)
-    from inference.backends.transformers_backend import load_model
-    from inference.engine import BatchingEngine
-
-    engine = BatchingEngine(load_model(config, models_dir=models_dir), config)
-    engine.start()
-    return engine

@@ -111,19 +111,21 @@ class FakeGenerator:
         return job_id
 
     def finish(self, job_id: str, *, answer: str | None = None) -> None:
+        from inference.outcomes import GenerationDone
         from inference.stream import open_stream, write_done, write_token
 
         answer = self.answer if answer is None else answer
         stream = open_stream(job_id)
         for piece in self.pieces or split_tokens(answer):
             write_token(stream, piece)
-        write_done(stream, text=answer, prompt_tokens=120, completion_tokens=len(split_tokens(answer)),
-                   queue_ms=3.0, ttft_ms=40.0, tokens_per_s=25.0, finish_reason="stop", expert_counts=None)
+        write_done(stream, GenerationDone(text=answer, prompt_tokens=120, completion_tokens=len(split_tokens(answer)),
+                                          queue_ms=3.0, ttft_ms=40.0, tokens_per_s=25.0, finish_reason="stop"))
 
     def fail(self, job_id: str) -> None:
+        from inference.outcomes import GenerationError
         from inference.stream import open_stream, write_error
 
-        write_error(open_stream(job_id), "worker_lost", "the inference worker stopped")
+        write_error(open_stream(job_id), GenerationError("worker_lost", "the inference worker stopped"))
 
     def stop(self, *, job_id):
         self.cancelled.append(job_id)

@@ -35,6 +35,7 @@ def slow_generator(fake_generator):
         job_id = real_start(**kwargs)
 
         def write():
+            from inference.outcomes import GenerationDone
             from inference.stream import open_stream, write_done, write_token
 
             stream = open_stream(job_id)
@@ -44,9 +45,9 @@ def slow_generator(fake_generator):
                           " municipality", " [1]."]:
                 write_token(stream, piece)
                 time.sleep(0.25)
-            write_done(stream, text="A ground source heat pump needs a drilling permit from the municipality [1].",
-                       prompt_tokens=90, completion_tokens=15, queue_ms=1.0, ttft_ms=300.0, tokens_per_s=8.0,
-                       finish_reason="stop")
+            write_done(stream, GenerationDone(
+                text="A ground source heat pump needs a drilling permit from the municipality [1].",
+                prompt_tokens=90, completion_tokens=15, queue_ms=1.0, ttft_ms=300.0, tokens_per_s=8.0))
 
         threading.Thread(target=write, daemon=True).start()
         return job_id

@@ -103,9 +103,9 @@ def test_missing_base_url_is_a_clear_error():
 @pytest.mark.django_db
 def test_a_job_runs_end_to_end_on_the_configured_openai_backend(server, settings):
     # given settings that select the openai backend pointing at the loopback server
-    from inference.backends import build_generator
     from inference.config import engine_config
     from inference.models import GenerationJob
+    from inference.runtime import build_generator
     from inference.services import generation_run
     from inference.stream import DONE, open_stream, read_all
 

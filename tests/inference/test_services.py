@@ -16,6 +16,7 @@ from inference.services import (
     generation_cancel,
     generation_reap_stale,
     generation_run,
+    generation_stream,
     generation_submit,
 )
 from inference.stream import DONE, ERROR, TOKEN, open_stream, read_all
@@ -217,7 +218,7 @@ def test_a_reader_waiting_on_a_dead_job_gets_an_error(stream_mode, settings):
 
     # when a reader blocks on its stream (the on-read check)
     started = time.monotonic()
-    events = open_stream(job_id).read(block_ms=300)
+    events = generation_stream(job_id).read(block_ms=300)
 
     # then it gets the error instead of waiting forever, and the job is failed
     assert [event.kind for event in events] == [ERROR]

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from inference.outcomes import GenerationDone, GenerationError
 from inference.stream import (
     DONE,
     ERROR,
@@ -48,7 +49,7 @@ def test_events_come_back_in_order_with_increasing_ids(make_stream):
     stream = make_stream()
     for text in ["Hel", "lo", " there"]:
         write_token(stream, text)
-    write_done(stream, text="Hello there", completion_tokens=3)
+    write_done(stream, GenerationDone(text="Hello there", completion_tokens=3))
 
     # when a reader reads from the start
     events = stream.read()
@@ -60,6 +61,8 @@ def test_events_come_back_in_order_with_increasing_ids(make_stream):
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert all(isinstance(event, StreamEvent) for event in events)
     assert events[-1].is_final and not events[0].is_final
+    # and the final event reads back as the payload that was written
+    assert events[-1].outcome == GenerationDone(text="Hello there", completion_tokens=3)
 
 
 def test_reader_resumes_after_last_id_without_duplicates(make_stream):
@@ -71,7 +74,7 @@ def test_reader_resumes_after_last_id_without_duplicates(make_stream):
     assert [event.data["text"] for event in first] == ["t0", "t1"]
 
     # when more events arrive and it resumes after the last id it saw
-    write_error(stream, "timeout", "generation took too long")
+    write_error(stream, GenerationError("timeout", "generation took too long"))
     rest = stream.read(first[-1].id)
 
     # then it gets exactly the events it has not seen
@@ -108,7 +111,7 @@ def test_read_all_follows_a_concurrent_writer_to_the_final_event(make_stream):
     def produce():
         for index in range(50):
             write_token(stream, str(index))
-        write_done(stream, text="all")
+        write_done(stream, GenerationDone(text="all"))
 
     writer = threading.Thread(target=produce)
     writer.start()

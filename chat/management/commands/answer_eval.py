@@ -274,20 +274,21 @@ class PipelineRunner:
     def generated(self, reply, question: str) -> Result:
         """Generate one pending reply and finish it as ``message_finalize`` stores it (masked, gated, cited)."""
         from chat.pipeline import attribution, guard, passages, replies, reply_filter
-        from inference.services import generation_submit
-        from inference.stream import open_stream, read_all
+        from inference.outcomes import GenerationDone
+        from inference.services import generation_stream, generation_submit
+        from inference.stream import read_all
 
         job_id = generation_submit(messages=list(reply.generation_messages),
                                    params={"temperature": 0.0,  # as chat.generation starts a reply's job
                                            "max_new_tokens": min(reply.max_new_tokens, settings.KEFU_MAX_NEW_TOKENS)})
         # Outside a transaction, generation_submit's on_commit enqueues at once (a thread in embedded mode).
-        events = read_all(open_stream(job_id), timeout_s=600)
-        final = events[-1] if events else None
-        if final is None or final.kind != "done" or final.data.get("finish_reason") in ("error", "cancelled", "timeout"):
-            data = final.data if final is not None else {}
+        events = read_all(generation_stream(job_id), timeout_s=600)
+        outcome = events[-1].outcome if events else None
+        if not isinstance(outcome, GenerationDone) or not outcome.answered:
+            data = outcome.data if outcome is not None else {}
             return Result("failed", str(data.get("code") or data.get("finish_reason") or "generation_failed"))
         found = [passages.passage_from_dict(p) for p in reply.passages]
-        finished = reply_filter.finished_text(final.data.get("text") or "",
+        finished = reply_filter.finished_text(outcome.text or "",
                                               matcher=guard.output_matcher(self.profile(GENERATIVE)),
                                               passages=found, question=question,
                                               hold_chars=settings.KEFU_CHAT_GATE_HOLD_CHARS)

@@ -8,7 +8,16 @@ the job's token stream is followed until ``done`` or ``error``.
 
 from __future__ import annotations
 
+import uuid
+
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from inference.outcomes import GenerationDone, GenerationError
+from inference.params import GenerationRequest, InvalidGenerationRequest, chat_messages, sampling_params
+from inference.runtime import GeneratorUnavailable, get_generator
+from inference.services import generation_stream, generation_submit
+from inference.stream import START
 
 
 class Command(BaseCommand):
@@ -24,10 +33,6 @@ class Command(BaseCommand):
         parser.add_argument("--queue", action="store_true", help="submit a job and follow its token stream")
 
     def handle(self, *args, **options) -> None:
-        from django.conf import settings
-
-        from inference.params import InvalidGenerationRequest, chat_messages, sampling_params
-
         messages = ([{"role": "system", "content": options["system"]}] if options["system"] else []) + [
             {"role": "user", "content": options["prompt"]}]
         raw = {"temperature": options["temperature"], "top_p": options["top_p"],
@@ -41,11 +46,6 @@ class Command(BaseCommand):
         self.stderr.write(summary)
 
     def in_process(self, messages, params) -> str:
-        import uuid
-
-        from inference.params import GenerationRequest
-        from inference.runtime import GeneratorUnavailable, get_generator
-
         try:
             generator = get_generator()
         except GeneratorUnavailable as exc:
@@ -58,27 +58,24 @@ class Command(BaseCommand):
         output = handle.result()
         if output.finish_reason == "error":
             raise CommandError(output.error)
-        return describe(output.as_event_data())
+        return describe(output.as_done())
 
     def via_queue(self, messages, params) -> str:
-        from inference.services import generation_submit
-        from inference.stream import START, open_stream
-
         job_id = generation_submit(messages=list(messages), params=params)
-        stream, after = open_stream(job_id), START
+        stream, after = generation_stream(job_id), START
         while True:
             for event in stream.read(after, block_ms=1000):
                 after = event.id
                 if event.kind == "token":
                     self.stdout.write(event.data["text"], ending="")
                     self.stdout.flush()
-                elif event.kind == "error":
-                    raise CommandError(f"{event.data['code']}: {event.data['message']}")
+                elif isinstance(event.outcome, GenerationError):
+                    raise CommandError(f"{event.outcome.code}: {event.outcome.message}")
                 else:
                     self.stdout.write("")
-                    return describe(event.data) + f", job {job_id}"
+                    return describe(event.outcome) + f", job {job_id}"
 
 
-def describe(data: dict) -> str:
-    return (f"[{data['finish_reason']}: {data['prompt_tokens']} prompt + {data['completion_tokens']} new tokens, "
-            f"TTFT {data['ttft_ms']:.0f} ms, {data['tokens_per_s']:.1f} tok/s]")
+def describe(done: GenerationDone) -> str:
+    return (f"[{done.finish_reason}: {done.prompt_tokens} prompt + {done.completion_tokens} new tokens, "
+            f"TTFT {done.ttft_ms:.0f} ms, {done.tokens_per_s:.1f} tok/s]")
