@@ -101,8 +101,9 @@ def server_ranker(*, method: str, dense_weight: float, rrf_k: int):
     """The Milvus ranker equivalent to a base's fusion, or None when only Kefu's own fusion is exact.
 
     RRFRanker(k) has no per-list weights: it equals Kefu's weighted RRF only at equal weights. WeightedRanker
-    normalises scores with arctan, not min-max over the candidates: it is offered for min-max bases but is
-    not identical, so hybrid search fuses in Kefu and uses this only for tooling (kb_search --server-fusion).
+    normalises scores with arctan, not min-max over the candidates: the nearest Milvus has for min-max bases,
+    not identical. So hybrid search fuses in Kefu (exact, and it keeps each retriever's ranks); this mapping
+    is for an operator querying Milvus directly (``hybrid_search`` over the same collection).
     """
     from pymilvus import RRFRanker, WeightedRanker
 

@@ -10,6 +10,8 @@ from kb.models import Chunk, Document, FaqEntry
 from kb.services import document_upload, documents_resume
 from tests.kb.files import pdf_bytes
 
+pytestmark = pytest.mark.usefixtures("search_backend")  # each test runs on local and on Milvus
+
 POLICY = (b"# Returns\n\nYou can return any item within thirty days of delivery. Keep the receipt.\n\n"
           b"## Refunds\n\nRefunds are paid to the original card within five working days.\n")
 

@@ -148,3 +148,16 @@ def test_a_base_moves_to_milvus_and_keeps_serving_its_local_version_until_the_sw
     assert kb.active_index_id == version.pk and version.backend == MILVUS
     assert hybrid(kb, "DW-9000 motor", 1)[0].document_title == "warranty"
     forget_backends()
+
+
+def test_a_base_fusion_maps_to_a_milvus_ranker_only_where_it_is_the_same():
+    from pymilvus import RRFRanker, WeightedRanker
+
+    from kb.search_backends.milvus import server_ranker
+
+    equal = server_ranker(method="rrf", dense_weight=0.5, rrf_k=20)
+    assert isinstance(equal, RRFRanker) and equal.dict()["params"]["k"] == 20
+    assert server_ranker(method="rrf", dense_weight=0.7, rrf_k=20) is None  # RRFRanker has no per-list weights
+    weighted = server_ranker(method="minmax", dense_weight=0.7, rrf_k=5)
+    assert isinstance(weighted, WeightedRanker)
+    assert weighted.dict()["params"]["weights"] == pytest.approx([0.3, 0.7])  # BM25 request first, then dense
