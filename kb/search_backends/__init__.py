@@ -62,7 +62,18 @@ def configured_name() -> str:
     if name == MILVUS and not settings.KEFU_MILVUS_URI:
         raise SearchBackendConfigError("KEFU_SEARCH_BACKEND=milvus needs KEFU_MILVUS_URI "
                                        "(a file path for Milvus Lite, or http://host:19530)")
+    if name == MILVUS and settings.KEFU_MODE == "service" and lite_file(settings.KEFU_MILVUS_URI):
+        raise SearchBackendConfigError(
+            f"KEFU_MILVUS_URI={settings.KEFU_MILVUS_URI} is a Milvus Lite file, which only one process may open; "
+            "in service mode serve it (python -m milvus_lite server --data-dir DIR --port 19530) or run Milvus, "
+            "and give its http:// address")
     return name
+
+
+def lite_file(uri: str) -> bool:
+    from kb.search_backends.milvus import is_lite
+
+    return is_lite(uri)
 
 
 def backend_named(name: str) -> SearchBackend:

@@ -62,9 +62,22 @@ def test_readyz_reports_milvus_up(client, settings, tmp_path):
 
     settings.KEFU_SEARCH_BACKEND = "milvus"
     settings.KEFU_MILVUS_URI = str(tmp_path / "milvus.db")
+    settings.KEFU_MODE = "embedded"  # a Lite file: one process only
     forget_backends()
     try:
         body = readyz(client, settings).json()
     finally:
         forget_backends()
     assert body["search_backend"] == {"backend": "milvus", "state": "up"}
+
+
+def test_a_milvus_lite_file_is_refused_in_service_mode(settings, tmp_path):
+    from kefu.preflight import check_search_backend
+
+    # given service mode (web and workers are separate processes) and a Lite file as the Milvus
+    settings.KEFU_MODE = "service"
+    settings.KEFU_SEARCH_BACKEND = "milvus"
+    settings.KEFU_MILVUS_URI = str(tmp_path / "milvus.db")
+    # then the check fails and says how to serve it instead
+    status = check_search_backend()
+    assert not status.ok and "only one process may open" in status.detail and "milvus_lite server" in status.detail
