@@ -42,6 +42,7 @@ class TranscriptLine:
     rating: str
     at: datetime
     answerability: float | None = None  # the probability the base answers the question (assistant replies)
+    language: str = ""  # questions: the language the customer wrote in (ISO 639-1, chat.pipeline.language)
 
     @property
     def from_staff(self) -> bool:
@@ -144,7 +145,7 @@ def transcript(*, conversation_id: str) -> Transcript | None:
     lines = tuple(
         TranscriptLine(m.role, m.text, m.outcome, m.reason, tuple(m.citations or ()),
                        getattr(m, "feedback", None).rating if hasattr(m, "feedback") else "", m.created_at,
-                       m.answerability)
+                       m.answerability, m.language)
         for m in conversation.messages.select_related("feedback").order_by("created_at")
     )
     return Transcript(conversation.public_id, conversation.knowledge_base.name, channel_name(conversation.widget_key),

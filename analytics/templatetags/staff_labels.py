@@ -6,6 +6,8 @@ from __future__ import annotations
 from django import template
 from django.utils.translation import gettext_lazy as _
 
+from analytics.selectors.languages import LANGUAGE_NAMES
+
 register = template.Library()
 
 LABELS = {
@@ -28,3 +30,9 @@ LABELS = {
 def label(code: str) -> str:
     """The word for a stored code in the active language (``{{ line.outcome|label }}``)."""
     return str(LABELS.get(code, code)) if isinstance(code, str) else code
+
+
+@register.filter
+def language_name(code: str) -> str:
+    """The name of a detected language in the active language (``{{ line.language|language_name }}``)."""
+    return str(LANGUAGE_NAMES.get(code, code))

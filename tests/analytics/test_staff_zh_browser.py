@@ -75,6 +75,7 @@ def test_staff_pages_speak_chinese_to_a_chinese_browser(live_asgi, shop, browser
     page.click("#inbox a:has-text('打开')")
     page.wait_for_selector(".transcript")
     assert "会话" in text_of(page) and "已转人工" in text_of(page) and "回复客户" in text_of(page)
+    assert page.inner_text(".transcript .language") == "中文"  # the customer's language, in the staff's
     screenshot(page, folder, "staff-conversation")
     # and the knowledge-base pages: list, detail (regression gate, tuning, upload), FAQ, try a query
     page.click("nav a:has-text('知识库')")
