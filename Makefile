@@ -57,13 +57,15 @@ $(SCAN_VENV)/.installed: $(LOCK_SCAN) | $(VENV)/bin/python
 install: $(STAMP) $(CATALOGS) $(SCAN_VENV)/.installed
 
 # Re-resolve the locks after editing the dependencies in pyproject.toml (seconds). The versions
-# already locked are kept where they still fit; to upgrade, see the README (`make lock UPGRADE=...`).
+# already locked are kept where they still fit; `make lock UPGRADE="django torch"` moves those packages to
+# their newest fitting release, `make lock UPGRADE=all` every package.
 # uv reads no pip.conf, so it is handed the places pip is configured with on this machine (the local
 # wheel directory with torch's CPU build, the local indexes); like pip, it takes the best match
 # across them (unsafe-best-match is uv's name for pip's behaviour).
 UPGRADE ?=
 LOCK_UV = $(VENV)/bin/uv pip compile --quiet --python $(PY) --generate-hashes --index-strategy unsafe-best-match \
-	--custom-compile-command "make lock" $(foreach p,$(UPGRADE),--upgrade-package $(p)) $$PIP_SOURCES
+	--custom-compile-command "make lock" $$PIP_SOURCES \
+	$(if $(filter all,$(UPGRADE)),--upgrade,$(foreach p,$(UPGRADE),--upgrade-package $(p)))
 
 lock: $(STAMP)
 	@PIP_SOURCES=$$($(PIP) config list 2>/dev/null | awk -F"'" '{ split($$1, kv, "."); key = kv[2]; sub(/=$$/, "", key); \
@@ -98,8 +100,11 @@ worker-inference: install
 beat: install
 	$(VENV)/bin/celery -A kefu beat
 
+# ruff, then the import contracts in pyproject.toml ([tool.importlinter]: the apps' layers, the rooms inside
+# each app, transport modules that call no service).
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 # The whole suite twice: embedded mode (SQLite, no Redis), then service mode against the real
 # Redis and PostgreSQL when they answer (skipped with a message saying what to start otherwise).

@@ -1,4 +1,4 @@
-"""The SSE stream of one assistant message: ``token`` events, then ``done`` or ``error``.
+"""The SSE relay of one assistant message: ``token`` events, then ``done`` or ``error``.
 
 A reply known at once (cached, direct, refused, handed off) is one ``done`` event. A
 generated reply relays the inference job's token stream through the reply filter
@@ -9,82 +9,45 @@ after it without duplicates (the filter's state is rebuilt by replaying the even
 id). When the job's final event arrives the message is finalised through the same filter, so
 ``done`` carries exactly the streamed text (plus citation marks), its citations and timings —
 or Kefu's refusal when the gate rejected the reply, which the widget shows in place of what
-was streamed. A comment line goes out every
-``KEFU_CHAT_HEARTBEAT_S`` seconds so proxies keep the connection open. Readers are
-counted in the cache; the last one to leave a message still generating cancels it
-after a short grace period (a reloading page reconnects within it).
+was streamed. A comment line goes out every ``KEFU_CHAT_HEARTBEAT_S`` seconds so proxies keep
+the connection open.
+
+The event text is formatted by :mod:`chat.sse_events`; readers are counted, and an unread
+generation cancelled, by :mod:`chat.stream_readers`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import threading
 import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.cache import cache
-from django.db import close_old_connections
 
 from chat import generation, services
 from chat.api import redis_unavailable_errors, unavailable_errors
 from chat.db_slots import db_call
 from chat.models import Message
 from chat.pipeline.reply_filter import ReplyFilter
+from chat.sse_events import (
+    FINAL_ID,
+    done_payload,
+    final_events,
+    final_events_with_id,
+    retry_line,
+    sse_event,
+    unavailable_event,
+)
+from chat.stream_readers import CANCEL_GRACE_S, reader_join, reader_leave, schedule_cancel
 from inference.outcomes import GenerationError
+from inference.stream import START, parse_id
+
+# What chat.views sends besides the relay: the event text of a reply known at once, and the 204 check.
+__all__ = ["already_delivered", "done_payload", "message_events", "sse_event"]
 
 log = logging.getLogger(__name__)
-FINAL_ID = "final"  # the id of the single done event of a reply that was known at once
 READ_BLOCK_MS = 1000
-RETRY_MS = 2000
-CANCEL_GRACE_S = 3.0
-
-
-def sse_event(kind: str, data: dict, event_id: str | None = None) -> str:
-    lines = [f"id: {event_id}"] if event_id else []
-    lines += [f"event: {kind}", "data: " + json.dumps(data, ensure_ascii=False)]
-    return "\n".join(lines) + "\n\n"
-
-
-def done_payload(message: Message) -> dict:
-    return {
-        "message_id": str(message.pk), "conversation_id": message.conversation.public_id,
-        "outcome": message.outcome, "reason": message.reason, "answer": message.text,
-        "citations": message.citations, "timings": message.timings,
-    }
-
-
-def final_events(message: Message) -> str:
-    """The closing event of a finished message: done, or error for a failed one (with its polite text)."""
-    if message.outcome == Message.Outcome.FAILED:
-        return sse_event("error", {"code": message.error_code or "generation_failed", "message": message.text},
-                         FINAL_ID)
-    return sse_event("done", done_payload(message), FINAL_ID)
-
-
-def readers_key(message_id) -> str:
-    return f"chat:readers:{message_id}"
-
-
-def reader_join(message_id) -> None:
-    key = readers_key(message_id)
-    if not cache.add(key, 1, timeout=3600):
-        try:
-            cache.incr(key)
-        except ValueError:
-            cache.add(key, 1, timeout=3600)
-
-
-def reader_leave(message_id) -> int:
-    try:
-        return cache.decr(readers_key(message_id))
-    except ValueError:
-        return 0
-    except redis_unavailable_errors() as exc:  # Redis went away: the count is lost with it
-        log.warning("reader count of message %s not decremented: %s", message_id, exc)
-        return 1
 
 
 def unavailable_final_event(message: Message, exc: BaseException) -> str:
@@ -98,45 +61,11 @@ def unavailable_final_event(message: Message, exc: BaseException) -> str:
     try:
         return final_events(services.message_finalize(message=message, event=outcome))
     except unavailable_errors():
-        return sse_event("error", {"code": "service_unavailable",
-                                   "message": "the service is briefly unavailable; try again in a few seconds"})
-
-
-def cancel_if_unread(message_id) -> bool:
-    """Cancel the message's generation when nobody reads it and it is still pending."""
-    if (cache.get(readers_key(message_id)) or 0) > 0:
-        return False
-    message = Message.objects.filter(pk=message_id, outcome=Message.Outcome.PENDING).first()
-    if message is None or not message.inference_job_id:
-        return False
-    log.info("no reader left for message %s: cancelling job %s", message_id, message.inference_job_id)
-    return generation.generation_stop(job_id=message.inference_job_id)
-
-
-def cancel_in_thread(message_id) -> None:
-    """The timer thread's body: its own database connection, closed afterwards."""
-    close_old_connections()
-    try:
-        cancel_if_unread(message_id)
-    except Exception:
-        log.exception("cancelling the generation of message %s failed", message_id)
-    finally:
-        close_old_connections()
-
-
-def schedule_cancel(message_id, grace_s: float) -> None:
-    if grace_s <= 0:
-        cancel_if_unread(message_id)
-        return
-    timer = threading.Timer(grace_s, cancel_in_thread, args=(message_id,))
-    timer.daemon = True
-    timer.start()
+        return unavailable_event()
 
 
 def replay_filter(job_id: str, reply_filter: ReplyFilter, last_event_id: str) -> None:
     """Feed the filter every token up to ``last_event_id`` (already delivered) so what it holds is right."""
-    from inference.stream import START, parse_id
-
     cursor, target = START, parse_id(last_event_id)
     while True:
         events = generation.stream_read(job_id, after=cursor, block_ms=0)
@@ -167,8 +96,6 @@ def already_delivered(message: Message, last_event_id: str | None) -> bool:
 def valid_event_id(value: str | None) -> str | None:
     if not value:
         return None
-    from inference.stream import parse_id
-
     try:
         parse_id(value)
     except ValueError:
@@ -178,7 +105,7 @@ def valid_event_id(value: str | None) -> str | None:
 
 async def message_events(message: Message, *, last_event_id: str | None = None, grace_s: float = CANCEL_GRACE_S):
     """The SSE text of one message, from ``last_event_id`` on."""
-    yield f"retry: {RETRY_MS}\n\n"
+    yield retry_line()
     if message.is_final or not message.inference_job_id:
         yield final_events(message)
         return
@@ -200,8 +127,6 @@ async def message_events(message: Message, *, last_event_id: str | None = None, 
 
 
 async def relay_generation(message: Message, *, last_event_id: str | None):
-    from inference.stream import START
-
     reply_filter = await db_call(services.stream_filter_for)(message)
     cursor = last_event_id or START
     if last_event_id:
@@ -251,7 +176,3 @@ async def first_token_note(message: Message, text: str, seen: bool) -> bool:
         return seen
     await db_call(services.message_first_token)(message=message)
     return True
-
-
-def final_events_with_id(message: Message, event_id: str) -> str:
-    return final_events(message).replace(f"id: {FINAL_ID}\n", f"id: {event_id}\n", 1)

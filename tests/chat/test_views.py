@@ -177,7 +177,7 @@ def test_a_second_reader_keeps_the_generation_alive(client, widget_key, fake_gen
     fake_generator.write_immediately = False
     started = ask(client, widget_key, "Do I need a permit before drilling for a ground source heat pump?")
     message = Message.objects.get(pk=started.json()["message_id"])
-    from chat.sse import reader_join, reader_leave, schedule_cancel
+    from chat.stream_readers import reader_join, reader_leave, schedule_cancel
     reader_join(message.pk)
     reader_join(message.pk)
     assert reader_leave(message.pk) == 1
