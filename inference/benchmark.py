@@ -29,7 +29,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from inference.backends.transformers_backend import encode_chat, load_model, quantize
+from inference.engine import BatchingEngine
 from inference.params import GenerationRequest, SamplingParams
+from kefu import compute
 
 CONTEXT = (
     "You are the support assistant of Acme Home Appliances. Answer in two or three sentences, "
@@ -81,8 +84,6 @@ def build_messages(tokenizer, index: int, prompt_tokens: int) -> tuple[dict, ...
         numbered = "\n\n".join(f"[{n}] (policies)\n{text}" for n, text in enumerate(passages, start=1))
         return (f"Passages:\n{numbered}\n\nQuestion: {QUESTIONS[index % len(QUESTIONS)]}\n"
                 "Answer in one or two sentences from the passages above, and put the passage number in brackets.")
-
-    from inference.backends.transformers_backend import encode_chat
 
     sentences: list[str] = []
     while True:  # each request its own rotation of the policies, three sentences a passage
@@ -172,9 +173,7 @@ def summarize(label: str, concurrency: int, runs: list[tuple[list, float]]) -> B
 
 def bench_baseline(loaded, *, requests: int, prompt_tokens: int, max_new_tokens: int) -> BenchRow:
     """Plain sequential ``model.generate`` (batch 1, greedy) on the same prompts."""
-    import torch
-
-    from inference.backends.transformers_backend import encode_chat
+    import torch  # lazy: torch loads only when a benchmark runs
 
     ttfts, rates, tokens, wall = [], [], 0, 0.0
     for index in range(requests):
@@ -200,9 +199,7 @@ def bench_baseline(loaded, *, requests: int, prompt_tokens: int, max_new_tokens:
 
 def quantization_agreement(loaded, method: str, *, prompts: int, max_new_tokens: int) -> str:
     """How often greedy answers of the quantized model equal fp32's, token for token (a quality check)."""
-    import torch
-
-    from inference.backends.transformers_backend import encode_chat, quantize
+    import torch  # lazy: torch loads only when a benchmark runs
 
     quantized = quantize(loaded.model, method, loaded.device)
     same, prefix, total = 0, 0, 0
@@ -297,10 +294,6 @@ def run_benchmark(config, *, models_dir, concurrency: list[int], rounds: int, pr
                   max_new_tokens: int, baseline_requests: int, shapes: tuple[str, ...] = ("wave", "sustained"),
                   requests_per_client: int = 4, out=print) -> tuple[list[BenchRow], BenchRow | None]:
     """Load the model once, warm it up, run the baseline then each load shape and concurrency; returns the rows."""
-    from inference.backends.transformers_backend import load_model
-    from inference.engine import BatchingEngine
-    from kefu import compute
-
     started = time.perf_counter()
     loaded = compute.call(load_model, config, models_dir=models_dir)  # torch runs on one thread (kefu.compute)
     out(f"model {config.model} on {loaded.device} ({loaded.dtype}); loaded in {time.perf_counter() - started:.1f} s")

@@ -174,7 +174,7 @@ class BatchingEngine:
     # --- on the compute thread ---
     def run_pass(self) -> bool:
         """One pass of the engine loop; False when it had nothing to do (the compute thread then idles)."""
-        import torch
+        import torch  # lazy: the web process imports the engine module (inference.runtime) without torch
 
         if self.stopping.is_set():
             if not self.stopped.is_set():

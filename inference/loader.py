@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inference.catalog import ModelSpec, resolve_model
+from kefu.compute import cpu_has_fast_bf16
 
 log = logging.getLogger(__name__)
 _convert_lock = threading.Lock()
@@ -44,7 +45,7 @@ class LoadedModel:
 
 
 def pick_device(requested: str = "auto") -> str:
-    import torch
+    import torch  # lazy: torch and transformers load only where a model loads
 
     if requested != "auto":
         return requested
@@ -59,9 +60,7 @@ def pick_dtype(requested: str, device: str):
     fp32's for 5 of 8 benchmark questions (the rest diverge after ~20 tokens, as fp16 weights do).
     Without them bf16 is emulated and prefill is ~5x slower than fp32 (BENCHMARKS.md, Inference).
     """
-    import torch
-
-    from kefu.compute import cpu_has_fast_bf16
+    import torch  # lazy: torch and transformers load only where a model loads
 
     if requested == "auto":
         return torch.bfloat16 if device.startswith("cuda") or cpu_has_fast_bf16() else torch.float32
@@ -88,7 +87,7 @@ def load_generator(spec: ModelSpec, *, models_dir: Path, device: str = "auto", d
 
 
 def load_hf_dir(folder: Path, torch_dtype):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: as torch
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype)
@@ -108,7 +107,7 @@ def converted_gguf_dir(spec: ModelSpec, models_dir: Path) -> Path:
 
 def convert_gguf(gguf_file: Path, target: Path) -> None:
     """Dequantise a GGUF file once and save it as a normal Hugging Face directory."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: as torch
 
     log.info("converting %s to safetensors in %s (once; ~20 s)", gguf_file.name, target)
     folder, name = str(gguf_file.parent), gguf_file.name
@@ -129,8 +128,8 @@ def convert_gguf(gguf_file: Path, target: Path) -> None:
 
 def build_tiny_moe(family: str, *, models_dir: Path, dtype, seed: int = 0):
     """A randomly initialised MoE of one family, with the bundled SmolLM2 tokenizer."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import torch  # lazy: torch and transformers load only where a model loads
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # lazy: as torch
 
     tokenizer = AutoTokenizer.from_pretrained(converted_gguf_dir(resolve_model("smollm2-135m"), models_dir))
     config = tiny_moe_config(family, vocab_size=len(tokenizer))
@@ -143,7 +142,7 @@ def build_tiny_moe(family: str, *, models_dir: Path, dtype, seed: int = 0):
 
 def tiny_moe_config(family: str, *, vocab_size: int):
     """A transformers config for a tiny model of ``family`` with real MoE routing."""
-    from transformers import (
+    from transformers import (  # lazy: as torch
         DeepseekV2Config,
         DeepseekV3Config,
         MixtralConfig,

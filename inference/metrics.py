@@ -107,7 +107,7 @@ def gpu_memory_sample(device=None, *, every_s: float = GPU_SAMPLE_EVERY_S) -> fl
         if now - _gpu_sampled_at < every_s:
             return None
         _gpu_sampled_at = now
-    import torch
+    import torch  # lazy: the web process exports these metrics without torch
 
     if device is not None and torch.device(device).type != "cuda":
         return None

@@ -34,7 +34,7 @@ LAYER_INDEX = re.compile(r"layers\.(\d+)\.")
 
 def select_experts(router_logits, top_k: int):
     """Softmax top-k routing: router_logits (N, E) → (topk_weights (N, K), topk_ids (N, K))."""
-    import torch
+    import torch  # lazy: routing telemetry is imported by processes without torch
 
     routing_weights = torch.softmax(router_logits.float(), dim=-1)  # N, E
     return torch.topk(routing_weights, top_k, dim=-1)  # (N, K), (N, K)
@@ -57,7 +57,7 @@ def router_modules(model) -> list[tuple[int, object, int, int]]:
 
 def topk_ids_of(output, top_k: int):
     """The router's topk_ids (N, K) from whatever its forward returned."""
-    import torch
+    import torch  # lazy: routing telemetry is imported by processes without torch
 
     if isinstance(output, tuple):
         for item in output:
@@ -94,7 +94,7 @@ class ExpertCounter:
 
     def record(self, position: int, topk_ids) -> None:
         """Add one router call's choices: topk_ids (N, K), row n owned by ``owners[n]``."""
-        import torch
+        import torch  # lazy: routing telemetry is imported by processes without torch
 
         owners = self.owners if len(self.owners) == topk_ids.shape[0] else ["_unattributed"] * topk_ids.shape[0]
         slots = {owner: slot for slot, owner in enumerate(dict.fromkeys(owners))}

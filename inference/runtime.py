@@ -23,6 +23,7 @@ from inference.backends.transformers_backend import load_model
 from inference.backends.vllm_backend import VllmBackend
 from inference.config import EngineConfig, engine_config
 from inference.engine import BatchingEngine
+from inference.metrics import engine_listener
 from kefu import compute
 
 log = logging.getLogger(__name__)
@@ -124,7 +125,5 @@ def build_configured_generator():
 
 def attach_metrics(generator) -> None:
     """Export the engine's events as Prometheus metrics (a no-op for remote backends)."""
-    from inference.metrics import engine_listener
-
     if hasattr(generator, "listeners"):
         generator.listeners.append(engine_listener)

@@ -14,8 +14,11 @@ import os
 import socket
 import threading
 
+import redis
 from django.conf import settings
+from prometheus_client import start_http_server
 
+from inference.metrics import gpu_memory_sample
 from inference.runtime import current_generator, generator_state, start_in_process_engine
 from inference.selectors import HEARTBEAT_PREFIX
 
@@ -51,9 +54,6 @@ def start_metrics_server() -> None:
     port = getattr(settings, "KEFU_INFERENCE_METRICS_PORT", 0)
     if not port:
         return
-    from prometheus_client import start_http_server
-
-    import inference.metrics  # noqa: F401 - registers the engine metrics before the first scrape
 
     start_http_server(port)
     log.info("inference worker metrics on :%s/metrics", port)
@@ -61,8 +61,6 @@ def start_metrics_server() -> None:
 
 def stop_heartbeat() -> None:
     """Stop beating and remove this worker's key, so /readyz stops counting it at once."""
-    import redis
-
     _stop_heartbeat.set()
     try:
         redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2).delete(heartbeat_key())
@@ -71,8 +69,6 @@ def stop_heartbeat() -> None:
 
 
 def heartbeat_loop(stop: threading.Event) -> None:
-    import redis
-
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
     key = heartbeat_key()
     ttl_s = heartbeat_ttl_s()
@@ -90,8 +86,6 @@ def heartbeat_loop(stop: threading.Event) -> None:
 
 def gpu_memory_beat() -> None:
     """Refresh the GPU memory gauges with every heartbeat, also while no request moves the engine."""
-    from inference.metrics import gpu_memory_sample
-
     generator = current_generator()
     if generator is None:
         # Not loaded yet: sampling would import torch here and wait on the import lock while the

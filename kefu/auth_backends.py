@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from axes.backends import AxesStandaloneBackend
+
+from chat.pipeline.guard import rate_limit_client
+from kefu.proxies import client_address
 
 
 class LoginThrottleBackend(AxesStandaloneBackend):
@@ -22,10 +27,6 @@ def login_client_address(request) -> str | None:
     address of its /64 — one host owns the whole /64, so rotating inside it is still one client — and None
     when the request has no address (a test client's ``force_login``): axes stores it in an address column.
     """
-    import ipaddress
-
-    from chat.pipeline.guard import rate_limit_client
-    from kefu.proxies import client_address
 
     client = rate_limit_client(client_address(request))
     try:

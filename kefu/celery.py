@@ -32,6 +32,7 @@ app.autodiscover_tasks()
 @signals.worker_init.connect
 def check_configuration(**_: object) -> None:
     """Refuse to start a worker whose database, Redis or model settings are wrong."""
+    # lazy: preflight imports the apps, whose tasks import this module
     from kefu.preflight import exit_on_failure
 
     exit_on_failure("worker")

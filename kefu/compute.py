@@ -141,7 +141,7 @@ def cpu_has_fast_bf16() -> bool:
     oneDNN then runs bf16 matmuls natively (2-3x faster than fp32 here); without them bf16 is
     emulated and slower than fp32. torch only exposes the check privately: absent → False.
     """
-    import torch
+    import torch  # lazy: importing the compute thread must not load torch
 
     checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
     try:

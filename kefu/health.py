@@ -16,6 +16,9 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from analytics.metrics import bearer_token_matches
+from inference.selectors import generator_status
+from kb.embedding import embedder_status
 from kefu import preflight
 
 
@@ -28,9 +31,6 @@ def healthz(request):
 @never_cache
 @require_GET
 def readyz(request):
-    from inference.selectors import generator_status
-    from kb.embedding import embedder_status
-
     components = [
         preflight.check_database(),
         preflight.check_redis(),
@@ -55,8 +55,6 @@ def search_backend_state(components) -> dict:
 
 def may_see_details(request: HttpRequest) -> bool:
     """The metrics bearer token, or a signed-in active staff user (a database that fails means no)."""
-    from analytics.metrics import bearer_token_matches
-
     token = settings.KEFU_METRICS_TOKEN
     if token and bearer_token_matches(request, token):
         return True

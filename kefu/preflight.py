@@ -10,9 +10,15 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
+import redis
 from django.conf import settings
+from django.db import connection, connections
 
+from inference.catalog import resolve_model
+from kb.embedding import resolve_embedding_model
+from kb.search_backends import SearchBackendConfigError, configured_backend, configured_name
 from kefu.config import ConfigError, redact
 from kefu.status import ComponentStatus
 
@@ -25,8 +31,6 @@ def check_database(*, wait_s: float = 0.0, backoff_s: float = 0.5, max_backoff_s
     Each retry is announced on stderr (the log), so an operator sees a process waiting for its
     database rather than a silent one; ``wait_s=0`` (``/readyz``) tries once.
     """
-    from django.db import connection
-
     vendor = connection.vendor
     started, delay = time.monotonic(), backoff_s
     while True:
@@ -59,8 +63,6 @@ def check_redis() -> ComponentStatus:
     """PING the configured Redis; embedded mode reports it as not needed."""
     if not settings.REDIS_URL:
         return ComponentStatus("redis", True, "not configured (embedded mode)")
-    import redis
-
     try:
         client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
         client.ping()
@@ -71,8 +73,6 @@ def check_redis() -> ComponentStatus:
 
 def check_search_backend() -> ComponentStatus:
     """The configured search backend answers (local: always; Milvus: lists its collections)."""
-    from kb.search_backends import SearchBackendConfigError, configured_backend, configured_name
-
     try:
         name = configured_name()
         status = configured_backend().status()
@@ -83,9 +83,6 @@ def check_search_backend() -> ComponentStatus:
 
 def check_models() -> list[ComponentStatus]:
     """Resolve the configured generator and embedding model without loading them."""
-    from inference.catalog import resolve_model
-    from kb.embedding import resolve_embedding_model
-
     statuses = []
     for name, resolve, value in (
         ("generator_config", lambda: resolve_model(settings.KEFU_MODEL, settings.KEFU_MODEL_BACKEND), None),
@@ -116,8 +113,6 @@ def startup_problems(*, database_wait_s: float | None = None) -> list[str]:
                         f"({search.detail}); start it, or set KEFU_SEARCH_BACKEND=local")
     wait_s = settings.KEFU_DATABASE_WAIT if database_wait_s is None else database_wait_s
     database = check_database(wait_s=wait_s)
-    from django.db import connections
-
     connections.close_all()  # this thread's connections; request threads open their own
     if not database.ok:
         problems.append(f"the database is not reachable ({database.detail})")
@@ -130,8 +125,6 @@ def exit_on_failure(process: str) -> None:
     The checks run in a thread of their own: uvicorn with ``--workers`` imports the app
     inside its event loop, where Django refuses synchronous database calls.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kefu-preflight") as executor:
         problems = executor.submit(startup_problems).result()
     if problems:

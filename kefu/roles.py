@@ -20,6 +20,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from functools import wraps
 
+from django.apps import apps as django_apps
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.urls import reverse
+
 KB_VIEW = "kb.view_knowledgebase"
 KB_CREATE = "kb.add_knowledgebase"
 KB_EDIT = "kb.change_knowledgebase"
@@ -45,8 +50,7 @@ def roles_ensure(apps=None) -> None:
     Permissions missing from the database (a fresh database before post_migrate made them) are skipped here
     and added by the next call; a permission an operator added to a group is kept.
     """
-    if apps is None:
-        from django.apps import apps
+    apps = apps or django_apps
     group_model = apps.get_model("auth", "Group")
     permission_model = apps.get_model("auth", "Permission")
     for name, permissions in ROLES.items():
@@ -85,14 +89,12 @@ def permission_required(*permissions: str, to_change: tuple[str, ...] = ()) -> C
         @wraps(view)
         def checked(request, *args, **kwargs):
             if not request.user.is_authenticated:
+                # lazy: kb.models imports this module, and auth's views import its models
                 from django.contrib.auth.views import redirect_to_login
-                from django.urls import reverse
 
                 return redirect_to_login(request.get_full_path(), reverse("analytics:login"))
             needed = permissions + (to_change if request.method not in SAFE_METHODS else ())
             if not (request.user.is_active and request.user.has_perms(needed)):
-                from django.core.exceptions import PermissionDenied
-
                 raise PermissionDenied("your role does not allow this")
             return view(request, *args, **kwargs)
 
@@ -107,19 +109,17 @@ def permission_required(*permissions: str, to_change: tuple[str, ...] = ()) -> C
 
 def bases_of(user):
     """The knowledge bases ``user``'s roles reach (a queryset)."""
-    from kb.models import KnowledgeBase
+    from kb.models import KnowledgeBase  # lazy: kb.models imports this module
 
     bases = KnowledgeBase.objects.all()
     if user.is_superuser:
         return bases
-    from django.db.models import Q
-
     return bases.filter(Q(staff_groups__isnull=True) | Q(staff_groups__in=user.groups.all())).distinct()
 
 
 def is_scoped(user) -> bool:
     """Some base is out of ``user``'s reach (otherwise nothing needs filtering)."""
-    from kb.models import KnowledgeBase
+    from kb.models import KnowledgeBase  # lazy: kb.models imports this module
 
     if user.is_superuser or not KnowledgeBase.staff_groups.through.objects.exists():
         return False

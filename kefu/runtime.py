@@ -11,6 +11,10 @@ import threading
 
 from django.conf import settings
 
+from inference.runtime import start_in_process_engine
+from kb.embedding import warm_embedder
+from kefu import compute
+
 log = logging.getLogger(__name__)
 _started = threading.Event()
 
@@ -23,12 +27,8 @@ def start_background_services() -> None:
     web_torch_threads_set()
     if not settings.KEFU_WARMUP:
         return
-    from kb.embedding import warm_embedder
-
     threading.Thread(target=warm_embedder, name="kefu-warm-embedder", daemon=True).start()
     if settings.KEFU_MODE == "embedded":
-        from inference.runtime import start_in_process_engine
-
         threading.Thread(target=start_in_process_engine, name="kefu-engine-start", daemon=True).start()
     log.info("kefu web process started in %s mode", settings.KEFU_MODE)
 
@@ -41,10 +41,8 @@ def web_torch_threads_set() -> None:
     threads = settings.KEFU_WEB_TORCH_THREADS
     if settings.KEFU_MODE == "embedded" or threads <= 0:
         return
-    from kefu import compute
-
     def set_threads() -> None:
-        import torch
+        import torch  # lazy: the web process starts without torch; this runs on the compute thread
 
         torch.set_num_threads(threads)
 

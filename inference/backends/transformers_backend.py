@@ -29,7 +29,10 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from inference.catalog import resolve_model
 from inference.config import EngineConfig
+from inference.loader import load_generator
+from inference.moe import router_modules
 from inference.params import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -56,11 +59,7 @@ class DecodeBatch:
 
 def load_model(config: EngineConfig, *, models_dir):
     """Load the configured model once (and quantize it when asked): a LoadedModel."""
-    import torch
-
-    from inference.catalog import resolve_model
-    from inference.loader import load_generator
-    from inference.moe import router_modules
+    import torch  # lazy: the web process imports this module and must start without torch
 
     if config.num_threads > 0:
         torch.set_num_threads(config.num_threads)
@@ -100,8 +99,12 @@ CPU_QUANTIZATION = ("fp16-weight", "int8", "int8-dynamic", "int8-channel")
 
 def quantize(model, method: str, device: str, *, inplace: bool = False):
     """Weight quantization after loading, on a CPU (a copy unless ``inplace``); see ``CPU_QUANTIZATION``."""
-    import torch
-    from torch.ao.quantization import float16_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
+    import torch  # lazy: the web process imports this module and must start without torch
+    from torch.ao.quantization import (  # lazy: torch, as above
+        float16_dynamic_qconfig,
+        per_channel_dynamic_qconfig,
+        quantize_dynamic,
+    )
 
     if method not in CPU_QUANTIZATION or device != "cpu":
         raise ValueError(f"KEFU_QUANTIZATION={method!r} is not supported on {device} "
@@ -172,8 +175,9 @@ def cache_snapshot(batch: DecodeBatch) -> tuple:
 
 def batch_from_snapshot(snapshot: tuple, device: str) -> DecodeBatch:
     """A one-row batch whose cache starts as a copy of ``snapshot``; prefill_chunk continues after it."""
-    import torch
+    import torch  # lazy: the web process imports this module and must start without torch
 
+    # lazy: slab_cache imports torch and transformers at the top
     from inference.backends.slab_cache import slab_cache
 
     cache = slab_cache()
@@ -208,8 +212,9 @@ def prefill(model, prompts: list[list[int]], device: str, pad_token_id: int = 0)
     Returns (logits of each prompt's last position (P, V), a DecodeBatch of the P rows whose
     ``last_tokens`` the caller sets from those logits).
     """
-    import torch
+    import torch  # lazy: the web process imports this module and must start without torch
 
+    # lazy: slab_cache imports torch and transformers at the top
     from inference.backends.slab_cache import slab_cache
 
     lengths = [len(prompt) for prompt in prompts]
@@ -233,8 +238,9 @@ def prefill_chunk(model, batch: DecodeBatch | None, tokens: list[int], device: s
     ``batch`` is what the previous chunks returned (None for the first). Returns (logits of the
     chunk's last position (1, V), the one-row DecodeBatch so far, its ``last_tokens`` for the caller to set).
     """
-    import torch
+    import torch  # lazy: the web process imports this module and must start without torch
 
+    # lazy: slab_cache imports torch and transformers at the top
     from inference.backends.slab_cache import slab_cache
 
     cache = batch.cache if batch is not None else slab_cache()
@@ -257,7 +263,7 @@ def token_owners(prompts: list[list[int]], keys: list[str]) -> list[str]:
 
 def merge(batch: DecodeBatch | None, new: DecodeBatch | None) -> DecodeBatch | None:
     """The rows of ``new`` join the running ``batch`` (after its rows); the shorter side is left-padded."""
-    import torch
+    import torch  # lazy: the web process imports this module and must start without torch
 
     if batch is None or new is None:
         return new if batch is None else batch
@@ -287,7 +293,7 @@ def pad_rows(cache, columns: int) -> None:
 
 
 def left_pad(tensor, columns: int, dim: int = 1):
-    import torch
+    import torch  # lazy: the web process imports this module and must start without torch
 
     if columns <= 0:
         return tensor
@@ -298,7 +304,7 @@ def left_pad(tensor, columns: int, dim: int = 1):
 
 def decode_step(model, batch: DecodeBatch, device: str):
     """Feed every row's last token; returns next-token logits (B, V) and advances masks and positions."""
-    import torch
+    import torch  # lazy: the web process imports this module and must start without torch
 
     cache_position = torch.tensor([batch.length], device=device)  # 1 — the new column
     batch.attention_mask = torch.cat(
@@ -313,14 +319,14 @@ def decode_step(model, batch: DecodeBatch, device: str):
 
 
 def set_next_tokens(batch: DecodeBatch, tokens: list[int], device: str) -> None:
-    import torch
+    import torch  # lazy: the web process imports this module and must start without torch
 
     batch.last_tokens = torch.tensor(tokens, device=device)  # B
 
 
 def evict(batch: DecodeBatch, keep: list[int]) -> DecodeBatch | None:
     """Keep only the rows in ``keep`` (batch order); drop padding columns no remaining row needs."""
-    import torch
+    import torch  # lazy: the web process imports this module and must start without torch
 
     if not keep:
         return None
@@ -339,7 +345,7 @@ def evict(batch: DecodeBatch, keep: list[int]) -> DecodeBatch | None:
 
 def sample(logits, params: Sequence[SamplingParams], generators: Sequence) -> list[int]:
     """One token per row: argmax for temperature 0, else temperature + top-p sampling. logits (B, V)."""
-    import torch
+    import torch  # lazy: the web process imports this module and must start without torch
 
     tokens = logits.argmax(dim=-1).tolist()  # B
     for row, row_params in enumerate(params):
@@ -359,7 +365,7 @@ def sample(logits, params: Sequence[SamplingParams], generators: Sequence) -> li
 
 def make_generator(seed: int | None, device: str):
     """A per-request random generator when the request fixes a seed (else the global one)."""
-    import torch
+    import torch  # lazy: the web process imports this module and must start without torch
 
     if seed is None:
         return None

@@ -26,11 +26,12 @@ CANCEL_POLL_S = 0.05
 class VllmBackend:
     def __init__(self, config: EngineConfig):
         try:
+            # lazy: vllm is installed on GPU hosts only (the vllm extra)
             from vllm.engine.arg_utils import AsyncEngineArgs
-            from vllm.v1.engine.async_llm import AsyncLLM
+            from vllm.v1.engine.async_llm import AsyncLLM  # lazy: as above
         except ImportError as exc:
             raise RuntimeError("KEFU_MODEL_BACKEND=vllm needs vllm: pip install -e '.[vllm]' on a GPU machine") from exc
-        from transformers import AutoTokenizer
+        from transformers import AutoTokenizer  # lazy: transformers loads only where a model loads
 
         self.config = config
         self.tokenizer = AutoTokenizer.from_pretrained(config.model)
@@ -58,8 +59,8 @@ class VllmBackend:
         return handle
 
     async def generate(self, handle: GenerationHandle) -> None:
-        from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
+        from vllm import SamplingParams  # lazy: vllm, as above
+        from vllm.sampling_params import RequestOutputKind  # lazy: vllm, as above
 
         request, params = handle.request, handle.request.params
         prompt = self.tokenizer.apply_chat_template(list(request.messages), add_generation_prompt=True, tokenize=False)

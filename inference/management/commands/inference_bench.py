@@ -12,6 +12,11 @@ from dataclasses import replace
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from inference.backends.transformers_backend import load_model
+from inference.benchmark import format_table, quantization_agreement, run_benchmark
+from inference.config import engine_config
+from kefu import compute
+
 
 class Command(BaseCommand):
     help = "Benchmark the batching engine (TTFT p50/p95, aggregate and per-stream tok/s) against plain generate."
@@ -39,9 +44,6 @@ class Command(BaseCommand):
                             help="instead of timing: compare greedy answers of METHOD (int8) with fp32")
 
     def handle(self, *args, **options) -> None:
-        from inference.benchmark import format_table, run_benchmark
-        from inference.config import engine_config
-
         try:
             levels = [int(level) for level in options["concurrency"].split(",") if level.strip()]
         except ValueError as exc:
@@ -58,10 +60,6 @@ class Command(BaseCommand):
         config = replace(config, backend="transformers", **overrides,
                          max_batch=options["max_batch"] or max(levels + [config.max_batch]))
         if options["agreement"]:
-            from inference.backends.transformers_backend import load_model
-            from inference.benchmark import quantization_agreement
-            from kefu import compute
-
             loaded = compute.call(load_model, replace(config, quantization="none", dtype="float32"),
                                   models_dir=settings.KEFU_DATA_DIR / "models")
             self.stdout.write(compute.call(quantization_agreement, loaded, options["agreement"], prompts=8,

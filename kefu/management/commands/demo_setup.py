@@ -14,6 +14,9 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
+from chat.services import demo_knowledge_base, demo_profile_ensure, demo_widget_key_ensure
+from kb.demo import ensure_demo_knowledge_base
+
 
 class Command(BaseCommand):
     help = "Create the demo admin user (password printed once), the demo knowledge base and its widget key."
@@ -38,9 +41,6 @@ class Command(BaseCommand):
             f"Admin created — user: admin  password: {password}  (shown once; sign in at /admin/)"))
 
     def ensure_demo_knowledge_base(self, *, origins: list[str]) -> None:
-        from chat.services import demo_knowledge_base, demo_profile_ensure, demo_widget_key_ensure
-        from kb.demo import ensure_demo_knowledge_base
-
         self.stdout.write(ensure_demo_knowledge_base())
         kb = demo_knowledge_base()
         if kb is not None:

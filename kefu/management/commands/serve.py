@@ -4,6 +4,7 @@ The same as ``uvicorn kefu.asgi:application`` (what docker-compose runs), with t
 defaults of the embedded demo: 127.0.0.1:8000, one process.
 """
 
+import uvicorn
 from django.core.management.base import BaseCommand
 
 from kefu.preflight import exit_on_failure
@@ -22,8 +23,6 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=1)
 
     def handle(self, *args, host: str, port: int, workers: int, **options):
-        import uvicorn
-
         exit_on_failure("web")
         self.stdout.write(f"Kefu serving on http://{host}:{port}/ (Ctrl-C to stop)")
         uvicorn.run("kefu.asgi:application", host=host, port=port, workers=workers,
