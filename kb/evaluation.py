@@ -6,7 +6,7 @@ heading of its chunk equals it. Each relevant label counts once, at its best ran
 
 Also tunes a base's fusion weight on labelled pairs it already has — its FAQ entries whose
 source document holds the answer (question → that document) — because equal-weight RRF
-loses to dense alone on this kind of data (shared/notes/retrieval-baselines.md).
+loses to dense alone on this kind of data (docs/retrieval-baselines.md).
 """
 
 from __future__ import annotations

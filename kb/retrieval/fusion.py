@@ -4,7 +4,7 @@ RRF: ``score(item) = Σ_r weight_r / (k + rank_r(item))`` with ranks from 1. Min
 ``score(item) = Σ_r weight_r · (s_r(item) - min_r) / (max_r - min_r)`` over each retriever's
 candidate list (0 where a retriever did not find the item), so how far apart the scores are
 counts, not only their order. Equal weights let the weaker retriever drag the list down (see
-shared/notes/retrieval-baselines.md), so each knowledge base carries its own method, dense weight
+docs/retrieval-baselines.md), so each knowledge base carries its own method, dense weight
 and ``k``, tuned on its FAQ pairs (:func:`kb.evaluation.fusion_weight_tune`).
 """
 
