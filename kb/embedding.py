@@ -131,6 +131,19 @@ def tuned_source(name: str) -> ModelSource:
     return ModelSource(name, path)
 
 
+def model_choices(slug: str = "") -> list[str]:
+    """The models a base may switch to: the bundled ones, the process default, the registered ones and the
+    base's own tuned artifacts (``slug``; newest first). Names only: a registered directory that went
+    missing still shows, and :func:`model_source` says what is wrong when it is chosen."""
+    names = [*BUNDLED, default_model_name(), *settings.KEFU_EMBEDDING_MODELS]
+    if slug:
+        root = Path(settings.KEFU_DATA_DIR) / "models" / "tuned" / slug
+        tuned = sorted((p for p in root.glob("*") if (p / TUNED_MANIFEST).is_file()),
+                       key=lambda p: p.stat().st_mtime, reverse=True) if root.is_dir() else []
+        names += [tuned_model_name(slug, p.name) for p in tuned]
+    return list(dict.fromkeys(names))
+
+
 def check_model_name(name: str) -> str:
     """The name, if it resolves to model files here; ConfigError otherwise."""
     model_source(name)

@@ -9,6 +9,9 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from kb.embedding import check_model_name
+from kefu.config import ConfigError
+
 
 class KnowledgeBaseForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200)
@@ -34,3 +37,25 @@ class FaqEntryForm(forms.Form):
 
     def clean_alternatives(self) -> list[str]:
         return [line.strip() for line in self.cleaned_data["alternatives"].splitlines() if line.strip()]
+
+
+class EmbeddingModelForm(forms.Form):
+    """The model a base switches to: one of ``choices`` (kb.embedding.model_choices), not the one it has."""
+
+    model = forms.ChoiceField(label=_("Embedding model"))
+
+    def __init__(self, *args, choices: list[str], current: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.current = current
+        self.fields["model"].choices = [(name, name) for name in choices]
+        self.fields["model"].initial = current
+
+    def clean_model(self) -> str:
+        name = self.cleaned_data["model"]
+        if name == self.current:
+            raise forms.ValidationError(_("The base already embeds with this model."))
+        try:
+            check_model_name(name)
+        except ConfigError as exc:  # registered, but its directory is gone or incomplete
+            raise forms.ValidationError(str(exc)) from exc
+        return name

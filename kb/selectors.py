@@ -77,3 +77,8 @@ TUNING_FIELDS = ("id", "status", "stage", "progress", "method", "base_model", "t
 def tuning_runs(*, knowledge_base: KnowledgeBase, limit: int = 5) -> list[dict]:
     """The base's latest tuning runs, newest first: progress while running, then the measured result."""
     return list(knowledge_base.tuning_runs.values(*TUNING_FIELDS)[:limit])
+
+
+def index_versions(*, knowledge_base: KnowledgeBase, limit: int = 6) -> QuerySet[IndexVersion]:
+    """The base's latest index versions, newest first, each with the embedding model it was built with."""
+    return knowledge_base.index_versions.order_by("-number")[:limit]

@@ -41,3 +41,12 @@ def tune_embedder(run_id: int) -> None:
     from kb.tuning import tuning_run
 
     tuning_run(run_id=run_id)
+
+
+@app.task(name="kb.switch_embedder", acks_late=True, ignore_result=True,
+          time_limit=3600, soft_time_limit=3500)
+def switch_embedder(run_id: int) -> None:
+    """Re-embed a base with another model into a new index version and swap to it (kb.model_switch)."""
+    from kb.model_switch import model_switch_run
+
+    model_switch_run(run_id=run_id)

@@ -22,4 +22,5 @@ urlpatterns = [
     path("<slug:slug>/search", views.kb_search, name="search"),
     path("<slug:slug>/tune", views.kb_tune, name="tune"),
     path("<slug:slug>/tuning", views.tuning_progress, name="tuning_progress"),
+    path("<slug:slug>/model", views.kb_model, name="model"),
 ]

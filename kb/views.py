@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from kb import selectors, services
-from kb.forms import FaqEntryForm, KnowledgeBaseForm
+from kb.forms import EmbeddingModelForm, FaqEntryForm, KnowledgeBaseForm
 from kb.models import Document, FaqEntry, IndexVersion
 from kb.parsing import ParseError, sniff_upload
 from kefu.roles import KB_CREATE, KB_EDIT, KB_VIEW, bases_of, permission_required
@@ -66,12 +66,48 @@ def kb_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def kb_detail(request: HttpRequest, slug: str) -> HttpResponse:
     kb = get_object_or_404(bases_of(request.user), slug=slug)
-    return render(request, "kb/detail.html", {
+    return render(request, "kb/detail.html", detail_context(kb, model_form=model_form(kb)))
+
+
+def detail_context(kb, *, model_form: EmbeddingModelForm) -> dict:
+    return {
         "kb": kb, "documents": selectors.document_list(knowledge_base=kb),
         "gate": selectors.regression_gate_state(knowledge_base=kb),
         "tuning_runs": selectors.tuning_runs(knowledge_base=kb),
+        "index_versions": selectors.index_versions(knowledge_base=kb), "model_form": model_form,
         "max_upload_mb": settings.KEFU_MAX_UPLOAD_BYTES / 1e6, "upload_strings": upload_strings(),
-    })
+    }
+
+
+def model_form(kb, data=None) -> EmbeddingModelForm:
+    """The switch form: the registered models and the base's tuned ones, its current model preselected."""
+    from kb.embedding import knowledge_base_model, model_choices
+
+    current = knowledge_base_model(kb)
+    choices = list(dict.fromkeys([current, *model_choices(kb.slug)]))
+    return EmbeddingModelForm(data, choices=choices, current=current)
+
+
+@permission_required(KB_VIEW, KB_EDIT)
+@require_POST
+def kb_model(request: HttpRequest, slug: str) -> HttpResponse:
+    """Switch the base to another embedding model: re-embedded in the background (ingest queue), the current
+    index serving until the new one is ready. A bad choice: 400; another job of the base running: 409."""
+    from kb.model_switch import SwitchRejected, model_switch_start
+
+    kb = get_object_or_404(bases_of(request.user), slug=slug)
+    form = model_form(kb, request.POST)
+    if not form.is_valid():
+        return render(request, "kb/detail.html", detail_context(kb, model_form=form), status=400)
+    try:
+        model_switch_start(knowledge_base=kb, name=form.cleaned_data["model"])
+    except SwitchRejected as exc:
+        form.add_error("model", str(exc))
+        return render(request, "kb/detail.html", detail_context(kb, model_form=form), status=409)
+    messages.success(request, _("Switching to %(model)s: every chunk and FAQ question is embedded again in the "
+                                "background; the current index serves until the new one is ready.")
+                     % {"model": form.cleaned_data["model"]})
+    return redirect("kb:detail", slug=slug)
 
 
 @permission_required(KB_VIEW, KB_EDIT)
