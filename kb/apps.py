@@ -16,7 +16,12 @@ class KbConfig(AppConfig):
     verbose_name = "Knowledge bases"
 
     def ready(self) -> None:
+        from django.db.models.signals import pre_delete
+
+        from kb.search_backends import rows_drop_with_base
+
         request_started.connect(resume_on_first_request, dispatch_uid="kb-resume-on-start")
+        pre_delete.connect(rows_drop_with_base, sender="kb.KnowledgeBase", dispatch_uid="kb-rows-drop-with-base")
 
 
 _resumed = threading.Event()

@@ -111,6 +111,28 @@ def forget_backends() -> None:
         _milvus.clear()
 
 
+def rows_drop_with_base(sender, instance, **kwargs) -> None:
+    """``pre_delete`` of a KnowledgeBase: once the deletion commits, its rows leave every search server
+    that held a version of it (local files are per process and go with KEFU_DATA_DIR)."""
+    from django.db import transaction
+
+    from kb.models import IndexVersion
+
+    remote = set(IndexVersion.objects.filter(knowledge_base_id=instance.pk).exclude(backend=LOCAL)
+                 .values_list("backend", flat=True))
+    for name in remote:
+        transaction.on_commit(lambda name=name, kb_id=instance.pk: drop_quietly(name, kb_id))
+
+
+def drop_quietly(name: str, kb_id: int) -> None:
+    import logging
+
+    try:
+        backend_named(name).prune(kb_id, set())
+    except (SearchBackendUnavailable, SearchBackendConfigError) as exc:
+        logging.getLogger(__name__).warning("rows of deleted knowledge base %s left in %s: %s", kb_id, name, exc)
+
+
 @contextmanager
 def observed(backend: str, operation: str) -> Iterator[None]:
     """Time one backend call into the Prometheus histogram; count it as an error when it raises."""

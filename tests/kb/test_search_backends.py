@@ -161,3 +161,17 @@ def test_a_base_fusion_maps_to_a_milvus_ranker_only_where_it_is_the_same():
     weighted = server_ranker(method="minmax", dense_weight=0.7, rrf_k=5)
     assert isinstance(weighted, WeightedRanker)
     assert weighted.dict()["params"]["weights"] == pytest.approx([0.3, 0.7])  # BM25 request first, then dense
+
+
+@milvus_only
+def test_deleting_a_base_deletes_its_rows_in_milvus(search_backend, kb, ingest, django_capture_on_commit_callbacks):
+    # given a base indexed in Milvus
+    build(kb, ingest)
+    versions = list(IndexVersion.objects.filter(knowledge_base=kb).values_list("pk", flat=True))
+    kb_id = kb.pk
+    assert any(milvus_rows(kb_id, v) for v in versions)
+    # when the base is deleted
+    with django_capture_on_commit_callbacks(execute=True):
+        kb.delete()
+    # then none of its rows is left
+    assert not any(milvus_rows(kb_id, v) for v in versions)
