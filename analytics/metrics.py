@@ -18,13 +18,30 @@ import ipaddress
 import os
 import time
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
+from django.db import DatabaseError
+from django.db.models import Count, Min
 from django.http import HttpRequest, HttpResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from django.utils import timezone
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from prometheus_client.core import GaugeMetricFamily
 
 import chat.metrics  # noqa: F401 - registers the pipeline's counters
 import inference.metrics  # noqa: F401 - registers the generator's metrics
+from analytics.rollups import rollup_watermark
+from analytics.selectors.dashboard import live_generations
+from chat.models import Conversation
+from inference.selectors import generator_status
+from kb.models import Document
 from kefu.proxies import client_address, forwarded_by_unknown_proxy
 
 HTTP_REQUESTS = Counter(
@@ -63,8 +80,6 @@ class RequestMetricsMiddleware:
     async_capable = True
 
     def __init__(self, get_response):
-        from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-
         self.get_response = get_response
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
@@ -107,9 +122,6 @@ class StaffQueueCollector:
     """
 
     def collect(self):
-        from django.db import DatabaseError
-        from prometheus_client.core import GaugeMetricFamily
-
         try:
             waiting, oldest_s, rollup_age_s = staff_queue_figures()
         except DatabaseError:
@@ -123,12 +135,6 @@ class StaffQueueCollector:
 
 
 def staff_queue_figures() -> tuple[int, float, float]:
-    from django.db.models import Count, Min
-    from django.utils import timezone
-
-    from analytics.rollups import rollup_watermark
-    from chat.models import Conversation
-
     now = timezone.now()
     inbox = Conversation.objects.filter(status=Conversation.Status.HANDED_OFF).aggregate(
         n=Count("id"), oldest=Min("handed_off_at"))
@@ -151,9 +157,6 @@ class IngestionCollector:
     """
 
     def collect(self):
-        from django.db import DatabaseError
-        from prometheus_client.core import GaugeMetricFamily
-
         try:
             per_status, oldest_s = ingestion_figures()
         except DatabaseError:
@@ -169,11 +172,6 @@ class IngestionCollector:
 
 
 def ingestion_figures() -> tuple[dict[str, int], float]:
-    from django.db.models import Count, Min
-    from django.utils import timezone
-
-    from kb.models import Document
-
     counts = dict(Document.objects.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
     per_status = {status: counts.get(status, 0) for status in Document.Status.values}
     oldest = Document.objects.filter(status__in=Document.ACTIVE_STATUSES).aggregate(t=Min("updated_at"))["t"]
@@ -187,11 +185,6 @@ class GeneratorCollector:
     backlog the engine's own ``kefu_num_requests_waiting`` cannot see) and running, from the job table."""
 
     def collect(self):
-        from django.db import DatabaseError
-        from prometheus_client.core import GaugeMetricFamily
-
-        from analytics.selectors.dashboard import live_generations
-
         yield GaugeMetricFamily("kefu_generator_ready",
                                 "Generators ready to serve (ready inference workers, or the in-process engine).",
                                 value=generators_ready())
@@ -207,8 +200,6 @@ class GeneratorCollector:
 
 
 def generators_ready() -> int:
-    from inference.selectors import generator_status
-
     status = generator_status()
     workers = status.extra.get("workers")
     if workers is None:
@@ -223,8 +214,6 @@ def registry() -> CollectorRegistry:
     """All processes' samples in multiprocess mode, else this process's registry; plus the DB gauges."""
     collected = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         multiprocess.MultiProcessCollector(collected)
     else:
         collected.register(ProcessRegistry())

@@ -42,6 +42,8 @@ from analytics.models import (
     RollupMetrics,
     RollupState,
 )
+from chat.models import Conversation, Feedback, Message
+from inference.models import GenerationJob
 
 log = logging.getLogger(__name__)
 HOUR = timedelta(hours=1)
@@ -127,8 +129,6 @@ def time_to_first_token_ms(timings: dict) -> float | None:
 
 
 def message_rows(start: datetime, end: datetime) -> Iterator[tuple]:
-    from chat.models import Message
-
     return (Message.objects.filter(created_at__gte=start, created_at__lt=end).order_by()
             .values_list("created_at", "role", "outcome", "intent", "timings", "prompt_tokens",
                          "completion_tokens", "conversation_id",
@@ -176,8 +176,6 @@ def add_reply_timings(slot: SlotTotals, timings: dict, prompt_tokens, completion
 
 
 def add_conversations(slots: dict, start: datetime, end: datetime) -> None:
-    from chat.models import Conversation
-
     rows = (Conversation.objects.filter(created_at__gte=start, created_at__lt=end).order_by()
             .values_list("created_at", "knowledge_base_id", "widget_key_id").iterator(chunk_size=CHUNK))
     for created_at, kb_id, key_id in rows:
@@ -201,8 +199,6 @@ def hourly_row(slot_key: tuple, slot: SlotTotals) -> HourlyRollup:
 
 def expert_rows(start: datetime, end: datetime) -> list[ExpertLoadRollup]:
     """Per hour × model × layer token counts from the generations that finished in the range."""
-    from inference.models import GenerationJob
-
     totals: dict[tuple, list[int]] = {}
     requests: Counter = Counter()
     jobs = (GenerationJob.objects.filter(finished_at__gte=start, finished_at__lt=end, expert_counts__isnull=False)
@@ -246,8 +242,6 @@ def utc_days(start: datetime, end: datetime) -> list:
 
 def question_rows_of_day(day) -> list[QuestionRollup]:
     """The most asked questions of one UTC day, per base × key."""
-    from chat.models import Message
-
     day_start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
     totals: dict[tuple, dict[str, QuestionTotals]] = defaultdict(dict)
     rows = (Message.objects.filter(role="user", created_at__gte=day_start, created_at__lt=day_start + timedelta(days=1))
@@ -367,8 +361,6 @@ def stale_hours(since: datetime, now: datetime) -> set[datetime]:
     the whole table); ratings can come any time, so the feedback table is read by ``updated_at``
     alone and the rated messages' hours looked up by primary key.
     """
-    from chat.models import Feedback, Message
-
     hours = set(hour_range(hour_floor(since) - HOUR, hour_ceil(now)))
     late_replies = (Message.objects.filter(created_at__gte=since - LATE_REPLY_WINDOW, created_at__lt=since - HOUR,
                                            completed_at__gte=since).order_by()
@@ -401,9 +393,6 @@ def contiguous_ranges(hours: set[datetime]) -> list[tuple[datetime, datetime]]:
 
 
 def first_activity() -> datetime | None:
-    from chat.models import Conversation, Message
-    from inference.models import GenerationJob
-
     moments = [
         Message.objects.aggregate(first=Min("created_at"))["first"],
         Conversation.objects.aggregate(first=Min("created_at"))["first"],

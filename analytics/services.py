@@ -18,6 +18,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from analytics.rollups import RollupResult, rollup_refresh, rollup_watermark
+from chat.models import Conversation
+from chat.staff_replies import conversation_close, staff_reply_send
+from kb.models import Document, FaqEntry, KnowledgeBase
+from kb.services import eval_case_record, faq_entry_create
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +50,6 @@ def dashboard_rollups_refresh() -> list[RollupResult]:
 
 def gap_faq_create(*, knowledge_base_id: int, question: str, answer: str, alternatives: list[str]):
     """Turn a knowledge-gap group into an FAQ entry of its base, indexed straight after."""
-    from kb.models import KnowledgeBase
-    from kb.services import eval_case_record, faq_entry_create
-
     knowledge_base = KnowledgeBase.objects.filter(pk=knowledge_base_id).first()
     if knowledge_base is None:
         raise NotFound(_("no such knowledge base"))
@@ -65,9 +66,6 @@ def feedback_resolve(*, knowledge_base_id: int, question: str, source: str):
 
     ``source`` is ``faq:<id>`` or ``doc:<id>`` (the form's choice); it must belong to the base.
     """
-    from kb.models import Document, FaqEntry, KnowledgeBase
-    from kb.services import eval_case_record
-
     knowledge_base = KnowledgeBase.objects.filter(pk=knowledge_base_id).first()
     if knowledge_base is None:
         raise NotFound(_("no such knowledge base"))
@@ -82,8 +80,6 @@ def feedback_resolve(*, knowledge_base_id: int, question: str, source: str):
 
 
 def conversation_of(conversation_id: str):
-    from chat.models import Conversation
-
     conversation = Conversation.objects.filter(public_id=conversation_id).first()
     if conversation is None:
         raise NotFound(_("no such conversation"))
@@ -91,12 +87,8 @@ def conversation_of(conversation_id: str):
 
 
 def inbox_reply(*, conversation_id: str, text: str):
-    from chat.staff_replies import staff_reply_send
-
     return staff_reply_send(conversation=conversation_of(conversation_id), text=text)
 
 
 def inbox_close(*, conversation_id: str):
-    from chat.staff_replies import conversation_close
-
     return conversation_close(conversation=conversation_of(conversation_id))

@@ -15,6 +15,8 @@ import hashlib
 import math
 from collections.abc import Iterable
 
+import numpy as np
+
 PRECISION = 11
 REGISTERS = 1 << PRECISION  # m
 HASH_BITS = 64
@@ -44,8 +46,6 @@ def of(items: Iterable[str]) -> bytes:
 
 def union(sketches: Iterable[bytes | memoryview | None]) -> bytes:
     """Register-wise maximum: the sketch of the union of the sets; empty sketches are skipped."""
-    import numpy as np
-
     merged = np.zeros(REGISTERS, dtype=np.uint8)
     for sketch in sketches:
         if sketch:

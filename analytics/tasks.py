@@ -5,6 +5,7 @@ No route matches ``analytics.*``, so it runs on the ``default`` queue (served by
 
 from __future__ import annotations
 
+from analytics.rollups import rollup_refresh
 from kefu.celery import app
 
 
@@ -12,6 +13,4 @@ from kefu.celery import app
           time_limit=1800, soft_time_limit=1700)
 def rollup() -> int:
     """Recompute the hours that went stale since the last run; returns how many ranges."""
-    from analytics.rollups import rollup_refresh
-
     return len(rollup_refresh())

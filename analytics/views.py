@@ -25,6 +25,8 @@ from analytics.selectors.dashboard import dashboard_data, filter_choices
 from analytics.selectors.experts import expert_load
 from analytics.selectors.gaps import knowledge_gaps, top_questions
 from analytics.selectors.languages import language_mix
+from chat.models import Conversation
+from chat.staff_replies import StaffReplyRejected
 from kefu.roles import base_reached, bases_of, is_scoped
 
 
@@ -68,8 +70,6 @@ def parsed_filter(request) -> DashboardFilter:
 
 def conversation_reached(request, conversation_id: str) -> bool:
     """The conversation exists and its base is one the user reaches."""
-    from chat.models import Conversation
-
     base_id = Conversation.objects.filter(public_id=conversation_id).values_list("knowledge_base_id", flat=True)
     return base_reached(request.user, base_id.first())
 
@@ -188,8 +188,6 @@ def conversation(request, conversation_id: str):
 @inbox_required
 @require_POST
 def conversation_reply(request, conversation_id: str):
-    from chat.staff_replies import StaffReplyRejected
-
     if not conversation_reached(request, conversation_id):
         return render(request, "analytics/error.html", {"message": _("No such conversation.")}, status=404)
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from django.http import JsonResponse
+import redis
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, JsonResponse
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from chat.pipeline.guard import rate_limit_client
+from kb.search import SearchBackendUnavailable
 from kefu.proxies import client_address
 
 KEY_HEADER = "X-Kefu-Key"
@@ -34,17 +39,11 @@ class Caller:
 
 def redis_unavailable_errors() -> tuple[type[BaseException], ...]:
     """Errors meaning Redis (cache, token streams, rate limits) does not answer."""
-    import redis
-
     return (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 def unavailable_errors() -> tuple[type[BaseException], ...]:
     """Errors meaning a backing service (Redis, the Celery broker, the database, Milvus) is down: a 503, not a 500."""
-    from django.db import InterfaceError, OperationalError
-    from kombu.exceptions import OperationalError as BrokerUnavailable
-
-    from kb.search import SearchBackendUnavailable
 
     return (*redis_unavailable_errors(), BrokerUnavailable, OperationalError, InterfaceError, SearchBackendUnavailable)
 
@@ -70,8 +69,6 @@ def with_cors(response, origin: str):
 
 
 def preflight_response(origin: str, allowed: bool):
-    from django.http import HttpResponse
-
     response = HttpResponse(status=204 if allowed else 403)
     if allowed:
         with_cors(response, origin)
@@ -103,8 +100,6 @@ def json_body(request, *, fields: frozenset[str]) -> dict:
 
 def body_bytes(request) -> bytes:
     """The raw body, at most ``KEFU_CHAT_MAX_BODY_BYTES`` of it (else a 413), read once."""
-    from django.conf import settings
-
     cap = settings.KEFU_CHAT_MAX_BODY_BYTES
     too_large = ApiError(413, "body_too_large", f"the request body is larger than {cap} bytes")
     try:

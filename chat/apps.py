@@ -13,23 +13,24 @@ class ChatConfig(AppConfig):
     verbose_name = "Chat"
 
     def ready(self) -> None:
+        # lazy: apps.py is imported while Django loads the apps
         from kb.signals import index_activated, retrieval_changed
 
         index_activated.connect(answerability_fit_enqueue, dispatch_uid="chat-answerability-fit")
         retrieval_changed.connect(answerability_fit_enqueue, dispatch_uid="chat-answerability-refit")
-        from chat.answerability_gate import answerability_accuracy
-        from kb.regression_gate import GATE_CHECKS
+        from chat.answerability_gate import answerability_accuracy  # lazy: as above
+        from kb.regression_gate import GATE_CHECKS  # lazy: as above
 
         if answerability_accuracy not in GATE_CHECKS:  # the regression gate compares answerability too
             GATE_CHECKS.append(answerability_accuracy)
-        from chat.lookups import connect_signals
+        from chat.lookups import connect_signals  # lazy: as above
 
         connect_signals()  # the web's remembered keys and profiles are forgotten when they change
 
 
 def answerability_fit_enqueue(*, knowledge_base_id: int, index_version_id: int, **_: object) -> None:
     """Queue the fit of the active version (sent after the change committed)."""
-    from chat.tasks import FIT_QUEUE, answerability_fit
-    from kefu.background import enqueue
+    from chat.tasks import FIT_QUEUE, answerability_fit  # lazy: as above (the tasks reach the models)
+    from kefu.background import enqueue  # lazy: as above
 
     enqueue(answerability_fit, knowledge_base_id, index_version_id, queue=FIT_QUEUE)

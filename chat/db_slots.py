@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from functools import wraps
 from typing import TypeVar
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import OperationalError, connections
 
@@ -99,8 +100,6 @@ def db_call(function: Callable[..., T]) -> Callable[..., Awaitable[T]]:
     """``function`` for ``await`` from the event loop, inside a slot: on :func:`db_executor`'s few reused
     threads, or — with ``KEFU_WEB_DB_THREADS=0`` — on asgiref's thread of the request (tests that keep
     their data in an open transaction need that one thread)."""
-    from asgiref.sync import sync_to_async
-
     executor = db_executor()
     if executor is None:
         return sync_to_async(with_db_slot(function))

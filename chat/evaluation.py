@@ -29,6 +29,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chat.pipeline.answerability import reliability_table
 from chat.pipeline.passages import CITATION_MARK
 
 EXPECTS = ("in_base", "out_of_base")
@@ -411,10 +412,6 @@ def answerability_pairs(ev: Evaluation) -> list[tuple[float, bool]]:
 
 def reliability(ev: Evaluation) -> Reliability:
     """The pipeline's reliability table of this mode's probabilities, or why there is none."""
-    try:
-        from chat.pipeline.answerability import reliability_table
-    except ImportError:
-        return Reliability(reason="n/a (no chat.pipeline.answerability.reliability_table)")
     pairs = answerability_pairs(ev)
     if not pairs:
         return Reliability(reason="n/a (no reply carries an answerability probability)")

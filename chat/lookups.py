@@ -15,6 +15,11 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+
+from chat.models import ChatProfile, WidgetKey
+from kb.models import KnowledgeBase
+from kb.signals import index_activated
 
 T = TypeVar("T")
 MAX_ENTRIES = 4096  # a flood of made-up keys cannot grow it without bound (misses are not kept)
@@ -49,12 +54,6 @@ def forget_all(**_kwargs) -> None:
 
 
 def connect_signals() -> None:
-    from django.db.models.signals import post_delete, post_save
-
-    from chat.models import ChatProfile, WidgetKey
-    from kb.models import KnowledgeBase
-    from kb.signals import index_activated
-
     for model in (WidgetKey, ChatProfile, KnowledgeBase):
         post_save.connect(forget_all, sender=model, dispatch_uid=f"chat.lookups.save.{model.__name__}")
         post_delete.connect(forget_all, sender=model, dispatch_uid=f"chat.lookups.delete.{model.__name__}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
+from chat.models import Message
 from chat.pipeline.output_gate import CHECKS
 
 ANSWERS = Counter("kefu_chat_answers", "Questions by knowledge base and final outcome "
@@ -34,8 +35,6 @@ for _scope in RATE_LIMIT_SCOPES:  # exported at 0 from the start, so rate() and 
 def answer_count(*, knowledge_base: str, outcome: str) -> None:
     """One question reached ``outcome`` (pending ones are counted when they finish); an outcome the model does
     not know is counted as ``other``, so the label stays bounded."""
-    from chat.models import Message
-
     if outcome != "pending":
         ANSWERS.labels(knowledge_base, outcome if outcome in Message.Outcome.values else "other").inc()
 

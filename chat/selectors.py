@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 
 from chat.lookups import remembered
@@ -39,8 +41,6 @@ def conversation_get(*, public_id: str, widget_key: WidgetKey | None = None) -> 
 
 def message_get(*, message_id) -> Message | None:
     """A message with its conversation and key, or None (also for malformed ids)."""
-    import uuid
-
     try:
         uuid.UUID(str(message_id))
     except ValueError:

@@ -14,6 +14,7 @@ CORS preflights are answered for origins some enabled key allows.
 from __future__ import annotations
 
 import logging
+import uuid
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -40,6 +41,7 @@ from chat.api import (
 )
 from chat.db_slots import db_call
 from chat.models import Feedback, Message
+from chat.openapi import openapi_document
 from chat.pipeline import guard
 
 log = logging.getLogger(__name__)
@@ -249,8 +251,6 @@ async def slot_released_after(events, slot):
 
 def live_prepare(request, conversation_id):
     """The conversation of a live stream, its CORS origin and the message id to resume after."""
-    import uuid
-
     if request.method != "GET":
         raise ApiError(405, "method_not_allowed", "use GET")
     read_rate_check(request)
@@ -312,8 +312,6 @@ async def conversation_handoff(request, conversation_id):
     """Rate-limited per IP and conversation (``KEFU_HANDOFF_RATE_LIMITS``), 409 on a closed conversation, and
     idempotent once handed off: a repeat gets the existing notice's id and stores nothing."""
 
-    from django.conf import settings
-
     def handler(request, conversation_id):
         method_is(request, "POST")
         caller = caller_check(request, origin_required=True)
@@ -359,6 +357,4 @@ def message_json(request, message: Message) -> dict:
 
 
 async def schema(request):
-    from chat.openapi import openapi_document
-
     return JsonResponse(openapi_document(request.build_absolute_uri("/")))

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from analytics.filters import DashboardFilter
+from chat.models import Conversation, Feedback, Message
+from kb.models import Document, EvalCase, FaqEntry
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,6 @@ def down_rated_answers(flt: DashboardFilter, *, limit: int = 50) -> list[RatedAn
     Selected by the rating's own time (``updated_at``, on the small feedback table), not by the
     message's: a filter on the message time makes the database walk the whole message table.
     """
-    from chat.models import Feedback
-
     ratings = Feedback.objects.filter(rating="down", updated_at__gte=flt.start, updated_at__lt=flt.end)
     if flt.knowledge_base_id:
         ratings = ratings.filter(message__conversation__knowledge_base_id=flt.knowledge_base_id)
@@ -92,8 +92,6 @@ def down_rated_answers(flt: DashboardFilter, *, limit: int = 50) -> list[RatedAn
 
 def resolved_sources(ratings) -> dict[tuple[int, str], str]:
     """(base id, question) → the name of the source staff confirmed for it, for the rated questions."""
-    from kb.models import EvalCase
-
     questions = {" ".join(f.message.reply_to.text.split()) for f in ratings if f.message.reply_to}
     cases = EvalCase.objects.filter(question__in=questions).select_related("faq_entry", "document")
     return {(c.knowledge_base_id, c.question): (c.faq_entry.question if c.faq_entry else c.document.title)
@@ -102,8 +100,6 @@ def resolved_sources(ratings) -> dict[tuple[int, str], str]:
 
 def source_choices(knowledge_base_ids: set[int]) -> dict[int, list[tuple[str, str]]]:
     """Per base: (value, label) of every FAQ entry and document a staff member can name as the right source."""
-    from kb.models import Document, FaqEntry
-
     out: dict[int, list[tuple[str, str]]] = {kb_id: [] for kb_id in knowledge_base_ids}
     for pk, kb_id, question in FaqEntry.objects.filter(knowledge_base_id__in=knowledge_base_ids).values_list(
             "id", "knowledge_base_id", "question"):
@@ -120,8 +116,6 @@ def channel_name(widget_key) -> str:
 
 def handoff_inbox(*, knowledge_base_id: int | None = None, limit: int = 200) -> list[InboxItem]:
     """Conversations waiting for a person, longest-waiting first."""
-    from chat.models import Conversation, Message
-
     waiting = Conversation.objects.filter(status=Conversation.Status.HANDED_OFF)
     if knowledge_base_id:
         waiting = waiting.filter(knowledge_base_id=knowledge_base_id)
@@ -136,8 +130,6 @@ def handoff_inbox(*, knowledge_base_id: int | None = None, limit: int = 200) -> 
 
 
 def transcript(*, conversation_id: str) -> Transcript | None:
-    from chat.models import Conversation
-
     conversation = (Conversation.objects.select_related("knowledge_base", "widget_key")
                     .filter(public_id=conversation_id).first())
     if conversation is None:

@@ -11,7 +11,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count
+from django.db.models import Count, F, FloatField, Value
+from django.db.models.functions import Floor, Least
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -21,6 +22,9 @@ from analytics.filters import DashboardFilter
 from analytics.models import DailyRollup, HourlyRollup
 from analytics.rollups import OUTCOME_FIELDS, day_first_hour, hour_floor, local_day
 from analytics.selectors.charts import ChartSpec, Dataset
+from chat.models import Message, WidgetKey
+from inference.models import GenerationJob
+from kb.models import KnowledgeBase
 
 OUTCOME_LABELS = {
     "cached": gettext_lazy("from cache"), "direct": gettext_lazy("direct FAQ answer"),
@@ -204,8 +208,6 @@ def distinct_visitors(rows: list[dict]) -> int:
 
 def live_generations() -> tuple[int, int]:
     """(running, queued) generation jobs right now."""
-    from inference.models import GenerationJob
-
     counts = dict(GenerationJob.objects.filter(status__in=["running", "queued"]).order_by().values_list("status")
                   .annotate(n=Count("id")))
     return counts.get("running", 0), counts.get("queued", 0)
@@ -235,8 +237,6 @@ def rejected_generations(flt: DashboardFilter) -> int:
     Read from the message table, not the rollups (they count outcomes, not reasons); the window and the
     ``created_at`` index bound the rows read, as for the answerability histogram.
     """
-    from chat.models import Message
-
     replies = Message.objects.filter(role=Message.Role.ASSISTANT, outcome=Message.Outcome.REFUSED,
                                      reason="generation_rejected", created_at__gte=flt.start, created_at__lt=flt.end)
     if flt.knowledge_base_id:
@@ -343,10 +343,6 @@ def answerability_counts(flt: DashboardFilter, *, bins: int = ANSWERABILITY_BINS
     Read from the message table, not the rollups (they carry no answerability); the window and the
     ``created_at`` index bound the rows read.
     """
-    from django.db.models import F, FloatField, Value
-    from django.db.models.functions import Floor, Least
-
-    from chat.models import Message
 
     replies = Message.objects.filter(role=Message.Role.ASSISTANT, answerability__isnull=False,
                                      created_at__gte=flt.start, created_at__lt=flt.end)
@@ -372,8 +368,6 @@ def answerability_chart(flt: DashboardFilter) -> ChartSpec:
 
 
 def knowledge_base_names() -> dict[int, str]:
-    from kb.models import KnowledgeBase
-
     return dict(KnowledgeBase.objects.values_list("id", "name"))
 
 
@@ -399,8 +393,6 @@ def dashboard_data(flt: DashboardFilter) -> DashboardData:
 
 def filter_choices() -> tuple[list[tuple[int, str]], list[tuple[int, str, int]]]:
     """(knowledge bases, widget keys with their base) for the filter form; ids and names only."""
-    from chat.models import WidgetKey
-
     bases = sorted(knowledge_base_names().items(), key=lambda item: item[1])
     keys = [(pk, name or public_key[:12], kb_id) for pk, name, public_key, kb_id
             in WidgetKey.objects.order_by("knowledge_base_id", "name").values_list("id", "name", "public_key",

@@ -19,6 +19,8 @@ from analytics.filters import DashboardFilter
 from analytics.models import QuestionRollup
 from analytics.rollups import utc_days
 from analytics.selectors import similarity
+from chat.models import Message
+from kb.models import FaqEntry, KnowledgeBase
 
 GAP_OUTCOMES = ("refused", "handed_off", "failed")
 NOT_GAPS = ("sensitive_word",)
@@ -68,8 +70,6 @@ class QuestionGroup:
 
 def gap_questions(flt: DashboardFilter, *, limit: int = similarity.MAX_TEXTS) -> list[tuple[int, GapQuestion]]:
     """(base id, question) for the newest gap questions of the window."""
-    from chat.models import Message
-
     rows = Message.objects.filter(role="user", created_at__gte=flt.start, created_at__lt=flt.end).filter(
         Q(outcome__in=GAP_OUTCOMES) | Q(reply__feedback__rating="down")).exclude(reason__in=NOT_GAPS)
     if flt.knowledge_base_id:
@@ -94,8 +94,6 @@ def grouped_by_meaning(texts: list[str]) -> tuple[object, list[list[int]]]:
 
 def later_faq_entries(kb_id: int, since: datetime) -> list[tuple[int, str, datetime]]:
     """(id, question, created) of the base's FAQ entries created after ``since``: one query per base."""
-    from kb.models import FaqEntry
-
     return list(FaqEntry.objects.filter(knowledge_base_id=kb_id, created_at__gt=since).order_by("id")
                 .values_list("id", "question", "created_at"))
 
@@ -128,8 +126,6 @@ def gap_group(kb_id: int, name: str, questions: list[GapQuestion], vectors, memb
 
 def knowledge_gaps(flt: DashboardFilter) -> list[GapGroup]:
     """Gap questions of the window grouped by meaning per base, newest group first."""
-    from kb.models import KnowledgeBase
-
     names = dict(KnowledgeBase.objects.values_list("id", "name"))
     per_base: dict[int, list[GapQuestion]] = defaultdict(list)
     for kb_id, question in gap_questions(flt):
@@ -145,8 +141,6 @@ def knowledge_gaps(flt: DashboardFilter) -> list[GapGroup]:
 
 def top_questions(flt: DashboardFilter, *, limit: int = 30) -> list[QuestionGroup]:
     """The most asked questions of the window, merged by meaning, with their cache-hit rate."""
-    from kb.models import KnowledgeBase
-
     days = utc_days(flt.start, flt.end)  # question counts are daily: the window is widened to whole UTC days
     rows = QuestionRollup.objects.filter(day__gte=days[0], day__lte=days[-1])
     if flt.knowledge_base_id:

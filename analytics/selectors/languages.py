@@ -13,6 +13,7 @@ from django.db.models import Count
 from django.utils.translation import gettext_lazy as _
 
 from analytics.filters import DashboardFilter
+from chat.models import Message
 
 # Names of the languages the detector reports (chat.pipeline.language), in the staff member's language.
 LANGUAGE_NAMES = {
@@ -32,8 +33,6 @@ class LanguageShare:
 
 def language_mix(flt: DashboardFilter) -> tuple[LanguageShare, ...]:
     """Questions of the window per language, the most asked language first."""
-    from chat.models import Message
-
     questions = Message.objects.filter(role=Message.Role.USER, created_at__gte=flt.start, created_at__lt=flt.end)
     if flt.knowledge_base_id:
         questions = questions.filter(conversation__knowledge_base_id=flt.knowledge_base_id)

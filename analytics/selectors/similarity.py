@@ -17,6 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
+import numpy as np
 from django.core.cache import cache
 
 GROUP_SIMILARITY = 0.72
@@ -49,7 +50,6 @@ def remember(vectors: dict[str, bytes]) -> None:
 
 def embeddings(texts: Sequence[str]):
     """Normalised float32 vectors (n, D) for ``texts``, embedding only those not cached."""
-    import numpy as np
 
     from kb.embedding import embed_texts  # sentence-transformers, loaded once per process
 
@@ -83,7 +83,5 @@ def cluster_labels(vectors, *, similarity: float = GROUP_SIMILARITY) -> list[int
 
 def central_index(vectors, members: list[int]) -> int:
     """The member closest to its group's mean: the phrasing that stands for the group."""
-    import numpy as np
-
     centre = vectors[members].mean(axis=0)
     return members[int(np.argmax(vectors[members] @ centre))]

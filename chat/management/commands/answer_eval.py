@@ -50,6 +50,15 @@ from chat.evaluation import (
     load_rows,
     reliability,
 )
+from chat.pipeline import attribution, guard, history, intent, passages, replies, reply_filter
+from chat.selectors import chat_profile_of
+from chat.services import pipeline_reply, standalone_vector
+from inference.outcomes import GenerationDone
+from inference.runtime import GeneratorUnavailable, get_generator
+from inference.services import generation_stream, generation_submit
+from inference.stream import read_all
+from kb.models import Document, FaqEntry
+from kb.selectors import knowledge_base_get
 
 MODES = (GENERATIVE, EXTRACTIVE)
 
@@ -68,8 +77,6 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     def handle(self, *args, **options):
-        from kb.selectors import knowledge_base_get
-
         try:
             kb = knowledge_base_get(ref=options["kb"])
         except Exception as exc:
@@ -174,8 +181,6 @@ class PipelineRunner:
     """Runs questions through the real pipeline of one base, as ``message_answer`` does past the cache."""
 
     def __init__(self, kb):
-        from chat.selectors import chat_profile_of
-
         self.kb = kb
         self.stored_profile = chat_profile_of(kb)
         self.sources: dict[tuple, Source] = {}
@@ -197,8 +202,6 @@ class PipelineRunner:
         return Evaluation(mode, tuple(rows), tuple(results), tuple(dialogues), tuple(follow_ups))
 
     def dialogue(self, *, mode: str, dialogue: Dialogue) -> tuple[Result, Result]:
-        from chat.pipeline import history
-
         first, follow_up = dialogue.turns
         reply, standalone = self.reply(mode=mode, question=first, turns=[])
         turns = [history.Turn("user", first)]
@@ -210,9 +213,6 @@ class PipelineRunner:
 
     def reply(self, *, mode: str, question: str, turns: list):
         """The pipeline's reply (no cache, nothing stored) and the standalone question it retrieved with."""
-        from chat.pipeline import history, intent
-        from chat.services import pipeline_reply
-
         standalone = history.standalone_question(question, turns)
         vector = self.embed(standalone, question)
         found = intent.intent_classify(text=standalone.query, query_vector=vector, kb_id=self.kb.pk,
@@ -223,8 +223,6 @@ class PipelineRunner:
 
     def embed(self, standalone, question: str):
         """The question's vector as ``message_answer`` computes it (the base's own model; follow-ups blended)."""
-        from chat.services import standalone_vector
-
         return standalone_vector(standalone, question=question, kb=self.kb)
 
     def result_of(self, reply, standalone) -> Result:
@@ -239,8 +237,6 @@ class PipelineRunner:
 
     def source_of(self, citation: dict) -> Source:
         """The external id (the FAQ entry's, else its document's), document title and heading path cited."""
-        from kb.models import Document, FaqEntry
-
         key = (citation.get("faq_entry_id"), citation.get("document_id"), citation.get("section", ""),
                citation.get("document_title", ""))
         if key not in self.sources:
@@ -254,8 +250,6 @@ class PipelineRunner:
 
     def generate_some(self, evaluation: Evaluation, limit: int, out) -> Evaluation:
         """Really generate up to ``limit`` pending replies of this mode's questions; the finished replies."""
-        from inference.runtime import GeneratorUnavailable, get_generator
-
         try:
             get_generator()  # loads the model once, before the first answer
         except GeneratorUnavailable as exc:
@@ -273,11 +267,6 @@ class PipelineRunner:
 
     def generated(self, reply, question: str) -> Result:
         """Generate one pending reply and finish it as ``message_finalize`` stores it (masked, gated, cited)."""
-        from chat.pipeline import attribution, guard, passages, replies, reply_filter
-        from inference.outcomes import GenerationDone
-        from inference.services import generation_stream, generation_submit
-        from inference.stream import read_all
-
         job_id = generation_submit(messages=list(reply.generation_messages),
                                    params={"temperature": 0.0,  # as chat.generation starts a reply's job
                                            "max_new_tokens": min(reply.max_new_tokens, settings.KEFU_MAX_NEW_TOKENS)})

@@ -13,6 +13,10 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from chat.answerability_fit import AnswerabilityFitError, answerability_fit
+from chat.pipeline.answerability import model_path
+from kb.selectors import knowledge_base_get
+
 
 class Command(BaseCommand):
     help = "Fit the answerability model of a knowledge base (its own questions vs the shipped out-of-base set)."
@@ -21,10 +25,6 @@ class Command(BaseCommand):
         parser.add_argument("kb", help="knowledge base slug or id")
 
     def handle(self, *args, **options):
-        from chat.answerability_fit import AnswerabilityFitError, answerability_fit
-        from chat.pipeline.answerability import model_path
-        from kb.selectors import knowledge_base_get
-
         try:
             kb = knowledge_base_get(ref=options["kb"])
         except Exception as exc:

@@ -12,6 +12,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand
 
+from chat.pipeline.intent import HELDOUT_FILE, LABELS, base_model, embed, intent_classify, load_examples
+from kb.models import KnowledgeBase
+
 
 class Command(BaseCommand):
     help = "Print the intent classifier's accuracy and confusion matrix on a held-out labelled file."
@@ -21,20 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--kb", default="", help="knowledge base slug whose FAQ phrasings join the training set")
 
     def handle(self, *args, **options):
-        from chat.pipeline.intent import (
-            HELDOUT_FILE,
-            LABELS,
-            base_model,
-            embed,
-            intent_classify,
-            load_examples,
-        )
-
         examples = load_examples(Path(options["file"]) if options["file"] else HELDOUT_FILE)
         kb_id = version = None
         if options["kb"]:
-            from kb.models import KnowledgeBase
-
             kb = KnowledgeBase.objects.get(slug=options["kb"])
             kb_id, version = kb.pk, kb.active_index_id
         vectors = embed([e.text for e in examples], base_model(kb_id))  # the base's own model, as the chat does
