@@ -50,6 +50,7 @@ def test_milvus_stopping_mid_search_gives_the_json_503(milvus_server, db, embedd
         return real_call(self, operation, method, *args, **kwargs)
 
     monkeypatch.setattr(MilvusBackend, "call", call)
+    errors_before = search_errors()
     response = client.post("/api/v1/chat/messages", data=json.dumps({"text": "How do I apply for a drilling permit?"}),
                            content_type="application/json", HTTP_X_KEFU_KEY=key.public_key, HTTP_ORIGIN=ORIGIN)
     # then the first half ran, the second found Milvus gone, and the customer gets the retryable JSON 503
@@ -57,3 +58,11 @@ def test_milvus_stopping_mid_search_gives_the_json_503(milvus_server, db, embedd
     assert response.status_code == 503, response.content[:500]
     assert response.json()["error"]["code"] == "service_unavailable"
     assert response["Retry-After"] == "5"
+    assert search_errors() == errors_before + 1  # kefu_search_backend_errors_total{backend="milvus"}
+
+
+def search_errors() -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("kefu_search_backend_errors_total",
+                                     {"backend": "milvus", "operation": "search"}) or 0.0

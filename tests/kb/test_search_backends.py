@@ -175,3 +175,18 @@ def test_deleting_a_base_deletes_its_rows_in_milvus(search_backend, kb, ingest, 
         kb.delete()
     # then none of its rows is left
     assert not any(milvus_rows(kb_id, v) for v in versions)
+
+
+def backend_metric(name: str, backend: str, operation: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, {"backend": backend, "operation": operation}) or 0.0
+
+
+@pytest.mark.parametrize("search_backend", ["local", "milvus"], indirect=True)
+def test_each_search_is_timed_per_backend(search_backend, kb, ingest):
+    build(kb, ingest)
+    before = backend_metric("kefu_search_backend_seconds_count", search_backend, "search")
+    hybrid(kb, "DW-9000 motor", 3)
+    calls = {"local": 1, "milvus": 2}[search_backend]  # Milvus: the BM25 and the dense search
+    assert backend_metric("kefu_search_backend_seconds_count", search_backend, "search") == before + calls
