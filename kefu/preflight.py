@@ -108,6 +108,9 @@ def startup_problems(*, database_wait_s: float | None = None) -> list[str]:
             "start Redis, or unset REDIS_URL to run embedded"
         )
     search = check_search_backend()
+    from kb.search_backends import forget_backends
+
+    forget_backends()  # a gRPC channel must not cross the fork of a prefork worker: each process opens its own
     if not search.ok:
         problems.append(f"KEFU_SEARCH_BACKEND={search.extra['backend']} but the search backend cannot be used "
                         f"({search.detail}); start it, or set KEFU_SEARCH_BACKEND=local")
