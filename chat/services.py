@@ -502,24 +502,32 @@ def demo_answer_mode() -> str:
 
 
 def demo_profile_ensure(*, knowledge_base) -> str:
-    """Give the demo base its chat profile (answer mode by :func:`demo_answer_mode`) unless it has one."""
+    """Give a demo base its chat profile (answer mode by :func:`demo_answer_mode`) unless it has one."""
     from chat.models import ChatProfile
 
     profile, created = ChatProfile.objects.get_or_create(knowledge_base=knowledge_base,
                                                          defaults={"answer_mode": demo_answer_mode()})
     state = "set" if created else "kept (already configured)"
-    return f"Chat profile of the demo base {state}: {profile.answer_mode} answers."
+    return f"Chat profile of the demo base {knowledge_base.slug} {state}: {profile.answer_mode} answers."
 
 
 DEMO_KEY_NAME = "demo"
 
 
-def demo_widget_key() -> WidgetKey | None:
-    """The demo page's widget key: the enabled key ``demo_setup`` made for the demo base, or None.
+def demo_slugs() -> tuple[str, ...]:
+    """The demo bases ``kb.demo`` sets up: the English one (/chat/demo/) and the Chinese one (/chat/demo/zh/)."""
+    from kb.demo import DEMO_SLUG, DEMO_ZH_SLUG
+
+    return DEMO_SLUG, DEMO_ZH_SLUG
+
+
+def demo_widget_key(slug: str = "") -> WidgetKey | None:
+    """A demo page's widget key: the enabled key ``demo_setup`` made for that demo base (default: the English
+    one), or None.
 
     A read only: the page never creates a key, adds an origin or picks another base.
     """
-    kb = demo_knowledge_base()
+    kb = demo_knowledge_base(slug)
     if kb is None:
         return None
     return (WidgetKey.objects.select_related("knowledge_base")
@@ -527,11 +535,10 @@ def demo_widget_key() -> WidgetKey | None:
 
 
 def demo_widget_key_ensure(*, knowledge_base, origins: list[str]) -> str:
-    """``demo_setup``: the demo base's widget key, allowing ``origins`` (added to those it has); a summary line."""
-    from kb.demo import DEMO_SLUG
-
-    if knowledge_base.slug != DEMO_SLUG:
-        raise ValueError(f"the demo widget key belongs to the demo base ({DEMO_SLUG}), not {knowledge_base.slug}")
+    """``demo_setup``: a demo base's widget key, allowing ``origins`` (added to those it has); a summary line."""
+    if knowledge_base.slug not in demo_slugs():
+        raise ValueError(f"a demo widget key belongs to a demo base ({', '.join(demo_slugs())}), "
+                         f"not {knowledge_base.slug}")
     wanted = [origin.rstrip("/") for origin in origins if origin.strip()]
     with transaction.atomic():
         key, created = WidgetKey.objects.select_for_update().get_or_create(
@@ -541,15 +548,19 @@ def demo_widget_key_ensure(*, knowledge_base, origins: list[str]) -> str:
             key.allowed_origins = [*key.allowed_origins, *missing]
             key.save(update_fields=["allowed_origins"])
     state = "created" if created else "kept"
-    return f"Demo widget key {state}; allowed origins: {', '.join(key.allowed_origins) or 'none'}."
+    return (f"Demo widget key of {knowledge_base.slug} {state}; allowed origins: "
+            f"{', '.join(key.allowed_origins) or 'none'}.")
 
 
-def demo_knowledge_base():
-    """The demo base ``kb.demo`` sets up (``demo_setup``), once it is indexed; never another base."""
-    from kb.demo import DEMO_SLUG
+def demo_knowledge_base(slug: str = ""):
+    """A demo base ``kb.demo`` sets up (``demo_setup``; default: the English one), once it is indexed; never
+    another base."""
     from kb.models import KnowledgeBase
 
-    return KnowledgeBase.objects.filter(slug=DEMO_SLUG, active_index__isnull=False).first()
+    slug = slug or demo_slugs()[0]
+    if slug not in demo_slugs():
+        return None
+    return KnowledgeBase.objects.filter(slug=slug, active_index__isnull=False).first()
 
 
 def message_reconcile(*, message: Message) -> Message:

@@ -15,4 +15,5 @@ urlpatterns = [
     path("conversations/<str:conversation_id>/events", views.conversation_events, name="conversation-events"),
     path("schema", views.schema, name="schema"),
     path("demo/", pages.demo, name="demo"),
+    path("demo/zh/", pages.demo_zh, name="demo-zh"),
 ]

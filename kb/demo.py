@@ -1,10 +1,18 @@
-"""The demo knowledge base: the zaragoza construction FAQ (real customer FAQ pairs, CC BY 4.0).
+"""The demo knowledge bases: the zaragoza construction FAQ (English) and Debian's Chinese FAQ.
 
-Each English FAQ row becomes an FAQ entry (direct answers) and a document holding its answer
-(cited passages), ingested through the ordinary path; the base's fusion weight is then tuned
-on those question → answer-document pairs. Idempotent: a second call only reports.
+The English base: each zaragoza FAQ row (real customer FAQ pairs, CC BY 4.0) becomes an FAQ entry
+(direct answers) and a document holding its answer (cited passages), ingested through the ordinary
+path; the base's fusion weight is then tuned on those question → answer-document pairs.
 
-Budget: ≈500 one-chunk documents; 30–60 s on 2 idle cores (embedding dominates).
+The Chinese base: the HTML chapters of Debian's FAQ in Simplified Chinese (``/usr/share/doc/debian/FAQ/
+zh-cn``, the Debian package debian-faq-zh-cn), each one document, ingested as the bench's debian-zh base
+(bench/kb_datasets.py ``build_debian``), so ``chat/data/eval/debian-zh.jsonl`` measures it. Without the
+package it is skipped with a line saying so.
+
+Both are idempotent: a second call only reports.
+
+Budget: English ≈500 one-chunk documents, 30–60 s on 2 idle cores (embedding dominates); Chinese 17
+chapters, 313 chunks, 23 s on 2 shared cores (measured).
 """
 
 from __future__ import annotations
@@ -14,6 +22,10 @@ from pathlib import Path
 
 DEMO_NAME = "Demo — Zaragoza construction FAQ"
 DEMO_SLUG = "demo-zaragoza"
+DEMO_ZH_NAME = "演示 — Debian 中文常见问题"  # "Demo — Debian FAQ in Chinese"
+DEMO_ZH_SLUG = "demo-debian-zh"
+DEBIAN_ZH_FAQ = Path("/usr/share/doc/debian/FAQ/zh-cn")  # the debian-faq-zh-cn package's chapters
+DEBIAN_ZH_PATTERN = "*.zh-cn.html"
 
 
 def faq_rows() -> list[dict]:
@@ -73,3 +85,50 @@ def summary(kb, state: str) -> str:
     return (f"Demo knowledge base {kb.name!r} {state}: {kb.documents.count()} documents, {chunks} chunks, "
             f"{kb.faq_entries.count()} FAQ entries (fusion: {kb.fusion_method}, dense weight "
             f"{kb.fusion_dense_weight}, RRF k {kb.fusion_rrf_k}).")
+
+
+def zh_faq_files(directory: Path) -> list[Path]:
+    """The chapters of Debian's Chinese FAQ, in name order (none: the package is not installed)."""
+    return sorted(directory.glob(DEBIAN_ZH_PATTERN)) if directory.is_dir() else []
+
+
+def ensure_demo_zh_knowledge_base(directory: Path | None = None) -> str:
+    """Create and index the Chinese demo base unless it is there; a one-line summary (or why it is skipped).
+
+    ``directory``: where the chapters are (default :data:`DEBIAN_ZH_FAQ`)."""
+    from kb.models import Document, KnowledgeBase
+
+    directory = directory or DEBIAN_ZH_FAQ
+    files = zh_faq_files(directory)
+    if not files:
+        return (f"Chinese demo skipped: Debian's Chinese FAQ is not installed ({directory}; "
+                "apt-get install debian-faq-zh-cn).")
+    kb = KnowledgeBase.objects.filter(slug=DEMO_ZH_SLUG).first()
+    if kb is not None and not kb.documents.exclude(status=Document.Status.READY).exists() and kb.active_index_id:
+        return summary(kb, "already present")
+    kb = kb or demo_zh_create()
+    demo_zh_ingest(kb, files)
+    return summary(kb, "ready")
+
+
+def demo_zh_create():
+    from kb.services import knowledge_base_create
+
+    return knowledge_base_create(name=DEMO_ZH_NAME, slug=DEMO_ZH_SLUG, languages="zh")
+
+
+def demo_zh_ingest(kb, files: list[Path]) -> None:
+    """Upload chapters not stored yet (a chapter's content hash makes a re-upload a no-op), ingest the
+    unfinished ones, build once."""
+    from kb.indexing import index_build
+    from kb.ingestion import document_ingest
+    from kb.models import Document
+    from kb.services import document_upload
+
+    for path in files:
+        document_upload(knowledge_base=kb, filename=path.name, data=path.read_bytes(), enqueue=False)
+    for document_id in kb.documents.exclude(status=Document.Status.READY).values_list("id", flat=True):
+        document_ingest(document_id=document_id)
+    kb.refresh_from_db()
+    if kb.active_index_id is None:
+        index_build(knowledge_base_id=kb.pk)

@@ -20,6 +20,7 @@ urlpatterns = [
     # DESIGN.md's addresses for the API schema and the widget demo page (same views as under the chat prefix).
     path("api/v1/schema", chat_views.schema, name="api-schema"),
     path("chat/demo/", chat_pages.demo, name="chat-demo"),
+    path("chat/demo/zh/", chat_pages.demo_zh, name="chat-demo-zh"),
     path("kb/", include("kb.urls")),  # kb: knowledge bases, uploads, FAQ editor, try-a-query (staff)
     path("staff/", include("analytics.urls")),  # analytics: staff dashboard, knowledge gaps, hand-off inbox
 ]

@@ -26,12 +26,14 @@ def demo_hosts(settings):
 
 
 @pytest.fixture
-def demo_base(db, embedder, monkeypatch):
-    """The demo base as ``demo_setup`` builds it, from six real rows of the zaragoza FAQ."""
+def demo_base(db, embedder, monkeypatch, tmp_path):
+    """The demo base as ``demo_setup`` builds it, from six real rows of the zaragoza FAQ (the Chinese demo
+    base is skipped here: tests/chat/test_demo_zh.py builds it)."""
     from kb.demo import faq_rows
 
     rows = faq_rows()[:6]
     monkeypatch.setattr("kb.demo.faq_rows", lambda: rows)
+    monkeypatch.setattr("kb.demo.DEBIAN_ZH_FAQ", tmp_path / "no-chinese-faq")
     call_command("demo_setup", "--origin", "http://testserver", stdout=io.StringIO())
     from chat.services import demo_knowledge_base
 

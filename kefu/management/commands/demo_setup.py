@@ -4,8 +4,10 @@ Creates the ``admin`` superuser with a random password printed once (only when n
 superuser exists yet), the demo knowledge base from the zaragoza FAQ with its chat
 profile (extractive answers with the bundled CPU generator), and the demo base's widget
 key for ``/chat/demo/``, allowing the origins of ``KEFU_DEMO_ORIGINS`` and each
-``--origin`` (the page itself never creates or widens a key). Running it again changes
-nothing but origins not allowed yet.
+``--origin`` (the page itself never creates or widens a key). The Chinese demo base from
+Debian's Chinese FAQ (debian-faq-zh-cn) gets the same, for ``/chat/demo/zh/``; without
+that package it is skipped with one line. Running it again changes nothing but origins
+not allowed yet.
 """
 
 import secrets
@@ -14,8 +16,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from chat.services import demo_knowledge_base, demo_profile_ensure, demo_widget_key_ensure
-from kb.demo import ensure_demo_knowledge_base
+from chat.services import demo_knowledge_base, demo_profile_ensure, demo_slugs, demo_widget_key_ensure
+from kb.demo import ensure_demo_knowledge_base, ensure_demo_zh_knowledge_base
 
 
 class Command(BaseCommand):
@@ -42,7 +44,9 @@ class Command(BaseCommand):
 
     def ensure_demo_knowledge_base(self, *, origins: list[str]) -> None:
         self.stdout.write(ensure_demo_knowledge_base())
-        kb = demo_knowledge_base()
-        if kb is not None:
-            self.stdout.write(demo_profile_ensure(knowledge_base=kb))
-            self.stdout.write(demo_widget_key_ensure(knowledge_base=kb, origins=origins))
+        self.stdout.write(ensure_demo_zh_knowledge_base())
+        for slug in demo_slugs():
+            kb = demo_knowledge_base(slug)
+            if kb is not None:
+                self.stdout.write(demo_profile_ensure(knowledge_base=kb))
+                self.stdout.write(demo_widget_key_ensure(knowledge_base=kb, origins=origins))
