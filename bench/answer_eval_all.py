@@ -1,6 +1,6 @@
 """Issue 13's answer-quality figures for every evaluation set, in one table (base · mode × figure).
 
-    .venv/bin/python bench/answer_eval_all.py [--only demo,debian-en,debian-zh] [--workdir DIR]
+    .venv/bin/python bench/answer_eval_all.py [--only demo,demo-zh,debian-en,debian-zh] [--workdir DIR]
 
 Builds the bases in a throw-away data dir through Kefu's real ingestion path — the demo base as
 ``demo_setup`` does (``kb.demo``: zaragoza FAQ entries + answer documents, fusion tuned on its own
@@ -8,7 +8,8 @@ pairs), debian-en / debian-zh from Debian's FAQ HTML (``bench/kb_datasets.py``; 
 debian-faq debian-faq-zh-cn``) — then runs ``answer_eval --json`` on each with its sets from
 ``chat/data/eval/`` (``zaragoza.jsonl`` + ``zaragoza_dialogues.jsonl`` for the demo base,
 ``debian-en.jsonl`` and ``debian-zh.jsonl``; ``demo-heldout``: ``zaragoza_heldout.jsonl`` +
-``zaragoza_dialogues_heldout.jsonl`` on the same demo base), both answer modes, no generation. ``--workdir`` keeps
+``zaragoza_dialogues_heldout.jsonl`` on the same demo base; ``demo-zh``: ``debian-zh.jsonl`` on the Chinese demo
+base as ``demo_setup`` builds it, ``kb.demo``), both answer modes, no generation. ``--workdir`` keeps
 the data dir, and a later run with the same one reuses the bases already built there.
 
 The sets are the project's own; nothing is ever tuned on them.
@@ -40,7 +41,9 @@ SETS = {
     "demo-heldout": ("zaragoza_heldout.jsonl", "zaragoza_dialogues_heldout.jsonl"),
     "debian-en": ("debian-en.jsonl", None),
     "debian-zh": ("debian-zh.jsonl", None),
+    "demo-zh": ("debian-zh.jsonl", None),  # the Chinese demo base (kb.demo): the same chapters as debian-zh
 }
+ENGLISH_DEMO = ("demo", "demo-heldout")  # both ask the one English demo base
 DEBIAN = {"debian-en": (kb_datasets.DEBIAN_EN, "*.en.html", "en"),
           "debian-zh": (kb_datasets.DEBIAN_ZH, "*.zh-cn.html", "zh")}
 COLUMNS = (  # (figure key, column header)
@@ -90,8 +93,12 @@ def main() -> None:
 
 
 def available(name: str) -> bool:
-    if name.startswith("demo"):
+    if name in ENGLISH_DEMO:
         return True
+    if name == "demo-zh":
+        from kb.demo import DEBIAN_ZH_FAQ, zh_faq_files
+
+        return bool(zh_faq_files(DEBIAN_ZH_FAQ))
     directory, pattern = DEBIAN[name][:2]
     return any(directory.glob(pattern))
 
@@ -101,14 +108,8 @@ def build(name: str):
     from kb.indexing import index_build
     from kb.models import KnowledgeBase
 
-    if name.startswith("demo"):  # both demo sets ask the one demo base
-        from chat.services import demo_profile_ensure
-        from kb.demo import DEMO_SLUG, ensure_demo_knowledge_base
-
-        ensure_demo_knowledge_base()
-        kb = KnowledgeBase.objects.get(slug=DEMO_SLUG)
-        demo_profile_ensure(knowledge_base=kb)
-        return kb
+    if name in ENGLISH_DEMO or name == "demo-zh":
+        return demo_base(name)
     title = f"Bench {name}"
     kb = KnowledgeBase.objects.filter(name=title, active_index__isnull=False).first()
     if kb is None:
@@ -117,6 +118,21 @@ def build(name: str):
         if kb.active_index_id is None:
             index_build(knowledge_base_id=kb.pk)
             kb.refresh_from_db()
+    return kb
+
+
+def demo_base(name: str):
+    """A demo base as ``demo_setup`` builds it (``kb.demo``), with its chat profile."""
+    from chat.services import demo_profile_ensure
+    from kb.demo import DEMO_SLUG, DEMO_ZH_SLUG, ensure_demo_knowledge_base, ensure_demo_zh_knowledge_base
+    from kb.models import KnowledgeBase
+
+    if name == "demo-zh":
+        ensure_demo_zh_knowledge_base()
+    else:
+        ensure_demo_knowledge_base()
+    kb = KnowledgeBase.objects.get(slug=DEMO_ZH_SLUG if name == "demo-zh" else DEMO_SLUG)
+    demo_profile_ensure(knowledge_base=kb)
     return kb
 
 
