@@ -8,6 +8,12 @@ A knowledge base names the model its vectors come from (``KnowledgeBase.embeddin
 - the value of ``KEFU_EMBEDDING_MODEL`` itself (a bundled name or a local directory): the process
   default, used by whatever has no base (gap clustering, the chunker of a base on the default).
 
+A model may ask for its inputs to be prefixed by role, as e5 ("query: " / "passage: ") and bge ("为这个句子生成表示以用于
+检索相关文章：" before short queries) do: the ``prompts`` of the model directory's own
+``config_sentence_transformers.json`` are applied — ``query`` to questions (customer questions, FAQ
+phrasings, intent examples, cached questions, headings), ``passage`` (or ``document``) to the chunks of
+documents. A model without prompts embeds every text as it is.
+
 Loaded encoders live in an LRU bounded by ``KEFU_EMBEDDER_CACHE_MB`` (parameter bytes); the
 process default is never evicted. Every load and every encode runs on the compute thread
 (:mod:`kefu.compute`). sentence-transformers (and so torch) is imported on first use only: the
@@ -38,6 +44,10 @@ ENGLISH_ONLY = frozenset({"all-minilm-l6-v2"})
 TUNED_PREFIX = "tuned:"
 TUNED_MANIFEST = "kefu-tuned.json"  # what a tuned artifact is: {"parent": name, "method": "full" | "lora", ...}
 ADAPTER_DIR = "adapter"  # a LoRA artifact's peft adapter, applied on its parent and merged at load
+
+QUERY = "query"  # the role of a question: what a customer asks, an FAQ phrasing, a heading
+PASSAGE = "passage"  # the role of a text that answers: a document's chunk
+PASSAGE_PROMPTS = ("passage", "document")  # the names models give their passage-side prompt
 
 _model = None  # the process default's SentenceTransformer, once loaded
 _error = ""
@@ -324,20 +334,33 @@ def embedding_dimension(model: str | None = None) -> int:
     return int(getter())
 
 
-def embed_texts(texts: list[str], *, model: str | None = None, batch_size: int = 64, on_batch=None):
+def prompt_name(encoder, role: str) -> str | None:
+    """The name of the model's own prompt for ``role`` (its config's ``prompts``), or None: no prefix."""
+    if role not in (QUERY, PASSAGE):
+        raise ValueError(f"embedding role {role!r} is not {QUERY!r} or {PASSAGE!r}")
+    prompts = getattr(encoder, "prompts", None) or {}
+    names = (QUERY,) if role == QUERY else PASSAGE_PROMPTS
+    return next((name for name in names if prompts.get(name)), None)
+
+
+def embed_texts(texts: list[str], *, model: str | None = None, batch_size: int = 64, on_batch=None,
+                role: str = QUERY):
     """L2-normalised float32 embeddings by the named model (default: the process default), shape (len(texts), D).
 
+    ``role``: ``QUERY`` (questions) or ``PASSAGE`` (document chunks): the model's prompt for it is applied.
     ``on_batch(done, total)`` is called after each batch so callers can save progress.
     """
     import numpy as np  # numpy is light, but keep the module import-free for the web start-up path
 
     encoder = get_embedder(model)
     dim = embedding_dimension(model)
+    prompt = prompt_name(encoder, role)
     out = np.zeros((len(texts), dim), dtype=np.float32)
     for start in range(0, len(texts), batch_size):
         batch = texts[start:start + batch_size]
         out[start:start + len(batch)] = compute.call(  # torch runs on the compute thread only
             encoder.encode, batch, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False,
+            prompt_name=prompt,
         )
         if on_batch is not None:
             on_batch(start + len(batch), len(texts))

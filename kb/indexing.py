@@ -182,16 +182,26 @@ def version_hold(version: IndexVersion, stats: dict, seconds: float, document_id
 
 
 def rows_reembed(kb_id: int, model: str, on_progress=None) -> Reembedded:
-    """Every indexed chunk and every FAQ phrasing of the base embedded by ``model`` (nothing written)."""
-    from kb.embedding import embed_texts
+    """Every indexed chunk and every FAQ phrasing of the base embedded by ``model`` (nothing written): chunks as
+    passages, phrasings as questions (kb.embedding roles), one progress count over both."""
+    from kb.embedding import PASSAGE, embed_texts
 
     chunks = list(Chunk.objects.filter(document__knowledge_base_id=kb_id, document__status__in=INDEXED_STATUSES)
                   .order_by("id").values_list("id", "document_id", "text"))
     entries = list(FaqEntry.objects.filter(knowledge_base_id=kb_id).order_by("id")
                    .values_list("id", "updated_at", "question", "alternatives", "answer"))
     phrasings = [[question, *[a for a in alternatives if a]] for _, _, question, alternatives, _ in entries]
-    texts = [text for _, _, text in chunks] + [p for group in phrasings for p in group]
-    vectors = embed_texts(texts, model=model, batch_size=settings.KEFU_KB_EMBED_BATCH, on_batch=on_progress)
+    questions = [p for group in phrasings for p in group]
+    total = len(chunks) + len(questions)
+
+    def counted(offset: int):
+        return (lambda done, _: on_progress(offset + done, total)) if on_progress else None
+
+    batch = settings.KEFU_KB_EMBED_BATCH
+    vectors = np.concatenate([
+        embed_texts([text for _, _, text in chunks], model=model, batch_size=batch, on_batch=counted(0), role=PASSAGE),
+        embed_texts(questions, model=model, batch_size=batch, on_batch=counted(len(chunks))),
+    ])
     fresh_chunks = {cid: (did, text, vectors[i]) for i, (cid, did, text) in enumerate(chunks)}
     fresh_faq, start = {}, len(chunks)
     for (entry_id, updated_at, _, _, answer), group in zip(entries, phrasings, strict=True):

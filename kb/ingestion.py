@@ -181,7 +181,7 @@ def embed_together(prepared: list[Prepared], model: str) -> dict:
     """Embed every chunk of the documents, shortest first (little padding), saving each one's progress."""
     import numpy as np
 
-    from kb.embedding import embed_texts
+    from kb.embedding import PASSAGE, embed_texts
 
     owners = [(i, d) for i, item in enumerate(prepared) for d in item.drafts]
     order = sorted(range(len(owners)), key=lambda j: owners[j][1].token_count)
@@ -190,7 +190,8 @@ def embed_together(prepared: list[Prepared], model: str) -> dict:
     for start in range(0, len(order), step):
         piece = order[start:start + step]
         texts = [owners[j][1].text for j in piece]
-        for j, vector in zip(piece, embed_texts(texts, model=model, batch_size=step), strict=True):
+        for j, vector in zip(piece, embed_texts(texts, model=model, batch_size=step, role=PASSAGE),
+                             strict=True):
             out[j] = vector
         embedding_progress(prepared, [owners[j][0] for j in piece])
     vectors, position = {}, 0

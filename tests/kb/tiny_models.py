@@ -33,3 +33,20 @@ def tiny_model_dir(root: Path, *, seed: int = 0) -> Path:
     transformer = Transformer(str(raw), max_seq_length=64)
     SentenceTransformer(modules=[transformer, Pooling(DIMENSION, "mean")], device="cpu").save(str(out))
     return out
+
+
+def tiny_model_with_prompts(root: Path, prompts: dict[str, str], *, seed: int = 0) -> Path:
+    """The tiny model of ``seed`` again, its config_sentence_transformers.json naming ``prompts`` (as e5's
+    "query: " / "passage: " do): the same weights, so its vectors equal the plain model's of prefixed texts."""
+    import json
+    import shutil
+
+    plain = tiny_model_dir(root, seed=seed)
+    out = root / f"tiny-st-{seed}-prompts-{abs(hash(tuple(sorted(prompts.items())))) % 10**8}"
+    if not (out / "config.json").is_file():
+        shutil.copytree(plain, out)
+        config_path = out / "config_sentence_transformers.json"
+        config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+        config["prompts"] = prompts
+        config_path.write_text(json.dumps(config, indent=1))
+    return out
