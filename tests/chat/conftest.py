@@ -37,7 +37,7 @@ def chat_data_dir(data_dir, isolated_cache):
     return data_dir
 
 
-_vectors: dict[tuple[str, str], object] = {}  # (model, text) → vector
+_vectors: dict[tuple[str, str, str], object] = {}  # (model, role, text) → vector
 
 
 @pytest.fixture(autouse=True)
@@ -49,15 +49,16 @@ def remembered_embeddings(monkeypatch):
 
     real = embedding.embed_texts
 
-    def embed_texts(texts, *, model=None, batch_size=64, on_batch=None):
+    def embed_texts(texts, *, model=None, batch_size=64, on_batch=None, role=embedding.QUERY):
         model = model or embedding.default_model_name()
-        missing = [t for t in dict.fromkeys(texts) if (model, t) not in _vectors]
+        missing = [t for t in dict.fromkeys(texts) if (model, role, t) not in _vectors]
         if missing:
-            for text, vector in zip(missing, real(missing, model=model, batch_size=batch_size), strict=True):
-                _vectors[(model, text)] = vector
+            fresh = real(missing, model=model, batch_size=batch_size, role=role)
+            for text, vector in zip(missing, fresh, strict=True):
+                _vectors[(model, role, text)] = vector
         if on_batch is not None:
             on_batch(len(texts), len(texts))
-        return np.stack([_vectors[(model, t)] for t in texts]) if texts else real(texts, model=model)
+        return np.stack([_vectors[(model, role, t)] for t in texts]) if texts else real(texts, model=model)
 
     monkeypatch.setattr(embedding, "embed_texts", embed_texts)
 
