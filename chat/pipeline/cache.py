@@ -138,10 +138,11 @@ def cached_matrix(kb_id: int, index_version: int) -> tuple[list[int], np.ndarray
 
 
 def answer_cache_store(*, message, question: str, query_vector, kb_id: int, index_version: int) -> None:
-    """Remember a successful answer (an assistant message) for its base and index version."""
+    """Remember a successful answer (an assistant message) for its base and index version, while that version
+    is still the one the base serves."""
     from chat.models import CachedAnswer
 
-    if query_vector is None or not message.text:
+    if query_vector is None or not message.text or superseded(kb_id, index_version):
         return
     CachedAnswer.objects.get_or_create(
         knowledge_base_id=kb_id, index_version=index_version, question_key=question_key(question),
@@ -149,6 +150,16 @@ def answer_cache_store(*, message, question: str, query_vector, kb_id: int, inde
                   "citations": message.citations, "source_message": message,
                   "embedding": np.asarray(query_vector, dtype=np.float32).tobytes()},
     )
+
+
+def superseded(kb_id: int, index_version: int) -> bool:
+    """The base serves another index version now: an answer built on this one would never be served again, and
+    the question's vector, made with the base's current model, may belong to another embedding space than the
+    version's entries (a model switch while the answer was generated) — never stored beside them."""
+    from kb.models import KnowledgeBase
+
+    active = KnowledgeBase.objects.filter(pk=kb_id).values_list("active_index_id", flat=True).first()
+    return active is not None and active != index_version
 
 
 def answer_cache_evict(*, message) -> int:
