@@ -15,13 +15,15 @@ import time
 from dataclasses import dataclass, replace
 from functools import partial
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from chat import generation
 from chat import metrics as chat_metrics
-from chat.models import Conversation, Feedback, Message, WidgetKey
+from chat.live import STAFF_REPLY_REASON
+from chat.models import ChatProfile, Conversation, Feedback, Message, WidgetKey
 from chat.pipeline import (
     answerability,
     attribution,
@@ -40,6 +42,10 @@ from chat.pipeline import (
 )
 from chat.pipeline import cache as answer_cache
 from chat.selectors import chat_profile_of, relevance_floor_of
+from kb.demo import DEMO_SLUG, DEMO_ZH_SLUG
+from kb.embedding import embed_query, knowledge_base_model
+from kb.models import KnowledgeBase
+from kb.search import hybrid
 
 log = logging.getLogger(__name__)
 Outcome = Message.Outcome
@@ -79,8 +85,6 @@ def elapsed_ms(start: float) -> float:
 def embed_question(text: str, *, kb):
     """The question's vector by the base's own embedding model (its index, FAQ and cache vectors use it)."""
     # sentence-transformers, loaded once per process
-    from kb.embedding import embed_query, knowledge_base_model
-
     return embed_query(text, model=knowledge_base_model(kb))
 
 
@@ -93,8 +97,6 @@ FOLLOW_UP_ASK_WEIGHT = 0.5
 def standalone_vector(standalone, *, question: str, kb):
     """The vector the cache, intent and retrieval of one message share: the question's, or for a follow-up
     the rewritten query's blended with the bare question's (one more encoder pass, follow-ups only)."""
-    import numpy as np
-
     vector = embed_question(standalone.query, kb=kb)
     if not standalone.depends_on_history or standalone.query == question:
         return vector
@@ -104,15 +106,11 @@ def standalone_vector(standalone, *, question: str, kb):
 
 def sentence_embedder(kb):
     """Sentence vectors by the base's own model: the extract compares them with the question's vector."""
-    from kb.embedding import knowledge_base_model
-
     # Remembered per process: the answerability stage embedded the same sentences just before.
     return partial(sentence_vectors.sentence_vectors, model=knowledge_base_model(kb))
 
 
 def search_hits(kb, query: str, query_vector=None) -> list:
-    from kb.search import hybrid
-
     return hybrid(kb, query, kb.top_k, query_vector=query_vector)
 
 
@@ -465,8 +463,6 @@ def handoff_request(*, conversation: Conversation) -> AnswerStarted:
     update, so concurrent requests serialise on the row) stores the notice; any later one gets the existing
     notice back and stores nothing.
     """
-    from chat.staff_replies import STAFF_REPLY_REASON  # staff_replies imports this module
-
     with transaction.atomic():
         now = timezone.now()
         claimed = Conversation.objects.filter(pk=conversation.pk, status=Conversation.Status.OPEN).update(
@@ -494,8 +490,6 @@ SMALL_GENERATORS = frozenset({"smollm2-135m"})
 
 def demo_answer_mode() -> str:
     """The answer mode a new demo base gets: extractive with the bundled CPU model, generative otherwise."""
-    from chat.models import ChatProfile
-
     if settings.KEFU_MODEL in SMALL_GENERATORS:
         return ChatProfile.AnswerMode.EXTRACTIVE
     return ChatProfile.AnswerMode.GENERATIVE
@@ -503,8 +497,6 @@ def demo_answer_mode() -> str:
 
 def demo_profile_ensure(*, knowledge_base) -> str:
     """Give a demo base its chat profile (answer mode by :func:`demo_answer_mode`) unless it has one."""
-    from chat.models import ChatProfile
-
     profile, created = ChatProfile.objects.get_or_create(knowledge_base=knowledge_base,
                                                          defaults={"answer_mode": demo_answer_mode()})
     state = "set" if created else "kept (already configured)"
@@ -516,8 +508,6 @@ DEMO_KEY_NAME = "demo"
 
 def demo_slugs() -> tuple[str, ...]:
     """The demo bases ``kb.demo`` sets up: the English one (/chat/demo/) and the Chinese one (/chat/demo/zh/)."""
-    from kb.demo import DEMO_SLUG, DEMO_ZH_SLUG
-
     return DEMO_SLUG, DEMO_ZH_SLUG
 
 
@@ -555,8 +545,6 @@ def demo_widget_key_ensure(*, knowledge_base, origins: list[str]) -> str:
 def demo_knowledge_base(slug: str = ""):
     """A demo base ``kb.demo`` sets up (``demo_setup``; default: the English one), once it is indexed; never
     another base."""
-    from kb.models import KnowledgeBase
-
     slug = slug or demo_slugs()[0]
     if slug not in demo_slugs():
         return None
