@@ -112,3 +112,33 @@ def build_debian(directory: Path, pattern: str, name: str, languages: str):
 def write_queries(queries, path: Path) -> None:
     path.write_text("".join(json.dumps({"query": q.query, "relevant": list(q.relevant)}, ensure_ascii=False) + "\n"
                             for q in queries), encoding="utf-8")
+
+
+def customer_questions(kb, path: Path):
+    """The in-base questions of an ``answer_eval`` set (``chat/data/eval/*.jsonl``) as retrieval queries.
+
+    Their ``section`` labels name headings without numbering ("What is Debian GNU/Linux?"); each is
+    resolved to the base's own heading ("1.2. What is Debian GNU/Linux?") so ``kb.evaluation`` can match
+    it. These are questions as customers word them, written apart from the documents — unlike the
+    heading queries of :func:`build_debian`, which the index now holds as rows of their own.
+    """
+    from chat.evaluation import heading_key
+    from kb.evaluation import EvalQuery
+    from kb.models import Chunk
+
+    headings = {}
+    for heading_path in Chunk.objects.filter(document__knowledge_base=kb).values_list("heading_path", flat=True):
+        last = heading_path.split(" > ")[-1] if heading_path else ""
+        headings.setdefault(heading_key(last), last)
+    queries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line) if line.strip() else {}
+        if row.get("expect") != "in_base":
+            continue
+        sections = row.get("section") or []
+        sections = [sections] if isinstance(sections, str) else sections
+        relevant = tuple(headings[heading_key(s)] for s in sections if heading_key(s) in headings)
+        if relevant:
+            queries.append(EvalQuery(query=row["question"], relevant=relevant))
+    return queries
+
