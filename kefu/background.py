@@ -9,6 +9,7 @@ queue. Callers inside a transaction should wrap the call in
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -43,10 +44,10 @@ def enqueue(task, *args, queue: str | None = None, **kwargs) -> Future | None:
 
 
 def task_named(name: str):
-    """The task registered under ``name``; the apps' tasks modules are imported first if need be (a worker
-    imports them at start, a web process only when it first enqueues by name)."""
+    """The task registered under ``name`` (``<app>.<task>``); its app's tasks module is imported first if need
+    be (a worker imports every tasks module at start, a web process this one when it first enqueues it)."""
     if name not in app.tasks:
-        app.loader.import_default_modules()
+        importlib.import_module(name.partition(".")[0] + ".tasks")
     return app.tasks[name]
 
 
