@@ -89,7 +89,7 @@ def test_a_switch_from_the_page_re_embeds_in_the_background_and_the_old_index_se
                                                                          "tiny-a")
     assert KnowledgeBase.objects.get(pk=base.pk).embedding_model == "all-minilm-l6-v2"
     page = staff.get(reverse("kb:detail", args=[base.slug])).content.decode()
-    assert f'data-run="{run.pk}" data-status="queued"' in page
+    assert f'data-run="{run.pk}" data-status="queued"' in page and "switch to tiny-a" in page
     # when the worker runs it, the base keeps its old model and index at every progress step
     seen = []
     real = model_switch.switch_progress
