@@ -9,7 +9,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from kb.embedding import check_model_name
+from kb.embedding import check_model_name, default_model_name, model_choices
 from kefu.config import ConfigError
 
 
@@ -20,6 +20,22 @@ class KnowledgeBaseForm(forms.Form):
     chunk_size = forms.IntegerField(label=_("Chunk size"), min_value=32, max_value=512, initial=200)
     chunk_overlap = forms.IntegerField(label=_("Chunk overlap"), min_value=0, max_value=256, initial=30)
     top_k = forms.IntegerField(label=_("Top k"), min_value=1, max_value=50, initial=5)
+    embedding_model = forms.ChoiceField(label=_("Embedding model"), required=False,
+                                        help_text=_("registered in KEFU_EMBEDDING_MODELS; it can be switched later"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["embedding_model"].choices = [(name, name) for name in model_choices()]
+        self.fields["embedding_model"].initial = default_model_name()
+
+    def clean_embedding_model(self) -> str:
+        name = self.cleaned_data["embedding_model"]
+        if name:
+            try:
+                check_model_name(name)
+            except ConfigError as exc:
+                raise forms.ValidationError(str(exc)) from exc
+        return name
 
     def clean(self):
         data = super().clean()

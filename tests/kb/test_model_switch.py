@@ -206,3 +206,17 @@ def test_the_command_switches_here_with_progress(transactional_db, base):
     base.refresh_from_db()
     assert base.embedding_model == "tiny-a" and base.active_index.embedding_model == "tiny-a"
     assert "Switched from all-minilm-l6-v2 to tiny-a" in out.getvalue() and "%]" in out.getvalue()
+
+
+def test_a_new_base_chooses_its_model_on_the_kb_list_page(db, tiny, staff):
+    from django.conf import settings
+
+    fields = {"name": "Manuals zh", "languages": "zh", "chunk_size": 200, "chunk_overlap": 30, "top_k": 5}
+    # the creation form offers the registered models, the process default first and preselected
+    page = staff.get(reverse("kb:list")).content.decode()
+    assert f'<option value="{settings.KEFU_EMBEDDING_MODEL}" selected>' in page and '<option value="tiny-a">' in page
+    # a base created on the tiny model records it; an unknown model is refused and nothing is stored
+    assert staff.post(reverse("kb:list"), {**fields, "embedding_model": "tiny-a"}).status_code == 302
+    assert KnowledgeBase.objects.get(slug="manuals-zh").embedding_model == "tiny-a"
+    refused = staff.post(reverse("kb:list"), {**fields, "name": "Other", "embedding_model": "nope"})
+    assert refused.status_code == 400 and not KnowledgeBase.objects.filter(slug="other").exists()
