@@ -1,4 +1,4 @@
-// Live progress of a knowledge base's tuning run: while one is queued or running, its stage and % are
+// Live progress of a knowledge base's tuning run or model switch: while one is queued or running, its stage and % are
 // polled from the JSON endpoint every 2 s; when it ends the page reloads to show the result.
 (function () {
   const section = document.getElementById("kb-tuning");
@@ -18,8 +18,10 @@
           return;
         }
         const stage = row.querySelector(".kb-run-stage");
+        const percent = row.querySelector(".kb-run-percent");  // a model switch: its words are the page's own
         const bar = row.querySelector(".kb-bar > span");
         if (stage) stage.textContent = run.stage + " · " + run.progress + "%";
+        if (percent) percent.textContent = run.progress + "%";
         if (bar) bar.style.width = run.progress + "%";
       }
     } catch (err) { /* transient: try again on the next tick */ }

@@ -111,6 +111,9 @@ def test_a_switch_from_the_page_re_embeds_in_the_background_and_the_old_index_se
     run.refresh_from_db()
     base.refresh_from_db()
     assert (run.status, run.progress, run.adopted) == ("done", 100, True) and "tiny-a" in run.reason
+    assert "Switched from all-minilm-l6-v2 to tiny-a." in staff.get(reverse("kb:detail", args=[base.slug])).content.decode()
+    chinese = staff.get(reverse("kb:detail", args=[base.slug]), HTTP_ACCEPT_LANGUAGE="zh-CN").content.decode()
+    assert "已从 all-minilm-l6-v2 切换到 tiny-a。" in chinese
     assert base.embedding_model == "tiny-a" and base.active_index_id != old_version
     assert base.active_index.embedding_model == "tiny-a" and active_index(base.pk).dense.index.d == DIMENSION
     assert len(bytes(Chunk.objects.get(document__knowledge_base=base).embedding)) == 4 * DIMENSION
