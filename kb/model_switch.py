@@ -33,6 +33,10 @@ class SwitchRejected(TuningRejected):
     """A switch that cannot start: an unknown model, the model the base already has, or a job already running."""
 
 
+class SwitchBusy(SwitchRejected):
+    """A switch that cannot start now: a tuning run or another switch of the base is queued or running."""
+
+
 def model_switch_start(*, knowledge_base: KnowledgeBase, name: str, enqueue: bool = True) -> TuningRun:
     """Record a queued switch of the base to the named model and enqueue it (on commit); nothing is stored
     when the name does not resolve here, is the base's model already, or another job of the base is active."""
@@ -50,7 +54,7 @@ def model_switch_start(*, knowledge_base: KnowledgeBase, name: str, enqueue: boo
         if name == current:
             raise SwitchRejected(f"The base already embeds with {name}.")
         if TuningRun.objects.filter(knowledge_base=kb, status__in=TuningRun.ACTIVE_STATUSES).exists():
-            raise SwitchRejected("A tuning run or model switch of this knowledge base is already queued or running.")
+            raise SwitchBusy("A tuning run or model switch of this knowledge base is already queued or running.")
         run = TuningRun.objects.create(knowledge_base=kb, method=SWITCH, base_model=current, tuned_model=name,
                                        stage=f"queued: switch to {name}"[:100])
         if enqueue:

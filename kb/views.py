@@ -93,7 +93,7 @@ def model_form(kb, data=None) -> EmbeddingModelForm:
 def kb_model(request: HttpRequest, slug: str) -> HttpResponse:
     """Switch the base to another embedding model: re-embedded in the background (ingest queue), the current
     index serving until the new one is ready. A bad choice: 400; another job of the base running: 409."""
-    from kb.model_switch import SwitchRejected, model_switch_start
+    from kb.model_switch import SwitchBusy, SwitchRejected, model_switch_start
 
     kb = get_object_or_404(bases_of(request.user), slug=slug)
     form = model_form(kb, request.POST)
@@ -101,9 +101,12 @@ def kb_model(request: HttpRequest, slug: str) -> HttpResponse:
         return render(request, "kb/detail.html", detail_context(kb, model_form=form), status=400)
     try:
         model_switch_start(knowledge_base=kb, name=form.cleaned_data["model"])
-    except SwitchRejected as exc:
-        form.add_error("model", str(exc))
+    except SwitchBusy:
+        form.add_error("model", _("A tuning run or model switch of this base is already queued or running."))
         return render(request, "kb/detail.html", detail_context(kb, model_form=form), status=409)
+    except SwitchRejected as exc:  # the base changed since the form was checked (another editor's switch)
+        form.add_error("model", str(exc))
+        return render(request, "kb/detail.html", detail_context(kb, model_form=form), status=400)
     messages.success(request, _("Switching to %(model)s: every chunk and FAQ question is embedded again in the "
                                 "background; the current index serves until the new one is ready.")
                      % {"model": form.cleaned_data["model"]})
