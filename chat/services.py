@@ -142,55 +142,127 @@ def recent_turns(conversation: Conversation | None) -> list[history.Turn]:
     return history.history_window(turns, budget_tokens=settings.KEFU_CHAT_HISTORY_TOKENS)
 
 
+@dataclass(frozen=True)
+class Asked:
+    """Stage 0: one question and what answering it needs — its base, profile, history and standalone form."""
+
+    widget_key: WidgetKey
+    conversation: Conversation | None
+    text: str
+    visitor_id: str
+    kb: KnowledgeBase
+    profile: ChatProfile
+    turns: list
+    standalone: history.Standalone
+    index_version: int | None
+
+    @property
+    def cache_consulted(self) -> bool:
+        """The answer cache serves only a question that stands alone, on an indexed base."""
+        return self.index_version is not None and not self.standalone.depends_on_history
+
+
+@dataclass(frozen=True)
+class CacheLookup:
+    """Stage 2's result: a cached reply, or a miss — and the question's vector if the lookup embedded it."""
+
+    reply: Reply | None
+    query_vector: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Answered:
+    """The reply of stages 1–3, and what it was decided from (stored on the messages)."""
+
+    reply: Reply
+    query_vector: np.ndarray | None = None
+    intent: intent.Intent | None = None
+
+
 def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, text: str,
                    visitor_id: str = "") -> AnswerStarted:
-    """Answer one guarded question: store it and its reply (complete, or pending on the generator)."""
+    """Answer one guarded question: store it and its reply (complete, or pending on the generator).
+
+    One function per stage: the question's context → the sensitive-word guard → the answer cache
+    (exact, then semantic) → intent, retrieval and the decision → one transaction storing both messages.
+    """
     started = time.perf_counter()
     clock = StageClock()
-    kb = widget_key.knowledge_base
-    profile = chat_profile_of(kb)
-    turns = recent_turns(conversation)
-    standalone = history.standalone_question(text, turns)
-    matcher = guard.sensitive_matcher(tuple(profile.sensitive_word_list))
-    index_version = kb.active_index_id
-    query_vector = None
-    found_intent = None
+    asked = question_context(widget_key=widget_key, conversation=conversation, text=text, visitor_id=visitor_id)
     clock.lap("context")
-    if matcher.contains(text):
-        reply = Reply(Outcome.REFUSED, replies.reply("sensitive_word", question=text), reason="sensitive_word")
-    else:
-        # An exact hit needs no embedding: the cheapest answer is looked up before anything is computed.
-        reply = cached_reply(kb_id=kb.pk, index_version=index_version, question=text, query_vector=None,
-                             standalone=standalone, profile=profile)
+    answered = guarded_answer(asked)
+    if answered is None:
+        looked = cache_lookup(asked, clock)
+        answered = (Answered(looked.reply, looked.query_vector) if looked.reply is not None
+                    else pipeline_answer(asked, looked.query_vector, clock))
+    answer = answer_store(asked, answered, clock=clock, started=started)
+    chat_metrics.answer_count(knowledge_base=asked.kb.slug, outcome=answer.outcome)
+    return AnswerStarted(str(answer.pk), answer.conversation.public_id, answer.outcome,
+                         reply=answer if answer.outcome != Outcome.PENDING else None)
+
+
+def question_context(*, widget_key: WidgetKey, conversation: Conversation | None, text: str,
+                     visitor_id: str) -> Asked:
+    """Stage 0: the base, its chat profile, the recent turns and the standalone form of the question."""
+    kb = widget_key.knowledge_base
+    turns = recent_turns(conversation)
+    return Asked(widget_key=widget_key, conversation=conversation, text=text, visitor_id=visitor_id, kb=kb,
+                 profile=chat_profile_of(kb), turns=turns, standalone=history.standalone_question(text, turns),
+                 index_version=kb.active_index_id)
+
+
+def guarded_answer(asked: Asked) -> Answered | None:
+    """Stage 1: a question holding one of the base's sensitive words is refused before anything is computed."""
+    if not guard.sensitive_matcher(tuple(asked.profile.sensitive_word_list)).contains(asked.text):
+        return None
+    return Answered(Reply(Outcome.REFUSED, replies.reply("sensitive_word", question=asked.text),
+                          reason="sensitive_word"))
+
+
+def cache_lookup(asked: Asked, clock: StageClock) -> CacheLookup:
+    """Stage 2: the answer cache. The exact lookup needs no embedding, so it runs first; on a miss the question is
+    embedded — the one embedding of a message, which the semantic lookup, intent and retrieval all reuse."""
+    common = {"kb_id": asked.kb.pk, "index_version": asked.index_version, "question": asked.text,
+              "standalone": asked.standalone, "profile": asked.profile}
+    reply = cached_reply(query_vector=None, **common)
+    clock.lap("cache")
+    query_vector = None
+    if reply is None:
+        query_vector = standalone_vector(asked.standalone, question=asked.text, kb=asked.kb)
+        clock.lap("embed")
+        reply = cached_reply(query_vector=query_vector, exact_checked=True, **common)
         clock.lap("cache")
-        if reply is None:
-            # The one embedding of this message: the semantic cache, intent and retrieval all reuse it.
-            query_vector = standalone_vector(standalone, question=text, kb=kb)
-            clock.lap("embed")
-            reply = cached_reply(kb_id=kb.pk, index_version=index_version, question=text,
-                                 query_vector=query_vector, standalone=standalone, profile=profile,
-                                 exact_checked=True)
-            clock.lap("cache")
-        if index_version is not None and not standalone.depends_on_history:  # the cache was looked up
-            chat_metrics.cache_lookup_count(knowledge_base=kb.slug, result=reply.reason if reply else "miss")
-        if reply is None:
-            found_intent = intent.intent_classify(text=standalone.query, query_vector=query_vector, kb_id=kb.pk,
-                                                  index_version=index_version)
-            clock.lap("intent")
-            reply = pipeline_reply(kb=kb, profile=profile, question=text, standalone=standalone,
-                                   found_intent=found_intent, query_vector=query_vector, turns=turns, clock=clock)
-            clock.lap("decide")  # the decision, and the extract in extractive mode
-    question_language = language.detect_language(text)  # before the write lock: lingua loads once (~45 ms)
+    if asked.cache_consulted:
+        chat_metrics.cache_lookup_count(knowledge_base=asked.kb.slug, result=reply.reason if reply else "miss")
+    return CacheLookup(reply, query_vector)
+
+
+def pipeline_answer(asked: Asked, query_vector: np.ndarray, clock: StageClock) -> Answered:
+    """Stage 3: intent, then retrieval and the decision (and the extract, in extractive mode)."""
+    found_intent = intent.intent_classify(text=asked.standalone.query, query_vector=query_vector, kb_id=asked.kb.pk,
+                                          index_version=asked.index_version)
+    clock.lap("intent")
+    reply = pipeline_reply(kb=asked.kb, profile=asked.profile, question=asked.text, standalone=asked.standalone,
+                           found_intent=found_intent, query_vector=query_vector, turns=asked.turns, clock=clock)
+    clock.lap("decide")
+    return Answered(reply, query_vector, found_intent)
+
+
+def answer_store(asked: Asked, answered: Answered, *, clock: StageClock, started: float) -> Message:
+    """Stage 4: the question and its reply in one transaction (a generated reply starts its job in it), the
+    conversation's state, and the answer cache. Returns the stored assistant message."""
+    reply, found_intent = answered.reply, answered.intent
+    question_language = language.detect_language(asked.text)  # before the write lock: lingua loads once (~45 ms)
     with transaction.atomic():
-        is_new = conversation is None
-        conversation = conversation or Conversation.objects.create(
-            knowledge_base=kb, widget_key=widget_key, visitor_id=visitor_id[:64])
+        is_new = asked.conversation is None
+        conversation = asked.conversation or Conversation.objects.create(
+            knowledge_base=asked.kb, widget_key=asked.widget_key, visitor_id=asked.visitor_id[:64])
         question = Message.objects.create(
-            conversation=conversation, role=Message.Role.USER, text=text, language=question_language,
-            normalized_text=answer_cache.cache_form(text), outcome=reply.outcome, reason=reply.reason,
+            conversation=conversation, role=Message.Role.USER, text=asked.text, language=question_language,
+            normalized_text=answer_cache.cache_form(asked.text), outcome=reply.outcome, reason=reply.reason,
             intent=found_intent.label if found_intent else "",
             intent_confidence=found_intent.confidence if found_intent else None,
-            standalone_query=standalone.query if standalone.depends_on_history else "",
+            standalone_query=asked.standalone.query if asked.standalone.depends_on_history else "",
         )
         # Built in memory first (its uuid is known), so the generation job can name it and the row is
         # written once, complete — each statement is a turn of SQLite's single write lock. (Not one INSERT with
@@ -199,7 +271,7 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
             conversation=conversation, role=Message.Role.ASSISTANT, reply_to=question, text=reply.text,
             outcome=reply.outcome, reason=reply.reason, intent=question.intent,
             intent_confidence=question.intent_confidence, citations=list(reply.citations),
-            passages=list(reply.passages), index_version=index_version, served_from_id=reply.served_from_id,
+            passages=list(reply.passages), index_version=asked.index_version, served_from_id=reply.served_from_id,
             answerability=reply.answerability,
         )
         if reply.generation_messages:
@@ -218,12 +290,10 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
             conversation_handoff(conversation=conversation)  # stamps updated_at too
         elif not is_new:
             Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
-        if reply.cacheable and index_version is not None and not standalone.depends_on_history:
-            answer_cache.answer_cache_store(message=answer, question=text, query_vector=query_vector,
-                                            kb_id=kb.pk, index_version=index_version)
-    chat_metrics.answer_count(knowledge_base=kb.slug, outcome=answer.outcome)
-    return AnswerStarted(str(answer.pk), conversation.public_id, answer.outcome,
-                         reply=answer if answer.outcome != Outcome.PENDING else None)
+        if reply.cacheable and asked.cache_consulted:
+            answer_cache.answer_cache_store(message=answer, question=asked.text, query_vector=answered.query_vector,
+                                            kb_id=asked.kb.pk, index_version=asked.index_version)
+    return answer
 
 
 def cached_reply(*, kb_id: int, index_version, question: str, query_vector, standalone, profile,
