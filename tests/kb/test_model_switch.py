@@ -223,3 +223,28 @@ def test_a_new_base_chooses_its_model_on_the_kb_list_page(db, tiny, staff):
     assert KnowledgeBase.objects.get(slug="manuals-zh").embedding_model == "tiny-a"
     refused = staff.post(reverse("kb:list"), {**fields, "name": "Other", "embedding_model": "nope"})
     assert refused.status_code == 400 and not KnowledgeBase.objects.filter(slug="other").exists()
+
+
+def test_a_switch_from_the_page_runs_on_the_ingest_queue_to_its_end(transactional_db, base, staff, settings, request):
+    import time
+
+    from kefu.background import drain
+
+    # given the ingest queue: in service mode a real Celery worker (knowing the tiny model), else the thread pool
+    if settings.KEFU_MODE == "service":
+        request.getfixturevalue("start_celery_worker")(["ingest"], env={
+            "KEFU_DATA_DIR": str(settings.KEFU_DATA_DIR),
+            "KEFU_EMBEDDING_MODELS": f"tiny-a={settings.KEFU_EMBEDDING_MODELS['tiny-a']}"})
+    # when an editor chooses the tiny model
+    response = staff.post(reverse("kb:model", args=[base.slug]), {"model": "tiny-a"})
+    drain()
+    run = TuningRun.objects.get(knowledge_base=base)
+    deadline = time.monotonic() + 180
+    while run.status in TuningRun.ACTIVE_STATUSES and time.monotonic() < deadline:
+        time.sleep(0.2)
+        run.refresh_from_db()
+    drain()  # what the activation queued in this process (the answerability fit) ends before teardown
+    # then the task the form enqueued ran to its end and switched the base
+    base.refresh_from_db()
+    assert response.status_code == 302 and (run.status, run.progress) == ("done", 100), run.error_message
+    assert base.embedding_model == "tiny-a" and base.active_index.embedding_model == "tiny-a"
