@@ -33,7 +33,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from django.conf import settings
 
 from chat.pipeline import answerability, extractive
 from chat.pipeline import intent as intent_stage
@@ -41,10 +40,9 @@ from chat.pipeline.answerability import AnswerabilityModel, Features
 from chat.pipeline.decide import needs_retrieval
 from chat.pipeline.passages import passage_of
 from kb.embedding import TUNED_PREFIX
-from kb.indexing import INDEXED_STATUSES, ROW_FAQ, active_index
+from kb.indexing import INDEXED_STATUSES
 from kb.models import Chunk, FaqEntry, KnowledgeBase
-from kb.retrieval import search
-from kb.retrieval.analyzer import analyze
+from kb.search import active_index, analyze, faq_rows, hits_excluding, term_profile, vector_width
 from kb.tuning import gate_held_out
 
 log = logging.getLogger(__name__)
@@ -70,7 +68,7 @@ class Question:
     text: str
     vector: np.ndarray  # (D,) normalised
     in_base: bool
-    excluded_rows: np.ndarray  # index rows left out of retrieval (its own phrasing), int64
+    excluded_rows: np.ndarray  # row ids left out of retrieval (its own phrasing; kb.search.faq_rows), int64
     entry_id: int | None = None  # the FAQ entry it was taken from
     other_phrasings: np.ndarray | None = None  # (P, D) the entry's other phrasing vectors
 
@@ -153,17 +151,14 @@ def normalised(text: str) -> str:
 
 def faq_questions(kb, index) -> list[Question]:
     """Every FAQ phrasing of the base, each with its own index row held out."""
-    dim = index.dense.index.d  # the vectors' width, whichever model the base uses
-    faq_rows = np.flatnonzero(index.rows.kinds == ROW_FAQ)
-    rows_of: dict[int, list[int]] = {}
-    for row, ref in zip(faq_rows.tolist(), index.rows.refs[faq_rows].tolist(), strict=True):
-        rows_of.setdefault(ref, []).append(row)
+    dim = vector_width(index)  # whichever model the base uses
+    rows_of = faq_rows(index)  # row ids, local or Milvus, in the phrasings' order
     questions = []
     for entry in FaqEntry.objects.filter(knowledge_base=kb).only("id", "question", "alternatives", "embeddings"):
         matrix = np.frombuffer(bytes(entry.embeddings), dtype=np.float32).reshape(-1, dim)
         rows = rows_of.get(entry.pk, [])
         for position, (text, vector) in enumerate(zip(entry.phrasings, matrix, strict=False)):
-            own_row = rows[position:position + 1]  # rows follow the phrasings' order (kb.indexing.collect_rows)
+            own_row = rows[position:position + 1]
             questions.append(Question(
                 text=text, vector=vector, in_base=True, excluded_rows=np.asarray(own_row, dtype=np.int64),
                 entry_id=entry.pk, other_phrasings=np.delete(matrix, position, axis=0)))
@@ -220,9 +215,9 @@ def examples_of(kb, index, questions: list[Question]) -> list[Example]:
     for question, found_intent, hits, passages in retrieved:
         support = extractive.support_score(question_vector=question.vector, passages=passages,
                                            embed=sentences.embed)
-        ceiling, coverage = answerability.bm25_profile(index.bm25, analyze(question.text), question.excluded_rows)
+        profile = term_profile(index, analyze(question.text), exclude=question.excluded_rows)
         features = answerability.features_of(hits=hits, intent=found_intent, support=support,
-                                             bm25_ceiling=ceiling, term_coverage=coverage)
+                                             bm25_ceiling=profile.ceiling, term_coverage=profile.coverage)
         out.append(Example(question, features))
     return out
 
@@ -250,22 +245,8 @@ def heldout_intent(classifier, question: Question):
 
 
 def heldout_hits(kb, index, question: Question) -> list:
-    """``kb.search.hybrid`` for one question, without the rows it holds out."""
-    depth = settings.KEFU_KB_CANDIDATES
-    spare = depth + int(question.excluded_rows.size)
-    bm25_rows, bm25_scores = index.bm25.top(analyze(question.text), spare)
-    dense_rows, dense_scores = index.dense.top(question.vector, spare)
-    bm25_keep = ~np.isin(bm25_rows, question.excluded_rows)
-    dense_keep = ~np.isin(dense_rows, question.excluded_rows)
-    found = search.Candidates(
-        bm25=search.collapse(index.rows, bm25_rows[bm25_keep][:depth], bm25_scores[bm25_keep][:depth]),
-        dense=search.collapse(index.rows, dense_rows[dense_keep][:depth], dense_scores[dense_keep][:depth]),
-        query_vector=question.vector,
-    )
-    fused = search.fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=kb.top_k,
-                        method=kb.fusion_method)
-    hydrated = search.hydrate({f.key for f in fused}, question.vector)
-    hits = [search.make_hit(hydrated[f.key], f.score, f.found_by) for f in fused if f.key in hydrated]
+    """``kb.search.hybrid`` for one question, without the rows it holds out (on either backend)."""
+    hits = hits_excluding(kb, index, question.text, query_vector=question.vector, exclude=question.excluded_rows)
     return [own_entry_similarity(hit, question) for hit in hits]
 
 

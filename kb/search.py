@@ -1,6 +1,7 @@
 """The one public module of ``kb`` for other apps: search, query embedding, and index and backend status.
 
-``hybrid(kb, query, k, *, query_vector=None) -> list[Hit]`` is what the chat pipeline calls.
+``hybrid(kb, query, k, *, query_vector=None) -> list[Hit]`` is what the chat pipeline calls;
+``term_profile``, ``faq_rows`` and ``hits_excluding`` are what its answerability model reads of a version.
 Where the rows live (in-process FAISS + BM25, or Milvus) is the active index version's backend
 (:mod:`kb.search_backends`); callers see the same hits either way. A backend that does not answer
 raises :class:`SearchBackendUnavailable`, which the chat API answers with its JSON 503.
@@ -8,10 +9,15 @@ raises :class:`SearchBackendUnavailable`, which the chat API answers with its JS
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from kb.embedding import embed_query
-from kb.retrieval.search import Hit, SearchResult, hybrid, search
+from kb.indexing import active_index
+from kb.retrieval.analyzer import analyze
+from kb.retrieval.search import Candidates, Hit, SearchResult, fuse, hybrid, hydrate, make_hit, search
 from kb.search_backends import BackendStatus, SearchBackendUnavailable
 
 
@@ -43,5 +49,71 @@ def backend_status() -> BackendStatus:
     return configured_backend().status()
 
 
-__all__ = ["BackendStatus", "Hit", "IndexStatus", "SearchBackendUnavailable", "SearchResult", "backend_status",
-           "embed_query", "hybrid", "index_status", "search"]
+# ---------------------------------------------------------------- what the answerability model reads
+# A version's rows are named by row ids: row numbers of the local files, primary keys in Milvus. Only
+# :func:`faq_rows` hands them out; :func:`term_profile` and :func:`hits_excluding` take them back.
+
+
+@dataclass(frozen=True)
+class TermProfile:
+    """How well a base's BM25 can match a query's terms at best."""
+
+    ceiling: float  # sum over the terms (repeats counted) of the term's highest BM25 weight in any row
+    coverage: float  # share of the terms that occur in some row
+
+
+def is_remote(index) -> bool:
+    """A version served by a search server (kb.search_backends.milvus), not the process's files."""
+    return getattr(index, "retrieve", None) is not None
+
+
+def term_profile(index, terms: list[str], *, exclude: Sequence[int] = ()) -> TermProfile:
+    """The query terms' BM25 ceiling and coverage in an index version, ``exclude`` rows ignored.
+
+    The ceiling is in the scale of the BM25 scores the version's searches return (each backend's own
+    BM25), so a hit's score over it reads the same way on both.
+    """
+    from kb.search_backends import local
+
+    excluded = np.asarray(exclude, dtype=np.int64)
+    if is_remote(index):
+        return TermProfile(*index.term_profile(terms, excluded.tolist()))
+    return TermProfile(*local.term_profile(index, terms, excluded))
+
+
+def faq_rows(index) -> dict[int, list[int]]:
+    """Each FAQ entry's row ids in the version, in the order of its phrasings (question, alternatives)."""
+    from kb.search_backends import local
+
+    return index.faq_rows() if is_remote(index) else local.faq_rows(index)
+
+
+def vector_width(index) -> int:
+    """The dimension of the version's vectors."""
+    from kb.embedding import embedding_dimension
+
+    return index.dense.index.d if not is_remote(index) else embedding_dimension(index.embedding_model or None)
+
+
+def hits_excluding(kb, index, query: str, *, query_vector: np.ndarray, exclude: Sequence[int] = ()) -> list[Hit]:
+    """:func:`hybrid` on a given version with ``exclude`` rows left out of both retrievers (a held-out
+    phrasing must not find itself); the base's fusion, hits hydrated from the database."""
+    from django.conf import settings
+
+    from kb.search_backends import local
+
+    depth, excluded = settings.KEFU_KB_CANDIDATES, np.asarray(exclude, dtype=np.int64)
+    terms = analyze(query)
+    if is_remote(index):
+        bm25, dense = index.retrieve(terms, query_vector, depth, excluded.tolist())
+    else:
+        bm25, dense = local.retrieve(index, terms, query_vector, depth, excluded)
+    fused = fuse(Candidates(bm25=bm25, dense=dense, query_vector=query_vector), dense_weight=kb.fusion_dense_weight,
+                 rrf_k=kb.fusion_rrf_k, limit=kb.top_k, method=kb.fusion_method)
+    hydrated = hydrate({f.key for f in fused}, query_vector)
+    return [make_hit(hydrated[f.key], f.score, f.found_by) for f in fused if f.key in hydrated]
+
+
+__all__ = ["BackendStatus", "Hit", "IndexStatus", "SearchBackendUnavailable", "SearchResult", "TermProfile",
+           "active_index", "analyze", "backend_status", "embed_query", "faq_rows", "hits_excluding", "hybrid",
+           "index_status", "search", "term_profile", "vector_width"]

@@ -116,36 +116,6 @@ def retriever_agreement(hits: list) -> float:
     return points
 
 
-def bm25_profile(bm25, terms: list[str], excluded_rows: np.ndarray | None = None) -> tuple[float, float]:
-    """(ceiling, coverage) of a query in a BM25 index: the sum over its terms (repeats counted, as BM25
-    counts them) of the highest weight the term has in any row, and the share of terms found in some row.
-
-    The ceiling makes BM25 scores comparable across queries and bases (a long question scores higher
-    everywhere). ``excluded_rows``: rows to ignore, so a held-out phrasing's own words do not count.
-    """
-    if not terms:
-        return 0.0, 0.0
-    weights = bm25.weights  # CSC, rows × terms
-    ceiling, covered, best_of = 0.0, 0, {}
-    for term in terms:
-        if term not in best_of:
-            best_of[term] = column_best(weights, bm25.vocabulary.get(term), excluded_rows)
-        best = best_of[term]
-        ceiling += best
-        covered += best > 0
-    return ceiling, covered / len(terms)
-
-
-def column_best(weights, column: int | None, excluded_rows: np.ndarray | None) -> float:
-    if column is None:
-        return 0.0
-    start, end = weights.indptr[column], weights.indptr[column + 1]
-    values = weights.data[start:end]
-    if excluded_rows is not None and excluded_rows.size:
-        values = values[~np.isin(weights.indices[start:end], excluded_rows)]
-    return float(values.max()) if values.size else 0.0
-
-
 def embed_like_index(index, texts: list[str]) -> np.ndarray:
     """Texts embedded by the model the index version's vectors come from (the base's own)."""
     from kb.embedding import embed_texts
@@ -377,20 +347,19 @@ def forget_models() -> None:
 
 def answerability_score(*, kb, hits: list, intent, query: str, query_vector) -> Score | None:
     """The question's probability and the base's threshold, or None while the base has no model."""
-    from kb.indexing import active_index
-    from kb.retrieval.analyzer import analyze
+    from kb.search import active_index, analyze, term_profile
 
     model = model_for(kb.pk, kb.active_index_id)
     index = active_index(kb.pk) if model is not None else None
     if model is None or index is None or query_vector is None:
         return None
-    ceiling, coverage = bm25_profile(index.bm25, analyze(query))
+    profile = term_profile(index, analyze(query))  # either backend: its own BM25's ceiling
     passages = [passage_of(hit, n) for n, hit in enumerate(hits[:SUPPORT_PASSAGES], 1)]
     # The extract that follows embeds the same sentences: they are remembered (sentence_vectors).
     support = extractive.support_score(question_vector=query_vector, passages=passages,
                                        embed=partial(sentence_vectors, model=index.embedding_model or None))
-    features = features_of(hits=hits, intent=intent, support=support, bm25_ceiling=ceiling,
-                           term_coverage=coverage)
+    features = features_of(hits=hits, intent=intent, support=support, bm25_ceiling=profile.ceiling,
+                           term_coverage=profile.coverage)
     return model.score(features)
 
 

@@ -38,6 +38,8 @@ INSERT_BATCH = 1000
 MAX_TERMS_BYTES = 60_000  # the VARCHAR holds 65,535 bytes
 HNSW_PARAMS = {"M": 16, "efConstruction": 200}
 BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}  # as kb.retrieval.bm25 (rank-bm25's defaults)
+FAQ_QUERY_BATCH = 1000  # FAQ entries per query for their rows' ids
+QUERY_LIMIT = 16_384  # Milvus's most rows per query (an entry has a handful of phrasings)
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,16 @@ class MilvusIndex:
     bm25 = None  # no in-process BM25 matrix (callers that need one check for None)
     rows = None
 
-    def retrieve(self, terms: list[str], vector: np.ndarray, depth: int):
-        """(BM25 items, dense items), each ``[((kind, ref), score), ...]`` best first, ``depth`` rows deep."""
-        return self.backend.retrieve(self, terms, vector, depth)
+    def retrieve(self, terms: list[str], vector: np.ndarray, depth: int, exclude=()):
+        """(BM25 items, dense items), each ``[((kind, ref), score), ...]`` best first, ``depth`` rows deep;
+        ``exclude``: row ids (primary keys) left out."""
+        return self.backend.retrieve(self, terms, vector, depth, exclude)
+
+    def term_profile(self, terms: list[str], exclude=()) -> tuple[float, float]:
+        return self.backend.term_profile(self, terms, exclude)
+
+    def faq_rows(self) -> dict[int, list[int]]:
+        return self.backend.faq_rows(self)
 
 
 def is_lite(uri: str) -> bool:
@@ -283,23 +292,70 @@ class MilvusBackend:
     def drop_base(self, kb_id: int) -> None:
         self.prune(kb_id, set())
 
-    def retrieve(self, index: MilvusIndex, terms: list[str], vector: np.ndarray, depth: int):
-        expression = f"kb == {int(index.kb_id)} and version == {int(index.version_id)}"
+    def retrieve(self, index: MilvusIndex, terms: list[str], vector: np.ndarray, depth: int, exclude=()):
+        expression = version_filter(index, exclude)
         fields = ["kind", "ref"]
         bm25 = []
         if terms:
             found = self.call("search", "search", index.collection, data=[terms_text(terms)], anns_field="sparse",
                               limit=depth, filter=expression, output_fields=fields,
                               search_params={"metric_type": "BM25"})
-            bm25 = collapse(found[0])
+            bm25 = collapse(found[0], bm25=True)
         found = self.call("search", "search", index.collection,
                           data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field="dense", limit=depth,
                           filter=expression, output_fields=fields,
                           search_params={"metric_type": "IP", "params": {"ef": max(depth, 64)}})
         return bm25, collapse(found[0])
 
+    def term_profile(self, index: MilvusIndex, terms: list[str], exclude=()) -> tuple[float, float]:
+        """(ceiling, coverage) of a query's terms in the version: each distinct term searched alone (one
+        batched search), its best row's score being the term's highest BM25 weight — in Milvus's own
+        scoring (its idf and collection statistics), the scale of the BM25 scores ``retrieve`` returns."""
+        if not terms:
+            return 0.0, 0.0
+        distinct = [t for t in dict.fromkeys(terms) if terms_text([t]).strip()]
+        best_of = dict.fromkeys(terms, 0.0)
+        if distinct:
+            found = self.call("search", "search", index.collection, data=[terms_text([t]) for t in distinct],
+                              anns_field="sparse", limit=1, filter=version_filter(index, exclude),
+                              output_fields=["kind"], search_params={"metric_type": "BM25"})
+            for term, hits in zip(distinct, found, strict=True):
+                best_of[term] = bm25_score(hits[0]["distance"]) if len(hits) else 0.0
+        ceiling = sum(best_of[t] for t in terms)  # repeats counted, as BM25 scores a query
+        return ceiling, sum(best_of[t] > 0 for t in terms) / len(terms)
 
-def collapse(hits) -> list[tuple[tuple[str, int], float]]:
+    def faq_rows(self, index: MilvusIndex) -> dict[int, list[int]]:
+        """Each FAQ entry's rows (primary keys), in the order of its phrasings: a build inserts an entry's
+        rows in that order and Milvus allocates auto ids in increasing order, so sorting by id restores it."""
+        from kb.indexing import ROW_FAQ
+        from kb.models import FaqEntry
+
+        entries = list(FaqEntry.objects.filter(knowledge_base_id=index.kb_id).order_by("id")
+                       .values_list("id", flat=True))
+        rows_of: dict[int, list[int]] = {}
+        for start in range(0, len(entries), FAQ_QUERY_BATCH):
+            refs = ", ".join(str(int(e)) for e in entries[start:start + FAQ_QUERY_BATCH])
+            found = self.call("search", "query", index.collection, output_fields=["id", "ref"], limit=QUERY_LIMIT,
+                              filter=f"{version_filter(index)} and kind == {ROW_FAQ} and ref in [{refs}]")
+            for row in sorted(found, key=lambda r: int(r["id"])):
+                rows_of.setdefault(int(row["ref"]), []).append(int(row["id"]))
+        return rows_of
+
+
+def version_filter(index: MilvusIndex, exclude=()) -> str:
+    """The one filter every search of a version uses (integer ids only), ``exclude`` rows left out."""
+    expression = f"kb == {int(index.kb_id)} and version == {int(index.version_id)}"
+    if len(exclude):
+        expression += f" and id not in [{', '.join(str(int(row)) for row in exclude)}]"
+    return expression
+
+
+def bm25_score(distance: float) -> float:
+    """A BM25 score is never negative; Milvus Lite in a process reports it negated (smaller is better there)."""
+    return abs(float(distance))
+
+
+def collapse(hits, *, bm25: bool = False) -> list[tuple[tuple[str, int], float]]:
     """Rows → items, keeping each item's best row (an FAQ entry has one row per phrasing)."""
     from kb.indexing import ROW_FAQ
 
@@ -310,7 +366,7 @@ def collapse(hits) -> list[tuple[tuple[str, int], float]]:
         key = ("faq" if entity["kind"] == ROW_FAQ else "chunk", int(entity["ref"]))  # other kinds stand for a chunk
         if key not in seen:
             seen.add(key)
-            out.append((key, float(hit["distance"])))
+            out.append((key, bm25_score(hit["distance"]) if bm25 else float(hit["distance"])))
     return out
 
 

@@ -143,16 +143,14 @@ def test_without_a_model_the_relevance_floor_rules_as_before():
 def features_for(kb, question: str):
     from chat.pipeline.intent import intent_classify
     from kb.embedding import embed_query
-    from kb.indexing import active_index
-    from kb.retrieval.analyzer import analyze
-    from kb.search import hybrid
+    from kb.search import active_index, analyze, hybrid, term_profile
 
     vector = embed_query(question)
     hits = hybrid(kb, question, kb.top_k, query_vector=vector)
-    ceiling, coverage = answerability.bm25_profile(active_index(kb.pk).bm25, analyze(question))
+    profile = term_profile(active_index(kb.pk), analyze(question))
     found = intent_classify(text=question, query_vector=vector, kb_id=kb.pk, index_version=kb.active_index_id)
-    return answerability.features_of(hits=hits, intent=found, support=0.0, bm25_ceiling=ceiling,
-                                     term_coverage=coverage)
+    return answerability.features_of(hits=hits, intent=found, support=0.0, bm25_ceiling=profile.ceiling,
+                                     term_coverage=profile.coverage)
 
 
 def test_features_from_real_hits_tell_an_in_base_question_from_an_out_of_base_one(support_kb):
@@ -167,7 +165,7 @@ def test_features_from_real_hits_tell_an_in_base_question_from_an_out_of_base_on
 
 def test_a_held_out_faq_phrasing_does_not_find_itself(support_kb):
     # given the base's own question "What are your opening hours?" (alternative: "When are you open?")
-    from kb.indexing import active_index
+    from kb.search import active_index, term_profile
 
     index = active_index(support_kb.pk)
     question = next(q for q in fitting.positive_questions(support_kb, index) if q.text == "What are your opening hours?")
@@ -178,9 +176,9 @@ def test_a_held_out_faq_phrasing_does_not_find_itself(support_kb):
     assert entry_hit.similarity == pytest.approx(float(question.other_phrasings[0] @ question.vector), abs=1e-5)
     assert entry_hit.similarity < 0.99
     # and the BM25 ceiling and coverage ignore the held-out row's words
-    _, alone = answerability.bm25_profile(index.bm25, ["hour"], np.asarray(question.excluded_rows))
-    _, with_it = answerability.bm25_profile(index.bm25, ["hour"])
-    assert with_it == 1.0 and alone == 0.0
+    alone = term_profile(index, ["hour"], exclude=question.excluded_rows)
+    with_it = term_profile(index, ["hour"])
+    assert with_it.coverage == 1.0 and alone.coverage == 0.0
 
 
 # ---------------------------------------------------------------- the fit, storage and use
