@@ -15,8 +15,9 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from kb import selectors, services
+from kb.embedding import knowledge_base_model, model_choices
 from kb.forms import EmbeddingModelForm, FaqEntryForm, KnowledgeBaseForm
-from kb.models import Document, FaqEntry, IndexVersion
+from kb.models import Document, FaqEntry, IndexVersion, KnowledgeBase
 from kb.parsing import ParseError, sniff_upload
 from kefu.roles import KB_CREATE, KB_EDIT, KB_VIEW, bases_of, permission_required
 from kefu.uploads import upload_refused
@@ -69,7 +70,8 @@ def kb_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "kb/detail.html", detail_context(kb, model_form=model_form(kb)))
 
 
-def detail_context(kb, *, model_form: EmbeddingModelForm) -> dict:
+def detail_context(kb: KnowledgeBase, *, model_form: EmbeddingModelForm) -> dict:
+    """What the KB page shows (its switch form as given: fresh, or bound with errors)."""
     return {
         "kb": kb, "documents": selectors.document_list(knowledge_base=kb),
         "gate": selectors.regression_gate_state(knowledge_base=kb),
@@ -79,10 +81,8 @@ def detail_context(kb, *, model_form: EmbeddingModelForm) -> dict:
     }
 
 
-def model_form(kb, data=None) -> EmbeddingModelForm:
+def model_form(kb: KnowledgeBase, data=None) -> EmbeddingModelForm:
     """The switch form: the registered models and the base's tuned ones, its current model preselected."""
-    from kb.embedding import knowledge_base_model, model_choices
-
     current = knowledge_base_model(kb)
     choices = list(dict.fromkeys([current, *model_choices(kb.slug)]))
     return EmbeddingModelForm(data, choices=choices, current=current)
@@ -93,6 +93,7 @@ def model_form(kb, data=None) -> EmbeddingModelForm:
 def kb_model(request: HttpRequest, slug: str) -> HttpResponse:
     """Switch the base to another embedding model: re-embedded in the background (ingest queue), the current
     index serving until the new one is ready. A bad choice: 400; another job of the base running: 409."""
+    # imported here, as kb_tune imports kb.tuning: the job's modules load numpy
     from kb.model_switch import SwitchBusy, SwitchRejected, model_switch_start
 
     kb = get_object_or_404(bases_of(request.user), slug=slug)
