@@ -42,6 +42,7 @@ from chat.pipeline import (
 )
 from chat.pipeline import cache as answer_cache
 from chat.selectors import chat_profile_of, relevance_floor_of
+from inference.outcomes import GenerationDone, GenerationError, GenerationOutcome, outcome_from
 from kb.demo import DEMO_SLUG, DEMO_ZH_SLUG
 from kb.embedding import embed_query, knowledge_base_model
 from kb.models import KnowledgeBase
@@ -405,15 +406,15 @@ def message_finalize(*, message: Message, event) -> Message:
     """
     if message.outcome != Outcome.PENDING:
         return message
-    data = event.data
+    outcome = outcome_from(event.kind, event.data) or GenerationError("generation_failed")
     now = timezone.now()
     timings = dict(message.timings)
     timings["total_ms"] = since_post_ms(message, now)
-    answered = event.kind == "done" and data.get("finish_reason") not in ("error", "cancelled", "timeout")
+    answered = isinstance(outcome, GenerationDone) and outcome.answered
     verdict = output_gate.PASS
     if answered:  # filtered as the stream was, gated and cited before the row is locked (attribution embeds)
         found = [passages.passage_from_dict(p) for p in message.passages]
-        finished = reply_filter.finished_text(data.get("text") or "", **reply_filter_args(message, found))
+        finished = reply_filter.finished_text(outcome.text or "", **reply_filter_args(message, found))
         verdict = finished.verdict
         text, cited = attribution.cite_answer(finished.text, found)
     with transaction.atomic():
@@ -422,11 +423,10 @@ def message_finalize(*, message: Message, event) -> Message:
         if locked.outcome != Outcome.PENDING:
             return locked
         if answered:
-            locked.prompt_tokens = data.get("prompt_tokens")
-            locked.completion_tokens = data.get("completion_tokens")
-            for name in ("queue_ms", "ttft_ms", "tokens_per_s"):
-                if data.get(name) is not None:
-                    timings[name] = data[name]
+            locked.prompt_tokens = outcome.prompt_tokens
+            locked.completion_tokens = outcome.completion_tokens
+            timings.update({name: getattr(outcome, name) for name in ("queue_ms", "ttft_ms", "tokens_per_s")
+                            if getattr(outcome, name) is not None})
         if answered and not verdict.passed:  # the output gate: Kefu's refusal, with the offer of a person
             locked.text = replies.reply("dont_know", question=locked.reply_to.text if locked.reply_to else "")
             locked.citations, locked.outcome, locked.reason = [], Outcome.REFUSED, GENERATION_REJECTED
@@ -440,7 +440,7 @@ def message_finalize(*, message: Message, event) -> Message:
             locked.outcome = Outcome.ANSWERED
         else:
             locked.outcome = Outcome.FAILED
-            locked.error_code = str(data.get("code") or data.get("finish_reason") or "generation_failed")[:64]
+            locked.error_code = failure_code(outcome)[:64]
             locked.text = replies.reply("failed", question=locked.reply_to.text if locked.reply_to else "")
         locked.timings = timings
         locked.completed_at = now
@@ -456,6 +456,13 @@ def message_finalize(*, message: Message, event) -> Message:
         chat_metrics.generation_rejected_count(knowledge_base=locked.conversation.knowledge_base.slug,
                                                check=verdict.check)
     return locked
+
+
+def failure_code(outcome: GenerationOutcome) -> str:
+    """Why a generation gave no answer: the error's code, or how a ``done`` without one finished."""
+    if isinstance(outcome, GenerationError):
+        return outcome.code or "generation_failed"
+    return outcome.finish_reason or "generation_failed"
 
 
 def reply_filter_args(message: Message, found: list) -> dict:
