@@ -42,7 +42,7 @@ from chat.pipeline.passages import passage_of
 from kb.embedding import TUNED_PREFIX
 from kb.indexing import INDEXED_STATUSES
 from kb.models import Chunk, FaqEntry, KnowledgeBase
-from kb.search import active_index, analyze, faq_rows, hits_excluding, term_profile, vector_width
+from kb.search import active_index, analyze, faq_rows, hits_excluding, term_profiles, vector_width
 from kb.tuning import gate_held_out
 
 log = logging.getLogger(__name__)
@@ -211,11 +211,11 @@ def examples_of(kb, index, questions: list[Question]) -> list[Example]:
         retrieved.append((question, found_intent, hits, passages))
     sentences = SentenceVectors(index)
     sentences.prefetch([text for *_, passages in retrieved for text in passage_sentences(passages)])
+    profiles = term_profiles(index, [(analyze(q.text), q.excluded_rows) for q, *_ in retrieved])
     out = []
-    for question, found_intent, hits, passages in retrieved:
+    for (question, found_intent, hits, passages), profile in zip(retrieved, profiles, strict=True):
         support = extractive.support_score(question_vector=question.vector, passages=passages,
                                            embed=sentences.embed)
-        profile = term_profile(index, analyze(question.text), exclude=question.excluded_rows)
         features = answerability.features_of(hits=hits, intent=found_intent, support=support,
                                              bm25_ceiling=profile.ceiling, term_coverage=profile.coverage)
         out.append(Example(question, features))

@@ -81,6 +81,16 @@ def term_profile(index, terms: list[str], *, exclude: Sequence[int] = ()) -> Ter
     return TermProfile(*local.term_profile(index, terms, excluded))
 
 
+def term_profiles(index, queries: Sequence[tuple[list[str], Sequence[int]]]) -> list[TermProfile]:
+    """:func:`term_profile` of many ``(terms, exclude)`` queries at once (Milvus: a few batched searches)."""
+    from kb.search_backends import local
+
+    if is_remote(index):
+        return [TermProfile(*p) for p in index.term_profiles([(terms, list(exclude)) for terms, exclude in queries])]
+    return [TermProfile(*local.term_profile(index, terms, np.asarray(exclude, dtype=np.int64)))
+            for terms, exclude in queries]
+
+
 def faq_rows(index) -> dict[int, list[int]]:
     """Each FAQ entry's row ids in the version, in the order of its phrasings (question, alternatives)."""
     from kb.search_backends import local
@@ -116,4 +126,4 @@ def hits_excluding(kb, index, query: str, *, query_vector: np.ndarray, exclude: 
 
 __all__ = ["BackendStatus", "Hit", "IndexStatus", "SearchBackendUnavailable", "SearchResult", "TermProfile",
            "active_index", "analyze", "backend_status", "embed_query", "faq_rows", "hits_excluding", "hybrid",
-           "index_status", "search", "term_profile", "vector_width"]
+           "index_status", "search", "term_profile", "term_profiles", "vector_width"]

@@ -39,6 +39,7 @@ MAX_TERMS_BYTES = 60_000  # the VARCHAR holds 65,535 bytes
 HNSW_PARAMS = {"M": 16, "efConstruction": 200}
 BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}  # as kb.retrieval.bm25 (rank-bm25's defaults)
 FAQ_QUERY_BATCH = 1000  # FAQ entries per query for their rows' ids
+TERMS_PER_SEARCH = 512  # one-term queries per batched search (Milvus takes up to 16,384)
 QUERY_LIMIT = 16_384  # Milvus's most rows per query (an entry has a handful of phrasings)
 
 
@@ -62,6 +63,9 @@ class MilvusIndex:
 
     def term_profile(self, terms: list[str], exclude=()) -> tuple[float, float]:
         return self.backend.term_profile(self, terms, exclude)
+
+    def term_profiles(self, queries) -> list[tuple[float, float]]:
+        return self.backend.term_profiles(self, queries)
 
     def faq_rows(self) -> dict[int, list[int]]:
         return self.backend.faq_rows(self)
@@ -307,22 +311,28 @@ class MilvusBackend:
                           search_params={"metric_type": "IP", "params": {"ef": max(depth, 64)}})
         return bm25, collapse(found[0])
 
-    def term_profile(self, index: MilvusIndex, terms: list[str], exclude=()) -> tuple[float, float]:
-        """(ceiling, coverage) of a query's terms in the version: each distinct term searched alone (one
-        batched search), its best row's score being the term's highest BM25 weight — in Milvus's own
-        scoring (its idf and collection statistics), the scale of the BM25 scores ``retrieve`` returns."""
-        if not terms:
-            return 0.0, 0.0
-        distinct = [t for t in dict.fromkeys(terms) if terms_text([t]).strip()]
-        best_of = dict.fromkeys(terms, 0.0)
-        if distinct:
-            found = self.call("search", "search", index.collection, data=[terms_text([t]) for t in distinct],
-                              anns_field="sparse", limit=1, filter=version_filter(index, exclude),
+    def term_profiles(self, index: MilvusIndex, queries) -> list[tuple[float, float]]:
+        """(ceiling, coverage) of each ``(terms, excluded row ids)`` query in the version.
+
+        Each distinct term is searched alone (batched searches), its best row's score being the term's
+        highest BM25 weight — in Milvus's own scoring (its idf and collection statistics), the scale of
+        the BM25 scores ``retrieve`` returns. A term's ``1 + most excluded`` best rows are kept, so a
+        query's ceiling skips its excluded rows exactly.
+        """
+        depth = 1 + max((len(exclude) for _, exclude in queries), default=0)
+        distinct = [t for t in dict.fromkeys(t for terms, _ in queries for t in terms) if terms_text([t]).strip()]
+        best_rows: dict[str, list[tuple[int, float]]] = {}
+        for start in range(0, len(distinct), TERMS_PER_SEARCH):
+            batch = distinct[start:start + TERMS_PER_SEARCH]
+            found = self.call("search", "search", index.collection, data=[terms_text([t]) for t in batch],
+                              anns_field="sparse", limit=depth, filter=version_filter(index),
                               output_fields=["kind"], search_params={"metric_type": "BM25"})
-            for term, hits in zip(distinct, found, strict=True):
-                best_of[term] = bm25_score(hits[0]["distance"]) if len(hits) else 0.0
-        ceiling = sum(best_of[t] for t in terms)  # repeats counted, as BM25 scores a query
-        return ceiling, sum(best_of[t] > 0 for t in terms) / len(terms)
+            for term, hits in zip(batch, found, strict=True):
+                best_rows[term] = [(int(hit["id"]), bm25_score(hit["distance"])) for hit in hits]
+        return [profile_of(terms, set(map(int, exclude)), best_rows) for terms, exclude in queries]
+
+    def term_profile(self, index: MilvusIndex, terms: list[str], exclude=()) -> tuple[float, float]:
+        return self.term_profiles(index, [(terms, exclude)])[0]
 
     def faq_rows(self, index: MilvusIndex) -> dict[int, list[int]]:
         """Each FAQ entry's rows (primary keys), in the order of its phrasings: a build inserts an entry's
@@ -340,6 +350,16 @@ class MilvusBackend:
             for row in sorted(found, key=lambda r: int(r["id"])):
                 rows_of.setdefault(int(row["ref"]), []).append(int(row["id"]))
         return rows_of
+
+
+def profile_of(terms: list[str], exclude: set[int], best_rows: dict[str, list[tuple[int, float]]]):
+    """(ceiling, coverage): each term's best weight outside ``exclude``, summed over the terms (repeats
+    counted, as BM25 scores a query), and the share of terms with one."""
+    if not terms:
+        return 0.0, 0.0
+    best = [max((score for row, score in best_rows.get(term, []) if row not in exclude), default=0.0)
+            for term in terms]
+    return sum(best), sum(weight > 0 for weight in best) / len(terms)
 
 
 def version_filter(index: MilvusIndex, exclude=()) -> str:

@@ -33,7 +33,7 @@ def ask(widget_key, text: str):
 
 def test_a_held_out_phrasing_does_not_find_itself_on_either_backend(backend_kb):
     # given the base's own question "What are your opening hours?" (alternative: "When are you open?")
-    from kb.search import active_index, term_profile
+    from kb.search import active_index, term_profile, term_profiles
 
     index = active_index(backend_kb.pk)
     question = next(q for q in fitting.positive_questions(backend_kb, index)
@@ -49,6 +49,9 @@ def test_a_held_out_phrasing_does_not_find_itself_on_either_backend(backend_kb):
     # and the ceiling and coverage ignore its words: "hour" occurs in no other row
     assert term_profile(index, ["hour"]).coverage == 1.0
     assert term_profile(index, ["hour"], exclude=question.excluded_rows).coverage == 0.0
+    # and a batch of queries (the fit's) reads each as it would alone
+    queries = [(["hour", "open"], question.excluded_rows), (["hour", "open"], []), (["permit"], [])]
+    assert term_profiles(index, queries) == [term_profile(index, terms, exclude=rows) for terms, rows in queries]
 
 
 def test_the_bm25_ceiling_bounds_the_top_bm25_score_on_either_backend(backend_kb):
