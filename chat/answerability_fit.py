@@ -201,12 +201,10 @@ def negative_questions(index, texts: list[str]) -> list[Question]:
 def examples_of(kb, index, questions: list[Question]) -> list[Example]:
     """Each question's features, as the chat pipeline would compute them (minus its held-out phrasing)."""
     classifier = intent_stage.classifier_for(kb.pk, index.version_id)
+    asked = [(question, heldout_intent(classifier, question)) for question in questions]
+    asked = [(question, found) for question, found in asked if needs_retrieval(found, question.text)]
     retrieved = []  # (question, intent, hits, passages)
-    for question in questions:
-        found_intent = heldout_intent(classifier, question)
-        if not needs_retrieval(found_intent, question.text):
-            continue
-        hits = heldout_hits(kb, index, question)
+    for (question, found_intent), hits in zip(asked, heldout_hits_of(kb, index, [q for q, _ in asked]), strict=True):
         passages = [passage_of(hit, n) for n, hit in enumerate(hits[:answerability.SUPPORT_PASSAGES], 1)]
         retrieved.append((question, found_intent, hits, passages))
     sentences = SentenceVectors(index)
@@ -246,8 +244,13 @@ def heldout_intent(classifier, question: Question):
 
 def heldout_hits(kb, index, question: Question) -> list:
     """``kb.search.hybrid`` for one question, without the rows it holds out (on either backend)."""
-    hits = hits_excluding(kb, index, question.text, query_vector=question.vector, exclude=question.excluded_rows)
-    return [own_entry_similarity(hit, question) for hit in hits]
+    return heldout_hits_of(kb, index, [question])[0]
+
+
+def heldout_hits_of(kb, index, questions: list[Question]) -> list[list]:
+    """:func:`heldout_hits` of many questions (one batch of searches on Milvus)."""
+    found = hits_excluding(kb, index, [(q.text, q.vector, q.excluded_rows) for q in questions])
+    return [[own_entry_similarity(hit, q) for hit in hits] for q, hits in zip(questions, found, strict=True)]
 
 
 def own_entry_similarity(hit, question: Question):

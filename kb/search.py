@@ -105,23 +105,26 @@ def vector_width(index) -> int:
     return index.dense.index.d if not is_remote(index) else embedding_dimension(index.embedding_model or None)
 
 
-def hits_excluding(kb, index, query: str, *, query_vector: np.ndarray, exclude: Sequence[int] = ()) -> list[Hit]:
-    """:func:`hybrid` on a given version with ``exclude`` rows left out of both retrievers (a held-out
-    phrasing must not find itself); the base's fusion, hits hydrated from the database."""
+def hits_excluding(kb, index, queries: Sequence[tuple[str, np.ndarray, Sequence[int]]]) -> list[list[Hit]]:
+    """:func:`hybrid` of each ``(query, query vector, excluded row ids)`` on a given version, its excluded
+    rows left out of both retrievers (a held-out phrasing must not find itself); the base's fusion, hits
+    hydrated from the database. Milvus answers all the queries in a few batched searches."""
     from django.conf import settings
 
     from kb.search_backends import local
 
-    depth, excluded = settings.KEFU_KB_CANDIDATES, np.asarray(exclude, dtype=np.int64)
-    terms = analyze(query)
+    depth = settings.KEFU_KB_CANDIDATES
     if is_remote(index):
-        bm25, dense = index.retrieve(terms, query_vector, depth, excluded.tolist())
+        found = index.retrieve_many([(analyze(q), v, list(ex)) for q, v, ex in queries], depth)
     else:
-        bm25, dense = local.retrieve(index, terms, query_vector, depth, excluded)
-    fused = fuse(Candidates(bm25=bm25, dense=dense, query_vector=query_vector), dense_weight=kb.fusion_dense_weight,
-                 rrf_k=kb.fusion_rrf_k, limit=kb.top_k, method=kb.fusion_method)
-    hydrated = hydrate({f.key for f in fused}, query_vector)
-    return [make_hit(hydrated[f.key], f.score, f.found_by) for f in fused if f.key in hydrated]
+        found = [local.retrieve(index, analyze(q), v, depth, np.asarray(ex, dtype=np.int64)) for q, v, ex in queries]
+    out = []
+    for (_, vector, _), (bm25, dense) in zip(queries, found, strict=True):
+        fused = fuse(Candidates(bm25=bm25, dense=dense, query_vector=vector), dense_weight=kb.fusion_dense_weight,
+                     rrf_k=kb.fusion_rrf_k, limit=kb.top_k, method=kb.fusion_method)
+        hydrated = hydrate({f.key for f in fused}, vector)
+        out.append([make_hit(hydrated[f.key], f.score, f.found_by) for f in fused if f.key in hydrated])
+    return out
 
 
 __all__ = ["BackendStatus", "Hit", "IndexStatus", "SearchBackendUnavailable", "SearchResult", "TermProfile",

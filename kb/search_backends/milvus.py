@@ -39,6 +39,7 @@ MAX_TERMS_BYTES = 60_000  # the VARCHAR holds 65,535 bytes
 HNSW_PARAMS = {"M": 16, "efConstruction": 200}
 BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}  # as kb.retrieval.bm25 (rank-bm25's defaults)
 FAQ_QUERY_BATCH = 1000  # FAQ entries per query for their rows' ids
+QUERIES_PER_SEARCH = 64  # the fit's questions per batched search
 TERMS_PER_SEARCH = 512  # one-term queries per batched search (Milvus takes up to 16,384)
 QUERY_LIMIT = 16_384  # Milvus's most rows per query (an entry has a handful of phrasings)
 
@@ -56,10 +57,13 @@ class MilvusIndex:
     bm25 = None  # no in-process BM25 matrix (callers that need one check for None)
     rows = None
 
-    def retrieve(self, terms: list[str], vector: np.ndarray, depth: int, exclude=()):
-        """(BM25 items, dense items), each ``[((kind, ref), score), ...]`` best first, ``depth`` rows deep;
-        ``exclude``: row ids (primary keys) left out."""
-        return self.backend.retrieve(self, terms, vector, depth, exclude)
+    def retrieve(self, terms: list[str], vector: np.ndarray, depth: int):
+        """(BM25 items, dense items), each ``[((kind, ref), score), ...]`` best first, ``depth`` rows deep."""
+        return self.backend.retrieve(self, terms, vector, depth)
+
+    def retrieve_many(self, queries, depth: int) -> list:
+        """:meth:`retrieve` of many ``(terms, vector, excluded row ids)`` queries, in batched searches."""
+        return self.backend.retrieve_many(self, queries, depth)
 
     def term_profile(self, terms: list[str], exclude=()) -> tuple[float, float]:
         return self.backend.term_profile(self, terms, exclude)
@@ -296,8 +300,8 @@ class MilvusBackend:
     def drop_base(self, kb_id: int) -> None:
         self.prune(kb_id, set())
 
-    def retrieve(self, index: MilvusIndex, terms: list[str], vector: np.ndarray, depth: int, exclude=()):
-        expression = version_filter(index, exclude)
+    def retrieve(self, index: MilvusIndex, terms: list[str], vector: np.ndarray, depth: int):
+        expression = version_filter(index)
         fields = ["kind", "ref"]
         bm25 = []
         if terms:
@@ -310,6 +314,35 @@ class MilvusBackend:
                           filter=expression, output_fields=fields,
                           search_params={"metric_type": "IP", "params": {"ef": max(depth, 64)}})
         return bm25, collapse(found[0])
+
+    def retrieve_many(self, index: MilvusIndex, queries, depth: int) -> list:
+        """(BM25 items, dense items) of each ``(terms, vector, excluded row ids)`` query, ``depth`` rows deep
+        once its excluded rows are dropped: batched searches ``depth + most excluded`` rows deep under the
+        version filter, the excluded rows dropped here (as the local backend does)."""
+        spare = depth + max((len(exclude) for *_, exclude in queries), default=0)
+        expression, fields = version_filter(index), ["kind", "ref"]
+        worded = [n for n, (terms, _, _) in enumerate(queries) if terms]
+        bm25_rows: dict[int, list] = {}
+        for start in range(0, len(worded), QUERIES_PER_SEARCH):
+            batch = worded[start:start + QUERIES_PER_SEARCH]
+            texts = [terms_text(queries[n][0]) for n in batch]
+            found = self.call("search", "search", index.collection, data=texts, anns_field="sparse", limit=spare,
+                              filter=expression, output_fields=fields, search_params={"metric_type": "BM25"})
+            bm25_rows.update(zip(batch, found, strict=True))
+        dense_rows: list = []
+        for start in range(0, len(queries), QUERIES_PER_SEARCH):
+            batch = queries[start:start + QUERIES_PER_SEARCH]
+            vectors = [np.asarray(vector, dtype=np.float32).tolist() for _, vector, _ in batch]
+            dense_rows.extend(self.call("search", "search", index.collection, data=vectors, anns_field="dense",
+                                        limit=spare, filter=expression, output_fields=fields,
+                                        search_params={"metric_type": "IP", "params": {"ef": max(spare, 64)}}))
+        out = []
+        for n, (_, _, exclude) in enumerate(queries):
+            excluded = set(map(int, exclude))
+            kept_bm25 = [hit for hit in bm25_rows.get(n, []) if int(hit["id"]) not in excluded][:depth]
+            kept_dense = [hit for hit in dense_rows[n] if int(hit["id"]) not in excluded][:depth]
+            out.append((collapse(kept_bm25, bm25=True), collapse(kept_dense)))
+        return out
 
     def term_profiles(self, index: MilvusIndex, queries) -> list[tuple[float, float]]:
         """(ceiling, coverage) of each ``(terms, excluded row ids)`` query in the version.
@@ -362,12 +395,9 @@ def profile_of(terms: list[str], exclude: set[int], best_rows: dict[str, list[tu
     return sum(best), sum(weight > 0 for weight in best) / len(terms)
 
 
-def version_filter(index: MilvusIndex, exclude=()) -> str:
-    """The one filter every search of a version uses (integer ids only), ``exclude`` rows left out."""
-    expression = f"kb == {int(index.kb_id)} and version == {int(index.version_id)}"
-    if len(exclude):
-        expression += f" and id not in [{', '.join(str(int(row)) for row in exclude)}]"
-    return expression
+def version_filter(index: MilvusIndex) -> str:
+    """The one filter every search of a version uses, built from integer ids only."""
+    return f"kb == {int(index.kb_id)} and version == {int(index.version_id)}"
 
 
 def bm25_score(distance: float) -> float:
