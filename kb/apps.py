@@ -35,6 +35,6 @@ def resume_on_first_request(**_: object) -> None:
         return
     _resumed.set()
     request_started.disconnect(dispatch_uid="kb-resume-on-start")
-    from kb.services import documents_resume
+    from kb.recovery import documents_resume
 
     documents_resume()

@@ -9,16 +9,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import PurePath
 
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.db import transaction
-from django.utils import timezone
 from django.utils.text import slugify
 
 from kb.models import Chunk, Document, EvalCase, FaqEntry, IndexVersion, KnowledgeBase
+from kefu import background
 
 log = logging.getLogger(__name__)
 
@@ -112,17 +111,12 @@ def document_upload(*, knowledge_base: KnowledgeBase, filename: str, data: bytes
 
 
 def ingest_enqueue(document_id: int) -> None:
-    from kb.tasks import ingest_document
-    from kefu.background import enqueue
-
-    enqueue(ingest_document, document_id)
+    # by name: the tasks module imports the ingestion and indexing code, which calls this module
+    background.enqueue("kb.ingest_document", document_id)
 
 
 def index_rebuild_enqueue(knowledge_base_id: int, *, gate: bool = True, embedding_model: str = "") -> None:
-    from kb.tasks import rebuild_index
-    from kefu.background import enqueue
-
-    enqueue(rebuild_index, knowledge_base_id, gate, embedding_model)
+    background.enqueue("kb.rebuild_index", knowledge_base_id, gate, embedding_model)
 
 
 def index_version_activate_anyway(*, version: IndexVersion) -> None:
@@ -170,32 +164,6 @@ def document_delete(*, document: Document) -> None:
         transaction.on_commit(lambda: index_rebuild_enqueue(kb_id))
     if stored:
         storage.delete(stored)
-
-
-def documents_resume(*, stale_after: timedelta | None = None) -> int:
-    """Re-enqueue documents a stopped process left queued or half-processed; returns how many.
-
-    Without ``stale_after`` (an embedded process starting: nothing else can be working on
-    them) every unfinished document is taken; with it (service mode, workers may be busy)
-    only those whose progress has not moved for that long. Index builds left "building" the same
-    way are marked failed, so the next build removes their temporary folders.
-    """
-    from kb.indexing import versions_interrupted
-    from kb.tuning import tuning_runs_interrupted
-
-    versions_interrupted(older_than=stale_after)
-    tuning_runs_interrupted(older_than=stale_after)
-    unfinished = Document.objects.filter(status__in=Document.ACTIVE_STATUSES)
-    if stale_after is not None:
-        unfinished = unfinished.filter(updated_at__lt=timezone.now() - stale_after)
-    ids = list(unfinished.values_list("id", flat=True))
-    # Back to queued (only those still matching), so the tasks may claim them (kb.ingestion.document_claim).
-    unfinished.filter(pk__in=ids).update(status=Document.Status.QUEUED, stage="queued", updated_at=timezone.now())
-    for document_id in ids:
-        ingest_enqueue(document_id)
-    if ids:
-        log.info("re-enqueued %d unfinished document(s)", len(ids))
-    return len(ids)
 
 
 def knowledge_base_reindex(*, knowledge_base: KnowledgeBase) -> None:

@@ -29,7 +29,7 @@ def reclaim_stale_documents(stale_minutes: int = 30) -> None:
     """Re-enqueue documents whose ingestion stopped moving (a worker killed mid-way); schedule it with beat."""
     from datetime import timedelta
 
-    from kb.services import documents_resume
+    from kb.recovery import documents_resume
 
     documents_resume(stale_after=timedelta(minutes=stale_minutes))
 

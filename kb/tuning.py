@@ -136,10 +136,9 @@ def tuning_start(*, knowledge_base: KnowledgeBase, enqueue: bool = True, method:
 
 
 def tuning_enqueue(run_id: int) -> None:
-    from kb.tasks import tune_embedder
-    from kefu.background import enqueue
+    from kefu import background
 
-    enqueue(tune_embedder, run_id)
+    background.enqueue("kb.tune_embedder", run_id)  # by name: the tasks module imports this one
 
 
 def tuning_runs_interrupted(*, older_than: timedelta | None = None) -> int:

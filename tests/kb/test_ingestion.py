@@ -7,7 +7,8 @@ import pytest
 
 from kb.ingestion import document_ingest
 from kb.models import Chunk, Document, FaqEntry
-from kb.services import document_upload, documents_resume
+from kb.recovery import documents_resume
+from kb.services import document_upload
 from tests.kb.files import pdf_bytes
 
 pytestmark = pytest.mark.usefixtures("search_backend")  # each test runs on local and on Milvus
@@ -120,7 +121,7 @@ def test_first_request_of_an_embedded_process_resumes_unfinished_documents(kb, s
     import kb.apps as apps
 
     resumed = []
-    monkeypatch.setattr("kb.services.documents_resume", lambda: resumed.append(1) or 0)
+    monkeypatch.setattr("kb.recovery.documents_resume", lambda: resumed.append(1) or 0)
     monkeypatch.setattr(apps, "_resumed", __import__("threading").Event())
     settings.KEFU_KB_RESUME_ON_START = True
     settings.KEFU_MODE = "embedded"

@@ -88,7 +88,8 @@ def assert_rebuilt_without_orphans(kb, document_id: int, old_number: int) -> Non
 def test_an_ingest_worker_killed_mid_build_leaves_the_old_index_serving(base_a, settings, start_celery_worker):
     # given a served base, and an ingest worker that will pause once a new version's files are written
     from kb.models import Document
-    from kb.services import document_upload, documents_resume
+    from kb.recovery import documents_resume
+    from kb.services import document_upload
 
     before, old = served(base_a), base_a.active_index
     worker = start_celery_worker(["ingest"], env={**PAUSE, "KEFU_DATA_DIR": str(settings.KEFU_DATA_DIR)})

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand
 
-from kb.services import documents_resume
+from kb.recovery import documents_resume
 
 
 class Command(BaseCommand):
