@@ -78,6 +78,20 @@ def embedder():
     return get_embedder()
 
 
+@pytest.fixture
+def tiny_registered(settings, tmp_path_factory, embedder):
+    """A tiny random sentence-transformers model (tests/kb/tiny_models.py) registered as "tiny-a" in
+    ``KEFU_EMBEDDING_MODELS``; its encoder is dropped from the process's LRU afterwards."""
+    from kb.embedding import forget_encoder
+    from tests.kb.tiny_models import tiny_model_dir
+
+    root = tmp_path_factory.getbasetemp() / "tiny-models"
+    root.mkdir(exist_ok=True)
+    settings.KEFU_EMBEDDING_MODELS = {"tiny-a": str(tiny_model_dir(root, seed=0))}
+    yield "tiny-a"
+    forget_encoder("tiny-a")
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """A real Redis for tests: REDIS_URL when the suite runs in service mode, else DB 15 on loopback."""

@@ -7,20 +7,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.kb.tiny_models import DIMENSION, tiny_model_dir
+from tests.kb.tiny_models import DIMENSION
 
 QUESTION = "What are your opening hours?"
 
 
 @pytest.fixture
-def tiny(settings, tmp_path_factory, embedder):
-    from kb.embedding import forget_encoder
-
-    root = tmp_path_factory.getbasetemp() / "tiny-models-cache"
-    root.mkdir(exist_ok=True)
-    settings.KEFU_EMBEDDING_MODELS = {"tiny-a": str(tiny_model_dir(root, seed=0))}
-    yield "tiny-a"
-    forget_encoder("tiny-a")
+def tiny(tiny_registered):
+    """A tiny model registered as "tiny-a"."""
+    return tiny_registered
 
 
 @pytest.fixture

@@ -13,19 +13,13 @@ from django.urls import reverse
 from kb.models import KnowledgeBase, TuningRun
 from kefu.roles import ANALYST
 from tests.conftest import staff_member
-from tests.kb.tiny_models import DIMENSION, tiny_model_dir
+from tests.kb.tiny_models import DIMENSION
 
 
 @pytest.fixture
-def tiny(settings, tmp_path_factory, embedder):
-    """A tiny model registered as "tiny-a" (dropped from the LRU afterwards)."""
-    from kb.embedding import forget_encoder
-
-    root = tmp_path_factory.getbasetemp() / "tiny-models-switch"
-    root.mkdir(exist_ok=True)
-    settings.KEFU_EMBEDDING_MODELS = {"tiny-a": str(tiny_model_dir(root, seed=0))}
-    yield "tiny-a"
-    forget_encoder("tiny-a")
+def tiny(tiny_registered):
+    """A tiny model registered as "tiny-a"."""
+    return tiny_registered
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from django.urls import reverse
 from kb.models import KnowledgeBase, TuningRun
 from kb.tuning import Pair, TuningConfig, fold_split, training_pairs, tuning_run, tuning_start
 from tests.conftest import staff_member
-from tests.kb.tiny_models import DIMENSION, tiny_model_dir
+from tests.kb.tiny_models import DIMENSION
 
 FAQ = [
     ("What are your opening hours?", "We are open from nine to five on weekdays.", ["When are you open?"]),
@@ -32,14 +32,9 @@ QUICK = TuningConfig(epochs=1, batch_size=4, min_items=4)
 
 
 @pytest.fixture
-def tiny_model(settings, tmp_path_factory, embedder):
-    from kb.embedding import forget_encoder
-
-    root = tmp_path_factory.getbasetemp() / "tiny-models-tuning"
-    root.mkdir(exist_ok=True)
-    settings.KEFU_EMBEDDING_MODELS = {"tiny-a": str(tiny_model_dir(root, seed=0))}
-    yield "tiny-a"
-    forget_encoder("tiny-a")
+def tiny_model(tiny_registered):
+    """A tiny model registered as "tiny-a", the base model tuning starts from."""
+    return tiny_registered
 
 
 @pytest.fixture

@@ -8,12 +8,10 @@ new index version, and the base keeps serving its current index until the swap (
 
 from __future__ import annotations
 
-import sys
-import threading
-
 from django.core.management.base import BaseCommand, CommandError
 
 from kb.embedding import knowledge_base_model, model_choices
+from kb.management.progress import run_with_progress
 from kb.model_switch import SwitchRejected, model_switch_run, model_switch_start
 from kb.models import KnowledgeBase, TuningRun
 from kb.selectors import knowledge_base_get
@@ -46,7 +44,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Queued the switch of {knowledge_base.name!r} to {name}; the KB page shows its "
                               "progress.")
             return
-        run = self.run_here(run)
+        run = run_with_progress(self.stdout, run, model_switch_run)
         if run.status == TuningRun.Status.FAILED:
             raise CommandError(f"The switch failed; {run.base_model} keeps serving: {run.error_message}")
         style = self.style.SUCCESS if run.adopted else self.style.WARNING
@@ -56,16 +54,3 @@ class Command(BaseCommand):
         current = knowledge_base_model(knowledge_base)
         for model in dict.fromkeys([current, *model_choices(knowledge_base.slug)]):
             self.stdout.write(f"{'*' if model == current else ' '} {model}")
-
-    def run_here(self, run: TuningRun) -> TuningRun:
-        """The job in a thread of this process, its progress polled from the database."""
-        worker = threading.Thread(target=model_switch_run, kwargs={"run_id": run.pk}, daemon=True)
-        worker.start()
-        while worker.is_alive():
-            worker.join(1.0)
-            run.refresh_from_db()
-            self.stdout.write(f"\r[{run.progress:3d}%] {run.stage[:60]:<60}", ending="")
-            sys.stdout.flush()
-        run.refresh_from_db()
-        self.stdout.write("")
-        return run

@@ -6,10 +6,9 @@ Runs in this process with a progress line (``--enqueue``: on the ingest queue in
 
 from __future__ import annotations
 
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
 
+from kb.management.progress import run_with_progress
 from kb.models import KnowledgeBase, TuningRun
 from kb.selectors import knowledge_base_get
 from kb.tuning import METHODS, TuningConfig, TuningRejected, tuning_run, tuning_start
@@ -41,24 +40,9 @@ class Command(BaseCommand):
         if enqueue:
             self.stdout.write(f"Queued tuning run {run.pk} of {knowledge_base.name!r}; the KB page shows its progress.")
             return
-        run = self.run_here(run, TuningConfig(epochs=epochs), adopt=not measure_only)
+        run = run_with_progress(self.stdout, run, tuning_run, config=TuningConfig(epochs=epochs),
+                                adopt=not measure_only)
         self.report(run)
-
-    def run_here(self, run: TuningRun, config: TuningConfig, *, adopt: bool) -> TuningRun:
-        """The job in a thread of this process, its progress polled from the database."""
-        import threading
-
-        worker = threading.Thread(target=tuning_run, kwargs={"run_id": run.pk, "config": config, "adopt": adopt},
-                                  daemon=True)
-        worker.start()
-        while worker.is_alive():
-            worker.join(1.0)
-            run.refresh_from_db()
-            self.stdout.write(f"\r[{run.progress:3d}%] {run.stage[:60]:<60}", ending="")
-            sys.stdout.flush()
-        run.refresh_from_db()
-        self.stdout.write("")
-        return run
 
     def report(self, run: TuningRun) -> None:
         if run.status == TuningRun.Status.FAILED:
