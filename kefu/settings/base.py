@@ -325,7 +325,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # faiss logs at INFO which CPU-specific module (AVX-512, AVX2) it could not load before falling back.
+        "faiss.loader": {"level": "WARNING"},
+    },
 }
 
 # --- inference (issue 4; owned by the inference app, read through inference.config) -------
