@@ -18,6 +18,6 @@ urlpatterns = [
     path("conversations/<str:conversation_id>/", views.conversation, name="conversation"),
     path("conversations/<str:conversation_id>/reply", views.conversation_reply, name="conversation-reply"),
     path("conversations/<str:conversation_id>/close", views.conversation_close, name="conversation-close"),
-    path("login/", auth_views.LoginView.as_view(template_name="analytics/login.html"), name="login"),
+    path("login/", views.SignIn.as_view(), name="login"),  # the one staff sign-in (/kb/ and /admin/ too)
     path("logout/", auth_views.LogoutView.as_view(next_page="analytics:login"), name="logout"),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from django.contrib import messages
+from django.contrib.auth.views import LoginView
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -27,7 +28,7 @@ from analytics.selectors.gaps import knowledge_gaps, top_questions
 from analytics.selectors.languages import language_mix
 from chat.models import Conversation
 from chat.staff_replies import StaffReplyRejected
-from kefu.roles import base_reached, bases_of, is_scoped
+from kefu.roles import CONVERSATIONS_VIEW, DASHBOARD_VIEW, KB_VIEW, base_reached, bases_of, is_scoped
 
 
 @never_cache
@@ -37,6 +38,21 @@ def prometheus_metrics(request):
         return JsonResponse({"error": "forbidden", "message": "metrics need the bearer token or an allowed network"},
                             status=403)
     return HttpResponse(metrics.exposition(), content_type=metrics.CONTENT_TYPE)
+
+
+class SignIn(LoginView):
+    """The one staff sign-in, for ``/staff/``, ``/kb/`` and ``/admin/`` (django-axes throttles it)."""
+
+    template_name = "registration/login.html"
+
+    def get_default_redirect_url(self) -> str:
+        """Without ``next``: the first console page the user's roles open (a support agent has no dashboard)."""
+        user = self.request.user
+        for permission, url_name in ((DASHBOARD_VIEW, "analytics:dashboard"), (CONVERSATIONS_VIEW, "analytics:inbox"),
+                                     (KB_VIEW, "kb:list")):
+            if user.has_perm(permission):
+                return reverse(url_name)
+        return reverse("analytics:dashboard")
 
 
 def page(request, template: str, flt: DashboardFilter | None, **context) -> HttpResponse:

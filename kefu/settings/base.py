@@ -233,11 +233,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
+# The one staff sign-in, for /staff/, /kb/ and /admin/ (/admin/login/ redirects to it: kefu/urls.py).
+LOGIN_URL = "analytics:login"
 
 # Sign-in throttling (django-axes, failures stored in the database: SQLite or PostgreSQL). After
 # KEFU_LOGIN_FAILURE_LIMIT failed sign-ins for one username from one client address — or from one address
-# whatever the usernames — that address gets 429 on /admin/ and /staff/ sign-in for KEFU_LOGIN_COOLOFF_MINUTES.
+# whatever the usernames — that address gets 429 on the staff sign-in for KEFU_LOGIN_COOLOFF_MINUTES.
 # A success resets the count. The address is read as for rate limits (X-Forwarded-For only from
 # KEFU_TRUSTED_PROXIES). `manage.py axes_reset` lifts every lock.
 AUTHENTICATION_BACKENDS = [
