@@ -28,8 +28,14 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from kb.embedding import embedding_dimension, model_hash
+from kb.indexing import ROW_CHUNK, ROW_FAQ, collect_rows, fresh_rows
+from kb.models import FaqEntry
+from kb.retrieval.analyzer import analyze
 from kb.search_backends import MILVUS, BackendStatus, SearchBackendUnavailable, observed
+from kefu.config import redact
 from kefu.faults import pause_point
+from kefu.preflight import one_line as first_line
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +92,7 @@ def collection_name(dim: int) -> str:
 
 def unavailable_errors() -> tuple[type[BaseException], ...]:
     """What pymilvus and gRPC raise when Milvus is down, unreachable or too slow."""
+    # lazy: pymilvus and gRPC load only in processes that use a Milvus base
     import grpc
     from pymilvus.exceptions import MilvusException
 
@@ -122,6 +129,7 @@ def server_ranker(*, method: str, dense_weight: float, rrf_k: int):
     not identical. So hybrid search fuses in Kefu (exact, and it keeps each retriever's ranks); this mapping
     is for an operator querying Milvus directly (``hybrid_search`` over the same collection).
     """
+    # lazy: pymilvus and gRPC load only in processes that use a Milvus base
     from pymilvus import RRFRanker, WeightedRanker
 
     if method == "minmax":
@@ -155,6 +163,7 @@ class MilvusBackend:
         return self._client
 
     def connect(self):
+        # lazy: pymilvus and gRPC load only in processes that use a Milvus base
         from pymilvus import MilvusClient
 
         kwargs = {"uri": self.uri, "timeout": self.timeout_s}
@@ -178,8 +187,6 @@ class MilvusBackend:
             self._collections.clear()
 
     def where(self) -> str:
-        from kefu.config import redact
-
         return f"Milvus Lite {self.uri}" if self.lite else redact(self.uri)
 
     def call(self, operation: str, method: str, *args, **kwargs):
@@ -206,12 +213,15 @@ class MilvusBackend:
         name = collection_name(dim)
         if name in self._collections:
             return name
-        if not self.call("schema", "has_collection", name):
+        if self.call("schema", "has_collection", name):
+            self.call("schema", "load_collection", name)  # made by another process: it may not be loaded
+        else:
             self.create_collection(name, dim)
         self._collections.add(name)
         return name
 
     def create_collection(self, name: str, dim: int) -> None:
+        # lazy: pymilvus and gRPC load only in processes that use a Milvus base
         from pymilvus.exceptions import MilvusException
 
         try:
@@ -223,6 +233,7 @@ class MilvusBackend:
             self.create_collection_with(name, dim, LITE_ANALYZER)
 
     def create_collection_with(self, name: str, dim: int, analyzer: dict) -> None:
+        # lazy: pymilvus and gRPC load only in processes that use a Milvus base
         from pymilvus import DataType, Function, FunctionType, MilvusClient
 
         schema = MilvusClient.create_schema(auto_id=True, enable_dynamic_field=False)
@@ -253,10 +264,6 @@ class MilvusBackend:
 
     def write(self, kb_id: int, version, *, model: str, fresh=None) -> dict:
         """Insert every row of a new version under its id; nothing is visible until the database activates it."""
-        from kb.embedding import embedding_dimension, model_hash
-        from kb.indexing import ROW_CHUNK, ROW_FAQ, collect_rows, fresh_rows
-        from kb.retrieval.analyzer import analyze
-
         dim = embedding_dimension(model)
         if fresh is None:
             texts, vectors, rows, document_ids = collect_rows(kb_id, model=model)
@@ -285,10 +292,8 @@ class MilvusBackend:
         }
 
     def load(self, kb_id: int, version_id: int, number: int, embedding_model: str) -> MilvusIndex:
-        from kb.embedding import embedding_dimension
-
         dim = embedding_dimension(embedding_model or None)
-        return MilvusIndex(self, kb_id, version_id, number, collection_name(dim), embedding_model)
+        return MilvusIndex(self, kb_id, version_id, number, self.ensure_collection(dim), embedding_model)
 
     def prune(self, kb_id: int, keep: set[int]) -> None:
         """Delete the base's rows of every version not in ``keep`` (superseded, failed, killed mid-build)."""
@@ -370,9 +375,6 @@ class MilvusBackend:
     def faq_rows(self, index: MilvusIndex) -> dict[int, list[int]]:
         """Each FAQ entry's rows (primary keys), in the order of its phrasings: a build inserts an entry's
         rows in that order and Milvus allocates auto ids in increasing order, so sorting by id restores it."""
-        from kb.indexing import ROW_FAQ
-        from kb.models import FaqEntry
-
         entries = list(FaqEntry.objects.filter(knowledge_base_id=index.kb_id).order_by("id")
                        .values_list("id", flat=True))
         rows_of: dict[int, list[int]] = {}
@@ -407,8 +409,6 @@ def bm25_score(distance: float) -> float:
 
 def collapse(hits, *, bm25: bool = False) -> list[tuple[tuple[str, int], float]]:
     """Rows → items, keeping each item's best row (an FAQ entry has one row per phrasing)."""
-    from kb.indexing import ROW_FAQ
-
     seen: set[tuple[str, int]] = set()
     out = []
     for hit in hits:
@@ -421,6 +421,7 @@ def collapse(hits, *, bm25: bool = False) -> list[tuple[tuple[str, int], float]]
 
 
 def is_connection_error(exc: BaseException) -> bool:
+    # lazy: pymilvus and gRPC load only in processes that use a Milvus base
     import grpc
     from pymilvus.exceptions import MilvusUnavailableException
 
@@ -434,6 +435,4 @@ def is_connection_error(exc: BaseException) -> bool:
 
 
 def one_line(exc: BaseException) -> str:
-    from kefu.preflight import one_line as first_line
-
     return first_line(exc)

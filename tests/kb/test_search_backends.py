@@ -108,6 +108,24 @@ def test_a_failed_milvus_build_is_invisible_and_cleaned_up_by_the_next(search_ba
 
 
 @milvus_only
+def test_a_process_that_finds_the_collection_unloaded_loads_it_before_searching(search_backend, kb, ingest):
+    # given a base on Milvus, and its collection released — as a restarted Milvus, or a new process opening a
+    # Milvus Lite file, leaves it
+    from kb.indexing import forget_cached_indexes
+
+    build(kb, ingest)
+    backend = backend_named(MILVUS)
+    name = backend.collections()[0]
+    backend.call("schema", "release_collection", name)
+    backend.close()  # this process forgets what it knew, like a new one
+    forget_cached_indexes()
+    # when a customer asks
+    hits = hybrid(kb, "how long do I have to send an item back?", 3)
+    # then the search loads the collection and answers
+    assert hits and hits[0].document_title == "returns"
+
+
+@milvus_only
 def test_deletions_propagate_and_old_versions_are_deleted(search_backend, kb, ingest):
     # given a base with documents and an FAQ entry
     documents = build(kb, ingest)
