@@ -17,7 +17,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kb.retrieval.search import BM25, DENSE, Hit
+from django.conf import settings
+from django.db import transaction
+
+from kb import embedding  # embedding.embed_texts looked up per call: tests swap it for a cache
+from kb.indexing import active_index
+from kb.models import Chunk
+from kb.retrieval.search import BM25, DENSE, Candidates, Hit, candidates, fuse, search
+from kb.signals import retrieval_changed
 
 RETRIEVERS = (BM25, DENSE, "hybrid")
 DEPTH = 10
@@ -105,8 +112,6 @@ def score_lists(ranked: Sequence[Sequence[set[str]]], queries: Sequence[EvalQuer
 def knowledge_base_evaluate(*, knowledge_base, queries: Sequence[EvalQuery],
                             include_faq: bool = False) -> dict[str, Metrics]:
     """Metrics per retriever; FAQ hits are left out unless asked (their questions are the labels' twins)."""
-    from kb.retrieval.search import search
-
     lists: dict[str, list[list[set[str]]]] = {name: [] for name in RETRIEVERS}
     for q in queries:
         result = search(knowledge_base, q.query, DEPTH, include_faq=include_faq)
@@ -125,20 +130,13 @@ def fusion_weight_tune(*, knowledge_base, pairs: Sequence[EvalQuery] | None = No
     setting and nDCG@10 per setting (``k`` is 0 for min-max). With fewer than 10 pairs the base
     keeps its own.
     """
-    from kb.indexing import active_index
-    from kb.retrieval.search import candidates, fuse
-
     pairs = list(pairs if pairs is not None else faq_pairs(knowledge_base))
     index = active_index(knowledge_base.pk)
     current = (knowledge_base.fusion_method, knowledge_base.fusion_dense_weight, knowledge_base.fusion_rrf_k)
     if len(pairs) < 10 or index is None:
         return current, {}
-    from django.conf import settings
-
-    from kb.embedding import embed_texts
-
-    vectors = embed_texts([p.query for p in pairs], model=index.embedding_model or None,  # one batched pass
-                          batch_size=settings.KEFU_KB_EMBED_BATCH)
+    vectors = embedding.embed_texts([p.query for p in pairs], model=index.embedding_model or None,  # one batched pass
+                                    batch_size=settings.KEFU_KB_EMBED_BATCH)
     found = [chunk_candidates(candidates(index, p.query, settings.KEFU_KB_CANDIDATES, query_vector=v))
              for p, v in zip(pairs, vectors, strict=True)]
     labels = chunk_labels({key for f in found for key, _ in f.bm25 + f.dense})
@@ -164,10 +162,6 @@ def fusion_weight_tune(*, knowledge_base, pairs: Sequence[EvalQuery] | None = No
 
 def fusion_changed_announce(knowledge_base) -> None:
     """Tell other apps (after commit) that the active version's fused results changed."""
-    from django.db import transaction
-
-    from kb.signals import retrieval_changed
-
     kb_id, version_id = knowledge_base.pk, knowledge_base.active_index_id
     transaction.on_commit(lambda: retrieval_changed.send(
         sender=type(knowledge_base), knowledge_base_id=kb_id, index_version_id=version_id))
@@ -175,15 +169,11 @@ def fusion_changed_announce(knowledge_base) -> None:
 
 def chunk_candidates(found):
     """The same candidates without FAQ items (tuning asks which document holds the answer)."""
-    from kb.retrieval.search import Candidates
-
     return Candidates(bm25=[c for c in found.bm25 if c[0][0] == "chunk"],
                       dense=[c for c in found.dense if c[0][0] == "chunk"], query_vector=found.query_vector)
 
 
 def chunk_labels(keys: set[tuple[str, int]]) -> dict[tuple[str, int], set[str]]:
-    from kb.models import Chunk
-
     ids = [ref for kind, ref in keys if kind == "chunk"]
     out = {}
     for chunk_id, title, external_id, heading in Chunk.objects.filter(pk__in=ids).values_list(

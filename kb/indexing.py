@@ -25,7 +25,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -35,7 +35,19 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from kb.embedding import (
+    PASSAGE,
+    check_model_name,
+    embed_texts,
+    embedding_dimension,
+    knowledge_base_model,
+    model_hash,
+)
 from kb.models import Chunk, Document, FaqEntry, IndexVersion, KnowledgeBase
+from kb.retrieval.analyzer import analyze
+from kb.retrieval.dense import DenseIndex
+from kb.retrieval.headings import head_vectors, section_heads
+from kb.search_backends import SearchBackendUnavailable, backend_named, configured_backend
 from kb.signals import index_activated
 from kefu.faults import pause_point
 
@@ -99,9 +111,6 @@ def index_build(*, knowledge_base_id: int, embedding_model: str = "",
     admin's "activate anyway" builds with ``gate=False``. ``backend``: where the version is written
     (kb.search_backends; default ``KEFU_SEARCH_BACKEND``).
     """
-    from kb.embedding import check_model_name, knowledge_base_model
-    from kb.search_backends import backend_named, configured_backend
-
     target = backend_named(backend) if backend else configured_backend()
 
     current = knowledge_base_model(KnowledgeBase.objects.get(pk=knowledge_base_id))
@@ -136,8 +145,6 @@ def versions_prune(kb_id: int) -> None:
     builds still running; failed, killed, held and older versions go. A backend that does not answer
     is left for the next build (its stale rows are invisible: searches filter by the active version).
     """
-    from kb.search_backends import SearchBackendUnavailable, backend_named
-
     versions = IndexVersion.objects.filter(knowledge_base_id=kb_id)
     keep = set(versions.filter(status=IndexVersion.Status.READY).order_by("-number")
                .values_list("pk", flat=True)[:KEEP_VERSIONS])
@@ -151,8 +158,7 @@ def versions_prune(kb_id: int) -> None:
 
 def gate_report(kb_id: int, version: IndexVersion, model: str):
     """The regression gate's comparison of the version just written with the active one."""
-    from dataclasses import replace
-
+    # lazy: kb.regression_gate imports kb.evaluation → kb.retrieval.search, which imports this module
     from kb.regression_gate import version_gate
 
     kb = KnowledgeBase.objects.get(pk=kb_id)
@@ -184,8 +190,6 @@ def version_hold(version: IndexVersion, stats: dict, seconds: float, document_id
 def rows_reembed(kb_id: int, model: str, on_progress=None) -> Reembedded:
     """Every indexed chunk and every FAQ phrasing of the base embedded by ``model`` (nothing written): chunks as
     passages, phrasings as questions (kb.embedding roles), one progress count over both."""
-    from kb.embedding import PASSAGE, embed_texts
-
     chunks = list(Chunk.objects.filter(document__knowledge_base_id=kb_id, document__status__in=INDEXED_STATUSES)
                   .order_by("id").values_list("id", "document_id", "text"))
     entries = list(FaqEntry.objects.filter(knowledge_base_id=kb_id).order_by("id")
@@ -266,6 +270,7 @@ def vectors_switch(kb: KnowledgeBase, fresh: Reembedded) -> None:
     Chunks stored since the re-embedding began have vectors of the old model: their documents are
     queued again. FAQ entries edited since then lose their vectors: the next build embeds them.
     """
+    # lazy: kb.services loads Celery (kefu.background), which the web process does not import at start-up
     from kb.services import index_rebuild_enqueue, ingest_enqueue
 
     chunks, stale_documents = [], set()
@@ -305,9 +310,9 @@ def write_version_files(kb_id: int, directory: Path, *, model: str = "", fresh: 
 
     ``model``: the embedding model of the vectors (default: the base's); ``fresh``: a switch's vectors.
     """
-    from kb.embedding import embedding_dimension, knowledge_base_model, model_hash
-    from kb.retrieval.analyzer import analyze
-    from kb.retrieval.bm25 import build_bm25
+    from kb.retrieval.bm25 import build_bm25  # lazy: scipy loads only where an index is built or loaded
+
+    # lazy: looked up per build, so a test can replace kb.retrieval.dense.build_dense
     from kb.retrieval.dense import build_dense
 
     model = model or knowledge_base_model(KnowledgeBase.objects.get(pk=kb_id))
@@ -351,8 +356,6 @@ def appended_hnsw(kb_id: int, rows: IndexRows, vectors: np.ndarray, digest: str)
     prefix of the new ones (nothing deleted or re-ordered) and come from the same model files;
     otherwise None and a full build.
     """
-    from kb.retrieval.dense import DenseIndex
-
     active, active_digest = KnowledgeBase.objects.filter(pk=kb_id).values_list(
         "active_index__number", "active_index__embedding_hash").first() or (None, "")
     if active is None or (active_digest and active_digest != digest):
@@ -378,7 +381,7 @@ def appended_hnsw(kb_id: int, rows: IndexRows, vectors: np.ndarray, digest: str)
 
 def collect_rows(kb_id: int, *, model: str) -> tuple[list[str], np.ndarray, IndexRows, set[int]]:
     """Texts, vectors and row identities of every indexed chunk and FAQ phrasing, and their documents."""
-    from kb.embedding import embedding_dimension
+    # lazy: kb.services loads Celery (kefu.background), which the web process does not import at start-up
     from kb.services import faq_entries_embed
 
     faq_entries_embed(knowledge_base_id=kb_id, missing_only=True)
@@ -423,8 +426,6 @@ def collect_rows(kb_id: int, *, model: str) -> tuple[list[str], np.ndarray, Inde
 
 def heads_by_chunk(chunks: list[tuple[int, int, str]], model: str, dim: int) -> dict[int, tuple[str, np.ndarray]]:
     """Each section's heading row — BM25 text and vector — keyed by the section's first chunk."""
-    from kb.retrieval.headings import head_vectors, section_heads
-
     heads = section_heads(chunks)
     vectors = head_vectors(heads, model, dim)
     return {head.chunk_id: (head.bm25_text, vector) for head, vector in zip(heads, vectors, strict=True)}
@@ -513,14 +514,11 @@ def active_index(kb_id: int) -> LoadedIndex | None:
 
 def version_load(kb_id: int, version_id: int, number: int, model: str, backend: str):
     """A version's search handle from the backend that holds it (local: its files, loaded into memory)."""
-    from kb.search_backends import backend_named
-
     return backend_named(backend).load(kb_id, version_id, number, model)
 
 
 def load_version(kb_id: int, version_id: int, number: int) -> LoadedIndex:
-    from kb.retrieval.bm25 import Bm25Index
-    from kb.retrieval.dense import DenseIndex
+    from kb.retrieval.bm25 import Bm25Index  # lazy: scipy loads only where an index is built or loaded
 
     directory = version_dir(kb_id, number)
     if not (directory / "row-refs.npy").exists():

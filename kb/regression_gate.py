@@ -28,7 +28,10 @@ from dataclasses import asdict, dataclass
 
 from django.conf import settings
 
-from kb.evaluation import DEPTH, EvalQuery, score_lists
+from kb import embedding  # embedding.embed_texts looked up per call: tests swap it for a cache
+from kb.evaluation import DEPTH, EvalQuery, chunk_candidates, score_lists
+from kb.models import Chunk, FaqEntry
+from kb.retrieval.search import candidates, fuse
 
 TOLERANCE = 0.02
 MIN_CASES = 10
@@ -99,12 +102,8 @@ def evaluation_cases(knowledge_base) -> list[GateCase]:
 
 def index_ndcg(knowledge_base, index, cases: Sequence[GateCase]) -> float:
     """Mean nDCG@10 of the cases on one loaded index version (kb.indexing.LoadedIndex)."""
-    from kb.embedding import embed_texts
-    from kb.evaluation import chunk_candidates
-    from kb.retrieval.search import candidates, fuse
-
-    vectors = embed_texts([case.query for case in cases], model=index.embedding_model or None,
-                          batch_size=settings.KEFU_KB_EMBED_BATCH)
+    vectors = embedding.embed_texts([case.query for case in cases], model=index.embedding_model or None,
+                                    batch_size=settings.KEFU_KB_EMBED_BATCH)
     ranked_keys = []
     for case, vector in zip(cases, vectors, strict=True):
         found = candidates(index, case.query, settings.KEFU_KB_CANDIDATES, query_vector=vector)
@@ -119,8 +118,6 @@ def index_ndcg(knowledge_base, index, cases: Sequence[GateCase]) -> float:
 
 def source_labels(keys: set[tuple[str, int]]) -> dict[tuple[str, int], set[str]]:
     """``doc:<id>`` for a chunk; ``faq:<id>`` and its source document's ``doc:<id>`` for a FAQ entry."""
-    from kb.models import Chunk, FaqEntry
-
     out: dict[tuple[str, int], set[str]] = {}
     chunk_ids = [ref for kind, ref in keys if kind == "chunk"]
     for chunk_id, document_id in Chunk.objects.filter(pk__in=chunk_ids).values_list("id", "document_id"):

@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from django.conf import settings
 
-from kb.embedding import embed_query
+from kb.embedding import embed_query, embedding_dimension
 from kb.indexing import active_index
+from kb.models import IndexVersion
 from kb.retrieval.analyzer import analyze
 from kb.retrieval.search import Candidates, Hit, SearchResult, fuse, hybrid, hydrate, make_hit, search
-from kb.search_backends import BackendStatus, SearchBackendUnavailable
+from kb.search_backends import BackendStatus, SearchBackendUnavailable, configured_backend, local
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,6 @@ class IndexStatus:
 
 def index_status(kb) -> IndexStatus:
     """The base's active index version (``version`` None: nothing indexed yet)."""
-    from kb.models import IndexVersion
-
     active = IndexVersion.objects.filter(pk=kb.active_index_id).first() if kb.active_index_id else None
     if active is None:
         return IndexStatus(kb.pk, None, "", kb.embedding_model, 0)
@@ -44,8 +44,6 @@ def index_status(kb) -> IndexStatus:
 
 def backend_status() -> BackendStatus:
     """Whether the configured search backend (KEFU_SEARCH_BACKEND) answers."""
-    from kb.search_backends import configured_backend
-
     return configured_backend().status()
 
 
@@ -73,8 +71,6 @@ def term_profile(index, terms: list[str], *, exclude: Sequence[int] = ()) -> Ter
     The ceiling is in the scale of the BM25 scores the version's searches return (each backend's own
     BM25), so a hit's score over it reads the same way on both.
     """
-    from kb.search_backends import local
-
     excluded = np.asarray(exclude, dtype=np.int64)
     if is_remote(index):
         return TermProfile(*index.term_profile(terms, excluded.tolist()))
@@ -83,8 +79,6 @@ def term_profile(index, terms: list[str], *, exclude: Sequence[int] = ()) -> Ter
 
 def term_profiles(index, queries: Sequence[tuple[list[str], Sequence[int]]]) -> list[TermProfile]:
     """:func:`term_profile` of many ``(terms, exclude)`` queries at once (Milvus: a few batched searches)."""
-    from kb.search_backends import local
-
     if is_remote(index):
         return [TermProfile(*p) for p in index.term_profiles([(terms, list(exclude)) for terms, exclude in queries])]
     return [TermProfile(*local.term_profile(index, terms, np.asarray(exclude, dtype=np.int64)))
@@ -93,15 +87,11 @@ def term_profiles(index, queries: Sequence[tuple[list[str], Sequence[int]]]) -> 
 
 def faq_rows(index) -> dict[int, list[int]]:
     """Each FAQ entry's row ids in the version, in the order of its phrasings (question, alternatives)."""
-    from kb.search_backends import local
-
     return index.faq_rows() if is_remote(index) else local.faq_rows(index)
 
 
 def vector_width(index) -> int:
     """The dimension of the version's vectors."""
-    from kb.embedding import embedding_dimension
-
     return index.dense.index.d if not is_remote(index) else embedding_dimension(index.embedding_model or None)
 
 
@@ -109,10 +99,6 @@ def hits_excluding(kb, index, queries: Sequence[tuple[str, np.ndarray, Sequence[
     """:func:`hybrid` of each ``(query, query vector, excluded row ids)`` on a given version, its excluded
     rows left out of both retrievers (a held-out phrasing must not find itself); the base's fusion, hits
     hydrated from the database. Milvus answers all the queries in a few batched searches."""
-    from django.conf import settings
-
-    from kb.search_backends import local
-
     depth = settings.KEFU_KB_CANDIDATES
     if is_remote(index):
         found = index.retrieve_many([(analyze(q), v, list(ex)) for q, v, ex in queries], depth)

@@ -91,7 +91,7 @@ def stemmer():
 @functools.cache
 def jieba_tokenizer():
     # jieba builds its prefix dictionary on first use (~1 s); do it once per process, quietly.
-    import jieba
+    import jieba  # lazy: only processes that meet Chinese text load jieba
 
     with _jieba_lock:
         jieba.setLogLevel(logging.WARNING)

@@ -35,14 +35,14 @@ class DenseIndex:
         return ids[0][keep].astype(np.int64), scores[0][keep]
 
     def save(self, directory: Path) -> None:
-        import faiss
+        import faiss  # lazy: the web process must start without faiss (see the module docstring)
 
         faiss.write_index(self.index, str(directory / "dense.faiss"))
         (directory / "dense-kind.txt").write_text(self.kind)
 
     @classmethod
     def load(cls, directory: Path) -> DenseIndex:
-        import faiss
+        import faiss  # lazy: the web process must start without faiss (see the module docstring)
 
         index = faiss.read_index(str(directory / "dense.faiss"))
         kind = (directory / "dense-kind.txt").read_text()

@@ -26,6 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kb import embedding  # embedding.embed_texts looked up per call: tests swap it for a cache
+from kb.models import Chunk
+
 NUMBERING = re.compile(r"^\s*(?:(?:chapter|section|part|appendix)\s+)?[\dA-Z]?[\d.]*\d[\d.]*\s*|^\s*第\s*\d+\s*[章节部分]\s*",
                        re.IGNORECASE)
 SEPARATOR = " > "
@@ -64,8 +67,6 @@ def section_heads(chunks: Iterable[tuple[int, int, str]]) -> list[SectionHead]:
 
 def head_vectors(heads: list[SectionHead], model: str, dim: int) -> np.ndarray:
     """The dense vectors of the heads' titles by ``model``, (len(heads), dim), embedding each text once."""
-    from kb.embedding import embed_texts
-
     out = np.zeros((len(heads), dim), dtype=np.float32)
     missing: dict[str, list[int]] = {}
     with _memo_lock:
@@ -77,7 +78,7 @@ def head_vectors(heads: list[SectionHead], model: str, dim: int) -> np.ndarray:
                 missing.setdefault(head.dense_text, []).append(position)
     if missing:
         texts = list(missing)
-        vectors = embed_texts(texts, model=model or None)
+        vectors = embedding.embed_texts(texts, model=model or None)
         with _memo_lock:
             for text, vector in zip(texts, vectors, strict=True):
                 out[missing[text]] = vector
@@ -100,8 +101,7 @@ def heading_examples(kb_id: int) -> tuple[list[str], np.ndarray]:
     Read back from the active version's dense index (no embedding on the request path); empty when
     the base has no index, no headings, or an index that cannot give its vectors back.
     """
-    from kb.indexing import ROW_HEADING, active_index
-    from kb.models import Chunk
+    from kb.indexing import ROW_HEADING, active_index  # lazy: kb.indexing imports this module
 
     index = active_index(kb_id)
     rows = getattr(index, "rows", None)

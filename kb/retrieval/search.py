@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.conf import settings
 
+from kb.embedding import embed_query
+from kb.indexing import ROW_FAQ, active_index
+from kb.models import Chunk, FaqEntry
+from kb.retrieval.analyzer import analyze
 from kb.retrieval.fusion import Ranked, weighted_minmax, weighted_rrf
+from kb.search_backends import observed
 
 BM25 = "bm25"
 DENSE = "dense"
@@ -73,8 +78,6 @@ def hybrid(kb, query: str, k: int | None = None, *, query_vector: np.ndarray | N
     pipeline embeds each question once for its cache, intent and retrieval); saves one encoder pass.
     Only the fused hits are read from the database.
     """
-    from kb.indexing import active_index
-
     k = k or kb.top_k
     index = active_index(kb.pk)
     if index is None or not query.strip():
@@ -89,8 +92,6 @@ def hybrid(kb, query: str, k: int | None = None, *, query_vector: np.ndarray | N
 def search(kb, query: str, k: int | None = None, *, include_faq: bool = True,
            query_vector: np.ndarray | None = None) -> SearchResult:
     """BM25, dense and fused top-k hits for one query (``include_faq=False``: document chunks only)."""
-    from kb.indexing import active_index
-
     k = k or kb.top_k
     index = active_index(kb.pk)
     if index is None or not query.strip():
@@ -118,10 +119,6 @@ def candidates(index, query: str, depth: int, query_vector: np.ndarray | None = 
     ``query_vector`` lets batch callers (tuning, evaluation) embed many queries at once; it must come
     from the index version's own model (``index.embedding_model``), which embeds the query otherwise.
     """
-    from kb.embedding import embed_query
-    from kb.retrieval.analyzer import analyze
-    from kb.search_backends import observed
-
     model = getattr(index, "embedding_model", "") or None  # blank: a version from before models were recorded
     vector = embed_query(query, model=model) if query_vector is None else query_vector
     remote = getattr(index, "retrieve", None)  # a version in a search server (kb.search_backends.milvus)
@@ -140,8 +137,6 @@ def candidates(index, query: str, depth: int, query_vector: np.ndarray | None = 
 
 def collapse(rows, row_ids: np.ndarray, scores: np.ndarray) -> list[tuple[tuple[str, int], float]]:
     """Rows → items, keeping each item's best row (FAQ entries have one row per phrasing)."""
-    from kb.indexing import ROW_FAQ
-
     seen: set[tuple[str, int]] = set()
     out = []
     kinds = rows.kinds[row_ids].tolist()  # vectorised lookups: this runs on every query
@@ -165,8 +160,6 @@ def fuse(found: Candidates, *, dense_weight: float, rrf_k: int | None = None, li
 
 def hydrate(keys: set[tuple[str, int]], query_vector: np.ndarray) -> dict[tuple[str, int], dict]:
     """Text and source of each item, two queries in all."""
-    from kb.models import Chunk, FaqEntry
-
     out: dict[tuple[str, int], dict] = {}
     chunk_ids = [ref for kind, ref in keys if kind == "chunk"]
     faq_ids = [ref for kind, ref in keys if kind == "faq"]

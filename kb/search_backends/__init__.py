@@ -11,6 +11,7 @@ Other apps do not import this package: they call :mod:`kb.search`.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -19,6 +20,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from django.conf import settings
+from django.db import transaction
+
+from kb.models import IndexVersion
+from kb.search_backends.metrics import BACKEND_ERRORS, BACKEND_SECONDS
 
 LOCAL = "local"
 MILVUS = "milvus"
@@ -71,7 +76,7 @@ def configured_name() -> str:
 
 
 def lite_file(uri: str) -> bool:
-    from kb.search_backends.milvus import is_lite
+    from kb.search_backends.milvus import is_lite  # lazy: kb.search_backends.milvus imports this package
 
     return is_lite(uri)
 
@@ -82,6 +87,7 @@ def backend_named(name: str) -> SearchBackend:
         return milvus_backend(settings.KEFU_MILVUS_URI, settings.KEFU_MILVUS_TOKEN, settings.KEFU_MILVUS_DB,
                               settings.KEFU_MILVUS_TIMEOUT_S)
     if name in ("", LOCAL):
+        # lazy: kb.search_backends.local imports this package
         from kb.search_backends.local import LocalBackend
 
         return LocalBackend()
@@ -97,6 +103,7 @@ def milvus_backend(uri: str, token: str, db: str, timeout_s: float) -> SearchBac
     key = (uri, token, db, timeout_s)
     with _milvus_lock:
         if key not in _milvus:
+            # lazy: kb.search_backends.milvus imports this package
             from kb.search_backends.milvus import MilvusBackend
 
             _milvus[key] = MilvusBackend(uri=uri, token=token, db=db, timeout_s=timeout_s)
@@ -114,10 +121,6 @@ def forget_backends() -> None:
 def rows_drop_with_base(sender, instance, **kwargs) -> None:
     """``pre_delete`` of a KnowledgeBase: once the deletion commits, its rows leave every search server
     that held a version of it (local files are per process and go with KEFU_DATA_DIR)."""
-    from django.db import transaction
-
-    from kb.models import IndexVersion
-
     remote = set(IndexVersion.objects.filter(knowledge_base_id=instance.pk).exclude(backend=LOCAL)
                  .values_list("backend", flat=True))
     for name in remote:
@@ -125,8 +128,6 @@ def rows_drop_with_base(sender, instance, **kwargs) -> None:
 
 
 def drop_quietly(name: str, kb_id: int) -> None:
-    import logging
-
     try:
         backend_named(name).prune(kb_id, set())
     except (SearchBackendUnavailable, SearchBackendConfigError) as exc:
@@ -136,8 +137,6 @@ def drop_quietly(name: str, kb_id: int) -> None:
 @contextmanager
 def observed(backend: str, operation: str) -> Iterator[None]:
     """Time one backend call into the Prometheus histogram; count it as an error when it raises."""
-    from kb.search_backends.metrics import BACKEND_ERRORS, BACKEND_SECONDS
-
     started = time.perf_counter()
     try:
         yield

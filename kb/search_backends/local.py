@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from kb.indexing import ROW_FAQ, load_version, prune_old_versions, version_dir, write_version_files
+from kb.retrieval.search import collapse
 from kb.search_backends import LOCAL, BackendStatus
 
 
@@ -11,18 +13,12 @@ class LocalBackend:
     name = LOCAL
 
     def write(self, kb_id: int, version, *, model: str, fresh=None) -> dict:
-        from kb.indexing import version_dir, write_version_files
-
         return write_version_files(kb_id, version_dir(kb_id, version.number), model=model, fresh=fresh)
 
     def load(self, kb_id: int, version_id: int, number: int, embedding_model: str):
-        from kb.indexing import load_version
-
         return load_version(kb_id, version_id, number)
 
     def prune(self, kb_id: int, keep: set[int]) -> None:
-        from kb.indexing import prune_old_versions
-
         prune_old_versions(kb_id)
 
     def status(self) -> BackendStatus:
@@ -35,8 +31,6 @@ class LocalBackend:
 
 def faq_rows(index) -> dict[int, list[int]]:
     """Each FAQ entry's rows, in the order of its phrasings (kb.indexing.collect_rows writes them so)."""
-    from kb.indexing import ROW_FAQ
-
     rows_of: dict[int, list[int]] = {}
     faq = np.flatnonzero(index.rows.kinds == ROW_FAQ)
     for row, ref in zip(faq.tolist(), index.rows.refs[faq].tolist(), strict=True):
@@ -72,8 +66,6 @@ def column_best(weights, column: int | None, exclude: np.ndarray) -> float:
 def retrieve(index, terms: list[str], vector: np.ndarray, depth: int, exclude: np.ndarray):
     """(BM25 items, dense items) as :func:`kb.retrieval.search.candidates` gives them, ``exclude`` rows left out
     (each retriever asks for as many more rows as are excluded, so ``depth`` rows remain)."""
-    from kb.retrieval.search import collapse
-
     spare = depth + int(exclude.size)
     bm25_rows, bm25_scores = index.bm25.top(terms, spare)
     dense_rows, dense_scores = index.dense.top(vector, spare)
