@@ -8,7 +8,9 @@ process left queued or half-processed are re-enqueued when it serves its first r
 import threading
 
 from django.apps import AppConfig
+from django.conf import settings
 from django.core.signals import request_started
+from django.db.models.signals import pre_delete
 
 
 class KbConfig(AppConfig):
@@ -16,8 +18,7 @@ class KbConfig(AppConfig):
     verbose_name = "Knowledge bases"
 
     def ready(self) -> None:
-        from django.db.models.signals import pre_delete
-
+        # lazy: kb.search_backends imports kb.models, which needs the app registry this method runs after
         from kb.search_backends import rows_drop_with_base
 
         request_started.connect(resume_on_first_request, dispatch_uid="kb-resume-on-start")
@@ -29,12 +30,10 @@ _resumed = threading.Event()
 
 def resume_on_first_request(**_: object) -> None:
     """Once per embedded web process: re-enqueue unfinished documents (nothing silently lost)."""
-    from django.conf import settings
-
     if _resumed.is_set() or settings.KEFU_MODE != "embedded" or not settings.KEFU_KB_RESUME_ON_START:
         return
     _resumed.set()
     request_started.disconnect(dispatch_uid="kb-resume-on-start")
-    from kb.recovery import documents_resume
+    from kb.recovery import documents_resume  # lazy: kb.recovery imports kb.models (app registry, as above)
 
     documents_resume()

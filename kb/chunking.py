@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import regex
 
+from kb.embedding import get_tokenizer
+from kb.embedding import token_lengths as embedding_token_lengths
 from kb.parsing.sections import Section
 
 # A sentence ends after its punctuation and any closing quotes or brackets (they stay with it: a split only
@@ -44,7 +46,6 @@ def chunk_sections(
     if size <= 0 or overlap < 0 or overlap >= size:
         raise ValueError(f"chunk size {size} and overlap {overlap}: need 0 <= overlap < size")
     if token_lengths is None:
-        from kb.embedding import token_lengths as embedding_token_lengths
         token_lengths = embedding_token_lengths
     split_long = split_long or split_by_tokens
     drafts: list[ChunkDraft] = []
@@ -111,8 +112,6 @@ def is_cjk_text(text: str) -> bool:
 
 def split_by_tokens(text: str, size: int, *, model: str | None = None) -> list[str]:
     """Cut an over-long sentence at the embedding tokenizer's offsets (``model``'s), ``size`` tokens a piece."""
-    from kb.embedding import get_tokenizer
-
     offsets = get_tokenizer(model)(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
     parts = []
     for start in range(0, len(offsets), size):

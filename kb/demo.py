@@ -20,6 +20,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import zaragoza_construction_faq
+
+from kb.evaluation import fusion_weight_tune
+from kb.indexing import index_build
+from kb.ingestion import document_ingest
+from kb.models import Chunk, Document, FaqEntry, KnowledgeBase
+from kb.services import document_upload, faq_entry_create, knowledge_base_create
+
 DEMO_NAME = "Demo — Zaragoza construction FAQ"
 DEMO_SLUG = "demo-zaragoza"
 DEMO_ZH_NAME = "演示 — Debian 中文常见问题"  # "Demo — Debian FAQ in Chinese"
@@ -29,16 +37,12 @@ DEBIAN_ZH_PATTERN = "*.zh-cn.html"
 
 
 def faq_rows() -> list[dict]:
-    import zaragoza_construction_faq
-
     path = Path(zaragoza_construction_faq.__file__).parent / "data" / "faq-en.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def ensure_demo_knowledge_base() -> str:
     """Create and index the demo base unless it is there; returns a one-line summary."""
-    from kb.models import Document, KnowledgeBase
-
     kb = KnowledgeBase.objects.filter(slug=DEMO_SLUG).first()
     if kb is not None and not kb.documents.exclude(status=Document.Status.READY).exists() and kb.active_index_id:
         return summary(kb, "already present")
@@ -48,19 +52,11 @@ def ensure_demo_knowledge_base() -> str:
 
 
 def demo_create():
-    from kb.services import knowledge_base_create
-
     return knowledge_base_create(name=DEMO_NAME, slug=DEMO_SLUG, languages="en")
 
 
 def demo_ingest(kb) -> None:
     """Store rows not stored yet, ingest unfinished documents, build once, tune fusion."""
-    from kb.evaluation import fusion_weight_tune
-    from kb.indexing import index_build
-    from kb.ingestion import document_ingest
-    from kb.models import Document, FaqEntry
-    from kb.services import document_upload, faq_entry_create
-
     known = set(FaqEntry.objects.filter(knowledge_base=kb).values_list("external_id", flat=True))
     for row in faq_rows():
         if row["id"] in known:
@@ -78,8 +74,6 @@ def demo_ingest(kb) -> None:
 
 
 def summary(kb, state: str) -> str:
-    from kb.models import Chunk
-
     kb.refresh_from_db()
     chunks = Chunk.objects.filter(document__knowledge_base=kb).count()
     return (f"Demo knowledge base {kb.name!r} {state}: {kb.documents.count()} documents, {chunks} chunks, "
@@ -96,8 +90,6 @@ def ensure_demo_zh_knowledge_base(directory: Path | None = None) -> str:
     """Create and index the Chinese demo base unless it is there; a one-line summary (or why it is skipped).
 
     ``directory``: where the chapters are (default :data:`DEBIAN_ZH_FAQ`)."""
-    from kb.models import Document, KnowledgeBase
-
     directory = directory or DEBIAN_ZH_FAQ
     files = zh_faq_files(directory)
     if not files:
@@ -112,19 +104,12 @@ def ensure_demo_zh_knowledge_base(directory: Path | None = None) -> str:
 
 
 def demo_zh_create():
-    from kb.services import knowledge_base_create
-
     return knowledge_base_create(name=DEMO_ZH_NAME, slug=DEMO_ZH_SLUG, languages="zh")
 
 
 def demo_zh_ingest(kb, files: list[Path]) -> None:
     """Upload chapters not stored yet (a chapter's content hash makes a re-upload a no-op), ingest the
     unfinished ones, build once."""
-    from kb.indexing import index_build
-    from kb.ingestion import document_ingest
-    from kb.models import Document
-    from kb.services import document_upload
-
     for path in files:
         document_upload(knowledge_base=kb, filename=path.name, data=path.read_bytes(), enqueue=False)
     for document_id in kb.documents.exclude(status=Document.Status.READY).values_list("id", flat=True):

@@ -34,6 +34,7 @@ from pathlib import Path
 from django.conf import settings
 
 from kefu import compute
+from kefu.compute import cpu_has_fast_bf16
 from kefu.config import ConfigError
 from kefu.status import ComponentStatus
 
@@ -231,7 +232,7 @@ def build_encoder(source: ModelSource):
 def sentence_transformer(source: ModelSource, dtype):
     """A fresh SentenceTransformer of the source (a LoRA artifact: its parent, loaded the same way, with the
     adapter merged in). Tuning loads its private fp32 copies through here too."""
-    from sentence_transformers import SentenceTransformer
+    from sentence_transformers import SentenceTransformer  # lazy: torch loads only where a model runs
 
     if source.adapter is not None:
         model = sentence_transformer(model_source(source.parent), dtype)
@@ -242,7 +243,7 @@ def sentence_transformer(source: ModelSource, dtype):
 
 def merge_adapter(model, adapter: Path) -> None:
     """Apply a peft LoRA adapter to the transformer of ``model`` and fold it into its weights."""
-    from peft import PeftModel  # only tuned LoRA artifacts need peft
+    from peft import PeftModel  # lazy: only tuned LoRA artifacts need peft (an optional extra)
 
     transformer, attribute = transformer_of(model)
     merged = PeftModel.from_pretrained(getattr(transformer, attribute), str(adapter)).merge_and_unload()
@@ -287,9 +288,7 @@ def forget_encoder(name: str) -> None:
 def embedding_dtype():
     """The torch dtype of the embedder: ``KEFU_EMBEDDING_DTYPE``, where ``auto`` is bf16 on a CPU
     with native bf16 matmuls and float32 elsewhere. Vectors are stored as float32 either way."""
-    import torch
-
-    from kefu.compute import cpu_has_fast_bf16
+    import torch  # lazy: torch loads only where a model runs (see the module docstring)
 
     name = settings.KEFU_EMBEDDING_DTYPE
     dtypes = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}

@@ -27,14 +27,20 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from kb.embedding import knowledge_base_model
+# modules, not names: embed_texts, chunks_replace and ingest_enqueue are looked up per call (tests swap them)
+from kb import embedding, services
+from kb.chunking import chunk_sections, split_by_tokens
+from kb.embedding import PASSAGE, knowledge_base_model, token_lengths
+from kb.indexing import index_build_unless_busy
 from kb.models import Chunk, Document, FaqEntry
-from kb.services import knowledge_base_model_locked
+from kb.parsing import ParseError, parse_document
+from kb.services import faq_entries_embed, faq_entry_create, knowledge_base_model_locked
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +132,6 @@ def batch_ingest(documents: list[Document]) -> None:
 
 def document_prepare(document: Document) -> Prepared | None:
     """Parse and chunk one document (FAQ sheets: store their entries); None when it failed."""
-    from kb.chunking import chunk_sections, split_by_tokens
-    from kb.embedding import knowledge_base_model, token_lengths
-    from kb.parsing import ParseError, parse_document
-
     try:
         data = read_file(document)
         parsed = parse_document(data, document.filename)
@@ -179,10 +181,6 @@ def batch_embed(prepared: list[Prepared], model: str) -> dict:
 
 def embed_together(prepared: list[Prepared], model: str) -> dict:
     """Embed every chunk of the documents, shortest first (little padding), saving each one's progress."""
-    import numpy as np
-
-    from kb.embedding import PASSAGE, embed_texts
-
     owners = [(i, d) for i, item in enumerate(prepared) for d in item.drafts]
     order = sorted(range(len(owners)), key=lambda j: owners[j][1].token_count)
     out = [None] * len(owners)
@@ -190,7 +188,7 @@ def embed_together(prepared: list[Prepared], model: str) -> dict:
     for start in range(0, len(order), step):
         piece = order[start:start + step]
         texts = [owners[j][1].text for j in piece]
-        for j, vector in zip(piece, embed_texts(texts, model=model, batch_size=step, role=PASSAGE),
+        for j, vector in zip(piece, embedding.embed_texts(texts, model=model, batch_size=step, role=PASSAGE),
                              strict=True):
             out[j] = vector
         embedding_progress(prepared, [owners[j][0] for j in piece])
@@ -219,13 +217,11 @@ def embedding_progress(prepared: list[Prepared], owners_done: list[int]) -> None
 
 def document_store(item: Prepared, vectors) -> int | None:
     """Store one document's chunks (its own savepoint); their count, or None when it failed."""
-    from kb.services import chunks_replace
-
     if vectors is None:
         return None  # embedding failed: already marked failed
     try:
         with transaction.atomic():
-            return chunks_replace(document=item.document, drafts=item.drafts, vectors=vectors)
+            return services.chunks_replace(document=item.document, drafts=item.drafts, vectors=vectors)
     except Exception as exc:
         log.exception("storing the chunks of document %s failed", item.document.pk)
         document_fail(item.document, unexpected(exc))
@@ -245,8 +241,6 @@ def batch_index(knowledge_base_id: int, stored: list[Document]) -> None:
     """One index build for the batch — skipped while documents of the base are still ahead in the
     pipeline (the last of them builds for all). A failed build fails the batch's documents and
     leaves the old version serving."""
-    from kb.indexing import index_build_unless_busy
-
     if not stored and not Document.objects.filter(
             knowledge_base_id=knowledge_base_id, status=Document.Status.INDEXING).exists():
         return
@@ -260,11 +254,9 @@ def batch_index(knowledge_base_id: int, stored: list[Document]) -> None:
 
 def documents_requeue(document_ids: list[int]) -> None:
     """Send claimed documents round again (their vectors came from a model the base no longer uses)."""
-    from kb.services import ingest_enqueue
-
     progress_save(document_ids, Document.Status.QUEUED, "queued (the embedding model changed)", 0)
     for document_id in document_ids:
-        transaction.on_commit(lambda document_id=document_id: ingest_enqueue(document_id))
+        transaction.on_commit(lambda document_id=document_id: services.ingest_enqueue(document_id))
 
 
 def heartbeat(document_ids: list[int]) -> None:
@@ -277,8 +269,6 @@ def unexpected(exc: Exception) -> str:
 
 
 def read_file(document: Document) -> bytes:
-    from kb.parsing import ParseError
-
     if not document.file:
         raise ParseError("The uploaded file is missing.")
     try:
@@ -290,8 +280,6 @@ def read_file(document: Document) -> bytes:
 
 def faq_rows_store(document: Document, rows) -> None:
     """Replace the FAQ entries this sheet created before with its current rows."""
-    from kb.services import faq_entries_embed, faq_entry_create
-
     with transaction.atomic():
         FaqEntry.objects.filter(source_document=document).delete()
         for row in rows:

@@ -21,8 +21,11 @@ import time
 from django.db import transaction
 from django.utils import timezone
 
+from kb.embedding import check_model_name, knowledge_base_model
 from kb.models import IndexVersion, KnowledgeBase, TuningRun
 from kb.tuning import STALE_AFTER, RunProgress, TuningRejected, model_adopt, tuning_runs_interrupted
+from kefu import background
+from kefu.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +43,6 @@ class SwitchBusy(SwitchRejected):
 def model_switch_start(*, knowledge_base: KnowledgeBase, name: str, enqueue: bool = True) -> TuningRun:
     """Record a queued switch of the base to the named model and enqueue it (on commit); nothing is stored
     when the name does not resolve here, is the base's model already, or another job of the base is active."""
-    from kb.embedding import check_model_name, knowledge_base_model
-    from kefu.config import ConfigError
-
     try:
         check_model_name(name)
     except ConfigError as exc:
@@ -63,9 +63,7 @@ def model_switch_start(*, knowledge_base: KnowledgeBase, name: str, enqueue: boo
 
 
 def model_switch_enqueue(run_id: int) -> None:
-    from kefu.background import enqueue
-
-    enqueue("kb.switch_embedder", run_id)
+    background.enqueue("kb.switch_embedder", run_id)
 
 
 def model_switch_run(*, run_id: int) -> TuningRun:

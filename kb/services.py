@@ -16,6 +16,8 @@ from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.utils.text import slugify
 
+from kb import embedding  # embedding.embed_texts looked up per call: tests swap it for a cache
+from kb.embedding import ENGLISH_ONLY, check_model_name, knowledge_base_model
 from kb.models import Chunk, Document, EvalCase, FaqEntry, IndexVersion, KnowledgeBase
 from kefu import background
 
@@ -36,8 +38,6 @@ def knowledge_base_create(*, name: str, slug: str = "", languages: str = "en", c
                           chunk_overlap: int = 30, top_k: int = 5, direct_answer_threshold: float = 0.85,
                           embedding_model: str = "") -> KnowledgeBase:
     """A new, empty base; ``embedding_model`` names its embedder (default: KEFU_EMBEDDING_MODEL; ConfigError if unknown)."""
-    from kb.embedding import check_model_name
-
     # the process default is checked at start (kefu.preflight); a name given here is checked now
     embedding_model = check_model_name(embedding_model) if embedding_model else settings.KEFU_EMBEDDING_MODEL
     name = name.strip()
@@ -61,8 +61,6 @@ def default_dense_weight(languages: str, embedding_model: str = "") -> float:
     On debian-faq-zh-cn the bundled all-MiniLM-L6-v2 scores nDCG@10 0.21 against BM25's 0.55
     (BENCHMARKS.md), so a dense-heavy default would sink Chinese bases.
     """
-    from kb.embedding import ENGLISH_ONLY
-
     codes = {code.strip().lower() for code in languages.split(",")}
     if codes & {"zh", "zh-cn", "zh-tw", "ja", "ko"} and (embedding_model or settings.KEFU_EMBEDDING_MODEL) in ENGLISH_ONLY:
         return settings.KEFU_KB_DENSE_WEIGHT_CJK
@@ -222,8 +220,6 @@ def faq_entries_embed(*, knowledge_base_id: int, missing_only: bool = True) -> i
     Nothing is written when the base switched models meanwhile (kb.indexing.vectors_switch): the
     entries stay unembedded and the next build embeds them with the new model.
     """
-    from kb.embedding import embed_texts, knowledge_base_model
-
     model = knowledge_base_model(KnowledgeBase.objects.get(pk=knowledge_base_id))
     entries = FaqEntry.objects.filter(knowledge_base_id=knowledge_base_id)
     if missing_only:
@@ -232,8 +228,8 @@ def faq_entries_embed(*, knowledge_base_id: int, missing_only: bool = True) -> i
     if not entries:
         return 0
     phrasings = [entry.phrasings for entry in entries]
-    vectors = embed_texts([p for group in phrasings for p in group], model=model,
-                          batch_size=settings.KEFU_KB_EMBED_BATCH)
+    vectors = embedding.embed_texts([p for group in phrasings for p in group], model=model,
+                                    batch_size=settings.KEFU_KB_EMBED_BATCH)
     start = 0
     for entry, group in zip(entries, phrasings, strict=True):
         entry.embeddings = vectors[start:start + len(group)].tobytes()
@@ -247,8 +243,6 @@ def faq_entries_embed(*, knowledge_base_id: int, missing_only: bool = True) -> i
 
 def knowledge_base_model_locked(knowledge_base_id: int) -> str:
     """The base's embedding model, its row locked until the transaction ends (a switch waits for the writer)."""
-    from kb.embedding import knowledge_base_model
-
     return knowledge_base_model(KnowledgeBase.objects.select_for_update().get(pk=knowledge_base_id))
 
 

@@ -28,6 +28,7 @@ their measurements, the re-embedding of 1,006 rows and the gate took 144 s on 2 
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import logging
@@ -45,8 +46,22 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from kb.embedding import (
+    ADAPTER_DIR,
+    TUNED_MANIFEST,
+    get_embedder,
+    knowledge_base_model,
+    model_source,
+    sentence_transformer,
+    transformer_of,
+    tuned_model_dir,
+    tuned_model_name,
+)
+from kb.indexing import INDEXED_STATUSES, index_build
 from kb.models import Chunk, FaqEntry, IndexVersion, KnowledgeBase, TuningRun
+from kb.regression_gate import HELD_OUT_EVERY
 from kefu import compute
+from kefu.compute import cpu_has_fast_bf16
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +151,7 @@ def tuning_start(*, knowledge_base: KnowledgeBase, enqueue: bool = True, method:
 
 
 def tuning_enqueue(run_id: int) -> None:
-    from kefu import background
+    from kefu import background  # lazy: kefu.background loads Celery; the web process imports this module
 
     background.enqueue("kb.tune_embedder", run_id)  # by name: the tasks module imports this one
 
@@ -197,8 +212,6 @@ class RunProgress:
 def knowledge_base_tune(*, knowledge_base: KnowledgeBase, config: TuningConfig, progress: Callable = None,
                         adopt: bool = True) -> TuningOutcome:
     """Measure 2-fold, then (gain ≥ min_gain) train on all pairs, save the artifact and switch the base to it."""
-    from kb.embedding import knowledge_base_model
-
     progress = progress or (lambda *args, **kwargs: None)
     current = knowledge_base_model(knowledge_base)
     pairs = training_pairs(knowledge_base.pk, config)
@@ -245,8 +258,6 @@ def knowledge_base_tune(*, knowledge_base: KnowledgeBase, config: TuningConfig, 
 def model_adopt(*, knowledge_base: KnowledgeBase, name: str, progress=None) -> IndexVersion:
     """Switch the base to the named model through a new index version (see kb.indexing); the version, active
     or held by the regression gate. Raises if the build fails (the old version and model keep serving)."""
-    from kb.indexing import index_build
-
     version = index_build(knowledge_base_id=knowledge_base.pk, embedding_model=name, on_progress=progress)
     knowledge_base.refresh_from_db()
     if version.status != IndexVersion.Status.HELD and knowledge_base.embedding_model != name:
@@ -282,8 +293,6 @@ def training_pairs(kb_id: int, config: TuningConfig) -> list[Pair]:
 
 def gate_held_out(kb_id: int) -> set[int]:
     """Ids of the FAQ entries the regression gate evaluates every build on (never trained on)."""
-    from kb.regression_gate import HELD_OUT_EVERY
-
     entries = FaqEntry.objects.filter(knowledge_base_id=kb_id, source_document__isnull=False,
                                       source_document__chunk_count__gt=0).values_list("id", flat=True)
     return {entry_id for entry_id in entries if entry_id % HELD_OUT_EVERY == 0}
@@ -297,8 +306,6 @@ def document_text(document_id: int, limit: int = 3) -> str:
 
 def section_pairs(kb_id: int, source_item: dict[int, str], per_section: int, *, exclude: set[int]) -> list[Pair]:
     """Title / heading → the first chunks of each section of the base's indexed documents (but ``exclude``)."""
-    from kb.indexing import INDEXED_STATUSES
-
     pairs, taken = [], {}
     chunks = (Chunk.objects.filter(document__knowledge_base_id=kb_id, document__status__in=INDEXED_STATUSES)
               .exclude(document_id__in=exclude).order_by("document_id", "ordinal").values_list("document_id", "document__title", "heading_path", "text"))
@@ -388,7 +395,7 @@ def encode(model, texts: list[str], batch_size: int = 64) -> np.ndarray:
 
 
 def encode_batch(model, texts: list[str]) -> np.ndarray:
-    import torch
+    import torch  # lazy: torch loads only where a model trains (the web process imports this module)
 
     model.eval()
     with torch.inference_mode(), autocast():
@@ -402,18 +409,14 @@ def encode_batch(model, texts: list[str]) -> np.ndarray:
 def autocast():
     """bf16 autocast on CPUs with native bf16 matmuls (AMX / AVX512-BF16; ~2x here), a no-op elsewhere.
     Weights, gradients and the optimizer stay fp32."""
-    import torch
-
-    from kefu.compute import cpu_has_fast_bf16
+    import torch  # lazy: torch loads only where a model trains (the web process imports this module)
 
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_has_fast_bf16())
 
 
 def training_model(name: str, config: TuningConfig):
     """A private fp32 copy of the named model, cut to the training length (the cached encoders stay untouched)."""
-    import torch
-
-    from kb.embedding import model_source, sentence_transformer
+    import torch  # lazy: torch loads only where a model trains (the web process imports this module)
 
     model = compute.call(sentence_transformer, model_source(name), torch.float32)
     model.max_seq_length = min(model.max_seq_length or config.max_seq_length, config.max_seq_length)
@@ -422,7 +425,7 @@ def training_model(name: str, config: TuningConfig):
 
 def train_model(current: str, pairs: list[Pair], config: TuningConfig, on_step: Callable[[int, int], None]):
     """The current model trained on ``pairs``: full fine-tuning or LoRA, one optimizer step per compute job."""
-    import torch
+    import torch  # lazy: torch loads only where a model trains (the web process imports this module)
 
     model = training_model(current, config)
     torch.manual_seed(config.seed)
@@ -468,8 +471,8 @@ def epoch_batches(pairs: list[Pair], config: TuningConfig) -> list[list[Pair]]:
 
 def train_step(model, optimizer, schedule, batch: list[Pair], config: TuningConfig) -> float:
     """One MultipleNegativesRanking step, both directions; pairs of one item or one target are not negatives."""
-    import torch
-    import torch.nn.functional as F
+    import torch  # lazy: torch loads only where a model trains (the web process imports this module)
+    import torch.nn.functional as F  # lazy: torch, as above
 
     model.train()
     # B pairs, D embedding size
@@ -495,9 +498,7 @@ def train_step(model, optimizer, schedule, batch: list[Pair], config: TuningConf
 
 def lora_wrap(model, config: TuningConfig) -> None:
     """Freeze the transformer and add LoRA adapters to its attention and feed-forward projections (peft)."""
-    from peft import LoraConfig, get_peft_model  # only the LoRA method needs peft
-
-    from kb.embedding import transformer_of
+    from peft import LoraConfig, get_peft_model  # lazy: only the LoRA method needs peft (an optional extra)
 
     transformer, attribute = transformer_of(model)
     lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=0.1,
@@ -514,15 +515,6 @@ def artifact_save(model, *, knowledge_base: KnowledgeBase, parent: str, config: 
 
     Full fine-tuning saves a whole sentence-transformers model; LoRA saves the adapter and names its parent.
     """
-    from kb.embedding import (
-        ADAPTER_DIR,
-        TUNED_MANIFEST,
-        model_source,
-        transformer_of,
-        tuned_model_dir,
-        tuned_model_name,
-    )
-
     root = Path(settings.KEFU_DATA_DIR) / "models" / "tuned" / knowledge_base.slug
     root.mkdir(parents=True, exist_ok=True)
     temporary = root / f".tmp-{time.monotonic_ns()}"
@@ -554,14 +546,10 @@ def artifact_save(model, *, knowledge_base: KnowledgeBase, parent: str, config: 
 
 def original_max_length(name: str) -> int:
     """The max_seq_length the parent model serves with (training cut it shorter)."""
-    from kb.embedding import get_embedder
-
     return get_embedder(name).max_seq_length
 
 
 def directory_digest(directory: Path) -> str:
-    import hashlib
-
     digest = hashlib.sha256()
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes())

@@ -17,8 +17,11 @@ from django.views.decorators.http import require_GET, require_POST
 from kb import selectors, services
 from kb.embedding import knowledge_base_model, model_choices
 from kb.forms import EmbeddingModelForm, FaqEntryForm, KnowledgeBaseForm
+from kb.model_switch import SwitchBusy, SwitchRejected, model_switch_start
 from kb.models import Document, FaqEntry, IndexVersion, KnowledgeBase
 from kb.parsing import ParseError, sniff_upload
+from kb.search import search
+from kb.tuning import TuningRejected, tuning_start
 from kefu.roles import KB_CREATE, KB_EDIT, KB_VIEW, bases_of, permission_required
 from kefu.uploads import upload_refused
 
@@ -93,9 +96,6 @@ def model_form(kb: KnowledgeBase, data=None) -> EmbeddingModelForm:
 def kb_model(request: HttpRequest, slug: str) -> HttpResponse:
     """Switch the base to another embedding model: re-embedded in the background (ingest queue), the current
     index serving until the new one is ready. A bad choice: 400; another job of the base running: 409."""
-    # imported here, as kb_tune imports kb.tuning: the job's modules load numpy
-    from kb.model_switch import SwitchBusy, SwitchRejected, model_switch_start
-
     kb = get_object_or_404(bases_of(request.user), slug=slug)
     form = model_form(kb, request.POST)
     if not form.is_valid():
@@ -118,8 +118,6 @@ def kb_model(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def kb_tune(request: HttpRequest, slug: str) -> HttpResponse:
     """Start tuning the base's embedder on its own pairs (ingest queue); one run at a time."""
-    from kb.tuning import TuningRejected, tuning_start
-
     kb = get_object_or_404(bases_of(request.user), slug=slug)
     try:
         tuning_start(knowledge_base=kb)
@@ -292,8 +290,6 @@ def faq_import(request: HttpRequest, slug: str) -> HttpResponse:
 @permission_required(KB_VIEW)
 @require_GET
 def kb_search(request: HttpRequest, slug: str) -> HttpResponse:
-    from kb.search import search
-
     kb = get_object_or_404(bases_of(request.user), slug=slug)
     query = request.GET.get("q", "").strip()
     if len(query) > 1000:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from kb.models import KnowledgeBase
+from kb.ingestion import document_ingest
+from kb.models import Document, KnowledgeBase
 from kb.selectors import knowledge_base_get
 from kb.services import UploadRejected, document_upload
 
@@ -53,8 +54,6 @@ class Command(BaseCommand):
         self.report(knowledge_base, documents, duplicates, rejected, enqueue)
 
     def ingest(self, document_ids: list[int]) -> None:
-        from kb.ingestion import document_ingest
-
         for done, document_id in enumerate(document_ids, start=1):
             document = document_ingest(document_id=document_id)
             self.progress(done, len(document_ids), document.title)
@@ -71,8 +70,6 @@ class Command(BaseCommand):
         sys.stdout.flush()
 
     def report(self, kb, documents, duplicates, rejected, enqueue) -> None:
-        from kb.models import Document
-
         if enqueue:
             self.stdout.write(f"Queued {len(documents)} document(s); {duplicates} already present; {rejected} rejected.")
             return

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from django.core.management.base import BaseCommand, CommandError
 
+from kb.indexing import index_build
 from kb.models import IndexVersion, KnowledgeBase
 from kb.search_backends import (
     BACKENDS,
@@ -36,8 +37,6 @@ class Reindexed:
 
 def reindex(knowledge_base: KnowledgeBase, *, backend: str, gate: bool) -> Reindexed:
     """One base's new version on ``backend``, or why it could not be built."""
-    from kb.indexing import index_build
-
     started = time.perf_counter()
     try:
         version = index_build(knowledge_base_id=knowledge_base.pk, backend=backend, gate=gate)
