@@ -33,10 +33,14 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
+from django.core.cache import cache
 
 from chat.pipeline import extractive
 from chat.pipeline.passages import passage_of
 from chat.pipeline.sentence_vectors import sentence_vectors
+from kb import embedding  # embedding.embed_texts looked up per call: tests swap it for a cache
+from kb.search import active_index, analyze, term_profile
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +122,7 @@ def retriever_agreement(hits: list) -> float:
 
 def embed_like_index(index, texts: list[str]) -> np.ndarray:
     """Texts embedded by the model the index version's vectors come from (the base's own)."""
-    from kb.embedding import embed_texts
-
-    return embed_texts(texts, model=index.embedding_model or None, batch_size=64)  # blank: the process default
+    return embedding.embed_texts(texts, model=index.embedding_model or None, batch_size=64)  # blank: the process default
 
 
 # ---------------------------------------------------------------- the model
@@ -230,8 +232,6 @@ def refusal_threshold(negative: np.ndarray, positive: np.ndarray, *, refusal: fl
 
 
 def models_dir() -> Path:
-    from django.conf import settings
-
     return Path(settings.KEFU_DATA_DIR) / "answerability"
 
 
@@ -250,8 +250,6 @@ RECHECK_SECONDS = 15.0
 
 def model_save(model: AnswerabilityModel) -> Path:
     """Write the model file atomically and share it through the cache; remember it in this process."""
-    from django.core.cache import cache
-
     path = model_path(model.knowledge_base_id, model.index_version_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".tmp-{os.getpid()}-{threading.get_ident()}")
@@ -301,8 +299,6 @@ def model_for(kb_id: int, index_version_id: int | None) -> AnswerabilityModel | 
 
 
 def model_read(kb_id: int, index_version_id: int) -> AnswerabilityModel | None:
-    from django.core.cache import cache
-
     text = cache.get(cache_key(kb_id, index_version_id))
     if text is None:
         path = model_path(kb_id, index_version_id)
@@ -347,8 +343,6 @@ def forget_models() -> None:
 
 def answerability_score(*, kb, hits: list, intent, query: str, query_vector) -> Score | None:
     """The question's probability and the base's threshold, or None while the base has no model."""
-    from kb.search import active_index, analyze, term_profile
-
     model = model_for(kb.pk, kb.active_index_id)
     index = active_index(kb.pk) if model is not None else None
     if model is None or index is None or query_vector is None:

@@ -21,7 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.db.models import F
+from django.db.models import Count, F, Max
+
+from chat.models import CachedAnswer
+from kb.models import KnowledgeBase
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,6 @@ _matrices_lock = threading.Lock()
 def answer_cache_lookup(*, kb_id: int, index_version: int, question: str, query_vector=None,
                         exact: bool = True) -> CacheHit | None:
     """An exact hit (unless ``exact`` is off), else a semantic one (when ``query_vector`` is given), else None."""
-    from chat.models import CachedAnswer
-
     entries = CachedAnswer.objects.filter(knowledge_base_id=kb_id, index_version=index_version).only(*SERVED_FIELDS)
     found = entries.filter(question_key=question_key(question)).first() if exact else None
     if found is not None:
@@ -104,8 +105,6 @@ def hits_forget() -> None:
 def hits_flush() -> int:
     """Write the counted hits (also at exit); returns how many entries were updated."""
     global _hits_flushed_at
-    from chat.models import CachedAnswer
-
     with _hits_lock:
         pending = dict(_pending_hits)
         _pending_hits.clear()
@@ -117,10 +116,6 @@ def hits_flush() -> int:
 
 def cached_matrix(kb_id: int, index_version: int) -> tuple[list[int], np.ndarray]:
     """The recent entries' embeddings as one matrix, rebuilt only when entries were added or removed."""
-    from django.db.models import Count, Max
-
-    from chat.models import CachedAnswer
-
     entries = CachedAnswer.objects.filter(knowledge_base_id=kb_id, index_version=index_version)
     state = entries.aggregate(newest=Max("id"), count=Count("id"))
     key = (kb_id, index_version)
@@ -140,8 +135,6 @@ def cached_matrix(kb_id: int, index_version: int) -> tuple[list[int], np.ndarray
 def answer_cache_store(*, message, question: str, query_vector, kb_id: int, index_version: int) -> None:
     """Remember a successful answer (an assistant message) for its base and index version, while that version
     is still the one the base serves."""
-    from chat.models import CachedAnswer
-
     if query_vector is None or not message.text or superseded(kb_id, index_version):
         return
     CachedAnswer.objects.get_or_create(
@@ -156,15 +149,11 @@ def superseded(kb_id: int, index_version: int) -> bool:
     """The base serves another index version now: an answer built on this one would never be served again, and
     the question's vector, made with the base's current model, may belong to another embedding space than the
     version's entries (a model switch while the answer was generated) — never stored beside them."""
-    from kb.models import KnowledgeBase
-
     active = KnowledgeBase.objects.filter(pk=kb_id).values_list("active_index_id", flat=True).first()
     return active is not None and active != index_version
 
 
 def answer_cache_evict(*, message) -> int:
     """Drop every cache entry built from this answer (it was rated down); returns how many."""
-    from chat.models import CachedAnswer
-
     deleted, _ = CachedAnswer.objects.filter(source_message=message).delete()
     return deleted

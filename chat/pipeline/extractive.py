@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from chat.pipeline.passages import Citation, Passage, citations_for
+from kb import embedding  # embedding.embed_texts looked up per call: tests swap it for a cache
 
 SENTENCE_END = re.compile(r"(?<=[.!?。！？；;])\s+|(?<=[。！？；])|\n+")
 MAX_SENTENCES = 3
@@ -72,9 +73,7 @@ def weight(sentence: str) -> int:
 
 
 def embed_sentences(sentences: list[str]) -> np.ndarray:
-    from kb.embedding import embed_texts  # loads sentence-transformers (torch) on first use
-
-    return embed_texts(sentences, batch_size=64)
+    return embedding.embed_texts(sentences, batch_size=64)
 
 
 def passage_body(passage: Passage) -> str:

@@ -17,6 +17,7 @@ which carry most of the meaning of short Chinese utterances. ``python manage.py 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -24,6 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
+
+from kb import embedding  # embedding.embed_texts looked up per call: tests swap it for a cache
+from kb.embedding import knowledge_base_model
+from kb.models import FaqEntry, KnowledgeBase
+from kb.retrieval.headings import heading_examples
 
 LABELS = ("faq", "knowledge", "chitchat", "handoff", "out_of_scope")
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -117,9 +124,7 @@ def top_mean(scores: np.ndarray) -> float:
 
 
 def embed(texts: list[str], model: str | None = None) -> np.ndarray:
-    from kb.embedding import embed_texts  # loads sentence-transformers (torch) on first use
-
-    return embed_texts(texts, model=model, batch_size=64)
+    return embedding.embed_texts(texts, model=model, batch_size=64)
 
 
 _shipped: dict[str, tuple[np.ndarray, list[str], list[str]]] = {}  # embedding model → vectors, labels, texts
@@ -134,8 +139,6 @@ def shipped_examples(model: str | None = None) -> tuple[np.ndarray, list[str], l
     The vectors are also kept on disk (``KEFU_DATA_DIR/chat``, keyed by the file's content
     and the embedding model), so a new process does not spend its first answer embedding them.
     """
-    from django.conf import settings
-
     model = model or settings.KEFU_EMBEDDING_MODEL
     with _lock:
         if model not in _shipped:
@@ -146,10 +149,6 @@ def shipped_examples(model: str | None = None) -> tuple[np.ndarray, list[str], l
 
 
 def stored_vectors(texts: list[str], model: str | None = None) -> np.ndarray:
-    import hashlib
-
-    from django.conf import settings
-
     model = model or settings.KEFU_EMBEDDING_MODEL
     digest = hashlib.sha256("\n".join([model, *texts]).encode()).hexdigest()[:16]
     path = Path(settings.KEFU_DATA_DIR) / "chat" / f"intent-examples-{digest}.npy"
@@ -170,17 +169,12 @@ def stored_vectors(texts: list[str], model: str | None = None) -> np.ndarray:
 
 def base_model(kb_id: int | None) -> str | None:
     """The embedding model of a base's vectors (None: no base, the process default)."""
-    from kb.embedding import knowledge_base_model
-    from kb.models import KnowledgeBase
-
     kb = KnowledgeBase.objects.filter(pk=kb_id).only("embedding_model").first() if kb_id else None
     return knowledge_base_model(kb) if kb is not None else None
 
 
 def faq_vectors(kb_id: int) -> np.ndarray:
     """Every stored FAQ phrasing vector of a base, shape (M, D)."""
-    from kb.models import FaqEntry
-
     blobs = FaqEntry.objects.filter(knowledge_base_id=kb_id).values_list("embeddings", flat=True)
     rows = [np.frombuffer(bytes(blob), dtype=np.float32) for blob in blobs if blob]
     if not rows:
@@ -197,8 +191,6 @@ def with_section_titles(kb_id: int, vectors: np.ndarray, labels: list[str],
     Debian GNU/Linux run on?", far from the shipped general-knowledge asks). Their texts go right after
     the shipped ones, so Chinese questions compare character n-grams with them too.
     """
-    from kb.retrieval.headings import heading_examples
-
     titles, title_vectors = heading_examples(kb_id)
     if not titles or title_vectors.shape[1] != vectors.shape[1]:
         return vectors, labels, texts

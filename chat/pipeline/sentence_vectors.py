@@ -17,6 +17,9 @@ from collections import OrderedDict
 
 import numpy as np
 
+from kb import embedding  # embedding.embed_texts looked up per call: tests swap it for a cache
+from kb.embedding import default_model_name, get_embedder
+
 MAX_ENTRIES = 8192
 
 _vectors: OrderedDict[tuple[str, str], tuple[weakref.ref, np.ndarray]] = OrderedDict()
@@ -26,8 +29,6 @@ _lock = threading.Lock()
 def sentence_vectors(texts: list[str], *, model: str | None = None) -> np.ndarray:
     """(len(texts), D) normalised vectors by ``model`` (default: the process default); the ones not
     remembered are embedded in one batch."""
-    from kb.embedding import default_model_name, embed_texts, get_embedder
-
     name = model or default_model_name()
     encoder = get_embedder(name)
     known: dict[str, np.ndarray] = {}
@@ -39,7 +40,7 @@ def sentence_vectors(texts: list[str], *, model: str | None = None) -> np.ndarra
                 _vectors.move_to_end((name, text))
     missing = [text for text in dict.fromkeys(texts) if text not in known]
     if missing:
-        fresh = embed_texts(missing, model=model, batch_size=64)
+        fresh = embedding.embed_texts(missing, model=model, batch_size=64)
         made_by = weakref.ref(encoder)
         with _lock:
             for text, vector in zip(missing, fresh, strict=True):

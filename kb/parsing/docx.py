@@ -95,7 +95,7 @@ class StyleNames:
     """Paragraph style id → name, read once (python-docx looks the default up per paragraph, slowly)."""
 
     def __init__(self, document) -> None:
-        from docx.enum.style import WD_STYLE_TYPE
+        from docx.enum.style import WD_STYLE_TYPE  # lazy: python-docx, as in parse_docx
 
         styles = document.styles.element
         self.names = {style.styleId: style.name_val or "" for style in styles.style_lst}

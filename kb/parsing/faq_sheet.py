@@ -16,7 +16,7 @@ from itertools import islice
 from kb.parsing.errors import ParseError
 from kb.parsing.sections import FaqRow, ParsedDocument
 from kb.parsing.text import decode_text
-from kb.parsing.xlsx import MAX_COLUMNS, MAX_ROWS
+from kb.parsing.xlsx import MAX_COLUMNS, MAX_ROWS, xlsx_sheets
 
 QUESTION_NAMES = {"question", "questions", "q", "query", "问题", "标准问题", "提问", "問題"}
 ANSWER_NAMES = {"answer", "answers", "a", "response", "reply", "答案", "回答", "答复", "回复"}
@@ -66,8 +66,6 @@ def csv_value_rows(text: str, dialect) -> list[list[str]]:
 
 def parse_xlsx(data: bytes) -> ParsedDocument:
     """Every worksheet read from the cells it holds (kb.parsing.xlsx: never the declared size, within limits)."""
-    from kb.parsing.xlsx import xlsx_sheets
-
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
