@@ -1,8 +1,8 @@
 """Fitting a knowledge base's answerability model: its own questions against the shipped out-of-base set.
 
 Positives are the base's FAQ phrasings (questions and alternatives) and the headings of its
-documents' sections (a base of documents only has no other questions of its own; chunk rows hold
-section text without headings, so a heading is asked as it is). Each FAQ phrasing is asked with its
+documents' sections (a base of documents only has no other questions of its own; a heading is asked
+with its own heading rows and title example held out, like a phrasing). Each FAQ phrasing is asked with its
 own phrasing left out — its index row is removed from both retrievers' candidates, its vector from the
 intent classifier's FAQ examples, its words from the BM25 ceiling and coverage, and its entry's FAQ
 similarity is taken over the entry's other phrasings only — so its features look like those of a
@@ -42,7 +42,15 @@ from chat.pipeline.passages import passage_of
 from kb.embedding import TUNED_PREFIX
 from kb.indexing import INDEXED_STATUSES
 from kb.models import Chunk, FaqEntry, KnowledgeBase
-from kb.search import active_index, analyze, faq_rows, hits_excluding, term_profiles, vector_width
+from kb.search import (
+    active_index,
+    analyze,
+    faq_rows,
+    heading_rows,
+    hits_excluding,
+    term_profiles,
+    vector_width,
+)
 from kb.tuning import gate_held_out
 
 log = logging.getLogger(__name__)
@@ -166,27 +174,31 @@ def faq_questions(kb, index) -> list[Question]:
 
 
 def heading_questions(kb, index, *, known: set[str]) -> list[Question]:
-    """The last heading of each section of the base's documents, once each (not already an FAQ phrasing).
+    """The last heading of each section of the base's documents, once each (not already an FAQ phrasing),
+    with its own heading rows held out.
 
     A manual's headings name what its sections answer ("What is Debian?", "Upgrading"), and a base of
-    documents only has no other questions of its own. Chunk rows hold the section text without its
-    headings, so there is no row to hold out.
+    documents only has no other questions of its own. Each section's heading is an index row of its own
+    (kb.retrieval.headings) and a title example of the intent classifier: asked as it is, a heading would
+    find itself, so its rows — of every section with that heading — are left out, as a FAQ phrasing's is,
+    and the section body has to answer it, as it must a customer's rewording.
     """
-    paths = (Chunk.objects.filter(document__knowledge_base=kb, document__status__in=INDEXED_STATUSES)
-             .exclude(heading_path="").order_by("heading_path").values_list("heading_path", flat=True).distinct())
-    headings = []
-    for path in paths:
+    chunks = (Chunk.objects.filter(document__knowledge_base=kb, document__status__in=INDEXED_STATUSES)
+              .exclude(heading_path="").order_by("heading_path", "id").values_list("id", "heading_path"))
+    rows_of = heading_rows(index)  # chunk id → its heading row, local or Milvus
+    headings: dict[str, list[int]] = {}  # heading → its rows
+    for chunk_id, path in chunks:
         heading = path.split(HEADING_SEPARATOR)[-1].strip()
         key = normalised(heading)
-        if len(key) >= MIN_HEADING_CHARS and key not in known:
-            known.add(key)
-            headings.append(heading)
+        if len(key) < MIN_HEADING_CHARS or (key in known and heading not in headings):
+            continue
+        known.add(key)
+        headings.setdefault(heading, []).extend(rows_of.get(chunk_id, []))
     if not headings:
         return []
-    empty = np.zeros(0, dtype=np.int64)
-    vectors = answerability.embed_like_index(index, headings)
-    return [Question(text, vector, in_base=True, excluded_rows=empty)
-            for text, vector in zip(headings, vectors, strict=True)]
+    vectors = answerability.embed_like_index(index, list(headings))
+    return [Question(text, vector, in_base=True, excluded_rows=np.asarray(rows, dtype=np.int64))
+            for (text, rows), vector in zip(headings.items(), vectors, strict=True)]
 
 
 def negative_questions(index, texts: list[str]) -> list[Question]:
@@ -227,17 +239,23 @@ def passage_sentences(passages: list) -> list[str]:
 
 
 def heldout_intent(classifier, question: Question):
-    """The intent with the question's own phrasing removed from the FAQ examples (it would match itself)."""
+    """The intent with the question's own phrasing removed from the FAQ examples and its own title from the
+    section titles (either would match itself)."""
     if not question.in_base:
         return classifier.classify(question.text, question.vector)
     similarity = classifier.vectors @ question.vector  # (N,)
-    keep = ~((classifier.labels == "faq") & (similarity >= SAME_VECTOR))
+    same_text = np.zeros(len(classifier.labels), dtype=bool)
+    same_text[:len(classifier.texts)] = [text == question.text for text in classifier.texts]
+    keep = ~(np.isin(classifier.labels, ("faq", "knowledge")) & ((similarity >= SAME_VECTOR) | same_text))
     if keep.all():
         return classifier.classify(question.text, question.vector)
-    # A shallow copy over the kept rows: FAQ rows come after the shipped examples, so the character
-    # n-grams (shipped examples only) keep their row numbers.
+    # A shallow copy over the kept rows; the rows with text (shipped examples, then section titles) come
+    # first, so their character n-grams are masked alike and keep matching their rows.
     masked = copy.copy(classifier)
     masked.vectors, masked.labels = classifier.vectors[keep], classifier.labels[keep]
+    with_text = keep[:len(classifier.texts)]
+    masked.texts = [text for text, kept in zip(classifier.texts, with_text, strict=True) if kept]
+    masked.grams = [grams for grams, kept in zip(classifier.grams, with_text, strict=True) if kept]
     masked.label_rows = {label: np.flatnonzero(masked.labels == label) for label in classifier.label_rows}
     return masked.classify(question.text, question.vector)
 

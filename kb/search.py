@@ -90,6 +90,11 @@ def faq_rows(index) -> dict[int, list[int]]:
     return index.faq_rows() if is_remote(index) else local.faq_rows(index)
 
 
+def heading_rows(index) -> dict[int, list[int]]:
+    """Each section heading's row id in the version, keyed by the chunk it stands for (kb.retrieval.headings)."""
+    return index.heading_rows() if is_remote(index) else local.heading_rows(index)
+
+
 def vector_width(index) -> int:
     """The dimension of the version's vectors."""
     return index.dense.index.d if not is_remote(index) else embedding_dimension(index.embedding_model or None)
@@ -114,5 +119,5 @@ def hits_excluding(kb, index, queries: Sequence[tuple[str, np.ndarray, Sequence[
 
 
 __all__ = ["BackendStatus", "Hit", "IndexStatus", "SearchBackendUnavailable", "SearchResult", "TermProfile",
-           "active_index", "analyze", "backend_status", "embed_query", "faq_rows", "hits_excluding", "hybrid",
-           "index_status", "search", "term_profile", "term_profiles", "vector_width"]
+           "active_index", "analyze", "backend_status", "embed_query", "faq_rows", "heading_rows", "hits_excluding",
+           "hybrid", "index_status", "search", "term_profile", "term_profiles", "vector_width"]

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from kb.indexing import ROW_FAQ, load_version, prune_old_versions, version_dir, write_version_files
+from kb.indexing import (
+    ROW_FAQ,
+    ROW_HEADING,
+    load_version,
+    prune_old_versions,
+    version_dir,
+    write_version_files,
+)
 from kb.retrieval.search import collapse
 from kb.search_backends import LOCAL, BackendStatus
 
@@ -27,6 +34,12 @@ class LocalBackend:
 
 # ---------------------------------------------------------------- what the answerability features read
 # Row ids on this backend are row numbers of the version's files (kb.indexing.IndexRows).
+
+
+def heading_rows(index) -> dict[int, list[int]]:
+    """Each section heading's row (kb.retrieval.headings), keyed by the chunk it stands for."""
+    rows = np.flatnonzero(index.rows.kinds == ROW_HEADING)
+    return {ref: [row] for row, ref in zip(rows.tolist(), index.rows.refs[rows].tolist(), strict=True)}
 
 
 def faq_rows(index) -> dict[int, list[int]]:

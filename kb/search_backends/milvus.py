@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from kb.embedding import embedding_dimension, model_hash
-from kb.indexing import ROW_CHUNK, ROW_FAQ, collect_rows, fresh_rows
+from kb.indexing import ROW_CHUNK, ROW_FAQ, ROW_HEADING, collect_rows, fresh_rows
 from kb.models import FaqEntry
 from kb.retrieval.analyzer import analyze
 from kb.search_backends import MILVUS, BackendStatus, SearchBackendUnavailable, observed
@@ -79,6 +79,9 @@ class MilvusIndex:
 
     def faq_rows(self) -> dict[int, list[int]]:
         return self.backend.faq_rows(self)
+
+    def heading_rows(self) -> dict[int, list[int]]:
+        return self.backend.heading_rows(self)
 
 
 def is_lite(uri: str) -> bool:
@@ -372,6 +375,13 @@ class MilvusBackend:
     def term_profile(self, index: MilvusIndex, terms: list[str], exclude=()) -> tuple[float, float]:
         return self.term_profiles(index, [(terms, exclude)])[0]
 
+    def heading_rows(self, index: MilvusIndex) -> dict[int, list[int]]:
+        """Each section heading's row (primary key), keyed by the chunk it stands for (past QUERY_LIMIT headings
+        the rest are not listed: the answerability fit then holds out fewer rows, it never fails)."""
+        found = self.call("search", "query", index.collection, output_fields=["id", "ref"], limit=QUERY_LIMIT,
+                          filter=f"{version_filter(index)} and kind == {ROW_HEADING}")
+        return heading_rows_of(found)
+
     def faq_rows(self, index: MilvusIndex) -> dict[int, list[int]]:
         """Each FAQ entry's rows (primary keys), in the order of its phrasings: a build inserts an entry's
         rows in that order and Milvus allocates auto ids in increasing order, so sorting by id restores it."""
@@ -385,6 +395,10 @@ class MilvusBackend:
             for row in sorted(found, key=lambda r: int(r["id"])):
                 rows_of.setdefault(int(row["ref"]), []).append(int(row["id"]))
         return rows_of
+
+
+def heading_rows_of(found) -> dict[int, list[int]]:
+    return {int(row["ref"]): [int(row["id"])] for row in found}
 
 
 def profile_of(terms: list[str], exclude: set[int], best_rows: dict[str, list[tuple[int, float]]]):

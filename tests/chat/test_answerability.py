@@ -224,10 +224,17 @@ def test_a_base_of_documents_only_learns_from_its_section_headings(db, embedder)
                                                 enqueue=False).document.pk)
     index_build(knowledge_base_id=kb.pk)
     kb.refresh_from_db()
-    # when its positives are gathered, then they are its headings (too short ones left out), held out of nothing
-    questions = fitting.positive_questions(kb, active_index(kb.pk))
+    # when its positives are gathered, then they are its headings (too short ones left out), each holding out
+    # its own heading row (a heading asked as it is would find itself)
+    from kb.indexing import ROW_HEADING
+
+    index = active_index(kb.pk)
+    questions = fitting.positive_questions(kb, index)
     assert sorted(q.text for q in questions) == ["Heat pumps", "Opening hours", "Roofing"]
-    assert all(q.excluded_rows.size == 0 for q in questions)
+    for question in questions:
+        (row,) = question.excluded_rows.tolist()
+        assert index.rows.kinds[row] == ROW_HEADING
+    assert len({q.excluded_rows[0] for q in questions}) == 3
     # and the base is fitted from them
     assert fitting.answerability_fit(knowledge_base_id=kb.pk, negatives=NEGATIVES).positives == 3
 
@@ -368,3 +375,17 @@ def test_on_a_tuned_embedder_only_the_untrained_held_out_fold_teaches_what_in_ba
     # and for a tuned one (trained on all the other entries), only the held-out fold does
     tuned = replace(index, embedding_model="tuned:shop:0123456789ab")
     assert {q.entry_id for q in positive_questions(kb, tuned)} == untrained
+
+
+def test_a_held_out_heading_does_not_meet_its_own_title_in_the_intent_classifier():
+    # given a classifier whose knowledge examples are a base's section titles
+    from chat.pipeline.intent import IntentClassifier
+
+    vectors = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]], dtype=np.float32)
+    classifier = IntentClassifier(vectors, ["chitchat", "out_of_scope", "knowledge"],
+                                  ["hello there", "what is the weather", "Opening hours"])
+    question = fitting.Question("Opening hours", np.array([0.6, 0.8], dtype=np.float32), in_base=True,
+                                excluded_rows=np.zeros(0, dtype=np.int64))
+    # when the fit asks the heading itself, then its own title is not there to answer it
+    assert classifier.classify(question.text, question.vector).label == "knowledge"
+    assert fitting.heldout_intent(classifier, question).label == "out_of_scope"

@@ -54,6 +54,25 @@ def test_a_held_out_phrasing_does_not_find_itself_on_either_backend(backend_kb):
     assert term_profiles(index, queries) == [term_profile(index, terms, exclude=rows) for terms, rows in queries]
 
 
+def test_a_held_out_heading_does_not_find_its_own_heading_row_on_either_backend(backend_kb):
+    # given a section heading of the base's document, asked as the fit asks it
+    from kb.models import Chunk
+    from kb.search import active_index, heading_rows
+
+    index = active_index(backend_kb.pk)
+    rows_of = heading_rows(index)
+    headings = [q for q in fitting.positive_questions(backend_kb, index) if q.entry_id is None]
+    assert headings and rows_of
+    question = headings[0]
+    # then the rows it holds out are the heading rows of the sections with that very heading, on either backend
+    own_chunks = [chunk for chunk, rows in rows_of.items() if set(rows) & set(question.excluded_rows.tolist())]
+    paths = Chunk.objects.filter(pk__in=own_chunks).values_list("heading_path", flat=True)
+    assert own_chunks and all(path.split(" > ")[-1].strip() == question.text for path in paths)
+    assert len(question.excluded_rows) == len(own_chunks)
+    # and its hits are still computed without them
+    assert fitting.heldout_hits(backend_kb, index, question)
+
+
 def test_the_bm25_ceiling_bounds_the_top_bm25_score_on_either_backend(backend_kb):
     # given a question the base answers
     from kb.search import active_index, analyze, hybrid, term_profile
