@@ -29,7 +29,7 @@ from django.conf import settings
 
 from kb import embedding  # embedding.embed_texts looked up per call: tests swap it for a cache
 from kb.embedding import knowledge_base_model
-from kb.models import FaqEntry, KnowledgeBase
+from kb.models import FaqEntry, IndexVersion, KnowledgeBase
 from kb.retrieval.headings import heading_examples
 
 LABELS = ("faq", "knowledge", "chitchat", "handoff", "out_of_scope")
@@ -167,8 +167,14 @@ def stored_vectors(texts: list[str], model: str | None = None) -> np.ndarray:
     return vectors
 
 
-def base_model(kb_id: int | None) -> str | None:
-    """The embedding model of a base's vectors (None: no base, the process default)."""
+def base_model(kb_id: int | None, index_version: int | None = None) -> str | None:
+    """The embedding model of a base's vectors (None: no base, the process default): the one its index
+    version recorded when one is named — a question asked across a model switch is embedded with the model of
+    the version it was retrieved from, and the classifier of that version must compare it with the same."""
+    if kb_id and index_version is not None:
+        recorded = IndexVersion.objects.filter(pk=index_version).values_list("embedding_model", flat=True).first()
+        if recorded:
+            return recorded
     kb = KnowledgeBase.objects.filter(pk=kb_id).only("embedding_model").first() if kb_id else None
     return knowledge_base_model(kb) if kb is not None else None
 
@@ -211,7 +217,7 @@ def classifier_for(kb_id: int | None, index_version: int | None) -> IntentClassi
         known = _per_base.get(key)
     if known is not None:
         return known
-    vectors, labels, texts = shipped_examples(base_model(kb_id))
+    vectors, labels, texts = shipped_examples(base_model(kb_id, index_version))
     if kb_id is not None:
         vectors, labels, texts = with_section_titles(kb_id, vectors, labels, texts)
         faq = faq_vectors(kb_id)

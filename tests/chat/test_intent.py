@@ -114,3 +114,16 @@ def test_shipped_vectors_are_kept_on_disk_for_the_next_process(embedder, chat_da
     # when the next process asks, it does not embed again
     monkeypatch.setattr(intent, "embed", lambda texts: pytest.fail("embedded again"))
     assert np.array_equal(intent.stored_vectors(texts), first)
+
+
+def test_a_versions_classifier_compares_with_the_model_that_version_was_built_with(support_kb, tiny_registered):
+    # given a base whose model field already names another model (a switch committing while a question is
+    # asked), and its serving version built with the default model
+    from kb.models import KnowledgeBase
+
+    version = support_kb.active_index
+    KnowledgeBase.objects.filter(pk=support_kb.pk).update(embedding_model=tiny_registered)
+    # when that version's classifier is built, then its examples are in the version's embedding space
+    classifier = intent.classifier_for(support_kb.pk, version.pk)
+    assert classifier.vectors.shape[1] == intent.embed(["hello"]).shape[1]
+    assert intent.base_model(support_kb.pk, version.pk) == version.embedding_model
