@@ -176,19 +176,13 @@ def bench_query_encoding(n: int) -> None:
 
 def bench_add_document(size: int) -> None:
     """A base with ``size`` stored chunks gets one more document: seconds until it is searchable."""
-    from kb.ingestion import document_ingest
-    from kb.models import Chunk, Document
-    from kb.search import hybrid
-    from kb.services import content_hash, document_upload, knowledge_base_create
-
-    texts, vectors, _ = corpus(size, seed=5)
-    kb = knowledge_base_create(name=f"latency {size}")
-    bulk = Document.objects.create(knowledge_base=kb, title="generated", content_hash=content_hash(b"generated"),
-                                   status=Document.Status.READY)
-    Chunk.objects.bulk_create(
-        [Chunk(document=bulk, ordinal=i, text=t, token_count=len(t.split()), embedding=v.tobytes())
-         for i, (t, v) in enumerate(zip(texts, vectors, strict=True))], batch_size=2000)
     from kb.indexing import index_build
+    from kb.ingestion import document_ingest
+    from kb.models import KnowledgeBase
+    from kb.search import hybrid
+    from kb.services import document_upload
+
+    kb = KnowledgeBase.objects.get(pk=stored_base(size, seed=5, name=f"latency {size}"))
 
     index_build(knowledge_base_id=kb.pk)
     started = time.perf_counter()
@@ -241,13 +235,13 @@ def compare_backends(sizes: list[int], n_queries: int, milvus_uri: str) -> None:
             stop(server)
 
 
-def stored_base(size: int) -> int:
+def stored_base(size: int, *, seed: int = 7, name: str = "") -> int:
     """A base whose ``size`` chunks (generated text, random unit vectors) are in the database, unindexed."""
     from kb.models import Chunk, Document
     from kb.services import content_hash, knowledge_base_create
 
-    texts, vectors, _ = corpus(size, seed=7)
-    kb = knowledge_base_create(name=f"backends {size}")
+    texts, vectors, _ = corpus(size, seed=seed)
+    kb = knowledge_base_create(name=name or f"backends {size}")
     bulk = Document.objects.create(knowledge_base=kb, title="generated", content_hash=content_hash(b"generated"),
                                    status=Document.Status.READY)
     Chunk.objects.bulk_create(
