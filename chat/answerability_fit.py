@@ -48,6 +48,7 @@ from kb.search import (
     faq_rows,
     heading_rows,
     hits_excluding,
+    spelled,
     term_profiles,
     vector_width,
 )
@@ -110,7 +111,7 @@ def answerability_fit(*, knowledge_base_id: int, index_version_id: int | None = 
     if len(positives) < MIN_POSITIVES:
         raise too_few_positives(len(positives))
     texts = negatives if negatives is not None else [row["question"] for row in load_negatives()]
-    examples = examples_of(kb, index, positives + negative_questions(index, texts))
+    examples = examples_of(kb, index, positives + negative_questions(index, as_searched(kb, index, texts)))
     examples = [e for e in examples if e.question.in_base
                 or e.features.faq_similarity < kb.direct_answer_threshold]
     model = model_fit(examples, knowledge_base_id=kb.pk, index_version_id=index.version_id)
@@ -199,6 +200,11 @@ def heading_questions(kb, index, *, known: set[str]) -> list[Question]:
     vectors = answerability.embed_like_index(index, list(headings))
     return [Question(text, vector, in_base=True, excluded_rows=np.asarray(rows, dtype=np.int64))
             for (text, rows), vector in zip(headings.items(), vectors, strict=True)]
+
+
+def as_searched(kb, index, texts: list[str]) -> list[str]:
+    """Questions as the chat pipeline searches them: misspelled words corrected to the base's own."""
+    return [spelled(kb.pk, index.version_id, text).text for text in texts]
 
 
 def negative_questions(index, texts: list[str]) -> list[Question]:

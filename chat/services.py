@@ -46,7 +46,7 @@ from inference.outcomes import GenerationDone, GenerationError, GenerationOutcom
 from kb.demo import DEMO_SLUG, DEMO_ZH_SLUG
 from kb.embedding import embed_query, knowledge_base_model
 from kb.models import KnowledgeBase
-from kb.search import hybrid
+from kb.search import hybrid, spelled
 
 log = logging.getLogger(__name__)
 Outcome = Message.Outcome
@@ -208,8 +208,14 @@ def question_context(*, widget_key: WidgetKey, conversation: Conversation | None
     kb = widget_key.knowledge_base
     turns = recent_turns(conversation)
     return Asked(widget_key=widget_key, conversation=conversation, text=text, visitor_id=visitor_id, kb=kb,
-                 profile=chat_profile_of(kb), turns=turns, standalone=history.standalone_question(text, turns),
+                 profile=chat_profile_of(kb), turns=turns, standalone=standalone_of(kb, text, turns),
                  index_version=kb.active_index_id)
+
+
+def standalone_of(kb, text: str, turns: list[history.Turn]) -> history.Standalone:
+    """The question as the rest of the pipeline reads it: misspelled words corrected to the base's own
+    ("insulaton" → "insulation", :mod:`kb.retrieval.spelling`), then made standalone from the history."""
+    return history.standalone_question(spelled(kb.pk, kb.active_index_id, text).text, turns)
 
 
 def guarded_answer(asked: Asked) -> Answered | None:

@@ -9,15 +9,16 @@ raises :class:`SearchBackendUnavailable`, which the chat API answers with its JS
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
 
 from kb.embedding import embed_query, embedding_dimension
-from kb.indexing import active_index
-from kb.models import IndexVersion
+from kb.indexing import INDEXED_STATUSES, active_index
+from kb.models import Chunk, FaqEntry, IndexVersion
+from kb.retrieval import spelling
 from kb.retrieval.analyzer import analyze
 from kb.retrieval.search import Candidates, Hit, SearchResult, fuse, hybrid, hydrate, make_hit, search
 from kb.search_backends import BackendStatus, SearchBackendUnavailable, configured_backend, local
@@ -121,3 +122,24 @@ def hits_excluding(kb, index, queries: Sequence[tuple[str, np.ndarray, Sequence[
 __all__ = ["BackendStatus", "Hit", "IndexStatus", "SearchBackendUnavailable", "SearchResult", "TermProfile",
            "active_index", "analyze", "backend_status", "embed_query", "faq_rows", "heading_rows", "hits_excluding",
            "hybrid", "index_status", "search", "term_profile", "term_profiles", "vector_width"]
+
+
+def spelled(kb_id: int, index_version_id: int | None, text: str) -> spelling.Correction:
+    """``text`` with its misspelled words corrected to the base's own words (:mod:`kb.retrieval.spelling`)."""
+    if index_version_id is None or not spelling.LATIN_WORD.search(text):
+        return spelling.Correction(text)
+    speller = spelling.speller_for((kb_id, index_version_id), lambda: base_texts(kb_id))
+    return speller.correct(text)
+
+
+def base_texts(kb_id: int) -> Iterator[str]:
+    """Every text a base answers from: its FAQ phrasings and answers, its indexed chunks and their headings."""
+    entries = FaqEntry.objects.filter(knowledge_base_id=kb_id).values_list("question", "alternatives", "answer")
+    for question, alternatives, answer in entries.iterator():
+        yield question
+        yield from alternatives or ()
+        yield answer
+    chunks = Chunk.objects.filter(document__knowledge_base_id=kb_id, document__status__in=INDEXED_STATUSES)
+    for text, heading_path in chunks.values_list("text", "heading_path").iterator():
+        yield text
+        yield heading_path

@@ -38,6 +38,20 @@ def test_a_faq_question_is_answered_directly_and_stored_with_its_outcome(widget_
     assert answer.conversation.knowledge_base_id == widget_key.knowledge_base_id
 
 
+def test_a_misspelled_question_is_searched_with_the_bases_own_words_and_answered_directly(widget_key,
+                                                                                      fake_generator):
+    # given "opning" is one edit from the base's "opening"
+    from kb.retrieval import spelling
+
+    spelling.forget_spellers()
+    # when
+    answer = ask(widget_key, "What are your opning hours?")
+    # then
+    assert answer.outcome == "direct" and answer.text == "We are open Monday to Friday, 8:00 to 17:00."
+    assert answer.reply_to.text == "What are your opning hours?"  # stored as the customer typed it
+    assert fake_generator.requests == []
+
+
 def test_the_same_question_again_is_served_from_the_cache(widget_key, fake_generator):
     first = ask(widget_key, "What are your opening hours?")
     again = ask(widget_key, "what are your opening hours")

@@ -52,7 +52,7 @@ from chat.evaluation import (
 )
 from chat.pipeline import attribution, guard, history, intent, passages, replies, reply_filter
 from chat.selectors import chat_profile_of
-from chat.services import pipeline_reply, standalone_vector
+from chat.services import pipeline_reply, standalone_of, standalone_vector
 from inference.outcomes import GenerationDone
 from inference.runtime import GeneratorUnavailable, get_generator
 from inference.services import generation_stream, generation_submit
@@ -213,7 +213,7 @@ class PipelineRunner:
 
     def reply(self, *, mode: str, question: str, turns: list):
         """The pipeline's reply (no cache, nothing stored) and the standalone question it retrieved with."""
-        standalone = history.standalone_question(question, turns)
+        standalone = standalone_of(self.kb, question, turns)
         vector = self.embed(standalone, question)
         found = intent.intent_classify(text=standalone.query, query_vector=vector, kb_id=self.kb.pk,
                                        index_version=self.kb.active_index_id)
