@@ -18,6 +18,7 @@ stacks stay in ``--out`` for a flame graph. No generated asks: their cost is the
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import time
@@ -65,10 +66,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def py_spy() -> str:
+    """py-spy beside this Python (``.venv/bin/pip install py-spy``), else the one on PATH."""
     path = Path(sys.executable).with_name("py-spy")
-    if not path.exists():
+    found = str(path) if path.exists() else shutil.which("py-spy")
+    if found is None:
         raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy")
-    return str(path)
+    return found
 
 
 def stage_of(stack: str) -> str:

@@ -10,6 +10,7 @@ import logging
 import threading
 
 from django.conf import settings
+from django.core.signals import request_started
 
 from inference.runtime import start_in_process_engine
 from kb.embedding import warm_embedder
@@ -25,6 +26,7 @@ def start_background_services() -> None:
         return
     _started.set()
     web_torch_threads_set()
+    request_signals_trim()
     if not settings.KEFU_WARMUP:
         return
     threading.Thread(target=warm_embedder, name="kefu-warm-embedder", daemon=True).start()
@@ -47,3 +49,13 @@ def web_torch_threads_set() -> None:
         torch.set_num_threads(threads)
 
     compute.compute_thread().submit(set_threads)  # on the compute thread, where every torch computation of the process runs
+
+
+def request_signals_trim() -> None:
+    """Drop kb's resume-on-first-request receiver where it can only return: in service mode the ingest worker
+    resumes documents, and with ``KEFU_KB_RESUME_ON_START`` off nothing does. (kb.apps connects it in every
+    process and disconnects it only after resuming in embedded mode.) A sync ``request_started`` receiver
+    other than Django's own sends every chat request's signal through a thread of its own
+    (:mod:`kefu.asgi_handler`)."""
+    if settings.KEFU_MODE != "embedded" or not settings.KEFU_KB_RESUME_ON_START:
+        request_started.disconnect(dispatch_uid="kb-resume-on-start")
