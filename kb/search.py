@@ -120,8 +120,9 @@ def hits_excluding(kb, index, queries: Sequence[tuple[str, np.ndarray, Sequence[
 
 
 __all__ = ["BackendStatus", "Hit", "IndexStatus", "SearchBackendUnavailable", "SearchResult", "TermProfile",
-           "active_index", "analyze", "backend_status", "embed_query", "faq_rows", "heading_rows", "hits_excluding",
-           "hybrid", "index_status", "search", "term_profile", "term_profiles", "vector_width"]
+           "active_index", "analyze", "backend_status", "base_texts", "embed_query", "faq_rows", "heading_rows",
+           "hits_excluding", "hybrid", "index_status", "search", "spelled", "term_profile", "term_profiles",
+           "vector_width"]
 
 
 def spelled(kb_id: int, index_version_id: int | None, text: str) -> spelling.Correction:

@@ -27,12 +27,14 @@ from dataclasses import dataclass
 
 from spellchecker import SpellChecker
 
-LATIN_WORD = re.compile(r"[^\W\d_]+", re.U)
+LATIN_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.U)  # "isn't" is one word, never "isn" + "t"
+APOSTROPHES = ("'", "’")
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 MIN_LENGTH = 4  # shorter words have too many neighbours one edit away
 TWO_EDITS_FROM = 8  # words this long may be two edits off
 MIN_VOCABULARY_LENGTH = 3
 VERSIONS_KEPT = 8  # (kb, index version) vocabularies a process keeps
+MEMO_LIMIT = 20_000  # unknown words remembered per base (a public widget may be sent any number of them)
 
 _lock = threading.Lock()
 _spellers: dict[tuple[int, int], Speller] = {}
@@ -70,6 +72,8 @@ class Speller:
         if word in self.counts or word in english_words():
             return None
         if word not in self.memo:
+            if len(self.memo) >= MEMO_LIMIT:
+                self.memo.clear()
             self.memo[word] = self.closest(word)
         return self.memo[word]
 
@@ -87,7 +91,7 @@ class Speller:
 
         def replaced(match: re.Match) -> str:
             typed = match.group()
-            if len(typed) < MIN_LENGTH or typed.isupper() or CJK.search(typed):
+            if len(typed) < MIN_LENGTH or typed.isupper() or CJK.search(typed) or has_apostrophe(typed):
                 return typed
             better = self.suggestion(typed.lower())
             if better is None:
@@ -100,10 +104,15 @@ class Speller:
         return Correction(corrected, tuple(changes))
 
 
+def has_apostrophe(word: str) -> bool:
+    return any(mark in word for mark in APOSTROPHES)
+
+
 def words_of(texts: Iterable[str]) -> Iterable[str]:
+    """The Latin words of ``texts`` a misspelling may be corrected to (contractions are not offered)."""
     for text in texts:
         for word in LATIN_WORD.findall(text):
-            if not CJK.search(word):
+            if not CJK.search(word) and not has_apostrophe(word):
                 yield word
 
 

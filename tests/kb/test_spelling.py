@@ -5,7 +5,7 @@ from __future__ import annotations
 from kb.retrieval import spelling
 from kb.retrieval.spelling import Speller
 
-BASE = ("How thick should the attic insulation be? Builders insulate the attic with 400 mm. "
+BASE = ("How thick should the attic insulation be? Builders insulate the attic with 400 mm. It isn't cheap. "
         "The builder must be registered. A builder stopped answering: file a complaint. "
         "Insulation of the roof. Make a budget for the renovation.")
 
@@ -66,3 +66,10 @@ def test_of_several_words_one_edit_away_the_most_frequent_in_the_base_wins():
     s = Speller(spelling.words_of(["bolts", "boats boats boats"]))
     # then
     assert s.correct("boets").text == "boats"
+
+
+def test_a_contraction_typed_without_its_apostrophe_is_not_cut_to_a_fragment():
+    # given the base says "isn't" (whose "isn" alone is no word of the base)
+    corrected = speller().correct("The insulation isnt thick, and it isn't cheap")
+    # then
+    assert corrected.text == "The insulation isnt thick, and it isn't cheap"
