@@ -7,7 +7,8 @@
 - :func:`question_mix`: FAQ questions (cache hits once warmed, direct answers when fresh)
   and two-part knowledge questions that miss both and are generated for real;
 - :func:`run_streams`: N concurrent ``POST /api/v1/chat/messages`` + ``GET`` stream
-  (httpx async), each timed to its first SSE event and to its final one;
+  (:mod:`bench.load_http`'s lean keep-alive client on uvloop), each timed to its first SSE event and to
+  its final one;
 - :func:`stream_problems`, :func:`stored_problems`: duplicated or missing tokens in a
   stream (against the job's own token stream) and lost messages (a 202 without a stored
   final outcome) — what the bench and the test assert is zero.
@@ -30,6 +31,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from bench.load_http import LeanClient
 
 ROOT = Path(__file__).resolve().parent.parent
 ORIGIN = "http://load.local"
@@ -415,11 +418,10 @@ async def guarded_stream(client, base: str, key: str, ask: Ask, gate: asyncio.Se
             return StreamResult(ask, error=type(exc).__name__)
 
 
-def http_client(concurrency: int, timeout_s: float):
-    import httpx
-
-    limits = httpx.Limits(max_connections=concurrency + 8, max_keepalive_connections=concurrency + 8)
-    return httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(timeout_s, connect=30.0))
+def http_client(concurrency: int, timeout_s: float) -> LeanClient:
+    """The bench's HTTP client (:mod:`bench.load_http`: keep-alive HTTP/1.1, a fraction of httpx's CPU per ask);
+    each ask is bounded by ``timeout_s`` in :func:`guarded_stream`."""
+    return LeanClient(max_connections=concurrency + 8, connect_timeout_s=30.0)
 
 
 async def run_streams_async(base: str, key: str, asks: list[Ask], *, concurrency: int,
@@ -432,7 +434,18 @@ async def run_streams_async(base: str, key: str, asks: list[Ask], *, concurrency
 def run_streams(base: str, key: str, asks: list[Ask], *, concurrency: int, timeout_s: float = 300.0
                 ) -> list[StreamResult]:
     """Every ask as POST + stream, at most ``concurrency`` at once; each bounded by ``timeout_s``."""
-    return asyncio.run(run_streams_async(base, key, asks, concurrency=concurrency, timeout_s=timeout_s))
+    return run_client(run_streams_async(base, key, asks, concurrency=concurrency, timeout_s=timeout_s))
+
+
+def run_client(coroutine):
+    """Run the client's coroutine on uvloop when it is installed (uvicorn's standard extra brings it): the
+    client's event loop costs CPU on the cores the server uses."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)
 
 
 async def run_rate_async(base: str, key: str, asks: list[Ask], *, rate: float, max_in_flight: int,

@@ -11,7 +11,7 @@ Celery workers (the inference worker loads the bundled SmolLM2-135M). Then:
 
 - burst (default): warms the answer cache with some FAQ questions, runs a baseline of the same
   kind of mix at concurrency 1, then ``--streams`` asks all at once (POST then GET the stream,
-  httpx async). Asks: warmed FAQ questions (cache hits), fresh FAQ questions (direct answers),
+  with the same lean keep-alive client, :mod:`bench.load_http`). Asks: warmed FAQ questions (cache hits), fresh FAQ questions (direct answers),
   and two-part knowledge questions that miss both and are generated for real (answers capped
   at ``--answer-tokens``). Prints per outcome p50/p95/max time to first event and to the
   closing event, client-side errors by type, and c=1 vs c=N.
@@ -221,10 +221,8 @@ def soak(args: argparse.Namespace, stack, key: str, pools, skip: tuple[int, int]
         if int(elapsed // 60) != int(samples[-2][0] // 60):
             print(rss_line(*samples[-1]), flush=True)
 
-    import asyncio
-
     started = time.perf_counter()
-    results = asyncio.run(load_core.run_rate_async(stack.base, key, asks, rate=args.rate, max_in_flight=400,
+    results = load_core.run_client(load_core.run_rate_async(stack.base, key, asks, rate=args.rate, max_in_flight=400,
                                                    timeout_s=args.timeout, on_tick=on_tick,
                                                    tick_s=args.sample_every))
     samples.append((time.perf_counter() - started, stack.rss_mb()))
