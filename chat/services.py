@@ -337,7 +337,7 @@ def pipeline_reply(*, kb, profile, question: str, standalone, found_intent, quer
         relevance_floor=relevance_floor_of(profile), extractive=profile.answer_mode == profile.AnswerMode.EXTRACTIVE,
         question=question, answerability=score,
     )
-    reply = decision_reply(decision=decision, kb=kb, profile=profile, question=question,
+    reply = decision_reply(decision=decision, kb=kb, profile=profile, question=question, query=standalone.query,
                            query_vector=query_vector, turns=turns)
     return replace(reply, answerability=score.probability if score is not None else None)
 
@@ -348,17 +348,20 @@ def masked_reply(reply: Reply, matcher: guard.SensitiveMatcher) -> Reply:
     return reply if text == reply.text else replace(reply, text=text)
 
 
-def decision_reply(*, decision: decide.Decision, kb, profile, question: str, query_vector, turns) -> Reply:
+def decision_reply(*, decision: decide.Decision, kb, profile, question: str, query_vector, turns,
+                   query: str = "") -> Reply:
     """The reply a decision makes, masked with the base's output matcher like generated text: Kefu's own words,
     a direct, suggested or extracted answer (a FAQ or a document may hold a listed word, or the custom prompt's
     words), or a generation request (masked as it streams)."""
     reply = decided_reply(decision=decision, kb=kb, profile=profile, question=question, query_vector=query_vector,
-                          turns=turns)
+                          turns=turns, query=query)
     return masked_reply(reply, guard.output_matcher(profile))
 
 
-def decided_reply(*, decision: decide.Decision, kb, profile, question: str, query_vector, turns) -> Reply:
-    """The reply a decision makes: Kefu's own words, a direct or extracted answer, or a generation request."""
+def decided_reply(*, decision: decide.Decision, kb, profile, question: str, query_vector, turns,
+                  query: str = "") -> Reply:
+    """The reply a decision makes: Kefu's own words, a direct or extracted answer, or a generation request.
+    ``question`` as asked (replies answer in its language); ``query`` as searched (the extract weighs its words)."""
     if decision.action == decide.HANDOFF:
         return Reply(Outcome.HANDED_OFF, replies.reply("handoff", question=question), reason=decision.reason)
     if decision.action == decide.REFUSE:
@@ -378,7 +381,7 @@ def decided_reply(*, decision: decide.Decision, kb, profile, question: str, quer
                      citations=(passages.citation_of(passage).as_dict(),), cacheable=True)
     if decision.action == decide.EXTRACT:
         extract = extractive.extractive_answer(question_vector=query_vector, passages=decision.passages,
-                                               embed=sentence_embedder(kb))
+                                               embed=sentence_embedder(kb), question=query or question)
         if extract is None:
             return Reply(Outcome.REFUSED, replies.reply("dont_know", question=question), reason="no_relevant_sentence")
         return Reply(Outcome.ANSWERED, extract.text, reason="extractive",

@@ -7,8 +7,13 @@ a base can answer with sentences that exist in its documents:
    holding the same text are one passage, and so are near-duplicates (cosine of their
    sentence centroids ≥ ``DUPLICATE_PASSAGE``) — keeping the better-ranked copy;
 2. every sentence of the top ``MAX_PASSAGES`` passages is embedded in one batch and scored by
-   its cosine with the question, discounted by its passage's rank (``RANK_DECAY`` per place),
-   so a close sentence of the best passage wins over an equally close one further down;
+   its cosine with the question plus ``LEXICAL_WEIGHT`` × the share of the question's search terms
+   it holds (words, or Chinese characters and bigrams, as BM25 reads them), discounted by its
+   passage's rank (``RANK_DECAY`` per place), so a close sentence of the best passage wins over an
+   equally close one further down. The words count because an embedder does not read every language
+   a base is written in: the bundled English MiniLM scores Chinese sentences almost at random, and
+   "Debian 支持哪些 CPU 架构？" was answered with a sentence about a reference manual. Thresholds
+   (``MIN_SIMILARITY``, the support score) stay on the cosine alone;
 3. the best-ranked passage's best sentence leads when it is to the point at all (cosine ≥
    ``MIN_SIMILARITY``): the hybrid ranking, which weighs words and vectors, is a better judge of
    the source than one sentence cosine (measured session 7: debian-zh extractive 0.53 → 0.66,
@@ -33,6 +38,7 @@ import numpy as np
 
 from chat.pipeline.passages import Citation, Passage, citations_for
 from kb import embedding  # embedding.embed_texts looked up per call: tests swap it for a cache
+from kb.search import analyze
 
 SENTENCE_END = re.compile(r"(?<=[.!?。！？；;])\s+|(?<=[。！？；])|\n+")
 MAX_SENTENCES = 3
@@ -44,6 +50,7 @@ RANK_DECAY = 0.93  # a sentence of the n-th passage counts RANK_DECAY ** (n - 1)
 KEEP_RATIO = 0.85  # later sentences must score at least this share of the best one
 DUPLICATE_SENTENCE = 0.9  # two sentences this close say the same thing
 DUPLICATE_PASSAGE = 0.95  # two passages whose sentence centroids are this close are copies
+LEXICAL_WEIGHT = 0.3  # a sentence holding all the question's terms gains this much on its cosine
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,7 @@ class Sentence:
     position: int  # position in its passage
     text: str
     cosine: float  # raw cosine with the question
-    score: float  # cosine discounted by passage rank
+    score: float  # cosine plus the lexical share, discounted by passage rank
 
 
 def sentences_of(text: str) -> list[str]:
@@ -102,10 +109,18 @@ def distinct_passages(passages: list[Passage]) -> list[Passage]:
     return kept
 
 
-def scored_sentences(*, question_vector, passages: list[Passage], embed=embed_sentences
+def term_share(question_terms: frozenset[str], sentence: str) -> float:
+    """The share of the question's search terms that ``sentence`` holds (0 without a question)."""
+    if not question_terms:
+        return 0.0
+    return len(question_terms.intersection(analyze(sentence))) / len(question_terms)
+
+
+def scored_sentences(*, question_vector, passages: list[Passage], embed=embed_sentences, question: str = ""
                      ) -> tuple[list[Sentence], np.ndarray]:
     """Every sentence of the top distinct passages with its scores, and their vectors (S, D);
-    sentences of a passage that nearly copies a better-ranked one are left out."""
+    sentences of a passage that nearly copies a better-ranked one are left out. ``question``: the
+    searched text, for the lexical share of the score (blank: cosine only)."""
     candidates: list[tuple[int, int, str]] = []  # (passage position, sentence position, sentence)
     for p_index, passage in enumerate(passages[:MAX_PASSAGES]):
         candidates.extend((p_index, s_index, s) for s_index, s in enumerate(sentences_of(passage_body(passage))))
@@ -114,12 +129,14 @@ def scored_sentences(*, question_vector, passages: list[Passage], embed=embed_se
     vectors = embed([sentence for _, _, sentence in candidates])  # (S, D)
     cosines = vectors @ np.asarray(question_vector, dtype=np.float32)  # (S,)
     copies = near_copy_passages([p for p, _, _ in candidates], vectors)
+    question_terms = frozenset(analyze(question)) if question else frozenset()
     sentences, rows = [], []
     for row, (p_index, s_index, text) in enumerate(candidates):
         if p_index in copies:
             continue
         cosine = float(cosines[row])
-        sentences.append(Sentence(p_index, s_index, text, cosine, cosine * RANK_DECAY ** p_index))
+        relevance = cosine + LEXICAL_WEIGHT * term_share(question_terms, text)
+        sentences.append(Sentence(p_index, s_index, text, cosine, relevance * RANK_DECAY ** p_index))
         rows.append(row)
     return sentences, vectors[rows]
 
@@ -185,10 +202,13 @@ def has_support(*, question_vector, passages: list[Passage], embed=embed_sentenc
     return support_score(question_vector=question_vector, passages=passages, embed=embed) >= MIN_SIMILARITY
 
 
-def extractive_answer(*, question_vector, passages: list[Passage], embed=embed_sentences) -> Extract | None:
-    """The cited extract, or None when no sentence is close enough to the question."""
+def extractive_answer(*, question_vector, passages: list[Passage], embed=embed_sentences,
+                      question: str = "") -> Extract | None:
+    """The cited extract, or None when no sentence is close enough to the question (``question``: the
+    searched text, whose words weigh in the choice of sentences)."""
     distinct = distinct_passages(passages)
-    sentences, vectors = scored_sentences(question_vector=question_vector, passages=distinct, embed=embed)
+    sentences, vectors = scored_sentences(question_vector=question_vector, passages=distinct, embed=embed,
+                                          question=question)
     chosen = reading_order(pick_sentences(sentences, vectors))
     if not chosen:
         return None

@@ -156,3 +156,27 @@ def test_a_best_ranked_passage_with_nothing_to_the_point_is_not_quoted():
     passages = [passage(1, "The office is blue today."), passage(2, "Unattended upgrades install updates nightly.")]
     extract = extractive_answer(question_vector=unit(0), passages=passages, embed=embed)
     assert extract.text == "Unattended upgrades install updates nightly. [2]"
+
+
+def test_the_sentence_holding_the_questions_words_leads_when_the_embedder_cannot_tell_them_apart():
+    # given an embedder that reads Chinese no better than chance: both sentences sit at cos 55° (0.57)
+    about_cpus = "当前版本对于以下架构有完整的二进制发行版：amd64、arm64。"
+    about_manual = "可以安装 debian-reference 软件包获得参考手册。"
+    embed = fixed_embed({about_manual: 55, about_cpus: 55.5})
+    passages = [passage(1, f"{about_manual}{about_cpus}")]
+    # when the question is asked with its words
+    extract = extractive_answer(question_vector=unit(0), passages=passages, embed=embed,
+                                question="Debian 支持哪些 CPU 架构？")
+    # then the sentence about architectures leads (without the words, the cosine alone picks the manual)
+    assert extract.text.startswith(about_cpus)
+    assert extractive_answer(question_vector=unit(0), passages=passages,
+                             embed=embed).text.startswith(about_manual)
+
+
+def test_the_question_words_never_lift_a_sentence_off_the_topic_over_the_threshold():
+    # given the only sentence holds the question's words but is far from it (cos 80° < MIN_SIMILARITY)
+    embed = fixed_embed({"Debian supports many CPU architectures in theory.": 80})
+    passages = [passage(1, "Debian supports many CPU architectures in theory.")]
+    # then nothing is extracted: thresholds read the cosine alone
+    assert extractive_answer(question_vector=unit(0), passages=passages, embed=embed,
+                             question="Which CPU architectures does Debian support?") is None
