@@ -56,7 +56,7 @@ from kb.tuning import gate_held_out
 
 log = logging.getLogger(__name__)
 
-NEGATIVES_FILE = Path(__file__).resolve().parent / "data" / "out_of_base.jsonl"
+NEGATIVES_FILE = answerability.REFERENCE_FILE
 MAX_POSITIVES = 1500
 MIN_POSITIVES = 3
 MIN_HEADING_CHARS = 4  # shorter headings ("FAQ", "1.2") name no question
@@ -80,6 +80,7 @@ class Question:
     excluded_rows: np.ndarray  # row ids left out of retrieval (its own phrasing; kb.search.faq_rows), int64
     entry_id: int | None = None  # the FAQ entry it was taken from
     other_phrasings: np.ndarray | None = None  # (P, D) the entry's other phrasing vectors
+    leave_out: np.ndarray | None = None  # shipped out-of-base questions its off_topic must not count (its domain)
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def answerability_fit(*, knowledge_base_id: int, index_version_id: int | None = 
     if len(positives) < MIN_POSITIVES:
         raise too_few_positives(len(positives))
     texts = negatives if negatives is not None else [row["question"] for row in load_negatives()]
-    examples = examples_of(kb, index, positives + negative_questions(index, as_searched(kb, index, texts)))
+    examples = examples_of(kb, index, positives + negative_questions(kb, index, texts))
     examples = [e for e in examples if e.question.in_base
                 or e.features.faq_similarity < kb.direct_answer_threshold]
     model = model_fit(examples, knowledge_base_id=kb.pk, index_version_id=index.version_id)
@@ -207,13 +208,17 @@ def as_searched(kb, index, texts: list[str]) -> list[str]:
     return [spelled(kb.pk, index.version_id, text).text for text in texts]
 
 
-def negative_questions(index, texts: list[str]) -> list[Question]:
+def negative_questions(kb, index, texts: list[str]) -> list[Question]:
+    """Questions asked against the whole index, as the pipeline searches them (spelling corrected); one of
+    the shipped out-of-base set leaves its own domain out of its ``off_topic`` (see chat.pipeline.answerability)."""
     if not texts:
         return []
-    vectors = answerability.embed_like_index(index, list(texts))
+    searched = as_searched(kb, index, list(texts))
+    vectors = answerability.embed_like_index(index, searched)
     empty = np.zeros(0, dtype=np.int64)
-    return [Question(text, vector, in_base=False, excluded_rows=empty) for text, vector in zip(texts, vectors,
-                                                                                                 strict=True)]
+    return [Question(text, vector, in_base=False, excluded_rows=empty,
+                     leave_out=answerability.reference_domain_mask(original))
+            for original, text, vector in zip(texts, searched, vectors, strict=True)]
 
 
 def examples_of(kb, index, questions: list[Question]) -> list[Example]:
@@ -228,12 +233,15 @@ def examples_of(kb, index, questions: list[Question]) -> list[Example]:
     sentences = SentenceVectors(index)
     sentences.prefetch([text for *_, passages in retrieved for text in passage_sentences(passages)])
     profiles = term_profiles(index, [(analyze(q.text), q.excluded_rows) for q, *_ in retrieved])
+    references = answerability.reference_vectors(index)
     out = []
     for (question, found_intent, hits, passages), profile in zip(retrieved, profiles, strict=True):
         support = extractive.support_score(question_vector=question.vector, passages=passages,
                                            embed=sentences.embed)
+        off_topic = answerability.off_topic_similarity(question.vector, references, leave_out=question.leave_out)
         features = answerability.features_of(hits=hits, intent=found_intent, support=support,
-                                             bm25_ceiling=profile.ceiling, term_coverage=profile.coverage)
+                                             bm25_ceiling=profile.ceiling, term_coverage=profile.coverage,
+                                             off_topic=off_topic)
         out.append(Example(question, features))
     return out
 

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from chat.answerability_fit import as_searched, examples_of, faq_questions, load_negatives, negative_questions
+from chat.answerability_fit import examples_of, faq_questions, load_negatives, negative_questions
 from chat.pipeline import answerability
 from kb.regression_gate import GateCase, GateFigure
 from kb.tuning import gate_held_out
@@ -50,10 +50,9 @@ def decision_accuracy(model, knowledge_base, index, cases: list[GateCase], negat
     """Share of the questions whose probability falls on the right side of the model's threshold."""
     untrained = gate_held_out(knowledge_base.pk)
     questions = [q for q in faq_questions(knowledge_base, index) if q.entry_id in untrained]
-    asked = as_searched(knowledge_base, index, [case.query for case in cases if case.include_faq])
-    confirmed = negative_questions(index, asked)  # embedded alike
-    questions += [replace(q, in_base=True) for q in confirmed]
-    questions += negative_questions(index, as_searched(knowledge_base, index, negatives))
+    confirmed = negative_questions(knowledge_base, index, [case.query for case in cases if case.include_faq])
+    questions += [replace(q, in_base=True) for q in confirmed]  # embedded and searched alike
+    questions += negative_questions(knowledge_base, index, negatives)
     examples = examples_of(knowledge_base, index, questions)
     if not examples:
         return 1.0

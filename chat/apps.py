@@ -30,7 +30,8 @@ class ChatConfig(AppConfig):
 
 def answerability_fit_enqueue(*, knowledge_base_id: int, index_version_id: int, **_: object) -> None:
     """Queue the fit of the active version (sent after the change committed)."""
-    from chat.tasks import FIT_QUEUE, answerability_fit  # lazy: as above (the tasks reach the models)
+    from chat.pipeline.answerability import FIT_QUEUE  # lazy: as above
+    from chat.tasks import answerability_fit  # lazy: as above (the tasks reach the models)
     from kefu.background import enqueue  # lazy: as above
 
     enqueue(answerability_fit, knowledge_base_id, index_version_id, queue=FIT_QUEUE)

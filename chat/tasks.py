@@ -15,8 +15,6 @@ from kefu.celery import app
 
 log = logging.getLogger(__name__)
 
-FIT_QUEUE = "ingest"
-
 
 FIT_RETRY_S = 60  # a search backend (Milvus) that is down: try the fit again this much later ...
 FIT_RETRIES = 30  # ... this many times (half an hour), then leave it to the next index activation

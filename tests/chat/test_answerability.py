@@ -88,8 +88,32 @@ def test_a_model_survives_its_json_and_an_outdated_one_is_ignored():
         mean=(0.0,) * len(answerability.FEATURE_NAMES), scale=(1.0,) * len(answerability.FEATURE_NAMES),
         coef=(0.5,) * len(answerability.FEATURE_NAMES), intercept=-1.0, threshold=0.4)
     assert answerability.AnswerabilityModel.from_json(model.to_json()) == model
-    stale = model.to_json().replace('"schema": 1', '"schema": 0')
+    stale = model.to_json().replace(f'"schema": {answerability.SCHEMA}', '"schema": 0')
+    assert stale != model.to_json()
     assert answerability.AnswerabilityModel.from_json(stale) is None
+
+
+def test_a_model_fitted_for_older_features_is_refitted_once_while_the_rules_serve(data_dir, monkeypatch):
+    # given a model file of schema 0 for base 1, version 2 (an upgrade changed the features)
+    from kefu import background
+
+    answerability.forget_models()
+    queued = []
+    monkeypatch.setattr(background, "enqueue", lambda task, *args, **kwargs: queued.append((task, args, kwargs)))
+    model = answerability.AnswerabilityModel(
+        knowledge_base_id=1, index_version_id=2, feature_names=answerability.FEATURE_NAMES,
+        mean=(0.0,) * len(answerability.FEATURE_NAMES), scale=(1.0,) * len(answerability.FEATURE_NAMES),
+        coef=(0.5,) * len(answerability.FEATURE_NAMES), intercept=-1.0, threshold=0.4, schema=0)
+    path = answerability.model_path(1, 2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(model.to_json(), encoding="utf-8")
+    # when the version's model is asked for, twice (the second after the recheck interval)
+    first = answerability.model_for(1, 2)
+    answerability._fallbacks.clear()
+    second = answerability.model_for(1, 2)
+    # then no model serves (the rules do) and one fit of that version is queued on the ingest queue
+    assert first is None and second is None
+    assert queued == [("chat.answerability_fit", (1, 2), {"queue": "ingest"})]
 
 
 # ---------------------------------------------------------------- the decision
@@ -149,8 +173,9 @@ def features_for(kb, question: str):
     hits = hybrid(kb, question, kb.top_k, query_vector=vector)
     profile = term_profile(active_index(kb.pk), analyze(question))
     found = intent_classify(text=question, query_vector=vector, kb_id=kb.pk, index_version=kb.active_index_id)
+    off_topic = answerability.off_topic_similarity(vector, answerability.reference_vectors(active_index(kb.pk)))
     return answerability.features_of(hits=hits, intent=found, support=0.0, bm25_ceiling=profile.ceiling,
-                                     term_coverage=profile.coverage)
+                                     term_coverage=profile.coverage, off_topic=off_topic)
 
 
 def test_features_from_real_hits_tell_an_in_base_question_from_an_out_of_base_one(support_kb):
@@ -158,6 +183,7 @@ def test_features_from_real_hits_tell_an_in_base_question_from_an_out_of_base_on
     outside = features_for(support_kb, "How many kilos of checked baggage are included in an economy ticket?")
     assert inside.dense_top > outside.dense_top + 0.2
     assert inside.term_coverage > outside.term_coverage
+    assert outside.off_topic > inside.off_topic + 0.1  # the shipped set holds airline questions, none on drilling
     assert 0 < inside.bm25_top <= 1 and 0 <= outside.bm25_top <= 1
     assert inside.agreement in (0.0, 0.5, 1.0) and inside.agreement >= outside.agreement
     assert inside.intent_faq + inside.intent_knowledge + inside.intent_out_of_scope <= 1
@@ -389,3 +415,26 @@ def test_a_held_out_heading_does_not_meet_its_own_title_in_the_intent_classifier
     # when the fit asks the heading itself, then its own title is not there to answer it
     assert classifier.classify(question.text, question.vector).label == "knowledge"
     assert fitting.heldout_intent(classifier, question).label == "out_of_scope"
+
+
+def test_a_shipped_question_is_scored_off_topic_without_its_own_domain(embedder):
+    # given one of the shipped out-of-base questions
+    from kb.embedding import embed_query
+
+    rows = answerability.reference_rows()
+    asked = rows[0]
+    vector = embed_query(asked["question"])
+    references = np.asarray(embedding_of([row["question"] for row in rows]), dtype=np.float32)
+    # when its domain is left out
+    mask = answerability.reference_domain_mask(asked["question"])
+    # then the mask is exactly its domain, and its own copy no longer counts as its neighbour
+    assert mask.sum() == sum(row["domain"] == asked["domain"] for row in rows) and mask[0]
+    assert answerability.off_topic_similarity(vector, references, leave_out=mask) < \
+        answerability.off_topic_similarity(vector, references)
+    assert answerability.reference_domain_mask("A question of this base, not a shipped one") is None
+
+
+def embedding_of(texts):
+    from kb.embedding import embed_texts
+
+    return embed_texts(texts)
