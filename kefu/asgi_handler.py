@@ -47,7 +47,10 @@ from django.utils.deprecation import MiddlewareMixin
 # the request's async context opened (its database work ran, and closed its connections, in db_call threads).
 LOOP_SAFE_RECEIVERS = frozenset({reset_queries, close_old_connections, close_caches, reset_urlconf})
 ON_LOOP: ContextVar[bool] = ContextVar("kefu_request_on_loop", default=False)
-ASYNC_VIEW_PATHS = 4096  # paths remembered as async or not (ids in paths make most of them unique)
+# Paths remembered as async or not (ids in paths make most of them unique); a longer one is resolved each time,
+# so made-up long paths cannot fill memory.
+ASYNC_VIEW_PATHS = 2048
+REMEMBERED_PATH_CHARS = 200
 
 
 def kefu_asgi_application() -> KefuASGIHandler:
@@ -196,13 +199,17 @@ def view_is_async(scope: dict) -> bool:
     """Whether the request's URL resolves to a coroutine view (the chat API)."""
     script_name = get_script_prefix(scope)  # as ASGIRequest finds its path_info
     path = scope["path"].removeprefix(script_name) if script_name else scope["path"]
+    if len(path) > REMEMBERED_PATH_CHARS:
+        return resolves_to_coroutine(path, settings.ROOT_URLCONF)
     return path_is_async(path, settings.ROOT_URLCONF)
 
 
-@functools.lru_cache(maxsize=ASYNC_VIEW_PATHS)
-def path_is_async(path: str, urlconf: str) -> bool:
+def resolves_to_coroutine(path: str, urlconf: str) -> bool:
     try:
         match = get_resolver(urlconf).resolve(path)
     except Resolver404:
         return False
     return iscoroutinefunction(match.func)
+
+
+path_is_async = functools.lru_cache(maxsize=ASYNC_VIEW_PATHS)(resolves_to_coroutine)

@@ -186,6 +186,11 @@ def test_only_the_chat_apis_async_views_are_served_on_the_loop(db):
     assert not view_is_async(scope("/staff/login/"))
     assert not view_is_async(scope("/chat/demo/"))
     assert not view_is_async(scope("/no/such/page"))
+    # and a made-up long path is resolved each time, never remembered
+    remembered = path_is_async.cache_info().currsize
+    assert view_is_async(scope(f"/api/v1/chat/messages/{'a' * 300}/stream"))
+    assert not view_is_async(scope(f"/{'b' * 300}"))
+    assert path_is_async.cache_info().currsize == remembered
 
 
 def test_a_service_mode_web_process_keeps_only_djangos_request_receivers(settings):
