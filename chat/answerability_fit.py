@@ -19,7 +19,7 @@ of held-out out-of-base questions — and measure the in-base loss; the stored m
 everything. Runs on the ingest queue after every index activation (:mod:`chat.tasks`) and from
 ``manage.py answerability_fit``.
 
-Budget: one embedding pass over the ~400 shipped questions and the sentences of the top passages
+Budget: one embedding pass over the ~460 shipped questions and the sentences of the top passages
 (cached by text), two retrievals' worth of work per question; ≈30–60 s for a 500-entry base on two
 cores, ≈200 MB. Positives are capped at ``MAX_POSITIVES`` (a seeded sample).
 """
