@@ -37,6 +37,7 @@ VERSIONS_KEPT = 8  # (kb, index version) vocabularies a process keeps
 MEMO_LIMIT = 20_000  # unknown words remembered per base (a public widget may be sent any number of them)
 
 _lock = threading.Lock()
+_build_lock = threading.Lock()  # one vocabulary built at a time: the others wait for it rather than build it too
 _spellers: dict[tuple[int, int], Speller] = {}
 
 
@@ -117,15 +118,20 @@ def words_of(texts: Iterable[str]) -> Iterable[str]:
 
 
 def speller_for(key: tuple[int, int], texts: Callable[[], Iterable[str]]) -> Speller:
-    """The speller of ``key`` (kb id, index version id), built from ``texts()`` on first use in this process."""
+    """The speller of ``key`` (kb id, index version id), built from ``texts()`` on first use in this process
+    — once, however many requests ask for it at the same moment (a burst right after an index switch)."""
     found = _spellers.get(key)
     if found is not None:
         return found
-    speller = Speller(words_of(texts()))
-    with _lock:
-        if len(_spellers) >= VERSIONS_KEPT:
-            _spellers.pop(next(iter(_spellers)))
-        _spellers[key] = speller
+    with _build_lock:
+        found = _spellers.get(key)
+        if found is not None:
+            return found
+        speller = Speller(words_of(texts()))
+        with _lock:
+            if len(_spellers) >= VERSIONS_KEPT:
+                _spellers.pop(next(iter(_spellers)))
+            _spellers[key] = speller
     return speller
 
 
