@@ -114,7 +114,7 @@ def hits_excluding(kb, index, queries: Sequence[tuple[str, np.ndarray, Sequence[
     for (_, vector, _), (bm25, dense) in zip(queries, found, strict=True):
         fused = fuse(Candidates(bm25=bm25, dense=dense, query_vector=vector), dense_weight=kb.fusion_dense_weight,
                      rrf_k=kb.fusion_rrf_k, limit=kb.top_k, method=kb.fusion_method)
-        hydrated = hydrate({f.key for f in fused}, vector)
+        hydrated = hydrate({f.key for f in fused}, vector, vectors_model=getattr(index, "embedding_model", ""))
         out.append([make_hit(hydrated[f.key], f.score, f.found_by) for f in fused if f.key in hydrated])
     return out
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.conf import settings
 
-from kb.embedding import embed_query
+from kb.embedding import default_model_name, embed_query, knowledge_base_model
 from kb.indexing import ROW_FAQ, active_index
 from kb.models import Chunk, FaqEntry
 from kb.retrieval.analyzer import analyze
@@ -85,7 +85,7 @@ def hybrid(kb, query: str, k: int | None = None, *, query_vector: np.ndarray | N
     found = candidates(index, query, settings.KEFU_KB_CANDIDATES, query_vector)
     fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k,
                  method=kb.fusion_method)
-    hydrated = hydrate({f.key for f in fused}, found.query_vector)
+    hydrated = hydrate({f.key for f in fused}, found.query_vector, vectors_model=getattr(index, "embedding_model", ""))
     return [make_hit(hydrated[f.key], f.score, f.found_by) for f in fused if f.key in hydrated]
 
 
@@ -107,7 +107,8 @@ def search(kb, query: str, k: int | None = None, *, include_faq: bool = True,
         DENSE: [(key, score, {DENSE: Ranked(rank, score)}) for rank, (key, score) in enumerate(found.dense[:k], 1)],
         "hybrid": [(f.key, f.score, f.found_by) for f in fused],
     }
-    hydrated = hydrate({key for items in lists.values() for key, _, _ in items}, found.query_vector)
+    hydrated = hydrate({key for items in lists.values() for key, _, _ in items}, found.query_vector,
+                       vectors_model=getattr(index, "embedding_model", ""))
     as_hits = {name: [make_hit(hydrated[key], score, by) for key, score, by in items if key in hydrated]
                for name, items in lists.items()}
     return SearchResult(bm25=as_hits[BM25], dense=as_hits[DENSE], hybrid=as_hits["hybrid"])
@@ -158,8 +159,14 @@ def fuse(found: Candidates, *, dense_weight: float, rrf_k: int | None = None, li
     return weighted_rrf(rankings, weights=weights, k=rrf_k or settings.KEFU_KB_RRF_K, limit=limit)
 
 
-def hydrate(keys: set[tuple[str, int]], query_vector: np.ndarray) -> dict[tuple[str, int], dict]:
-    """Text and source of each item, two queries in all."""
+def hydrate(keys: set[tuple[str, int]], query_vector: np.ndarray, *, vectors_model: str | None = None
+            ) -> dict[tuple[str, int], dict]:
+    """Text and source of each item, two queries in all.
+
+    ``vectors_model``: the model of the searched version's vectors (blank: the default). A FAQ entry holds
+    its base's current model's vectors: when a model switch committed after the request picked its version,
+    they are another model's, and the entry gets no similarity rather than one across two spaces.
+    """
     out: dict[tuple[str, int], dict] = {}
     chunk_ids = [ref for kind, ref in keys if kind == "chunk"]
     faq_ids = [ref for kind, ref in keys if kind == "faq"]
@@ -170,24 +177,30 @@ def hydrate(keys: set[tuple[str, int]], query_vector: np.ndarray) -> dict[tuple[
             "document_title": chunk.document.title, "page": chunk.page, "heading_path": chunk.heading_path,
             "external_id": chunk.document.external_id,
         }
-    for entry in FaqEntry.objects.filter(pk__in=faq_ids).select_related("source_document"):
+    for entry in FaqEntry.objects.filter(pk__in=faq_ids).select_related("source_document", "knowledge_base"):
         document = entry.source_document
+        same_space = vectors_model is None or same_model(knowledge_base_model(entry.knowledge_base), vectors_model)
         out[("faq", entry.pk)] = {
             "chunk_id": None, "document_id": document.pk if document else None,
             "text": f"{entry.question}\n{entry.answer}", "document_title": document.title if document else "FAQ",
             "page": None, "heading_path": "", "external_id": entry.external_id, "faq_entry_id": entry.pk,
             "faq_question": entry.question, "faq_answer": entry.answer,
-            "similarity": faq_similarity(entry.embeddings, query_vector),
+            "similarity": faq_similarity(entry.embeddings, query_vector) if same_space else None,
         }
     return out
+
+
+def same_model(current: str, vectors_model: str) -> bool:
+    return current == (vectors_model or default_model_name())
 
 
 def faq_similarity(embeddings: bytes, query_vector: np.ndarray) -> float | None:
     """Cosine between the query and the entry's closest phrasing (vectors are normalised)."""
     matrix = np.frombuffer(bytes(embeddings), dtype=np.float32)
-    if not matrix.size:
+    width = query_vector.shape[0]
+    if not matrix.size or matrix.size % width:
         return None
-    return float((matrix.reshape(-1, query_vector.shape[0]) @ query_vector).max())
+    return float((matrix.reshape(-1, width) @ query_vector).max())
 
 
 def make_hit(fields: dict, score: float, found_by: Mapping[str, Ranked]) -> Hit:

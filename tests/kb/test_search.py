@@ -73,3 +73,25 @@ def test_search_without_faq_keeps_ten_chunk_hits_when_faq_entries_crowd_the_top(
     assert any(h.is_faq for h in search(kb, "which delivery options exist", 6).hybrid)
     chunks_only = search(kb, "which delivery options exist", 6, include_faq=False)
     assert len(chunks_only.hybrid) == 6 and not any(h.is_faq for h in chunks_only.hybrid + chunks_only.dense)
+
+
+
+def test_a_faq_entry_whose_vectors_are_another_models_gets_no_similarity(kb, ingest):
+    # given a FAQ entry, and a model switch that committed after the request picked the version to search
+    from kb.embedding import embed_query
+    from kb.indexing import active_index
+    from kb.models import KnowledgeBase
+    from kb.retrieval.search import hydrate
+
+    faq_entry_create(knowledge_base=kb, question="How long is the warranty?", answer="Five years on the motor.")
+    index_build(knowledge_base_id=kb.pk)
+    version_model = active_index(kb.pk).embedding_model
+    key = {("faq", kb.faq_entries.get().pk)}
+    vector = embed_query("How long is the warranty?")
+    before = hydrate(key, vector, vectors_model=version_model)
+    KnowledgeBase.objects.filter(pk=kb.pk).update(embedding_model="tuned:other:0123")
+    # when the version's hits are read
+    after = hydrate(key, vector, vectors_model=version_model)
+    # then the entry is still a hit, without a similarity across two embedding spaces
+    assert before.popitem()[1]["similarity"] > 0.9
+    assert after.popitem()[1]["similarity"] is None
