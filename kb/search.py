@@ -127,7 +127,7 @@ __all__ = ["BackendStatus", "Hit", "IndexStatus", "SearchBackendUnavailable", "S
 
 def spelled(kb_id: int, index_version_id: int | None, text: str) -> spelling.Correction:
     """``text`` with its misspelled words corrected to the base's own words (:mod:`kb.retrieval.spelling`)."""
-    if index_version_id is None or not spelling.LATIN_WORD.search(text):
+    if index_version_id is None or not spelling.LATIN_LETTER.search(text):
         return spelling.Correction(text)
     speller = spelling.speller_for((kb_id, index_version_id), lambda: base_texts(kb_id))
     return speller.correct(text)

@@ -13,7 +13,8 @@ a guess from a general dictionary, so an out-of-base question stays out of base 
 word and is kept, not "corrected" to a base's "make").
 
 The vocabulary of a base is built from its FAQ entries and indexed chunks on first use per index
-version and kept per process (a few MB for a 10k-chunk base).
+version and kept per process (a few MB for a 10k-chunk base); the English word list takes ~20 MB per process,
+loaded with the first question that has a Latin word to check.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from spellchecker import SpellChecker
 LATIN_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.U)  # "isn't" is one word, never "isn" + "t"
 APOSTROPHES = ("'", "’")
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f]")  # a question without one has nothing to correct
 MIN_LENGTH = 4  # shorter words have too many neighbours one edit away
 TWO_EDITS_FROM = 8  # words this long may be two edits off
 MIN_VOCABULARY_LENGTH = 3
