@@ -78,13 +78,15 @@ def ask(app, widget_key, text: str, **headers: str) -> Reply:
 @pytest.fixture(autouse=True)
 def web_process_receivers(settings):
     """request_started as a web process has it (kefu.runtime drops kb's resume receiver when resuming is
-    off, as it is in tests); kb's receiver is connected again afterwards."""
+    off, as it is in tests); kb's receiver is connected again afterwards if it was before."""
     from kb import apps as kb_apps
     from kefu.runtime import request_signals_trim
 
+    was_connected = kb_apps.resume_on_first_request in request_started._live_receivers(None)[0]
     request_signals_trim()
     yield
-    request_started.connect(kb_apps.resume_on_first_request, dispatch_uid="kb-resume-on-start")
+    if was_connected:
+        request_started.connect(kb_apps.resume_on_first_request, dispatch_uid="kb-resume-on-start")
 
 
 @pytest.fixture
@@ -208,4 +210,4 @@ def test_a_service_mode_web_process_keeps_only_djangos_request_receivers(setting
         # then request_started holds Django's own receivers only: the handler sends it on the loop
         assert sync_receivers and set(sync_receivers) <= LOOP_SAFE_RECEIVERS
     finally:
-        request_started.connect(kb_apps.resume_on_first_request, dispatch_uid="kb-resume-on-start")
+        request_started.disconnect(dispatch_uid="kb-resume-on-start")  # web_process_receivers restores the rest
