@@ -1,7 +1,8 @@
 """Hybrid search: BM25 ∥ FAISS over the active index version → weighted RRF → hits with sources.
 
 Rows of the index are chunks and FAQ phrasings; each retriever's rows collapse to items
-(a chunk, or an FAQ entry at its best-matching phrasing) before fusion. A hit on an FAQ
+(a chunk, or an FAQ entry at its best-matching phrasing) before fusion. Among near-tied fused hits,
+one whose question asks for the customer's kind of answer leads (:mod:`kb.retrieval.question_type`). A hit on an FAQ
 entry carries its answer and the cosine similarity between the query and its closest
 phrasing, which the chat app compares with the base's direct-answer threshold.
 """
@@ -19,6 +20,7 @@ from kb.indexing import ROW_FAQ, active_index
 from kb.models import Chunk, FaqEntry
 from kb.retrieval.analyzer import analyze
 from kb.retrieval.fusion import Ranked, weighted_minmax, weighted_rrf
+from kb.retrieval.question_type import prefer_matching_type
 from kb.search_backends import observed
 
 BM25 = "bm25"
@@ -86,7 +88,8 @@ def hybrid(kb, query: str, k: int | None = None, *, query_vector: np.ndarray | N
     fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k,
                  method=kb.fusion_method)
     hydrated = hydrate({f.key for f in fused}, found.query_vector, vectors_model=getattr(index, "embedding_model", ""))
-    return [make_hit(hydrated[f.key], f.score, f.found_by) for f in fused if f.key in hydrated]
+    return prefer_matching_type(query, [make_hit(hydrated[f.key], f.score, f.found_by) for f in fused
+                                        if f.key in hydrated])
 
 
 def search(kb, query: str, k: int | None = None, *, include_faq: bool = True,
@@ -111,7 +114,7 @@ def search(kb, query: str, k: int | None = None, *, include_faq: bool = True,
                        vectors_model=getattr(index, "embedding_model", ""))
     as_hits = {name: [make_hit(hydrated[key], score, by) for key, score, by in items if key in hydrated]
                for name, items in lists.items()}
-    return SearchResult(bm25=as_hits[BM25], dense=as_hits[DENSE], hybrid=as_hits["hybrid"])
+    return SearchResult(bm25=as_hits[BM25], dense=as_hits[DENSE], hybrid=prefer_matching_type(query, as_hits["hybrid"]))
 
 
 def candidates(index, query: str, depth: int, query_vector: np.ndarray | None = None) -> Candidates:
