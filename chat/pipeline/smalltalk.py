@@ -3,7 +3,7 @@
 A base that answers extractively never shows generator output, so small talk gets Kefu's own
 short replies: greetings, thanks, goodbyes and "who are you?" are recognised by the patterns
 below (English and Chinese) and answered from :mod:`chat.pipeline.replies` in the customer's
-language. Tasks no support bot should take on — translating, writing poems or stories, jokes,
+language. Tasks no support bot should take on — translating, writing poems, stories, cover letters or speeches, jokes,
 code, homework — are recognised too, in every answer mode, and get the scope message with the
 offer of a person. Anything else the intent stage calls chit-chat is searched like a question (and refused when
 nothing fits): a canned reply that does not fit is worse than an honest answer or "I don't know".
@@ -47,9 +47,11 @@ TASK_REQUEST = re.compile(
     r"|\b(?:write|compose|make up|tell)\b.{0,20}\b(?:poem|haiku|song|lyrics|story|essay|joke|limerick|rap)\b"
     r"|\b(?:poem|haiku|joke|limerick)\s+(?:about|on)\b"
     r"|\b(?:write|give me|show me)\b.{0,25}\b(?:code|script|program|function|regex|sql)\b"
+    r"|\b(?:write|draft|compose)\b.{0,25}\b(?:cover letter|cv|r[eé]sum[eé]|job application|speech|toast|eulogy"
+    r"|tweet|blog post|love letter|wedding vows)\b(?!-)"
     r"|\b(?:python|javascript|java|c\+\+|sql|html)\s+(?:code|script|function|program)\b"
     r"|\b(?:solve|do)\b.{0,15}\b(?:homework|equation|math problem)\b"
-    r"|翻译成|翻成|译成|写(?:一)?(?:首|篇|个)?(?:诗|歌|故事|文章|作文|笑话|代码|程序)|讲(?:一)?个笑话|编(?:一)?个故事",
+    r"|翻译成|翻成|译成|写(?:一)?(?:首|篇|个|封|份)?(?:诗|歌|故事|文章|作文|笑话|代码|程序|求职信|简历|演讲稿|情书)|讲(?:一)?个笑话|编(?:一)?个故事",
     re.IGNORECASE)
 
 

@@ -29,6 +29,8 @@ def test_a_question_with_small_talk_around_it_is_a_question(text):
     "Translate 'good morning' into Japanese.", "Can you translate this to French?", "Write me a poem about roofs",
     "tell me a joke", "a haiku about snow please", "Write a Python script that renames files",
     "把这句话翻译成日语", "给我写一首诗", "讲个笑话",
+    "Can you write me a cover letter for a carpenter job application?", "draft my CV please",
+    "Write a wedding speech for my brother", "帮我写一封求职信",
 ])
 def test_tasks_for_a_general_assistant_are_recognised(text):
     assert is_task_request(text)
@@ -37,7 +39,8 @@ def test_tasks_for_a_general_assistant_are_recognised(text):
 @pytest.mark.parametrize("text", [
     "How do I write a complaint to my builder?", "Is the contract available in English?",
     "What code does the building regulation use for stairs?", "Can you tell me about the ROT deduction?",
-    "如何写投诉信给施工方？",
+    "如何写投诉信给施工方？", "What should I write in the contract about the speech of the payment plan?",
+    "Do I need to write a CV-style list of previous jobs when I register as a contractor?",
 ])
 def test_support_questions_that_mention_writing_or_code_are_not_tasks(text):
     assert not is_task_request(text)
