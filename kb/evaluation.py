@@ -33,6 +33,7 @@ WEIGHT_GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0
 RRF_K_GRID = (5, 20, 60)
 # Fusion methods tried by the tuning: RRF with each k, and min-max score combination (k unused: 0).
 METHODS = ("rrf", "minmax")
+TUNE_NOISE = 0.001  # nDCG@10 differences this small between fusion settings are noise, not signal
 
 
 @dataclass(frozen=True)
@@ -147,8 +148,7 @@ def fusion_weight_tune(*, knowledge_base, pairs: Sequence[EvalQuery] | None = No
         ranked = [[labels.get(fused.key, set())
                    for fused in fuse(f, dense_weight=weight, rrf_k=rrf_k, limit=DEPTH, method=method)] for f in found]
         results[(method, weight, rrf_k)] = score_lists(ranked, pairs).ndcg10
-    # Ties go to RRF and to the setting nearest the defaults (less overfitting to a small label set).
-    best = max(results, key=lambda s: (round(results[s], 6), s[0] == "rrf", -abs(s[1] - 0.7), s[2]))
+    best = chosen_setting(results)
     if save:
         method, weight, rrf_k = best
         knowledge_base.fusion_method, knowledge_base.fusion_dense_weight = method, weight
@@ -158,6 +158,19 @@ def fusion_weight_tune(*, knowledge_base, pairs: Sequence[EvalQuery] | None = No
         if best != current:
             fusion_changed_announce(knowledge_base)
     return best, results
+
+
+def chosen_setting(results: dict[tuple[str, float, int], float]) -> tuple[str, float, int]:
+    """The best setting, settings within ``TUNE_NOISE`` of the best counting as tied: ties go to RRF and to
+    the setting nearest the defaults (less overfitting to a small label set).
+
+    The band makes the choice the same on every CPU: the demo base's two best settings (min-max 0.9 and
+    0.85) scored 0.7304 and 0.7296 on one machine and the other way round on another, and the two
+    choices moved its held-out out-of-base refusal between 0.93 and 0.97 (session 9).
+    """
+    top = max(results.values())
+    tied = [setting for setting, value in results.items() if value >= top - TUNE_NOISE]
+    return max(tied, key=lambda s: (s[0] == "rrf", -abs(s[1] - 0.7), s[2]))
 
 
 def fusion_changed_announce(knowledge_base) -> None:

@@ -6,7 +6,15 @@ import math
 
 import pytest
 
-from kb.evaluation import EvalQuery, faq_pairs, fusion_weight_tune, query_metrics, ranks_of_relevant
+from kb.evaluation import (
+    TUNE_NOISE,
+    EvalQuery,
+    chosen_setting,
+    faq_pairs,
+    fusion_weight_tune,
+    query_metrics,
+    ranks_of_relevant,
+)
 
 
 def test_metrics_for_a_known_ranking():
@@ -47,9 +55,20 @@ def test_fusion_tuning_uses_faq_pairs_and_saves_the_best(kb, ingest):
                             ("minmax", 0.5, 0), ("minmax", 0.9, 0)}
     assert (kb.fusion_method, kb.fusion_dense_weight) == best[:2]
     assert best[0] == "minmax" or kb.fusion_rrf_k == best[2]
-    assert results[best] == max(results.values()) > 0.5
+    assert results[best] >= max(results.values()) - TUNE_NOISE and results[best] > 0.5
 
 
 def test_fusion_tuning_keeps_settings_with_too_few_pairs(kb):
     best, results = fusion_weight_tune(knowledge_base=kb, pairs=[EvalQuery("q", ("d",))])
     assert best == (kb.fusion_method, kb.fusion_dense_weight, kb.fusion_rrf_k) and results == {}
+
+
+def test_fusion_settings_within_the_noise_band_count_as_tied():
+    # given two min-max settings 0.0008 apart (the demo base's two best, whose order flips between CPUs)
+    results = {("minmax", 0.9, 0): 0.7304, ("minmax", 0.85, 0): 0.7296, ("rrf", 0.85, 5): 0.7269}
+    # then the one nearer the default weight wins, whichever is ahead by float noise
+    assert chosen_setting(results) == ("minmax", 0.85, 0)
+    assert chosen_setting({**results, ("minmax", 0.85, 0): 0.7310}) == ("minmax", 0.85, 0)
+    # and RRF wins a tie; a setting clearly ahead wins outright
+    assert chosen_setting({**results, ("rrf", 0.85, 5): 0.7300}) == ("rrf", 0.85, 5)
+    assert chosen_setting({**results, ("minmax", 0.9, 0): 0.7400}) == ("minmax", 0.9, 0)
