@@ -24,15 +24,18 @@ from typing import Protocol
 RATIO = 0.8  # a matching hit must score at least this share of the best fused score
 DEPTH = 3  # how far down the fused list a matching hit may come from
 
+ASKS = r"(?:^|[.?!;:]\s*|\b(?:and|so|but|or)\s+)"  # where a question (or a second one) starts
 # First match wins: "how much does a permit cost" is a cost, not a definition.
 TYPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(pattern)) for name, pattern in (
     ("cost", r"\bhow much\b|\bcosts?\b|\bprices?\b|\bpricing\b|\bexpensive\b|\bcheap(?:er|est)?\b|\bfees?\b"
              r"|\bset (?:me|us) back\b|\bbudget|多少钱|费用|价格|价钱|收费"),
     ("duration", r"\bhow long\b|\bhow many (?:minutes|hours|days|weeks|months|years)\b|多久|多长时间"),
-    ("time", r"\bwhen\b|\bwhat time\b|\b(?:what|which) hours\b|\bopening hours\b|什么时候|几点"),
-    ("who", r"^(?:who|whom|whose)\b|\bwho (?:is|are|should|can|pays|must|will)\b|谁"),
-    ("where", r"^where\b|\bwhere (?:do|does|can|is|are|should)\b|哪里|在哪"),
-    ("why", r"^why\b|\bwhy (?:do|does|is|are|should|would)\b|为什么|为何"),
+    # "when", "who", "where" and "why" ask only where a question starts ("Is VAT reverse charged when I only
+    # buy materials?" asks nothing about time; "a builder who is not registered" about no person).
+    ("time", rf"{ASKS}when\b|\bwhat time\b|\b(?:what|which) hours\b|\bopening hours\b|什么时候|几点"),
+    ("who", rf"{ASKS}(?:who|whom|whose)\b|谁"),
+    ("where", rf"{ASKS}where\b|哪里|在哪"),
+    ("why", rf"{ASKS}why\b|为什么|为何"),
     ("difference", r"\bdifference\b|\bdiffers?\b|\bvs\.?\b|\bversus\b|区别|不同"),
     ("definition", r"^what(?:'s| is| are) (?:a|an)\b|\bwhat (?:does|do) .+ mean\b|\bexactly is\b|\bstand for\b"
                    r"|\bmeaning of\b|什么是|是什么|指的是|什么意思"),
