@@ -26,6 +26,10 @@ class ChatConfig(AppConfig):
         from chat.lookups import connect_signals  # lazy: as above
 
         connect_signals()  # the web's remembered keys and profiles are forgotten when they change
+        from chat.pipeline.answerability import warm_references  # lazy: as above
+        from kefu.runtime import on_warmup  # lazy: as above
+
+        on_warmup(warm_references)  # the first scored question would embed ~460 shipped questions
 
 
 def answerability_fit_enqueue(*, knowledge_base_id: int, index_version_id: int, **_: object) -> None:

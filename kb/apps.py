@@ -18,9 +18,13 @@ class KbConfig(AppConfig):
     verbose_name = "Knowledge bases"
 
     def ready(self) -> None:
-        # lazy: kb.search_backends imports kb.models, which needs the app registry this method runs after
+        # lazy: kb.search_backends imports kb.models, which needs the app registry this method runs after;
+        # the speller's word list and kefu.runtime load only when called
+        from kb.retrieval.spelling import english_words
         from kb.search_backends import rows_drop_with_base
+        from kefu.runtime import on_warmup
 
+        on_warmup(english_words)  # ~20 MB word list the speller reads for the first question with a Latin word
         request_started.connect(resume_on_first_request, dispatch_uid="kb-resume-on-start")
         pre_delete.connect(rows_drop_with_base, sender="kb.KnowledgeBase", dispatch_uid="kb-rows-drop-with-base")
 

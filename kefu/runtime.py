@@ -1,13 +1,17 @@
 """What a web process starts beside serving requests.
 
 The embedding model is loaded in a background thread (queries need it; loading
-takes seconds, and the web process must start fast). In embedded mode the
-inference engine also starts here, in a thread of this process; in service mode it
-lives in the inference worker instead.
+takes seconds, and the web process must start fast), followed by what the apps
+registered with :func:`on_warmup` (chat: the shipped out-of-base questions' vectors that
+answerability compares each question with; kb: the English word list of the speller) — so
+the first customer does not wait for them. In embedded mode the inference engine also
+starts here, in a thread of this process; in service mode it lives in the inference worker
+instead.
 """
 
 import logging
 import threading
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.signals import request_started
@@ -18,6 +22,24 @@ from kefu import compute
 
 log = logging.getLogger(__name__)
 _started = threading.Event()
+_warmups: list[Callable[[], object]] = []  # what apps asked to load after the embedder (on_warmup)
+
+
+def on_warmup(load: Callable[[], object]) -> None:
+    """Run ``load`` in the web process's warm-up thread, after the embedder (once per registration)."""
+    if load not in _warmups:
+        _warmups.append(load)
+
+
+def warm_up() -> None:
+    """The embedder, then each registered warm-up; a failure is logged and the rest still run (a request
+    that needs what failed loads it itself)."""
+    warm_embedder()
+    for load in list(_warmups):
+        try:
+            load()
+        except Exception:
+            log.exception("warm-up %s failed", getattr(load, "__qualname__", load))
 
 
 def start_background_services() -> None:
@@ -29,7 +51,7 @@ def start_background_services() -> None:
     request_signals_trim()
     if not settings.KEFU_WARMUP:
         return
-    threading.Thread(target=warm_embedder, name="kefu-warm-embedder", daemon=True).start()
+    threading.Thread(target=warm_up, name="kefu-warm-up", daemon=True).start()
     if settings.KEFU_MODE == "embedded":
         threading.Thread(target=start_in_process_engine, name="kefu-engine-start", daemon=True).start()
     log.info("kefu web process started in %s mode", settings.KEFU_MODE)

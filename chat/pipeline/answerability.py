@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from django.conf import settings
@@ -191,6 +192,12 @@ def reference_vectors(index) -> np.ndarray:
                 found = np.asarray(embed_like_index(index, list(reference_questions())), dtype=np.float32)
                 _reference_vectors[model] = found
     return found
+
+
+def warm_references() -> None:
+    """Embed the shipped questions by the process default model ahead of the first question (the web
+    process's warm-up, :mod:`kefu.runtime`); a base on another model embeds them on its first question."""
+    reference_vectors(SimpleNamespace(embedding_model=embedding.default_model_name()))
 
 
 def off_topic_similarity(vector: np.ndarray, references: np.ndarray, *, leave_out: np.ndarray | None = None
