@@ -86,10 +86,18 @@ def main() -> None:
         drain(timeout=900)
         built = time.perf_counter() - started
         summaries[name] = run_answer_eval(kb, *SETS[name])
+        kb.refresh_from_db()
         print(f"{name}: base ready in {built:.0f} s, answer_eval {summaries[name]['seconds']:.0f} s "
-              f"({summaries[name]['questions']} questions, {summaries[name]['dialogues']} dialogues)",
-              file=sys.stderr, flush=True)
+              f"({summaries[name]['questions']} questions, {summaries[name]['dialogues']} dialogues); "
+              f"fusion {fusion_of(kb)}", file=sys.stderr, flush=True)
     print_table(summaries)
+
+
+def fusion_of(kb) -> str:
+    """The base's fusion as tuned here: the figures depend on it, and its choice can differ between CPUs."""
+    if kb.fusion_method == "minmax":
+        return f"min-max, dense weight {kb.fusion_dense_weight}"
+    return f"RRF, dense weight {kb.fusion_dense_weight}, k={kb.fusion_rrf_k}"
 
 
 def available(name: str) -> bool:
