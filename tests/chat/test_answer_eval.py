@@ -311,6 +311,22 @@ def test_the_shipped_zaragoza_questions_are_paraphrases_of_real_entries_and_ques
     assert len({row.question for row in rows}) == len(rows)
 
 
+@pytest.mark.parametrize(("name", "in_base_at_least", "out_of_base_at_least"), [
+    ("zaragoza_heldout.jsonl", 50, 25), ("zaragoza_spot.jsonl", 20, 10),
+])
+def test_the_other_zaragoza_sets_name_real_entries_in_words_of_their_own(name, in_base_at_least,
+                                                                         out_of_base_at_least):
+    from chat.evaluation import load_rows
+
+    faq = zaragoza_faq()
+    rows = load_rows(EVAL_DIR / name)
+    in_base = [row for row in rows if row.expect == "in_base"]
+    assert len(in_base) >= in_base_at_least and len(rows) - len(in_base) >= out_of_base_at_least
+    assert all(row.expected.faq_ids and set(row.expected.faq_ids) <= faq.keys() for row in in_base)
+    assert not set(faq.values()) & {row.question for row in rows}
+    assert len({row.question for row in rows}) == len(rows)
+
+
 def test_the_shipped_dialogues_mix_continuations_and_switches_on_real_entries():
     from chat.evaluation import load_dialogues
 
