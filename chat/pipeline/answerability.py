@@ -59,7 +59,8 @@ log = logging.getLogger(__name__)
 # Agreement: the other retriever ranks a retriever's best item this high or better.
 AGREEMENT_DEPTH = 5
 SUPPORT_PASSAGES = extractive.MAX_PASSAGES  # passages whose sentences count as support (as the extract reads)
-SCHEMA = 2  # bumped when the features change: older model files are then ignored (and refitted, see model_for)
+SCHEMA = 3  # bumped when the features or the fit change: older model files are then ignored (and refitted, see
+#   model_for). 3: the fit's ridge strength 1 → 3 (chat.answerability_fit.L2).
 CACHE_PREFIX = "kefu:answerability:"
 FIT_QUEUE = "ingest"  # where fits run (chat.tasks)
 REFERENCE_FILE = Path(__file__).resolve().parent.parent / "data" / "out_of_base.jsonl"
