@@ -8,8 +8,10 @@ error into a single line on stderr and exit status 2.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -103,18 +105,37 @@ def redis_url(url: str) -> str | None:
 
 
 def secret_key(value: str, data: Path, *, required: bool) -> str:
-    """SECRET_KEY from the environment, or one generated once and kept in the data dir."""
+    """SECRET_KEY from the environment, or one generated once and kept in the data dir.
+
+    The web process and the workers of a fresh data dir start together and all look for the file: it is
+    written whole before it appears (:func:`secret_key_create`), so none reads it half-written. Once a
+    process read an empty key from a file another had only just created, and served every request with
+    a 500 ("The SECRET_KEY setting must not be empty").
+    """
     if value:
         return value
     if required:
         raise ConfigError("SECRET_KEY is not set; production settings need it in the environment")
     path = data / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    key = secrets.token_urlsafe(50)
-    path.write_text(key)
-    path.chmod(0o600)
+    if not path.exists():
+        secret_key_create(path)
+    key = path.read_text().strip()
+    if not key:
+        raise ConfigError(f"{path} is empty: delete it (a new key is generated) or set SECRET_KEY")
     return key
+
+
+def secret_key_create(path: Path) -> None:
+    """A new key in a private temporary file, linked into place: the link fails if another process got there
+    first, and then its complete file stands."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")  # mode 0600
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+        with contextlib.suppress(FileExistsError):  # another process's complete key stands
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
 
 
 def positive_int(name: str, value: int, *, maximum: int | None = None) -> int:

@@ -1,7 +1,9 @@
 """Settings: the environment picks the mode, the database and the model, with embedded defaults."""
 
 import json
+import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +96,52 @@ def test_out_of_range_max_new_tokens_is_refused(tmp_path, value):
                             env=subprocess_env(KEFU_MAX_NEW_TOKENS=value, KEFU_DATA_DIR=str(tmp_path)))
     assert result.returncode == 2
     assert result.stderr.strip() == f"kefu: configuration error: KEFU_MAX_NEW_TOKENS={value} must be at least 1 and at most 32768"
+
+
+def _key_in(directory: str, barrier, keys) -> None:
+    from kefu.config import secret_key
+
+    barrier.wait()
+    keys.put(secret_key("", Path(directory), required=False))
+
+
+def test_processes_starting_together_on_a_fresh_data_dir_read_one_whole_key(tmp_path):
+    # given a web process and workers starting at the same moment on a fresh data dir
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    barrier, queue = context.Barrier(8), context.Queue()
+    processes = [context.Process(target=_key_in, args=(str(tmp_path), barrier, queue)) for _ in range(8)]
+    for process in processes:
+        process.start()
+    keys = [queue.get(timeout=30) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+    # then every one reads the same complete key, and no temporary file is left behind
+    assert len(set(keys)) == 1 and len(keys[0]) >= 50
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret_key"]
+    assert oct((tmp_path / "secret_key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_process_that_loses_the_race_reads_the_winners_key(tmp_path, monkeypatch):
+    # given another process links its key into place between this one's check and its own link
+    from kefu import config
+
+    real_link = os.link
+
+    def other_process_first(source, destination):
+        (tmp_path / "other").write_text("the-other-process-key")
+        real_link(tmp_path / "other", destination)
+        raise FileExistsError(destination)
+
+    monkeypatch.setattr(config.os, "link", other_process_first)
+    # then this process reads the other's key, not its own
+    assert config.secret_key("", tmp_path, required=False) == "the-other-process-key"
+
+
+def test_an_empty_key_file_is_a_configuration_error_naming_it(tmp_path):
+    from kefu.config import ConfigError, secret_key
+
+    (tmp_path / "secret_key").write_text("")
+    with pytest.raises(ConfigError, match="secret_key is empty"):
+        secret_key("", tmp_path, required=False)
