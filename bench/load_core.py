@@ -191,7 +191,11 @@ class Stack:
         self.spawn("worker-inference", [*worker, "-Q", "inference", "-P", "threads",
                                         "-c", str(self.config.inference_threads), "-n", f"load-infer-{self.port}@%h"])
         self.spawn("web", self.web_command(self.port, workers=self.config.web_workers))
-        self.wait_ready(timeout_s)
+        try:
+            self.wait_ready(timeout_s)
+        except BaseException:
+            self.stop()  # a stack that never got ready leaves no process behind (``with`` never reaches __exit__)
+            raise
         return self
 
     def web_command(self, port: int, *, workers: int = 1) -> list[str]:
