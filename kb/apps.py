@@ -18,8 +18,8 @@ class KbConfig(AppConfig):
     verbose_name = "Knowledge bases"
 
     def ready(self) -> None:
-        # lazy: kb.search_backends imports kb.models, which needs the app registry this method runs after;
-        # the speller's word list and kefu.runtime load only when called
+        # lazy: kb.search_backends imports kb.models, which needs the app registry this method runs after
+        # (the speller's ~20 MB word list loads only when english_words is called: in the web's warm-up)
         from kb.retrieval.spelling import english_words
         from kb.search_backends import rows_drop_with_base
         from kefu.runtime import on_warmup

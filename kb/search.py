@@ -20,8 +20,7 @@ from kb.indexing import INDEXED_STATUSES, active_index
 from kb.models import Chunk, FaqEntry, IndexVersion
 from kb.retrieval import spelling
 from kb.retrieval.analyzer import analyze
-from kb.retrieval.question_type import prefer_matching_type
-from kb.retrieval.search import Candidates, Hit, SearchResult, fuse, hybrid, hydrate, make_hit, search
+from kb.retrieval.search import Candidates, Hit, SearchResult, fuse, fused_hits, hybrid, hydrate, search
 from kb.search_backends import BackendStatus, SearchBackendUnavailable, configured_backend, local
 
 
@@ -116,8 +115,7 @@ def hits_excluding(kb, index, queries: Sequence[tuple[str, np.ndarray, Sequence[
         fused = fuse(Candidates(bm25=bm25, dense=dense, query_vector=vector), dense_weight=kb.fusion_dense_weight,
                      rrf_k=kb.fusion_rrf_k, limit=kb.top_k, method=kb.fusion_method)
         hydrated = hydrate({f.key for f in fused}, vector, vectors_model=getattr(index, "embedding_model", ""))
-        out.append(prefer_matching_type(query, [make_hit(hydrated[f.key], f.score, f.found_by) for f in fused
-                                                if f.key in hydrated]))
+        out.append(fused_hits(query, fused, hydrated))
     return out
 
 

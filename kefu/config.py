@@ -8,10 +8,10 @@ error into a single line on stderr and exit status 2.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -120,22 +120,46 @@ def secret_key(value: str, data: Path, *, required: bool) -> str:
     if not path.exists():
         secret_key_create(path)
     key = path.read_text().strip()
+    for _ in range(SECRET_KEY_WAITS):  # a volume without hard links: another process may be writing it
+        if key:
+            break
+        time.sleep(0.1)
+        key = path.read_text().strip()
     if not key:
         raise ConfigError(f"{path} is empty: delete it (a new key is generated) or set SECRET_KEY")
     return key
 
 
+SECRET_KEY_WAITS = 20  # × 0.1 s for an empty key file to be written
+
+
 def secret_key_create(path: Path) -> None:
     """A new key in a private temporary file, linked into place: the link fails if another process got there
-    first, and then its complete file stands."""
+    first, and then its complete file stands. On a volume without hard links (some network shares), the file
+    is created exclusively and written at once; readers wait for its content (:func:`secret_key`)."""
+    key = secrets.token_urlsafe(50)
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".secret_key.")  # mode 0600
     try:
         with os.fdopen(descriptor, "w") as handle:
-            handle.write(secrets.token_urlsafe(50))
-        with contextlib.suppress(FileExistsError):  # another process's complete key stands
+            handle.write(key)
+        try:
             os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process's complete key stands
+        except OSError:
+            exclusive_write(path, key)
     finally:
         os.unlink(temporary)
+
+
+def exclusive_write(path: Path, text: str) -> None:
+    """Create ``path`` (0600) with ``text`` unless it exists: another process's key then stands."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
 
 
 def positive_int(name: str, value: int, *, maximum: int | None = None) -> int:

@@ -41,7 +41,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 from django.conf import settings
@@ -184,13 +183,18 @@ _reference_lock = threading.Lock()
 
 def reference_vectors(index) -> np.ndarray:
     """(R, D) the shipped questions embedded by the index version's model, once per model and process."""
-    model = index.embedding_model or ""
+    return model_reference_vectors(index.embedding_model or "")
+
+
+def model_reference_vectors(model: str) -> np.ndarray:
+    """(R, D) the shipped questions embedded by ``model`` (blank: the process default), once per process."""
     found = _reference_vectors.get(model)
     if found is None:
         with _reference_lock:
             found = _reference_vectors.get(model)
             if found is None:
-                found = np.asarray(embed_like_index(index, list(reference_questions())), dtype=np.float32)
+                found = np.asarray(embedding.embed_texts(list(reference_questions()), model=model or None,
+                                                         batch_size=64), dtype=np.float32)
                 _reference_vectors[model] = found
     return found
 
@@ -198,7 +202,7 @@ def reference_vectors(index) -> np.ndarray:
 def warm_references() -> None:
     """Embed the shipped questions by the process default model ahead of the first question (the web
     process's warm-up, :mod:`kefu.runtime`); a base on another model embeds them on its first question."""
-    reference_vectors(SimpleNamespace(embedding_model=embedding.default_model_name()))
+    model_reference_vectors(embedding.default_model_name())
 
 
 def off_topic_similarity(vector: np.ndarray, references: np.ndarray, *, leave_out: np.ndarray | None = None

@@ -88,8 +88,7 @@ def hybrid(kb, query: str, k: int | None = None, *, query_vector: np.ndarray | N
     fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k,
                  method=kb.fusion_method)
     hydrated = hydrate({f.key for f in fused}, found.query_vector, vectors_model=getattr(index, "embedding_model", ""))
-    return prefer_matching_type(query, [make_hit(hydrated[f.key], f.score, f.found_by) for f in fused
-                                        if f.key in hydrated])
+    return fused_hits(query, fused, hydrated)
 
 
 def search(kb, query: str, k: int | None = None, *, include_faq: bool = True,
@@ -113,8 +112,8 @@ def search(kb, query: str, k: int | None = None, *, include_faq: bool = True,
     hydrated = hydrate({key for items in lists.values() for key, _, _ in items}, found.query_vector,
                        vectors_model=getattr(index, "embedding_model", ""))
     as_hits = {name: [make_hit(hydrated[key], score, by) for key, score, by in items if key in hydrated]
-               for name, items in lists.items()}
-    return SearchResult(bm25=as_hits[BM25], dense=as_hits[DENSE], hybrid=prefer_matching_type(query, as_hits["hybrid"]))
+               for name, items in lists.items() if name != "hybrid"}
+    return SearchResult(bm25=as_hits[BM25], dense=as_hits[DENSE], hybrid=fused_hits(query, fused, hydrated))
 
 
 def candidates(index, query: str, depth: int, query_vector: np.ndarray | None = None) -> Candidates:
@@ -204,6 +203,13 @@ def faq_similarity(embeddings: bytes, query_vector: np.ndarray) -> float | None:
     if not matrix.size or matrix.size % width:
         return None
     return float((matrix.reshape(-1, width) @ query_vector).max())
+
+
+def fused_hits(query: str, fused, hydrated: dict[tuple[str, int], dict]) -> list[Hit]:
+    """The fused items as hits, in the order a customer's question reads them: fused order, a near-tied hit
+    of the asked answer type first (every hybrid list goes through here)."""
+    return prefer_matching_type(query, [make_hit(hydrated[f.key], f.score, f.found_by) for f in fused
+                                        if f.key in hydrated])
 
 
 def make_hit(fields: dict, score: float, found_by: Mapping[str, Ranked]) -> Hit:

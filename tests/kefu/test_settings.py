@@ -139,9 +139,25 @@ def test_a_process_that_loses_the_race_reads_the_winners_key(tmp_path, monkeypat
     assert config.secret_key("", tmp_path, required=False) == "the-other-process-key"
 
 
-def test_an_empty_key_file_is_a_configuration_error_naming_it(tmp_path):
-    from kefu.config import ConfigError, secret_key
+def test_an_empty_key_file_is_a_configuration_error_naming_it(tmp_path, monkeypatch):
+    from kefu import config
 
+    monkeypatch.setattr(config, "SECRET_KEY_WAITS", 2)
     (tmp_path / "secret_key").write_text("")
-    with pytest.raises(ConfigError, match="secret_key is empty"):
-        secret_key("", tmp_path, required=False)
+    with pytest.raises(config.ConfigError, match="secret_key is empty"):
+        config.secret_key("", tmp_path, required=False)
+
+
+def test_on_a_volume_without_hard_links_the_key_is_created_exclusively(tmp_path, monkeypatch):
+    # given a file system that refuses hard links (some network shares)
+    from kefu import config
+
+    def no_links(source, destination):
+        raise PermissionError("hard links are not supported here")
+
+    monkeypatch.setattr(config.os, "link", no_links)
+    # when two processes look for the key one after the other, then both read the first one's whole key
+    first = config.secret_key("", tmp_path, required=False)
+    assert len(first) >= 50 and config.secret_key("", tmp_path, required=False) == first
+    assert oct((tmp_path / "secret_key").stat().st_mode & 0o777) == "0o600"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret_key"]
