@@ -1,6 +1,6 @@
 """Issue 13's answer-quality figures for every evaluation set, in one table (base · mode × figure).
 
-    .venv/bin/python bench/answer_eval_all.py [--only demo,demo-heldout,demo-spot,demo-zh,debian-en,debian-zh] [--workdir DIR]
+    .venv/bin/python bench/answer_eval_all.py [--only demo,demo-heldout,demo-spot,demo-blind,demo-zh,debian-en,debian-zh] [--workdir DIR]
 
 Builds the bases in a throw-away data dir through Kefu's real ingestion path — the demo base as
 ``demo_setup`` does (``kb.demo``: zaragoza FAQ entries + answer documents, fusion tuned on its own
@@ -44,11 +44,15 @@ SETS = {
     # widened after the first run, where a second entry answers the same question (kontrakt-018 / kostnad-004,
     # rut-008 / rut-015).
     "demo-spot": ("zaragoza_spot.jsonl", None),
+    # Session 10: written by a helper session that read only the FAQ rows and two lines of another set's format,
+    # never the code or the other sets: 60 paraphrases of entries drawn at random (seed 4242), 30 out-of-base
+    # questions (20 near the domain) and 30 dialogues. Measured before any change of that session.
+    "demo-blind": ("zaragoza_blind.jsonl", "zaragoza_dialogues_blind.jsonl"),
     "debian-en": ("debian-en.jsonl", None),
     "debian-zh": ("debian-zh.jsonl", None),
     "demo-zh": ("debian-zh.jsonl", None),  # the Chinese demo base (kb.demo): the same chapters as debian-zh
 }
-ENGLISH_DEMO = ("demo", "demo-heldout", "demo-spot")  # all ask the one English demo base
+ENGLISH_DEMO = ("demo", "demo-heldout", "demo-spot", "demo-blind")  # all ask the one English demo base
 DEBIAN = {"debian-en": (kb_datasets.DEBIAN_EN, "*.en.html", "en"),
           "debian-zh": (kb_datasets.DEBIAN_ZH, "*.zh-cn.html", "zh")}
 COLUMNS = (  # (figure key, column header)
