@@ -44,6 +44,7 @@ we're i'd i've we've you're they're i'll we'll don't doesn't isn't aren't can't 
 by way other another new too either more most very lot usually roughly typically still
 myself yourself ourselves themselves afterwards later something anything everything nothing someone anyone
 one ones without within
+what's where's who's how's that's there's here's let's up down out off back now recently ago bought found noticed
 """.split())
 # A connective opener: the question continues the conversation whatever else it names.
 CONTINUES = re.compile(r"^\W*(and|but|so|also|then|what about|how about|what if)\b", re.IGNORECASE)
@@ -53,13 +54,14 @@ ASK_WORDS = frozenset("""
 cost costs price prices budget expensive cheap pay long take takes time wait last lasts valid allowed
 required need permit big size many often soon quickly fast maximum minimum amount does work works mean
 means happen happens help apply start begin finish prove check do done covered cover deduct deduction
+count counts qualify qualifies considered classed
 """.split())
 # The generic part of an ask, left out of the topic a follow-up inherits: after "What does a new roof cost?",
 # "is that deductible?" is about the roof, not about its cost.
 GENERIC_ASK = frozenset("""
 cost costs price prices budget expensive cheap pay long take takes time wait last lasts valid allowed required
 big size many often soon quickly fast maximum minimum amount work works mean means happen happens help
-normal typical ordinary average
+normal typical ordinary average limit limits
 """.split())
 OWN_TOPIC_WORDS = 2  # a question with this many topic words of its own is about its own topic
 SWITCH_TOPIC_WORDS = 3  # ...and with this many, it is even when it has a pronoun ("…error E24, how do I fix it?")
@@ -167,7 +169,8 @@ def standalone_question(question: str, turns: list[Turn]) -> Standalone:
     return Standalone(filled if filled != question else f"{question} {topic}", True, topic)
 
 
-PRONOUN_EN = re.compile(r"\b(it|them|they)\b", re.IGNORECASE)
+PRONOUN_EN = re.compile(r"\b(it's|it|them|they)(?!['\w])", re.IGNORECASE)
+CONTRACTED = {"it's": " is"}  # the verb a contracted pronoun carries, kept after the topic that replaces it
 
 
 def fill_pronoun(question: str, topic: str) -> str:
@@ -180,4 +183,5 @@ def fill_pronoun(question: str, topic: str) -> str:
     if not spans:
         return question
     start, end = min(spans)
-    return f"{question[:start]}{topic}{question[end:]}"
+    verb = CONTRACTED.get(question[start:end].lower(), "")
+    return f"{question[:start]}{topic}{verb}{question[end:]}"

@@ -101,3 +101,38 @@ def test_numbers_and_one_name_no_topic_of_their_own():
     turns = [Turn("user", "We are looking at a heat pump."), Turn("assistant", "Here is what we know [1].")]
     rewritten = standalone_question("what would it cost to install one in a 150 m2 house?", turns)
     assert rewritten.query == "what would heat pump cost to install one in a 150 m2 house?"
+
+
+def test_a_contracted_pronoun_is_replaced_whole_and_keeps_its_verb():
+    # given a question about a warranty period
+    turns = [Turn("user", "How long is the warranty period under ABS 18?"), Turn("assistant", "Five years [1].")]
+    # when the follow-up says "it's"
+    rewritten = standalone_question("what should I do when it's about to run out?", turns)
+    # then the topic takes the pronoun's place and the verb stays
+    assert rewritten.query == "what should I do when warranty period abs 18 is about to run out?"
+
+
+def test_a_contraction_and_a_limit_are_not_the_topic_a_follow_up_inherits():
+    turns = [Turn("user", "What's the radon limit for homes in Sweden?"), Turn("assistant", "200 Bq/m³ [1].")]
+    rewritten = standalone_question("how do you measure it?", turns)
+    assert rewritten.query == "how do you measure radon homes sweden?"
+
+
+def test_does_that_count_as_points_back_to_the_situation_described_before():
+    # given a situation described in the first turn
+    turns = [Turn("user", "We bought a 1970s house and have now found damp and mould in the crawl space."),
+             Turn("assistant", "Here is what we know [1].")]
+    # when the customer asks whether "that" counts as something
+    rewritten = standalone_question("does that count as a hidden defect?", turns)
+    # then the situation's topic fills the pronoun; the new ask is kept
+    assert rewritten.depends_on_history
+    assert rewritten.query.startswith("does 1970s house damp mould crawl space")
+    assert rewritten.query.endswith("count as a hidden defect?")
+
+
+def test_a_particle_is_no_topic_of_its_own():
+    # given a roof question, when the follow-up's only other word is "up" ("up there")
+    turns = [Turn("user", "What does a new roof cost on a 1960s villa?"), Turn("assistant", "About … [1].")]
+    rewritten = standalone_question("how long will the roofers be up there?", turns)
+    # then it is an ellipsis: the roof topic is added after the new ask
+    assert rewritten.query == "how long will the roofers be up there? roof 1960s villa"
