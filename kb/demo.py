@@ -2,7 +2,10 @@
 
 The English base: each zaragoza FAQ row (real customer FAQ pairs, CC BY 4.0) becomes an FAQ entry
 (direct answers) and a document holding its answer (cited passages), ingested through the ordinary
-path; the base's fusion weight is then tuned on those question → answer-document pairs.
+path; the base's fusion weight is then tuned on those question → answer-document pairs. ``demo_setup`` then
+tunes its embedder on its own FAQ once (kb.tuning, adopted only if the 2-fold gain and the regression gate
+allow): measured on the demo's four English sets (Zen 4, session 10), in-base right 0.79 → 0.83 and in-base
+refused 0.057 → 0.030, out-of-base refused 0.94 → 0.93 — about 2 minutes on 2 cores, once.
 
 The Chinese base: the HTML chapters of Debian's FAQ in Simplified Chinese (``/usr/share/doc/debian/FAQ/
 zh-cn``, the Debian package debian-faq-zh-cn), each one document, ingested as the bench's debian-zh base
@@ -25,8 +28,9 @@ import zaragoza_construction_faq
 from kb.evaluation import fusion_weight_tune
 from kb.indexing import index_build
 from kb.ingestion import document_ingest
-from kb.models import Chunk, Document, FaqEntry, KnowledgeBase
+from kb.models import Chunk, Document, FaqEntry, KnowledgeBase, TuningRun
 from kb.services import document_upload, faq_entry_create, knowledge_base_create
+from kb.tuning import tuning_start
 
 DEMO_NAME = "Demo — Zaragoza construction FAQ"
 DEMO_SLUG = "demo-zaragoza"
@@ -71,6 +75,23 @@ def demo_ingest(kb) -> None:
     if kb.active_index_id is None:
         index_build(knowledge_base_id=kb.pk)
     fusion_weight_tune(knowledge_base=kb)
+
+
+def demo_tuning_pending() -> TuningRun | None:
+    """A run (queued, not enqueued) tuning the demo base's embedder, unless one finished before — it is tried once
+    (a failed or interrupted run is tried again). Raises kb.tuning.TuningRejected while another is active."""
+    kb = KnowledgeBase.objects.filter(slug=DEMO_SLUG).first()
+    if kb is None or TuningRun.objects.filter(knowledge_base=kb, status=TuningRun.Status.DONE).exists():
+        return None
+    return tuning_start(knowledge_base=kb, enqueue=False)
+
+
+def tuning_summary(run: TuningRun) -> str:
+    if run.status == TuningRun.Status.FAILED:
+        return f"Demo embedder tuning failed (the base keeps its model): {run.error_message}"
+    if run.status != TuningRun.Status.DONE:
+        return f"Demo embedder tuning did not finish (run {run.pk} is {run.status}); the base keeps its model."
+    return f"Demo embedder tuning: {run.reason} ({run.seconds:.0f} s)"
 
 
 def summary(kb, state: str) -> str:

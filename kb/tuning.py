@@ -90,6 +90,12 @@ class TuningConfig:
     max_section_chunks: int = 3  # chunks of one section used as its targets (long documents do not dominate)
     min_items: int = 8  # fewer labelled items than this: too few to split in two folds and measure
     min_gain: float = 0.02  # mean held-out nDCG@10 gain a tuned model needs to be adopted
+    # The trained weights' share in the saved model; the rest is the starting model's (weight-space ensembling,
+    # "WiSE-FT", Wortsman et al. 2022). Trained alone, the demo's model took what is not in the base for what is
+    # ("How do I reverse a list in Python?" found reverse-charge VAT) and refused more in-base questions. Measured
+    # on the demo base (Zen 4, session 10; in-base right / refused / out-of-base refused, four sets together):
+    # 1.0 → 0.81 / 0.052 / 0.92, 0.7 → 0.83 / 0.030 / 0.92, 0.5 → 0.83 / 0.030 / 0.93; untuned 0.80 / 0.039 / 0.94.
+    tuned_share: float = 0.5
     seed: int = 13  # fold split, shuffling and initialisation
 
 
@@ -440,11 +446,26 @@ def train_model(current: str, pairs: list[Pair], config: TuningConfig, on_step: 
     warmup = max(1, int(len(batches) * config.warmup_share))
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
         (step + 1) / warmup, max(0.0, (len(batches) - step) / max(1, len(batches) - warmup))))
+    start = {name: value.detach().clone() for name, value in model.state_dict().items()}
     for done, batch in enumerate(batches, start=1):
         compute.call(train_step, model, optimizer, schedule, batch, config)
         on_step(done, len(batches))
     model.eval()
+    compute.call(blend, model, start, config.tuned_share)
     return model
+
+
+def blend(model, start: dict, share: float) -> None:
+    """Each trained weight becomes ``share`` × itself + (1 − share) × its value before training. A LoRA update is
+    B·A with B starting at zero: blending B alone (A kept) scales the update by ``share``."""
+    import torch  # lazy: torch loads only where a model trains (the web process imports this module)
+
+    if share >= 1.0:
+        return
+    with torch.no_grad():
+        for name, value in model.state_dict().items():
+            if value.is_floating_point() and name in start and "lora_A" not in name:
+                value.mul_(share).add_(start[name], alpha=1.0 - share)
 
 
 def epoch_batches(pairs: list[Pair], config: TuningConfig) -> list[list[Pair]]:

@@ -11,7 +11,8 @@ questions (``chat/data/eval/debian-zh.jsonl``, session 7; the expected section r
 0.53 with jieba words, 0.53 with jieba's search mode, 0.56 with jieba words plus bigrams, **0.66**
 with characters plus bigrams (hybrid 0.59 → 0.69).
 Other runs are lower-cased ``\\w+`` words, English stop-words dropped and Snowball-stemmed
-(PyStemmer). Numbers are kept.
+(PyStemmer). Numbers are kept; a word that mixes letters and digits ("EI60", "AB04") also yields its
+letter and digit runs, so a code written with a space ("EI 60") finds it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import unicodedata
 
 CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 WORD = re.compile(r"\w+", re.U)
+LETTERS_OR_DIGITS = re.compile(r"[^\W\d_]+|\d+")
 ENGLISH_STOP_WORDS = frozenset("""
 a about above after again against all am an and any are as at be because been before being below between
 both but by can could did do does doing down during each few for from further had has have having he her
@@ -53,7 +55,15 @@ def analyze(text: str) -> list[str]:
 
 def english_terms(text: str) -> list[str]:
     words = [w for w in WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS and w != "_"]
+    words += [part for word in words for part in code_parts(word)]
     return stemmer().stemWords(words) if words else []
+
+
+def code_parts(word: str) -> list[str]:
+    """The letter and digit runs of a word that mixes them ("ei60" → "ei", "60"; "abs18"), so a code written
+    with or without its space ("EI 60", "EI60") finds the other; none for a plain word or number."""
+    parts = LETTERS_OR_DIGITS.findall(word)
+    return parts if len(parts) > 1 else []
 
 
 def chinese_terms(text: str) -> list[str]:

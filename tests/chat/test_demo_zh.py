@@ -26,7 +26,7 @@ def demo_rows(settings, monkeypatch):
 
 def demo_setup() -> str:
     out = io.StringIO()
-    call_command("demo_setup", "--origin", "http://testserver", stdout=out)
+    call_command("demo_setup", "--no-tune", "--origin", "http://testserver", stdout=out)
     return out.getvalue()
 
 

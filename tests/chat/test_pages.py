@@ -34,7 +34,7 @@ def demo_base(db, embedder, monkeypatch, tmp_path):
     rows = faq_rows()[:6]
     monkeypatch.setattr("kb.demo.faq_rows", lambda: rows)
     monkeypatch.setattr("kb.demo.DEBIAN_ZH_FAQ", tmp_path / "no-chinese-faq")
-    call_command("demo_setup", "--origin", "http://testserver", stdout=io.StringIO())
+    call_command("demo_setup", "--no-tune", "--origin", "http://testserver", stdout=io.StringIO())
     from chat.services import demo_knowledge_base
 
     return demo_knowledge_base()
@@ -53,7 +53,7 @@ def test_demo_setup_creates_the_key_and_the_page_shows_it(client, demo_base, set
     assert response.status_code == 200 and key.public_key in response.content.decode()
     assert writes_of(queries) == []
     # and a second run of demo_setup keeps the one key
-    call_command("demo_setup", stdout=io.StringIO())
+    call_command("demo_setup", "--no-tune", stdout=io.StringIO())
     assert WidgetKey.objects.filter(knowledge_base=demo_base).count() == 1
 
 

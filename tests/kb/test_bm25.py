@@ -77,3 +77,15 @@ def test_a_traditional_chinese_question_finds_the_simplified_passage():
     index = build_bm25([analyze(text) for text in corpus])
     rows, _ = index.top(analyze("如何使系統保持最新"), 1)
     assert rows.tolist() == [0]
+
+
+def test_a_code_written_with_a_space_finds_the_code_written_without_one():
+    # given a passage naming fire class "EI60" among others
+    corpus = [analyze("What is fire class EI60? A door that keeps a fire out for an hour."),
+              analyze("What is the IP rating of an outdoor socket?")] + [analyze(text) for text in CORPUS]
+    bm25 = BM25Okapi(corpus)
+    # when a customer writes the code with a space
+    scores = bm25.get_scores(analyze("What does it mean when EI 60 is written on it?"))
+    # then the fire-class passage scores best, and plain words and numbers are not split
+    assert scores.argmax() == 0 and scores[0] > 0
+    assert analyze("EI60") == ["ei60", "ei", "60"] and analyze("door 2024") == ["door", "2024"]

@@ -49,3 +49,48 @@ def test_without_debians_chinese_faq_the_chinese_demo_is_skipped_in_one_line(db,
     line = ensure_demo_zh_knowledge_base(tmp_path / "absent")
     assert "skipped" in line and "debian-faq-zh-cn" in line and "\n" not in line
     assert not KnowledgeBase.objects.filter(slug=DEMO_ZH_SLUG).exists()
+
+
+def test_the_demo_embedder_is_tuned_once_and_a_failed_run_is_tried_again(db, embedder, monkeypatch):
+    from kb.demo import demo_tuning_pending, tuning_summary
+    from kb.models import TuningRun
+    from kb.tuning import tuning_run
+
+    # given a demo base of six real rows (too few labelled items to measure a gain)
+    monkeypatch.setattr("kb.demo.faq_rows", lambda: faq_rows()[:6])
+    ensure_demo_knowledge_base()
+    # when its tuning run is taken and run
+    run = demo_tuning_pending()
+    finished = tuning_run(run_id=run.pk)
+    # then it ends done, not adopted, with the reason; the base keeps its model; it is not tried again
+    kb = KnowledgeBase.objects.get(slug=DEMO_SLUG)
+    assert finished.status == TuningRun.Status.DONE and not finished.adopted
+    assert "Too few labelled pairs" in tuning_summary(finished) and not kb.embedding_model.startswith("tuned:")
+    assert demo_tuning_pending() is None
+    # and a base whose only run failed gets a new one
+    TuningRun.objects.filter(pk=run.pk).update(status=TuningRun.Status.FAILED)
+    again = demo_tuning_pending()
+    assert again is not None and again.pk != run.pk and again.status == TuningRun.Status.QUEUED
+
+
+def test_demo_setup_tunes_unless_told_not_to(transactional_db, embedder, monkeypatch):
+    # (transactional: the command runs the job in a thread of its own, on its own connection)
+    import io
+
+    from django.core.management import call_command
+
+    from kb.models import TuningRun
+    from kefu.background import drain
+
+    # given a demo of six rows
+    monkeypatch.setattr("kb.demo.faq_rows", lambda: faq_rows()[:6])
+    # when demo_setup runs with --no-tune, then no run is made
+    call_command("demo_setup", "--no-tune", stdout=io.StringIO())
+    assert not TuningRun.objects.exists()
+    # when it runs plainly, it tunes once and says what came of it; a second run says it was done
+    first, second = io.StringIO(), io.StringIO()
+    call_command("demo_setup", stdout=first)
+    call_command("demo_setup", stdout=second)
+    drain()  # the index builds queued answerability fits: they end before teardown
+    assert "Demo embedder tuning: Too few labelled pairs" in first.getvalue()
+    assert "Demo embedder tuning: done before." in second.getvalue() and TuningRun.objects.count() == 1

@@ -115,6 +115,23 @@ def test_pairs_of_one_item_are_not_each_others_negatives(tiny_model, db):
     assert np.isfinite(loss) and loss >= 0
 
 
+def test_the_saved_weights_lie_between_the_start_and_the_trained_ones_by_the_tuned_share(tiny_model, db):
+    from dataclasses import replace
+
+    from kb.tuning import train_model, training_model
+
+    # given the start model and the same short training kept whole and kept at half
+    start = training_model(tiny_model, QUICK).state_dict()
+    pairs = [Pair(q, a, f"faq:{n}", True) for n, (q, a, _) in enumerate(FAQ)]
+    whole = train_model(tiny_model, pairs, replace(QUICK, tuned_share=1.0), lambda *_: None).state_dict()
+    half = train_model(tiny_model, pairs, replace(QUICK, tuned_share=0.5), lambda *_: None).state_dict()
+    # then every trained weight of the half model is the midpoint, and training did move some
+    moved = [name for name, value in start.items() if value.is_floating_point() and not value.equal(whole[name])]
+    assert moved
+    for name in moved:
+        assert np.allclose(half[name].numpy(), ((start[name] + whole[name]) / 2).numpy(), atol=1e-6), name
+
+
 # ---------------------------------------------------------------------------- a real, short run
 
 

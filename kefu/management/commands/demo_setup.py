@@ -2,7 +2,8 @@
 
 Creates the ``admin`` superuser with a random password printed once (only when no
 superuser exists yet), the demo knowledge base from the zaragoza FAQ with its chat
-profile (extractive answers with the bundled CPU generator), and the demo base's widget
+profile (extractive answers with the bundled CPU generator), its embedder tuned on its own FAQ
+once (``--no-tune`` skips that; ~2 minutes on 2 cores), and the demo base's widget
 key for ``/chat/demo/``, allowing the origins of ``KEFU_DEMO_ORIGINS`` and each
 ``--origin`` (the page itself never creates or widens a key). The Chinese demo base from
 Debian's Chinese FAQ (debian-faq-zh-cn) gets the same, for ``/chat/demo/zh/``; without
@@ -17,7 +18,14 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from chat.services import demo_knowledge_base, demo_profile_ensure, demo_slugs, demo_widget_key_ensure
-from kb.demo import ensure_demo_knowledge_base, ensure_demo_zh_knowledge_base
+from kb.demo import (
+    demo_tuning_pending,
+    ensure_demo_knowledge_base,
+    ensure_demo_zh_knowledge_base,
+    tuning_summary,
+)
+from kb.management.progress import run_with_progress
+from kb.tuning import TuningRejected, tuning_run
 
 
 class Command(BaseCommand):
@@ -27,10 +35,14 @@ class Command(BaseCommand):
         parser.add_argument("--origin", action="append", default=[], metavar="URL",
                             help="also allow the demo widget key on this origin, e.g. http://kefu.test:8000 "
                                  "(repeatable; KEFU_DEMO_ORIGINS are always allowed)")
+        parser.add_argument("--no-tune", action="store_true",
+                            help="do not tune the demo base's embedder on its own FAQ (done once otherwise)")
 
     def handle(self, *args, **options) -> None:
         self.ensure_admin()
         self.ensure_demo_knowledge_base(origins=[*settings.KEFU_DEMO_ORIGINS, *options["origin"]])
+        if not options["no_tune"]:
+            self.tune_demo_embedder()
 
     def ensure_admin(self) -> None:
         users = get_user_model()
@@ -50,3 +62,15 @@ class Command(BaseCommand):
             if kb is not None:
                 self.stdout.write(demo_profile_ensure(knowledge_base=kb))
                 self.stdout.write(demo_widget_key_ensure(knowledge_base=kb, origins=origins))
+
+    def tune_demo_embedder(self) -> None:
+        try:
+            run = demo_tuning_pending()
+        except TuningRejected as exc:
+            self.stdout.write(f"Demo embedder tuning: {exc}")
+            return
+        if run is None:
+            self.stdout.write("Demo embedder tuning: done before.")
+            return
+        self.stdout.write("Tuning the demo base's embedder on its own FAQ (once; --no-tune skips it) …")
+        self.stdout.write(tuning_summary(run_with_progress(self.stdout, run, tuning_run)))
