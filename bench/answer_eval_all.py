@@ -162,12 +162,9 @@ def demo_base(name: str):
 
 def demo_embedder_tuned() -> None:
     """The demo base's embedder tuned on its own FAQ, once, as ``demo_setup`` does (``--untuned`` skips it)."""
-    from kb.demo import demo_tuning_pending, tuning_summary
-    from kb.tuning import tuning_run
+    from kb.demo import ensure_demo_tuned
 
-    run = demo_tuning_pending()
-    if run is not None:
-        print(tuning_summary(tuning_run(run_id=run.pk)), file=sys.stderr)
+    print(ensure_demo_tuned(), file=sys.stderr)
 
 
 def run_answer_eval(kb, questions: str, dialogues: str | None) -> dict:

@@ -30,7 +30,7 @@ from kb.indexing import index_build
 from kb.ingestion import document_ingest
 from kb.models import Chunk, Document, FaqEntry, KnowledgeBase, TuningRun
 from kb.services import document_upload, faq_entry_create, knowledge_base_create
-from kb.tuning import tuning_start
+from kb.tuning import TuningRejected, tuning_run, tuning_start
 
 DEMO_NAME = "Demo — Zaragoza construction FAQ"
 DEMO_SLUG = "demo-zaragoza"
@@ -84,6 +84,23 @@ def demo_tuning_pending() -> TuningRun | None:
     if kb is None or TuningRun.objects.filter(knowledge_base=kb, status=TuningRun.Status.DONE).exists():
         return None
     return tuning_start(knowledge_base=kb, enqueue=False)
+
+
+def ensure_demo_tuned(stdout=None) -> str:
+    """Tune the demo base's embedder once, in this process (a command's ``stdout`` gets a progress line); a line
+    saying what came of it."""
+    try:
+        run = demo_tuning_pending()
+    except TuningRejected as exc:
+        return f"Demo embedder tuning: {exc}"
+    if run is None:
+        return "Demo embedder tuning: done before."
+    if stdout is None:
+        return tuning_summary(tuning_run(run_id=run.pk))
+    from kb.management.progress import run_with_progress  # lazy: the command-line progress bar
+
+    stdout.write("Tuning the demo base's embedder on its own FAQ (once; --no-tune skips it) …")
+    return tuning_summary(run_with_progress(stdout, run, tuning_run))
 
 
 def tuning_summary(run: TuningRun) -> str:

@@ -18,14 +18,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from chat.services import demo_knowledge_base, demo_profile_ensure, demo_slugs, demo_widget_key_ensure
-from kb.demo import (
-    demo_tuning_pending,
-    ensure_demo_knowledge_base,
-    ensure_demo_zh_knowledge_base,
-    tuning_summary,
-)
-from kb.management.progress import run_with_progress
-from kb.tuning import TuningRejected, tuning_run
+from kb.demo import ensure_demo_knowledge_base, ensure_demo_tuned, ensure_demo_zh_knowledge_base
 
 
 class Command(BaseCommand):
@@ -42,7 +35,7 @@ class Command(BaseCommand):
         self.ensure_admin()
         self.ensure_demo_knowledge_base(origins=[*settings.KEFU_DEMO_ORIGINS, *options["origin"]])
         if not options["no_tune"]:
-            self.tune_demo_embedder()
+            self.stdout.write(ensure_demo_tuned(self.stdout))
 
     def ensure_admin(self) -> None:
         users = get_user_model()
@@ -62,15 +55,3 @@ class Command(BaseCommand):
             if kb is not None:
                 self.stdout.write(demo_profile_ensure(knowledge_base=kb))
                 self.stdout.write(demo_widget_key_ensure(knowledge_base=kb, origins=origins))
-
-    def tune_demo_embedder(self) -> None:
-        try:
-            run = demo_tuning_pending()
-        except TuningRejected as exc:
-            self.stdout.write(f"Demo embedder tuning: {exc}")
-            return
-        if run is None:
-            self.stdout.write("Demo embedder tuning: done before.")
-            return
-        self.stdout.write("Tuning the demo base's embedder on its own FAQ (once; --no-tune skips it) …")
-        self.stdout.write(tuning_summary(run_with_progress(self.stdout, run, tuning_run)))
