@@ -132,7 +132,8 @@ def answer_decide(*, intent: Intent, hits: list, direct_threshold: float, releva
     no fitted model: the relevance floor and the support gate decide alone), or a function that computes
     it — called only when the decision needs it (a direct answer, small talk or a task request never does).
     """
-    if certain_handoff(intent):
+    if certain_handoff(intent) and (intent.explicit or smalltalk.smalltalk_kind(question) is None):
+        # a guessed hand-off yields to small talk: "can you help me?" invites a question, it asks for no person
         return Decision(HANDOFF, "requested" if intent.explicit else "intent")
     decision = question_decide(intent=intent, hits=hits, direct_threshold=direct_threshold,
                                relevance_floor=relevance_floor, extractive=extractive, question=question,

@@ -44,6 +44,11 @@ REPLIES = {
         "en": "Goodbye, and thank you for getting in touch!",
         "zh": "再见，感谢您的咨询！",
     },
+    "help": {
+        "en": "Of course! What would you like to know? Ask in your own words — I answer from our knowledge base, "
+              "and I can connect you with a member of our team if you prefer.",
+        "zh": "当然可以！请问您想了解什么？直接描述您的问题即可——我会根据知识库回答，也可以为您转接人工客服。",
+    },
     "identity": {
         "en": "I'm the virtual assistant of this site: I answer from our knowledge base, with the sources, "
               "and I can connect you with a member of our team whenever you like.",

@@ -1,7 +1,8 @@
 """Small talk and requests outside any knowledge base, recognised without a model.
 
 A base that answers extractively never shows generator output, so small talk gets Kefu's own
-short replies: greetings, thanks, goodbyes and "who are you?" are recognised by the patterns
+short replies: greetings (hello in a few European languages too), thanks, goodbyes, "can you help me?" /
+"I have a question" (an invitation to ask, not a request for a person) and "who are you?" are recognised by the patterns
 below (English and Chinese) and answered from :mod:`chat.pipeline.replies` in the customer's
 language. Tasks no support bot should take on — translating, writing poems, stories, cover letters or speeches, jokes,
 code, homework — are recognised too, in every answer mode, and get the scope message with the
@@ -14,16 +15,20 @@ from __future__ import annotations
 import re
 
 GREETING, THANKS, ACKNOWLEDGE, GOODBYE, IDENTITY = "greeting", "thanks", "acknowledge", "goodbye", "identity"
+HELP = "help"  # "can you help me?", "I have a question": an offer to ask, not a request for a person
 
 # Each pattern must cover the whole message (bar punctuation, emoji and a few filler words): "hi, can I
 # get a permit for a shed?" is a question with a greeting in front, not small talk.
 FILLER = r"(?:\s*(?:there|again|everyone|all|team|kefu|bot|so much|a lot|very much|for (?:your|the) help|guys|friend)\b)*"
 SMALLTALK = {
     GREETING: re.compile(
-        r"^(?:hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening|day)|greetings|yo)" + FILLER
+        r"^(?:hi|hello|hey|hiya|howdy|good (?:morning|afternoon|evening|day)|greetings|yo"
+        # hello in the languages a European customer may open with (the reply is in English)
+        r"|hej|hejsan|hej hej|hallå|tjena|god morgon|god dag|hallo|guten tag|moin|servus|hola|buenos d[ií]as"
+        r"|bonjour|salut|ciao|buongiorno|hei|ol[aá]|bom dia|dzie[nń] dobry|cze[sś][cć])" + FILLER
         + r"(?:[\s,!.]*(?:how are you(?: doing)?|how's it going|nice to meet you))?$"
-        r"|^(?:how are you(?: doing)?|how's it going|nice to meet you)$"
-        r"|^(?:你好|您好|嗨|哈喽|早上好|下午好|晚上好|在吗|在不在|你好呀|你们好)(?:啊|呀)?$"),
+        r"|^(?:how are you(?: doing)?|how's it going|nice to meet you|is (?:anyone|anybody|someone) (?:there|here))$"
+        r"|^(?:你好|您好|嗨|哈喽|早上好|下午好|晚上好|在吗|在不在|你好呀|你们好|有人吗|有人在吗)(?:啊|呀)?$"),
     THANKS: re.compile(
         r"^(?:(?:ok(?:ay)?|great|perfect|cool|awesome|nice)[\s,!.]*)?(?:thanks|thank you|thx|ty|cheers|much appreciated"
         r"|that(?:'s| is| was) (?:very |really )?helpful|that helps|you(?:'re| are) (?:very |really )?helpful)"
@@ -36,6 +41,16 @@ SMALLTALK = {
         r"^(?:bye|goodbye|bye bye|see you(?: later| soon)?|have a (?:nice|good|great) (?:day|evening|weekend)"
         r"|that's all|that is all|good night)" + FILLER + r"$"
         r"|^(?:再见|拜拜|回头见|没有了|没事了|好的再见|晚安)(?:啦|了)?$"),
+    HELP: re.compile(
+        r"^(?:(?:hi|hello|hey|hej|good (?:morning|afternoon|evening))" + FILLER + r"[\s,!.]*)?"
+        r"(?:(?:can|could|would|will) (?:you|someone|somebody|anyone) (?:please )?help(?: me| us)?(?: out)?"
+        r"|(?:i|we) (?:need|want|would like|could use) (?:some |a little )?help(?: please)?"
+        r"|help(?: me)?(?: please)?|please help(?: me)?"
+        r"|(?:i|we) have (?:a|one|some|a few|a couple of) (?:questions?|things? to ask)"
+        r"|(?:can|could|may) (?:i|we) ask (?:you )?(?:something|a question|a few questions|some questions))"
+        r"(?: with (?:something|a question|a few things|some things))?(?: please)?$"
+        r"|^(?:你好|您好)?(?:能|可以|能不能|可不可以)?(?:帮帮|帮)我(?:一下)?(?:吗|嘛)?$|^(?:我|我们)(?:需要|想要|要)帮助$"
+        r"|^(?:我|我们)有(?:个|一个|几个)?问题(?:想问|要问|想咨询)?$|^(?:请问)?(?:可以|能)问(?:个|一个|几个)?问题吗$"),
     IDENTITY: re.compile(
         r"^(?:who|what) are you$|^are you (?:a |an )?(?:bot|robot|human|real person|real|ai|machine|person)$"
         r"|^what(?:'s| is) your name$|^who am i (?:talking|speaking|chatting) (?:to|with)$"
@@ -61,7 +76,8 @@ def normalised(text: str) -> str:
 
 
 def smalltalk_kind(text: str) -> str | None:
-    """greeting | thanks | acknowledge | goodbye | identity, or None when the message is more than small talk."""
+    """greeting | thanks | acknowledge | goodbye | help | identity, or None when the message is more than small
+    talk."""
     words = " ".join(normalised(text).split())
     compact = words.replace(" ", "")
     for kind, pattern in SMALLTALK.items():

@@ -183,3 +183,20 @@ def test_without_an_answerability_model_a_top_bm25_hit_is_not_enough():
     # given no fitted model: some word of almost any question matches some passage
     decision = run("knowledge", [words_hit(0.12, 1, 1)])
     assert decision.action == decide.REFUSE and decision.reason == "no_relevant_passage"
+
+
+@pytest.mark.parametrize("question", ["Can you help me?", "I need help", "I have a question", "能帮我一下吗"])
+def test_an_invitation_to_ask_beats_a_guessed_hand_off(question):
+    # given an intent stage sure (but not told) that the customer wants a person
+    sure = Intent("handoff", 0.95, explicit=False)
+    # when the message only offers to ask something
+    decision = decide.answer_decide(intent=sure, hits=[], direct_threshold=0.85, relevance_floor=0.35,
+                                    extractive=True, question=question)
+    # then Kefu invites the question instead of calling staff
+    assert decision == decide.Decision(decide.SMALLTALK, "help")
+
+
+def test_an_explicit_request_for_a_person_is_handed_off_even_with_small_talk_in_it():
+    told = Intent("handoff", 1.0, explicit=True)
+    assert decide.answer_decide(intent=told, hits=[], direct_threshold=0.85, relevance_floor=0.35, extractive=True,
+                                question="Hi, can you help me?") == decide.Decision(decide.HANDOFF, "requested")

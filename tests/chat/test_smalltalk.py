@@ -11,6 +11,10 @@ from chat.pipeline.smalltalk import is_task_request, smalltalk_kind
     ("ok", "acknowledge"), ("Got it.", "acknowledge"), ("好的", "acknowledge"), ("Bye!", "goodbye"),
     ("have a nice day", "goodbye"), ("再见", "goodbye"), ("Who are you?", "identity"),
     ("Are you a robot?", "identity"), ("你是谁", "identity"),
+    ("Hej!", "greeting"), ("hola", "greeting"), ("Bonjour", "greeting"), ("Is anyone there?", "greeting"),
+    ("有人吗", "greeting"), ("Can you help me?", "help"), ("hi there, could you help me out?", "help"),
+    ("I need some help please", "help"), ("help!", "help"), ("I have a question", "help"),
+    ("Can I ask something?", "help"), ("能帮我一下吗？", "help"), ("我有个问题", "help"),
 ])
 def test_small_talk_is_recognised(text, kind):
     assert smalltalk_kind(text) == kind
@@ -19,7 +23,8 @@ def test_small_talk_is_recognised(text, kind):
 @pytest.mark.parametrize("text", [
     "What are your opening hours?", "Hi, can I get a permit for a shed?", "Thanks, and how long does it take?",
     "Who are your builders?", "你好，热泵需要许可证吗？", "Is a permit needed to build a veranda?",
-    "Are you open on Saturday?",
+    "Are you open on Saturday?", "Can you help me with the ROT deduction?", "I need help with my roof",
+    "I have a question about my invoice", "帮我查一下订单",
 ])
 def test_a_question_with_small_talk_around_it_is_a_question(text):
     assert smalltalk_kind(text) is None
