@@ -43,7 +43,7 @@ SMALLTALK = {
         r"|^(?:再见|拜拜|回头见|没有了|没事了|好的再见|晚安)(?:啦|了)?$"),
     HELP: re.compile(
         r"^(?:(?:hi|hello|hey|hej|good (?:morning|afternoon|evening))" + FILLER + r"[\s,!.]*)?"
-        r"(?:(?:can|could|would|will) (?:you|someone|somebody|anyone) (?:please )?help(?: me| us)?(?: out)?"
+        r"(?:(?:can|could|would|will) you (?:please )?help(?: me| us)?(?: out)?"
         r"|(?:i|we) (?:need|want|would like|could use) (?:some |a little )?help(?: please)?"
         r"|help(?: me)?(?: please)?|please help(?: me)?"
         r"|(?:i|we) have (?:a|one|some|a few|a couple of) (?:questions?|things? to ask)"
