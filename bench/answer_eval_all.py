@@ -1,6 +1,6 @@
 """Issue 13's answer-quality figures for every evaluation set, in one table (base · mode × figure).
 
-    .venv/bin/python bench/answer_eval_all.py [--only demo,demo-heldout,demo-spot,demo-blind,demo-zh,debian-en,debian-zh] [--workdir DIR]
+    .venv/bin/python bench/answer_eval_all.py [--only demo,demo-heldout,demo-spot,demo-blind,demo-zh,debian-en,debian-zh] [--workdir DIR] [--untuned]
 
 Builds the bases in a throw-away data dir through Kefu's real ingestion path — the demo base as
 ``demo_setup`` does (``kb.demo``: zaragoza FAQ entries + answer documents, fusion tuned on its own
@@ -16,9 +16,12 @@ The sets are the project's own; nothing is ever tuned on them.
 
 A Debian set whose FAQ is not installed is skipped with a line saying so.
 
-Budget: ~1 min on 2 idle Xeon cores with AMX (measured 47 s: the three bases 22 s, answer_eval 23 s for
-243 questions and 48 dialogues in both modes); several times that on a loaded or AVX2-only machine;
-< 2 GB RAM.
+The demo base is measured as ``demo_setup`` leaves it: its embedder tuned on its own FAQ once (kb.demo
+``ensure_demo_tuned``); ``--untuned`` keeps the shipped embedder, for comparison.
+
+Budget: ~5.5 min on 2 idle Zen 4 cores (measured 331 s: the demo base 45 s and its tuning ~3 min, the Debian
+bases ~45 s, answer_eval ~1 min for 363 questions and 118 dialogues in both modes); more on an AVX2-only
+machine; < 4 GB RAM (the tuning).
 """
 
 from __future__ import annotations
