@@ -20,7 +20,7 @@ The demo base is measured as ``demo_setup`` leaves it: its embedder tuned on its
 ``ensure_demo_tuned``); ``--untuned`` keeps the shipped embedder, for comparison.
 
 Budget: ~5.5 min on 2 idle Zen 4 cores (measured 331 s: the demo base 45 s and its tuning ~3 min, the Debian
-bases ~45 s, answer_eval ~1 min for 363 questions and 118 dialogues in both modes); more on an AVX2-only
+bases ~45 s, answer_eval ~1 min for 502 questions and 118 dialogues in both modes); more on an AVX2-only
 machine; < 4 GB RAM (the tuning).
 """
 
