@@ -45,6 +45,7 @@ by way other another new too either more most very lot usually roughly typically
 myself yourself ourselves themselves afterwards later something anything everything nothing someone anyone
 one ones without within
 what's where's who's how's that's there's here's let's up down out off back now recently ago bought found noticed
+getting
 """.split())
 # A connective opener: the question continues the conversation whatever else it names.
 CONTINUES = re.compile(r"^\W*(and|but|so|also|then|what about|how about|what if)\b", re.IGNORECASE)
@@ -54,7 +55,7 @@ ASK_WORDS = frozenset("""
 cost costs price prices budget expensive cheap pay long take takes time wait last lasts valid allowed
 required need permit big size many often soon quickly fast maximum minimum amount does work works mean
 means happen happens help apply start begin finish prove check do done covered cover deduct deduction
-count counts qualify qualifies considered classed
+count counts qualify qualifies considered classed install installing installation installed fitting
 """.split())
 # The generic part of an ask, left out of the topic a follow-up inherits: after "What does a new roof cost?",
 # "is that deductible?" is about the roof, not about its cost.

@@ -136,3 +136,12 @@ def test_a_particle_is_no_topic_of_its_own():
     rewritten = standalone_question("how long will the roofers be up there?", turns)
     # then it is an ellipsis: the roof topic is added after the new ask
     assert rewritten.query == "how long will the roofers be up there? roof 1960s villa"
+
+
+def test_the_installation_of_what_was_just_discussed_leans_on_the_conversation():
+    # given a heat pump, when the customer asks about "the installation"
+    turns = [Turn("user", "We're looking at getting a heat pump."), Turn("assistant", "Here is what we know [1].")]
+    rewritten = standalone_question("Can I get ROT for the installation?", turns)
+    # then the heat pump is added after the new ask
+    assert rewritten.depends_on_history
+    assert rewritten.query == "Can I get ROT for the installation? heat pump"
