@@ -32,7 +32,7 @@ The same scores gate generation (:func:`has_support`): passages with no sentence
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -212,5 +212,15 @@ def extractive_answer(*, question_vector, passages: list[Passage], embed=embed_s
     chosen = reading_order(pick_sentences(sentences, vectors))
     if not chosen:
         return None
-    text = " ".join(f"{s.text} [{distinct[s.passage].n}]" for s in chosen)
-    return Extract(text, citations_for(text, passages))
+    number = reading_numbers([distinct[s.passage].n for s in chosen])
+    text = " ".join(f"{s.text} [{number[distinct[s.passage].n]}]" for s in chosen)
+    return Extract(text, citations_for(text, [replace(p, n=number[p.n]) for p in distinct if p.n in number]))
+
+
+def reading_numbers(cited: list[int]) -> dict[int, int]:
+    """Passage number → citation number, 1, 2, 3 … in the order the extract first cites them: a customer who
+    sees one source reads "[1]", not the passage's rank ("[2]" under "Sources (1)")."""
+    number: dict[int, int] = {}
+    for n in cited:
+        number.setdefault(n, len(number) + 1)
+    return number
