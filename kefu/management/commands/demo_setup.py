@@ -3,7 +3,7 @@
 Creates the ``admin`` superuser with a random password printed once (only when no
 superuser exists yet), the demo knowledge base from the zaragoza FAQ with its chat
 profile (extractive answers with the bundled CPU generator), its embedder tuned on its own FAQ
-once (``--no-tune`` skips that; ~2 minutes on 2 cores), and the demo base's widget
+once (``--no-tune`` skips that; 2½–3 minutes on 2 Zen 4 cores), and the demo base's widget
 key for ``/chat/demo/``, allowing the origins of ``KEFU_DEMO_ORIGINS`` and each
 ``--origin`` (the page itself never creates or widens a key). The Chinese demo base from
 Debian's Chinese FAQ (debian-faq-zh-cn) gets the same, for ``/chat/demo/zh/``; without
