@@ -80,7 +80,7 @@ class TuningConfig:
     method: str = "full"
     # Passes over the pairs. With the blend below, the demo's 2-fold gain was +0.020 at 2 (at the adoption line,
     # where another CPU's rounding could drop it), +0.031 at 3, +0.034 at 4 (Zen 4, session 10); 3 keeps the whole
-    # job near 2 minutes here.
+    # job at 2½–3 minutes here.
     epochs: int = 3
     batch_size: int = 32  # pairs per step; the other 31 targets are each pair's negatives
     learning_rate: float = 3e-5  # AdamW, full fine-tuning
