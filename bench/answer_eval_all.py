@@ -55,7 +55,6 @@ SETS = {
     "debian-zh": ("debian-zh.jsonl", None),
     "demo-zh": ("debian-zh.jsonl", None),  # the Chinese demo base (kb.demo): the same chapters as debian-zh
 }
-TUNE_DEMO = True  # the demo base as demo_setup leaves it: its embedder tuned on its own FAQ (--untuned: not)
 ENGLISH_DEMO = ("demo", "demo-heldout", "demo-spot", "demo-blind")  # all ask the one English demo base
 DEBIAN = {"debian-en": (kb_datasets.DEBIAN_EN, "*.en.html", "en"),
           "debian-zh": (kb_datasets.DEBIAN_ZH, "*.zh-cn.html", "zh")}
@@ -87,8 +86,6 @@ def main() -> None:
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
     kb_datasets.django_setup(args.workdir)
-    global TUNE_DEMO
-    TUNE_DEMO = not args.untuned
     from kefu.background import drain
     summaries = {}
     for name in names:
@@ -97,7 +94,7 @@ def main() -> None:
                   file=sys.stderr, flush=True)
             continue
         started = time.perf_counter()
-        kb = build(name)
+        kb = build(name, tune=not args.untuned)
         # What an index activation queued in the background (the base's answerability fit) is finished first,
         # so the base is measured as it serves.
         drain(timeout=900)
@@ -128,13 +125,14 @@ def available(name: str) -> bool:
     return any(directory.glob(pattern))
 
 
-def build(name: str):
-    """The base of one set, built unless this data dir already holds it with an index."""
+def build(name: str, *, tune: bool = True):
+    """The base of one set, built unless this data dir already holds it with an index (``tune``: the demo base's
+    embedder tuned on its own FAQ, as ``demo_setup`` leaves it)."""
     from kb.indexing import index_build
     from kb.models import KnowledgeBase
 
     if name in ENGLISH_DEMO or name == "demo-zh":
-        return demo_base(name)
+        return demo_base(name, tune=tune)
     title = f"Bench {name}"
     kb = KnowledgeBase.objects.filter(name=title, active_index__isnull=False).first()
     if kb is None:
@@ -146,7 +144,7 @@ def build(name: str):
     return kb
 
 
-def demo_base(name: str):
+def demo_base(name: str, *, tune: bool):
     """A demo base as ``demo_setup`` builds it (``kb.demo``), with its chat profile."""
     from chat.services import demo_profile_ensure
     from kb.demo import DEMO_SLUG, DEMO_ZH_SLUG, ensure_demo_knowledge_base, ensure_demo_zh_knowledge_base
@@ -156,7 +154,7 @@ def demo_base(name: str):
         ensure_demo_zh_knowledge_base()
     else:
         ensure_demo_knowledge_base()
-        if TUNE_DEMO:
+        if tune:
             demo_embedder_tuned()
     kb = KnowledgeBase.objects.get(slug=DEMO_ZH_SLUG if name == "demo-zh" else DEMO_SLUG)
     demo_profile_ensure(knowledge_base=kb)
