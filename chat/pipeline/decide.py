@@ -1,10 +1,11 @@
 """Stage 5, the decision: what to do with a question once its intent and hits are known.
 
 - handoff → the conversation goes to the staff inbox and the customer is told; a hand-off the intent
-  stage only guessed, with little confidence, is searched first and handed off when nothing answers it;
+  stage only guessed, with little confidence, is searched first and handed off when nothing answers it,
+  and one it guessed confidently yields to recognised small talk ("can you help me?" invites a question);
 - a task no support desk takes on (translate, write a poem, code: :mod:`chat.pipeline.smalltalk`) →
   the scope message with the offer of a person, in every mode;
-- small talk (greetings, thanks, goodbyes, "who are you?") → Kefu's own short reply when the base
+- small talk (greetings, thanks, goodbyes, "can you help me?", "who are you?") → Kefu's own short reply when the base
   answers extractively (its customers never see generator output), a short generated reply
   otherwise; whatever else the intent stage calls chit-chat is searched like a question;
 - a FAQ hit whose similarity clears the base's threshold (and is not a near-tie with a
