@@ -46,7 +46,7 @@ from inference.outcomes import GenerationDone, GenerationError, GenerationOutcom
 from kb.demo import DEMO_SLUG, DEMO_ZH_SLUG
 from kb.embedding import embed_query, knowledge_base_model
 from kb.models import KnowledgeBase
-from kb.search import hybrid, spelled
+from kb.search import best_similarity, hybrid, spelled
 
 log = logging.getLogger(__name__)
 Outcome = Message.Outcome
@@ -215,7 +215,23 @@ def question_context(*, widget_key: WidgetKey, conversation: Conversation | None
 def standalone_of(kb, text: str, turns: list[history.Turn]) -> history.Standalone:
     """The question as the rest of the pipeline reads it: misspelled words corrected to the base's own
     ("insulaton" → "insulation", :mod:`kb.retrieval.spelling`), then made standalone from the history."""
-    return history.standalone_question(spelled(kb.pk, kb.active_index_id, text).text, turns)
+    standalone = history.standalone_question(spelled(kb.pk, kb.active_index_id, text).text, turns)
+    return closer_reading(kb, standalone, question=text) if standalone.alternative is not None else standalone
+
+
+# A question that may point back is read with the conversation's topic only when that reading matches the base
+# at least this much better (best dense cosine) than the question alone.
+READING_MARGIN = 0.0
+
+
+def closer_reading(kb, standalone: history.Standalone, *, question: str) -> history.Standalone:
+    """Of a question's two readings — alone, and with the conversation's topic filled in — the one the base
+    matches better: "do the people doing it need a certification?" after a roof's cost matches the roofers'
+    qualification with the roof filled in; "…error E24, how do I fix it?" matches best as asked."""
+    contextual = standalone.alternative
+    alone = best_similarity(kb, standalone.query, standalone_vector(standalone, question=question, kb=kb))
+    along = best_similarity(kb, contextual.query, standalone_vector(contextual, question=question, kb=kb))
+    return contextual if along > alone + READING_MARGIN else replace(standalone, alternative=None)
 
 
 def guarded_answer(asked: Asked) -> Answered | None:

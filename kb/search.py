@@ -20,7 +20,17 @@ from kb.indexing import INDEXED_STATUSES, active_index
 from kb.models import Chunk, FaqEntry, IndexVersion
 from kb.retrieval import spelling
 from kb.retrieval.analyzer import analyze
-from kb.retrieval.search import Candidates, Hit, SearchResult, fuse, fused_hits, hybrid, hydrate, search
+from kb.retrieval.search import (
+    Candidates,
+    Hit,
+    SearchResult,
+    candidates,
+    fuse,
+    fused_hits,
+    hybrid,
+    hydrate,
+    search,
+)
 from kb.search_backends import BackendStatus, SearchBackendUnavailable, configured_backend, local
 
 
@@ -123,6 +133,15 @@ __all__ = ["BackendStatus", "Hit", "IndexStatus", "SearchBackendUnavailable", "S
            "active_index", "analyze", "backend_status", "base_texts", "embed_query", "faq_rows", "heading_rows",
            "hits_excluding", "hybrid", "index_status", "search", "spelled", "term_profile", "term_profiles",
            "vector_width"]
+
+
+def best_similarity(kb, query: str, query_vector: np.ndarray) -> float:
+    """The best dense cosine of a query in the base's active index (0 when the base has none)."""
+    index = active_index(kb.pk)
+    if index is None or not query.strip():
+        return 0.0
+    found = candidates(index, query, 1, query_vector)
+    return float(found.dense[0][1]) if found.dense else 0.0
 
 
 def spelled(kb_id: int, index_version_id: int | None, text: str) -> spelling.Correction:

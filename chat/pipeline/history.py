@@ -29,6 +29,11 @@ FOLLOW_UP_EN = re.compile(
 # the same", "on that?", "install one in a house"), not as determiners of a noun of the question's own ("this
 # weekend", "that form", "one room").
 DEMONSTRATIVE = re.compile(r"\b(that|this|these|those|one)\b(?:\W+([\w'-]+))?", re.IGNORECASE)
+# Verbs whose object "one" stands for the thing talked about: "can I get ROT for having one put in?"
+ONE_TAKERS = frozenset("""
+have having get getting install installing buy buying need want fit fitting put replace replacing choose pick
+order book rent hire add adding build building use using
+""".split())
 FOLLOW_UP_ZH = re.compile(r"^(那|那么|还有|另外|而且|所以)|它|它们|这个|那个|这些|那些|这样|那样|上面|刚才")
 SHORT_QUESTION_WORDS = 3
 MAX_TOPIC_WORDS = 8
@@ -45,7 +50,7 @@ by way other another new too either more most very lot usually roughly typically
 myself yourself ourselves themselves afterwards later something anything everything nothing someone anyone
 one ones without within
 what's where's who's how's that's there's here's let's up down out off back now recently ago bought found noticed
-getting
+getting before after needs we'd you'd they'd he'd she'd you'll they'll it'll
 """.split())
 # A connective opener: the question continues the conversation whatever else it names.
 CONTINUES = re.compile(r"^\W*(and|but|so|also|then|what about|how about|what if)\b", re.IGNORECASE)
@@ -62,7 +67,7 @@ count counts qualify qualifies considered classed install installing installatio
 GENERIC_ASK = frozenset("""
 cost costs price prices budget expensive cheap pay long take takes time wait last lasts valid allowed required
 big size many often soon quickly fast maximum minimum amount work works mean means happen happens help
-normal typical ordinary average limit limits
+normal typical ordinary average limit limits years year months weeks
 """.split())
 OWN_TOPIC_WORDS = 2  # a question with this many topic words of its own is about its own topic
 SWITCH_TOPIC_WORDS = 3  # ...and with this many, it is even when it has a pronoun ("…error E24, how do I fix it?")
@@ -84,6 +89,10 @@ class Standalone:
     query: str
     depends_on_history: bool
     topic: str = ""  # the topic words a later follow-up inherits
+    # A question that names a topic of its own yet points back ("do the people doing it need a
+    # certification?" after a roof's cost): its reading with the conversation's topic filled in. The pipeline
+    # keeps whichever reading the base matches better (chat.services.standalone_of).
+    alternative: Standalone | None = None
 
 
 def approx_tokens(text: str) -> int:
@@ -114,10 +123,22 @@ def own_topic_words(question: str) -> list[str]:
             if word not in ASK_WORDS and not any(ch.isdigit() for ch in word)]  # "150 m2" names no topic
 
 
+def pointing_spans(question: str) -> list[tuple[int, int]]:
+    """Where a demonstrative (or "one") is used as a pronoun: at the end, before a function word or a word of
+    the ask ("what would that cost?"), or — "one" — as the object of a verb ("for having one put in")."""
+    spans = []
+    for match in DEMONSTRATIVE.finditer(question):
+        nxt = match.group(2)
+        before = re.findall(r"[\w'-]+", question[:match.start(1)].lower())[-1:]
+        if (nxt is None or nxt.lower() in STOP_EN or nxt.lower() in ASK_WORDS
+                or (match.group(1).lower() == "one" and before and before[0] in ONE_TAKERS)):
+            spans.append(match.span(1))
+    return spans
+
+
 def points_back(question: str) -> bool:
-    """A demonstrative used as a pronoun: at the end, or before a function word or a word of the ask."""
-    return any(nxt is None or nxt.lower() in STOP_EN or nxt.lower() in ASK_WORDS
-               for nxt in (match.group(2) for match in DEMONSTRATIVE.finditer(question)))
+    """A demonstrative used as a pronoun (:func:`pointing_spans`)."""
+    return bool(pointing_spans(question))
 
 
 def looks_like_follow_up(question: str) -> bool:
@@ -161,13 +182,28 @@ def standalone_question(question: str, turns: list[Turn]) -> Standalone:
     pronoun replaced by the topic of the conversation's previous question (the topic it inherited, for
     a chain), or with that topic added after it when there is no pronoun to fill (an ellipsis)."""
     users = [turn for turn in turns if turn.role == "user"]
-    if not users or not looks_like_follow_up(question):
+    if not users:
+        return Standalone(question, False, inherited_topic(question))
+    follow_up = looks_like_follow_up(question)
+    if not follow_up and not may_point_back(question):
         return Standalone(question, False, inherited_topic(question))
     topic = standalone_question(users[-1].text, users[:-1][-3:]).topic
     if not topic or topic.lower() in question.lower():  # nothing to fill in
         return Standalone(question, False, inherited_topic(question))
     filled = fill_pronoun(question, topic)
-    return Standalone(filled if filled != question else f"{question} {topic}", True, topic)
+    contextual = filled if filled != question else f"{question} {topic}"
+    if not follow_up:
+        return Standalone(question, False, inherited_topic(question), alternative=Standalone(contextual, True, topic))
+    return Standalone(contextual, True, topic)
+
+
+def may_point_back(question: str) -> bool:
+    """An English question with a word that may point back ("it", "they", a pronoun "that" or "one"), though it
+    names enough of a topic to stand alone: "…error E24, how do I fix it?" does, "do the people doing it need a
+    certification?" does not. Only the base can tell which (chat.services.standalone_of)."""
+    if SWITCH_EN.search(question) or re.search(r"[\u4e00-\u9fff]", question):
+        return False
+    return bool(FOLLOW_UP_EN.search(question) or points_back(question))
 
 
 PRONOUN_EN = re.compile(r"\b(it's|it|them|they)(?!['\w])", re.IGNORECASE)
@@ -179,8 +215,7 @@ def fill_pronoun(question: str, topic: str) -> str:
     if re.search(r"[\u4e00-\u9fff]", question):
         return re.sub(r"它们|它|这个|那个", topic, question, count=1)
     spans = [m.span(1) for m in PRONOUN_EN.finditer(question)]
-    spans += [m.span(1) for m in DEMONSTRATIVE.finditer(question)
-              if m.group(2) is None or m.group(2).lower() in STOP_EN or m.group(2).lower() in ASK_WORDS]
+    spans += pointing_spans(question)
     if not spans:
         return question
     start, end = min(spans)

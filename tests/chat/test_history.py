@@ -145,3 +145,31 @@ def test_the_installation_of_what_was_just_discussed_leans_on_the_conversation()
     # then the heat pump is added after the new ask
     assert rewritten.depends_on_history
     assert rewritten.query == "Can I get ROT for the installation? heat pump"
+
+
+def test_a_question_naming_its_own_topic_with_a_pronoun_offers_the_reading_with_the_conversations_topic():
+    # given a roof question
+    turns = [Turn("user", "What does a new roof cost for a normal house?"), Turn("assistant", "About … [1].")]
+    # when the next question names a topic of its own but also says "it"
+    question = "do the people doing it need any kind of certification?"
+    standalone = standalone_question(question, turns)
+    # then it stands alone, and offers the reading with the roof in the pronoun's place for the base to weigh
+    assert standalone.query == question and not standalone.depends_on_history
+    assert standalone.alternative.query == "do the people doing roof house need any kind of certification?"
+    assert standalone.alternative.depends_on_history and standalone.alternative.topic == "roof house"
+
+
+def test_one_as_the_object_of_a_verb_points_back():
+    turns = [Turn("user", "How many years does a heat pump usually last?"), Turn("assistant", "15–20 years [1].")]
+    standalone = standalone_question("can I get rot for having one put in?", turns)
+    assert standalone.depends_on_history and standalone.query == "can I get rot for having heat pump put in?"
+
+
+def test_a_determiner_offers_no_second_reading():
+    turns = [Turn("user", "I'm thinking about replacing the roof."), Turn("assistant", "Here is what we know [1].")]
+    standalone = standalone_question("What's the weather going to be like this weekend?", turns)
+    assert standalone.alternative is None and not standalone.depends_on_history
+
+
+def test_a_question_without_history_offers_no_second_reading():
+    assert standalone_question("do the people doing it need any kind of certification?", []).alternative is None

@@ -401,3 +401,19 @@ def test_a_faq_answer_reciting_the_custom_prompt_broken_up_by_line_breaks_is_mas
     # then the recited run is masked and the rest is kept
     assert answer.outcome == "direct" and answer.text.startswith("Open 8-17.\n")
     assert "NORDIC" not in answer.text and "discount" not in answer.text
+
+
+def test_a_question_that_may_point_back_is_read_the_way_the_base_matches_better(support_kb):
+    from chat.pipeline.history import Turn
+
+    turns = [Turn("user", "How much does a ground source heat pump cost?"), Turn("assistant", "It depends [1].")]
+    # given a question naming its own topic that also says "it": the drilling is about the heat pump
+    contextual = services.standalone_of(support_kb, "do the workers drilling it need a municipal permit first?", turns)
+    # then the reading with the heat pump filled in is kept, as a follow-up
+    assert contextual.depends_on_history and "ground source heat pump" in contextual.query
+    assert contextual.alternative is None
+    # and a question whose "it" points inside itself is kept as asked
+    alone = services.standalone_of(support_kb, "How long does it take the municipality to approve a building permit?",
+                                   turns)
+    assert alone.query == "How long does it take the municipality to approve a building permit?"
+    assert not alone.depends_on_history and alone.alternative is None
