@@ -17,7 +17,7 @@ in generative mode the generator still receives the real turns.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # Words that make a question lean on what was said before.
 FOLLOW_UP_EN = re.compile(
@@ -192,8 +192,9 @@ def standalone_question(question: str, turns: list[Turn]) -> Standalone:
         return Standalone(question, False, inherited_topic(question))
     filled = fill_pronoun(question, topic)
     contextual = filled if filled != question else f"{question} {topic}"
+    alone = Standalone(question, False, inherited_topic(question))
     if not follow_up:
-        return Standalone(question, False, inherited_topic(question), alternative=Standalone(contextual, True, topic))
+        return replace(alone, alternative=Standalone(contextual, True, topic))
     return Standalone(contextual, True, topic)
 
 
