@@ -134,6 +134,9 @@ class Message(models.Model):
     error_code = models.CharField(max_length=64, blank=True, default="")
     # Assistant messages: the calibrated probability that the base answers the question (None: not scored).
     answerability = models.FloatField(null=True, blank=True)
+    # Assistant messages: with an "I don't know", the base's FAQ questions closest to what was asked, offered
+    # instead (chat.pipeline.decide.related_questions); the widget shows them as buttons.
+    suggestions = models.JSONField(default=list, blank=True)
     # Assistant messages: the conversation's earlier turns were part of the generation prompt, so the
     # answer may depend on them and is never served to anybody else from the answer cache.
     history_in_prompt = models.BooleanField(default=False)

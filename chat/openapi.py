@@ -40,6 +40,9 @@ def openapi_document(server: str) -> dict:
                     "message_id": {"type": "string"}, "conversation_id": {"type": "string"},
                     "outcome": {"type": "string"}, "answer": {"type": "string"},
                     "citations": {"type": "array", "items": {"$ref": "#/components/schemas/Citation"}},
+                    "suggestions": {"type": "array", "items": {"type": "string"},
+                                    "description": "with an \"I don't know\": the base's FAQ questions closest "
+                                                   "to the question, best first"},
                     "timings": {"type": "object", "description": "milliseconds; `stages`: per pipeline stage",
                                 "additionalProperties": {"type": ["number", "object"]}}}},
             },

@@ -77,6 +77,7 @@ class Reply:
     served_from_id: object = None
     cacheable: bool = False
     answerability: float | None = None  # probability the base answers (None: not scored, or no model yet)
+    suggestions: tuple = ()  # with an "I don't know": the base's FAQ questions closest to the question
 
 
 def elapsed_ms(start: float) -> float:
@@ -295,7 +296,7 @@ def answer_store(asked: Asked, answered: Answered, *, clock: StageClock, started
             outcome=reply.outcome, reason=reply.reason, intent=question.intent,
             intent_confidence=question.intent_confidence, citations=list(reply.citations),
             passages=list(reply.passages), index_version=asked.index_version, served_from_id=reply.served_from_id,
-            answerability=reply.answerability,
+            answerability=reply.answerability, suggestions=list(reply.suggestions),
         )
         if reply.generation_messages:
             answer.history_in_prompt = history_in_prompt(reply.generation_messages)
@@ -355,7 +356,9 @@ def pipeline_reply(*, kb, profile, question: str, standalone, found_intent, quer
     )
     reply = decision_reply(decision=decision, kb=kb, profile=profile, question=question, query=standalone.query,
                            query_vector=query_vector, turns=turns)
-    return replace(reply, answerability=score.probability if score is not None else None)
+    related = decide.related_questions(hits) if reply.outcome == Outcome.REFUSED and \
+        reply.reason in decide.RELATED_REASONS else ()
+    return replace(reply, answerability=score.probability if score is not None else None, suggestions=related)
 
 
 def masked_reply(reply: Reply, matcher: guard.SensitiveMatcher) -> Reply:

@@ -47,6 +47,13 @@ SUGGEST_MARGIN = 0.05
 # first: "Where can I get help with Debian?" read as a hand-off, and the base answers it. When nothing
 # answers it, the customer is handed off rather than told "I don't know".
 HANDOFF_CONFIDENCE = 0.8
+# An "I don't know" offers the base's FAQ questions at least this close to the question (query–question
+# cosine), best first, at most MAX_RELATED: a customer whose wording the base missed gets one click back in,
+# and one whose question the base truly lacks sees what it does answer. Scope and sensitive-word refusals
+# offer none.
+RELATED_FLOOR = 0.45
+MAX_RELATED = 3
+RELATED_REASONS = frozenset({"unanswerable", "no_relevant_passage", "no_relevant_sentence"})
 
 
 @dataclass(frozen=True)
@@ -172,3 +179,15 @@ def question_decide(*, intent: Intent, hits: list, direct_threshold: float, rele
     if suggested is not None:
         return Decision(SUGGEST, faq_hit=suggested, passages=passages)
     return Decision(EXTRACT if extractive else GENERATE, passages=passages)
+
+
+def related_questions(hits: list, *, floor: float = RELATED_FLOOR, limit: int = MAX_RELATED) -> tuple[str, ...]:
+    """The FAQ questions of ``hits`` whose similarity to the question reaches ``floor``: best first, each once."""
+    faq = sorted((hit for hit in hits if hit.is_faq and hit.similarity is not None and hit.similarity >= floor),
+                 key=lambda hit: -hit.similarity)
+    questions: list[str] = []
+    for hit in faq:
+        question = hit.faq_question.strip()
+        if question and question.casefold() not in {q.casefold() for q in questions}:
+            questions.append(question)
+    return tuple(questions[:limit])

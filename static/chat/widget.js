@@ -22,11 +22,11 @@
          send: "Send", human: "Talk to a person", sources: "Sources", up: "Helpful", down: "Not helpful",
          thanks: "Thanks for your feedback", typing: "Answering…", failed: "Sorry, something went wrong. Please try again.",
          limited: "You are sending messages too quickly. Please wait {s} seconds.", refused: "This page may not use this chat.",
-         welcome: "Hello! Ask me anything about our services."},
+         welcome: "Hello! Ask me anything about our services.", related: "Related questions I can answer:"},
     zh: {open: "在线咨询", close: "关闭", title: "在线客服", placeholder: "请输入您的问题…", send: "发送", human: "转人工",
          sources: "来源", up: "有帮助", down: "没帮助", thanks: "感谢您的反馈", typing: "正在回答…",
          failed: "抱歉，出现了问题，请重试。", limited: "发送太频繁，请 {s} 秒后再试。", refused: "此页面无权使用该客服。",
-         welcome: "您好！有什么可以帮您？"}
+         welcome: "您好！有什么可以帮您？", related: "相关问题，我可以回答："}
   };
   // The widget's language: the tag's data-lang, else the page's lang, else the browser's; Chinese or English.
   function widgetLanguage() {
@@ -204,11 +204,29 @@
     item.appendChild(bar);
   }
 
+  // With an "I don't know": the base's closest FAQ questions, each a button that asks it.
+  function showRelated(item, questions) {
+    if (!questions || !questions.length) { return; }
+    var box = el("div", {"class": "related"});
+    box.appendChild(el("span", {"class": "label"}, T.related));
+    questions.forEach(function (question) {
+      var button = el("button", {"type": "button"}, question);
+      button.addEventListener("click", function () {
+        if (sendButton.disabled) { return; }
+        input.value = question;
+        submit();
+      });
+      box.appendChild(button);
+    });
+    item.appendChild(box);
+  }
+
   function finishAnswer(item, data) {
     renderMarkdown(item.querySelector(".body"), data.answer || "");
     item.classList.remove("streaming");
     item.setAttribute("data-outcome", data.outcome || "");
     showSources(item, data.citations);
+    showRelated(item, data.suggestions);
     if (["answered", "cached", "direct"].indexOf(data.outcome) >= 0) { showThumbs(item, data.message_id, null); }
     scrollDown();
   }
@@ -340,7 +358,8 @@
         var item = bubble(m.role, m.role === "user" ? m.text : "");
         if (m.role !== "assistant") { return; }
         if (m.outcome === "pending") { busy(true); follow(m.stream_url, item); return; }
-        finishAnswer(item, {answer: m.text, citations: m.citations, outcome: m.outcome, message_id: m.id});
+        finishAnswer(item, {answer: m.text, citations: m.citations, suggestions: m.suggestions, outcome: m.outcome,
+                            message_id: m.id});
         if (m.feedback) {
           var pressed = item.querySelector(".thumbs ." + m.feedback);
           if (pressed) { pressed.setAttribute("aria-pressed", "true"); }

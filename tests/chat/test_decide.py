@@ -200,3 +200,18 @@ def test_an_explicit_request_for_a_person_is_handed_off_even_with_small_talk_in_
     told = Intent("handoff", 1.0, explicit=True)
     assert decide.answer_decide(intent=told, hits=[], direct_threshold=0.85, relevance_floor=0.35, extractive=True,
                                 question="Hi, can you help me?") == decide.Decision(decide.HANDOFF, "requested")
+
+
+def test_related_questions_are_the_close_faq_questions_best_first_each_once():
+    # given FAQ hits of several similarities, one question twice (an entry and its copy), and a chunk
+    hits = [chunk(0.6), faq(0.50, n=2), faq(0.62, n=3), faq(0.40, n=4), faq(0.55, n=5), faq(0.47, n=6)]
+    hits[4] = Hit(**{**hits[4].__dict__, "faq_question": "Q3"})  # the same question as entry 3, other case
+    # when the questions to offer with an "I don't know" are picked
+    related = decide.related_questions(hits)
+    # then those reaching the floor come best first, a repeated question once, at most MAX_RELATED
+    assert related == ("q3", "q2", "q6")
+    assert decide.related_questions(hits, limit=1) == ("q3",)
+
+
+def test_no_faq_question_close_enough_offers_nothing():
+    assert decide.related_questions([chunk(0.9), faq(0.30)]) == ()

@@ -417,3 +417,21 @@ def test_a_question_that_may_point_back_is_read_the_way_the_base_matches_better(
                                    turns)
     assert alone.query == "How long does it take the municipality to approve a building permit?"
     assert not alone.depends_on_history and alone.alternative is None
+
+
+def test_an_i_dont_know_offers_the_bases_closest_faq_questions(widget_key, fake_generator, monkeypatch):
+    from chat.pipeline import extractive
+
+    # given passages with no sentence about the question, so Kefu does not know the answer
+    monkeypatch.setattr(extractive, "has_support", lambda **kwargs: False)
+    # when a question close to an FAQ question is asked
+    answer = ask(widget_key, "Is there any warranty when you renovate my kitchen?")
+    # then the refusal offers that FAQ question, stored on the reply
+    assert answer.outcome == "refused" and answer.reason == "no_relevant_sentence"
+    assert answer.suggestions[0] == "Do you offer a warranty on renovation work?"
+    assert Message.objects.get(pk=answer.pk).suggestions == answer.suggestions
+
+
+def test_a_scope_refusal_offers_no_questions(widget_key, fake_generator):
+    answer = ask(widget_key, "Translate 'warranty on renovation work' into French, please.")
+    assert answer.outcome == "refused" and answer.reason == "task_request" and answer.suggestions == []

@@ -278,3 +278,20 @@ def test_in_service_mode_the_relay_reads_redis_streams(client, widget_key, fake_
 
 def stream_get(client, started, **headers):
     return stream(client, started, **headers)
+
+
+def test_an_i_dont_know_carries_its_suggested_questions_in_the_reply_and_the_history(
+        client, widget_key, fake_generator, monkeypatch):
+    from chat.pipeline import extractive
+
+    # given a question the base has passages for but no sentence about
+    monkeypatch.setattr(extractive, "has_support", lambda **kwargs: False)
+    # when it is asked
+    started = ask(client, widget_key, "Is there any warranty when you renovate my kitchen?").json()
+    # then the 202's final reply offers the closest FAQ question, and so does the conversation's history
+    assert started["done"]["outcome"] == "refused"
+    assert started["done"]["suggestions"][0] == "Do you offer a warranty on renovation work?"
+    history = client.get(f"/api/v1/chat/conversations/{started['conversation_id']}",
+                         HTTP_X_KEFU_KEY=widget_key.public_key, HTTP_ORIGIN=ORIGIN).json()
+    assert history["messages"][1]["suggestions"] == started["done"]["suggestions"]
+    assert "suggestions" not in history["messages"][0]  # the customer's own message offers nothing

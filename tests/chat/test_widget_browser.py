@@ -192,3 +192,29 @@ def test_a_staff_reply_appears_in_the_open_widget_without_a_reload(live_asgi, no
     page.wait_for_selector(".msg.assistant:has-text('Anna from Nordbygg')")
     time.sleep(1.5)  # three live-stream polls
     assert len(page.query_selector_all(".msg.assistant:has-text('Anna from Nordbygg')")) == 1
+
+
+def test_an_i_dont_know_offers_related_questions_that_ask_with_one_click(live_asgi, nordbygg_kb, fake_generator,
+                                                                          browser, monkeypatch):
+    from chat.pipeline import extractive
+
+    # given a base whose passages say nothing about the question (so Kefu does not know)
+    monkeypatch.setattr(extractive, "has_support", lambda **kwargs: False)
+    page = browser.new_page()
+    page.goto(f"{live_asgi}/api/v1/chat/demo/")
+    page.click(".launcher")
+    # when the customer asks in words the base misses
+    page.fill("textarea", "Is there any warranty when you renovate my kitchen?")
+    page.keyboard.press("Enter")
+    # then the "I don't know" offers the base's closest FAQ question as a button
+    button = page.wait_for_selector(".msg.assistant[data-outcome='refused'] .related button")
+    assert button.text_content() == "Do you offer a warranty on renovation work?"
+    # when the customer clicks it, it is asked, and answered from the FAQ
+    button.click()
+    page.wait_for_selector(".msg.assistant[data-outcome='direct']")
+    assert page.text_content(".msg.user >> nth=1") == "Do you offer a warranty on renovation work?"
+    assert "five-year warranty" in page.text_content(".msg.assistant[data-outcome='direct'] .body")
+    # and after a reload the offer is still there
+    page.reload()
+    page.click(".launcher")
+    page.wait_for_selector(".msg.assistant[data-outcome='refused'] .related button")
