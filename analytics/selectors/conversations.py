@@ -45,6 +45,7 @@ class TranscriptLine:
     at: datetime
     answerability: float | None = None  # the probability the base answers the question (assistant replies)
     language: str = ""  # questions: the language the customer wrote in (ISO 639-1, chat.pipeline.language)
+    suggestions: tuple[str, ...] = ()  # an "I don't know": the FAQ questions it offered the customer
 
     @property
     def from_staff(self) -> bool:
@@ -137,7 +138,7 @@ def transcript(*, conversation_id: str) -> Transcript | None:
     lines = tuple(
         TranscriptLine(m.role, m.text, m.outcome, m.reason, tuple(m.citations or ()),
                        getattr(m, "feedback", None).rating if hasattr(m, "feedback") else "", m.created_at,
-                       m.answerability, m.language)
+                       m.answerability, m.language, tuple(m.suggestions or ()))
         for m in conversation.messages.select_related("feedback").order_by("created_at")
     )
     return Transcript(conversation.public_id, conversation.knowledge_base.name, channel_name(conversation.widget_key),

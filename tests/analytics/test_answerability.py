@@ -57,3 +57,16 @@ def test_a_transcript_shows_the_probability_next_to_each_scored_reply(staff_clie
     Message.objects.filter(pk=scored.pk).update(answerability=0.873)
     page = staff_client.get(f"/staff/conversations/{conv.public_id}/").content.decode()
     assert page.count("answerable 0.87") == 1
+
+
+def test_a_transcript_shows_the_questions_an_i_dont_know_offered(staff_client, db):
+    # given a refusal that offered two FAQ questions
+    shop = seed.knowledge_base("shop")
+    conv = seed.conversation(shop, at=timezone.now() - timedelta(minutes=5))
+    _, refused = seed.exchange(conv, at=timezone.now() - timedelta(minutes=4))
+    Message.objects.filter(pk=refused.pk).update(outcome="refused", suggestions=["Do you offer a warranty?",
+                                                                                 "How long is the warranty?"])
+    # when staff read the conversation
+    page = staff_client.get(f"/staff/conversations/{conv.public_id}/").content.decode()
+    # then both offered questions are listed with the reply
+    assert "Offered:" in page and "<q>Do you offer a warranty?</q>" in page and "<q>How long is the warranty?</q>" in page
