@@ -481,10 +481,8 @@ def epoch_batches(pairs: list[Pair], config: TuningConfig) -> list[list[Pair]]:
     rng = random.Random(config.seed)
     window = config.batch_size * 8
     batches = []
-    import os
-    share = float(os.environ.get("XAUG", "0"))
     for _ in range(config.epochs):
-        order = [replace(p, query=casual(p.query, rng)) if p.from_faq and rng.random() < share else p for p in pairs]
+        order = list(pairs)
         rng.shuffle(order)
         epoch = []
         for start in range(0, len(order), window):
@@ -493,19 +491,6 @@ def epoch_batches(pairs: list[Pair], config: TuningConfig) -> list[list[Pair]]:
         rng.shuffle(epoch)
         batches.extend(epoch)
     return [batch for batch in batches if len(batch) > 1]
-
-
-OPENERS = ("hi, ", "quick question: ", "hello, ", "we're wondering ", "i was wondering ", "", "", "")
-
-
-def casual(query: str, rng: random.Random) -> str:
-    """A customer-like rewording of an FAQ phrasing: lower case, no question mark, a word or two dropped,
-    sometimes an opener."""
-    words = query.rstrip("?").split()
-    if len(words) > 4:
-        for _ in range(rng.choice((1, 1, 2))):
-            words.pop(rng.randrange(1, len(words)))
-    return (rng.choice(OPENERS) + " ".join(words)).lower()
 
 
 def train_step(model, optimizer, schedule, batch: list[Pair], config: TuningConfig) -> float:
