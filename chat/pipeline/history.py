@@ -29,6 +29,7 @@ FOLLOW_UP_EN = re.compile(
 # the same", "on that?", "install one in a house"), not as determiners of a noun of the question's own ("this
 # weekend", "that form", "one room").
 DEMONSTRATIVE = re.compile(r"\b(that|this|these|those|one)\b(?:\W+([\w'-]+))?", re.IGNORECASE)
+SUBJECTS = frozenset("i we you they he she it my our your their his her".split())
 # Verbs whose object "one" stands for the thing talked about: "can I get ROT for having one put in?"
 ONE_TAKERS = frozenset("""
 have having get getting install installing buy buying need want fit fitting put replace replacing choose pick
@@ -130,10 +131,19 @@ def pointing_spans(question: str) -> list[tuple[int, int]]:
     for match in DEMONSTRATIVE.finditer(question):
         nxt = match.group(2)
         before = re.findall(r"[\w'-]+", question[:match.start(1)].lower())[-1:]
+        if relative_that(match.group(1), before, nxt):
+            continue
         if (nxt is None or nxt.lower() in STOP_EN or nxt.lower() in ASK_WORDS
                 or (match.group(1).lower() == "one" and before and before[0] in ONE_TAKERS)):
             spans.append(match.span(1))
     return spans
+
+
+def relative_that(word: str, before: list[str], nxt: str | None) -> bool:
+    """"that" opening a relative clause after a noun ("the costs not in the quote that I should budget for"),
+    not a pronoun: a content word before it and a subject after it."""
+    return (word.lower() == "that" and bool(before) and before[0] not in STOP_EN and before[0] not in ASK_WORDS
+            and nxt is not None and nxt.lower() in SUBJECTS)
 
 
 def points_back(question: str) -> bool:

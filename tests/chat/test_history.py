@@ -173,3 +173,12 @@ def test_a_determiner_offers_no_second_reading():
 
 def test_a_question_without_history_offers_no_second_reading():
     assert standalone_question("do the people doing it need any kind of certification?", []).alternative is None
+
+
+def test_that_opening_a_relative_clause_is_not_a_pronoun():
+    # given a question about quotes, when the follow-up says "the quote that I should budget for"
+    turns = [Turn("user", "Should I just go with the cheapest quote?"), Turn("assistant", "Not always [1].")]
+    rewritten = standalone_question("ok. what costs are usually not in the quote that I should budget for on top?",
+                                    turns)
+    # then "that" is left in place (the topic is added after the ask instead)
+    assert "quote that I should budget" in rewritten.query
