@@ -1,6 +1,6 @@
 """Issue 13's answer-quality figures for every evaluation set, in one table (base · mode × figure).
 
-    .venv/bin/python bench/answer_eval_all.py [--only demo,demo-heldout,demo-spot,demo-blind,demo-zh,debian-en,debian-zh] [--workdir DIR] [--untuned]
+    .venv/bin/python bench/answer_eval_all.py [--only demo,demo-heldout,demo-spot,demo-blind,demo-blind2,demo-blind3,demo-zh,debian-en,debian-zh] [--workdir DIR] [--untuned]
 
 Builds the bases in a throw-away data dir through Kefu's real ingestion path — the demo base as
 ``demo_setup`` does (``kb.demo``: zaragoza FAQ entries + answer documents, fusion tuned on its own
@@ -51,11 +51,17 @@ SETS = {
     # never the code or the other sets: 60 paraphrases of entries drawn at random (seed 4242), 30 out-of-base
     # questions (20 near the domain) and 30 dialogues. Measured before any change of that session.
     "demo-blind": ("zaragoza_blind.jsonl", "zaragoza_dialogues_blind.jsonl"),
+    # Session 11: two more such sets, by two helper sessions that read only the FAQ rows (seeds 7171/7272 and
+    # 31337/4343). blind2 was measured at the session's start, then its failures were read to shape that session's
+    # follow-up and out-of-base work; blind3 was written later and measured before and after that work, before
+    # its failures were read.
+    "demo-blind2": ("zaragoza_blind2.jsonl", "zaragoza_dialogues_blind2.jsonl"),
+    "demo-blind3": ("zaragoza_blind3.jsonl", "zaragoza_dialogues_blind3.jsonl"),
     "debian-en": ("debian-en.jsonl", None),
     "debian-zh": ("debian-zh.jsonl", None),
     "demo-zh": ("debian-zh.jsonl", None),  # the Chinese demo base (kb.demo): the same chapters as debian-zh
 }
-ENGLISH_DEMO = ("demo", "demo-heldout", "demo-spot", "demo-blind")  # all ask the one English demo base
+ENGLISH_DEMO = ("demo", "demo-heldout", "demo-spot", "demo-blind", "demo-blind2", "demo-blind3")  # all ask the one English demo base
 DEBIAN = {"debian-en": (kb_datasets.DEBIAN_EN, "*.en.html", "en"),
           "debian-zh": (kb_datasets.DEBIAN_ZH, "*.zh-cn.html", "zh")}
 COLUMNS = (  # (figure key, column header)
