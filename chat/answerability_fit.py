@@ -1,6 +1,8 @@
 """Fitting a knowledge base's answerability model: its own questions against the shipped out-of-base set.
 
-Positives are the base's FAQ phrasings (questions and alternatives) and the headings of its
+Positives are the base's FAQ phrasings (questions and alternatives), the customer questions staff
+confirmed with their right source (``kb.EvalCase``: a resolved thumbs-down, or added by staff; asked against
+the whole index) and the headings of its
 documents' sections (a base of documents only has no other questions of its own; a heading is asked
 with its own heading rows and title example held out, like a phrasing). Each FAQ phrasing is asked with its
 own phrasing left out — its index row is removed from both retrievers' candidates, its vector from the
@@ -41,7 +43,7 @@ from chat.pipeline.decide import needs_retrieval
 from chat.pipeline.passages import passage_of
 from kb.embedding import TUNED_PREFIX
 from kb.indexing import INDEXED_STATUSES
-from kb.models import Chunk, FaqEntry, KnowledgeBase
+from kb.models import Chunk, EvalCase, FaqEntry, KnowledgeBase
 from kb.search import (
     active_index,
     analyze,
@@ -144,13 +146,34 @@ def positive_questions(kb, index) -> list[Question]:
     held-out FAQ fold, which tuning never trains on, is used then (all of them if that leaves too few).
     """
     questions = faq_questions(kb, index)
+    confirmed = confirmed_questions(kb, index, known={normalised(q.text) for q in questions})
     if (index.embedding_model or "").startswith(TUNED_PREFIX):
         untrained = gate_held_out(kb.pk)
         held_out = [q for q in questions if q.entry_id in untrained]
         if len(held_out) >= MIN_POSITIVES:
-            return sampled(held_out)
+            return sampled(held_out + confirmed)
     questions += heading_questions(kb, index, known={normalised(q.text) for q in questions})
-    return sampled(questions)
+    return sampled(questions + confirmed)
+
+
+def confirmed_questions(kb, index, *, known: set[str]) -> list[Question]:
+    """Customers' own questions that staff confirmed with their right source — a resolved thumbs-down, or a case
+    staff added — asked against the whole index (they are no FAQ phrasing, and tuning never trains on them).
+
+    They are the positives that look like what customers type: longer, in their own words, often a story
+    before the ask, where FAQ phrasings are short and formal. (A knowledge gap's confirmed wordings became
+    its FAQ entry's alternatives, so they are phrasings already; ``known`` leaves those and any other copy of a
+    phrasing out.)
+    """
+    texts = [text for text in kb.eval_cases.exclude(origin=EvalCase.Origin.GAP).values_list("question", flat=True)
+             if normalised(text) not in known]
+    if not texts:
+        return []
+    searched = as_searched(kb, index, texts)
+    vectors = answerability.embed_like_index(index, searched)
+    empty = np.zeros(0, dtype=np.int64)
+    return [Question(text, vector, in_base=True, excluded_rows=empty)
+            for text, vector in zip(searched, vectors, strict=True)]
 
 
 def sampled(questions: list[Question]) -> list[Question]:

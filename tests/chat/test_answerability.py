@@ -438,3 +438,27 @@ def embedding_of(texts):
     from kb.embedding import embed_texts
 
     return embed_texts(texts)
+
+
+def test_questions_staff_confirmed_are_positives_asked_against_the_whole_index(support_kb):
+    from chat.answerability_fit import positive_questions
+    from kb.indexing import active_index
+    from kb.models import Document, FaqEntry
+    from kb.services import eval_case_record
+
+    # given a resolved thumbs-down (a customer's own words, right source named), a gap wording that is an FAQ
+    # alternative already, and a case repeating an FAQ question
+    document = Document.objects.get(knowledge_base=support_kb)
+    story = "We got a heat pump last year and now want another borehole, does the drilling need a permit again?"
+    eval_case_record(knowledge_base=support_kb, question=story, origin="feedback", document=document)
+    entry = FaqEntry.objects.get(knowledge_base=support_kb, question="What are your opening hours?")
+    eval_case_record(knowledge_base=support_kb, question="When are you open?", origin="gap", faq_entry=entry)
+    eval_case_record(knowledge_base=support_kb, question="what are your opening hours?", origin="staff",
+                     faq_entry=entry)
+    # when the fit gathers its positives
+    positives = positive_questions(support_kb, active_index(support_kb.pk))
+    # then the story is one of them, asked against the whole index; the copies of phrasings are not added again
+    confirmed = [q for q in positives if q.text == story]
+    assert len(confirmed) == 1 and confirmed[0].in_base and confirmed[0].excluded_rows.size == 0
+    assert len(positives) == 4 + 2 + 1
+    assert fitting.answerability_fit(knowledge_base_id=support_kb.pk, negatives=NEGATIVES).positives == 7
