@@ -356,9 +356,10 @@ def pipeline_reply(*, kb, profile, question: str, standalone, found_intent, quer
     )
     reply = decision_reply(decision=decision, kb=kb, profile=profile, question=question, query=standalone.query,
                            query_vector=query_vector, turns=turns)
-    related = decide.related_questions(hits) if reply.outcome == Outcome.REFUSED and \
+    probability = score.probability if score is not None else None
+    related = decide.related_questions(hits, probability=probability) if reply.outcome == Outcome.REFUSED and \
         reply.reason in decide.RELATED_REASONS else ()
-    return replace(reply, answerability=score.probability if score is not None else None, suggestions=related)
+    return replace(reply, answerability=probability, suggestions=related)
 
 
 def masked_reply(reply: Reply, matcher: guard.SensitiveMatcher) -> Reply:

@@ -48,10 +48,15 @@ SUGGEST_MARGIN = 0.05
 # answers it, the customer is handed off rather than told "I don't know".
 HANDOFF_CONFIDENCE = 0.8
 # An "I don't know" offers the base's FAQ questions at least this close to the question (query–question
-# cosine), best first, at most MAX_RELATED: a customer whose wording the base missed gets one click back in,
-# and one whose question the base truly lacks sees what it does answer. Scope and sensitive-word refusals
-# offer none.
-RELATED_FLOOR = 0.45
+# cosine), best first, at most MAX_RELATED — when the base might answer it after all: a probability (when scored)
+# of at least RELATED_MIN_PROBABILITY. A customer whose wording the base missed gets one click back in. Demo base
+# (tuned): near misses refused at 0.24–0.41 had their entry at 0.39–0.53 ("What kind of fuse box should my house
+# have?" → "Which electrical panel should I have?", 0.49; "should I just go with the lowest offer?" → "Should I
+# pick the cheapest quote?", 0.39); questions from elsewhere sat at 0.00–0.07 with look-alikes up to 0.46
+# ("Which bank gives the best mortgage rate?" → "Which kitchen faucet is best?").
+# Scope and sensitive-word refusals offer none.
+RELATED_FLOOR = 0.38
+RELATED_MIN_PROBABILITY = 0.15
 MAX_RELATED = 3
 RELATED_REASONS = frozenset({"unanswerable", "no_relevant_passage", "no_relevant_sentence"})
 
@@ -181,8 +186,12 @@ def question_decide(*, intent: Intent, hits: list, direct_threshold: float, rele
     return Decision(EXTRACT if extractive else GENERATE, passages=passages)
 
 
-def related_questions(hits: list, *, floor: float = RELATED_FLOOR, limit: int = MAX_RELATED) -> tuple[str, ...]:
-    """The FAQ questions of ``hits`` whose similarity to the question reaches ``floor``: best first, each once."""
+def related_questions(hits: list, *, probability: float | None = None, floor: float = RELATED_FLOOR,
+                      limit: int = MAX_RELATED) -> tuple[str, ...]:
+    """The FAQ questions of ``hits`` whose similarity to the question reaches ``floor``: best first, each once —
+    none when the question's answerability ``probability`` says it is from elsewhere."""
+    if probability is not None and probability < RELATED_MIN_PROBABILITY:
+        return ()
     faq = sorted((hit for hit in hits if hit.is_faq and hit.similarity is not None and hit.similarity >= floor),
                  key=lambda hit: -hit.similarity)
     questions: list[str] = []

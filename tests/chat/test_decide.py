@@ -204,7 +204,7 @@ def test_an_explicit_request_for_a_person_is_handed_off_even_with_small_talk_in_
 
 def test_related_questions_are_the_close_faq_questions_best_first_each_once():
     # given FAQ hits of several similarities, one question twice (an entry and its copy), and a chunk
-    hits = [chunk(0.6), faq(0.50, n=2), faq(0.62, n=3), faq(0.40, n=4), faq(0.55, n=5), faq(0.47, n=6)]
+    hits = [chunk(0.6), faq(0.50, n=2), faq(0.62, n=3), faq(0.35, n=4), faq(0.55, n=5), faq(0.47, n=6)]
     hits[4] = Hit(**{**hits[4].__dict__, "faq_question": "Q3"})  # the same question as entry 3, other case
     # when the questions to offer with an "I don't know" are picked
     related = decide.related_questions(hits)
@@ -215,3 +215,12 @@ def test_related_questions_are_the_close_faq_questions_best_first_each_once():
 
 def test_no_faq_question_close_enough_offers_nothing():
     assert decide.related_questions([chunk(0.9), faq(0.30)]) == ()
+
+
+def test_a_question_the_base_surely_lacks_is_offered_nothing():
+    # given a close-looking FAQ question, when the answerability says the question is from elsewhere
+    hits = [faq(0.6, n=2)]
+    # then nothing is offered; at a probability of a near miss, or unscored, it is
+    assert decide.related_questions(hits, probability=0.05) == ()
+    assert decide.related_questions(hits, probability=0.3) == ("q2",)
+    assert decide.related_questions(hits) == ("q2",)
