@@ -185,6 +185,11 @@ def run_answer_eval(kb, questions: str, dialogues: str | None) -> dict:
     return json.loads(out.getvalue())
 
 
+# What an "I don't know" offered (chat.pipeline.decide.related_questions): printed below the table.
+OFFERS = (("refusals_offering_answer", "in-base refusals offering the right question"),
+          ("out_of_base_offers", "out-of-base refusals offering any"))
+
+
 def print_table(summaries: dict) -> None:
     print("| base · mode | " + " | ".join(header for _, header in COLUMNS) + " |")
     print("|---|" + "---|" * len(COLUMNS))
@@ -196,6 +201,9 @@ def print_table(summaries: dict) -> None:
             reasons = found.get("in_base_refusal_reasons")
             if reasons:
                 print(f"in-base refusals by reason, {name} · {mode}: {reasons['note']}")
+            offers = [(label, found.get(key)) for key, label in OFFERS]
+            print(f"questions offered with an \"I don't know\", {name} · {mode}: "
+                  + "; ".join(f"{label} {cell(figure)}" for label, figure in offers))
     for name, summary in summaries.items():
         for mode, table in summary["reliability"].items():
             rows = table if isinstance(table, str) else "; ".join(

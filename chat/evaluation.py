@@ -115,6 +115,7 @@ class Result:
     passages: tuple[Source, ...] = ()  # retrieved for a generation that has not run
     answerability: float | None = None
     standalone: str = ""  # the rewritten follow-up, when it leaned on history
+    suggested: tuple[Source, ...] = ()  # the FAQ entries an "I don't know" offered instead
 
     @property
     def first_source(self) -> Source | None:
@@ -379,6 +380,21 @@ def expected_source_found(ev: Evaluation) -> Figure:
     return rate("expected_source_found", "in-base: expected source among citations/passages", hits)
 
 
+def refusals_offering_the_answer(ev: Evaluation) -> Figure:
+    """In-base questions refused that offered the entry answering them among their suggested questions: a
+    customer one click from the answer rather than at a dead end."""
+    hits = [any(r.expected.matches(s) for s in res.suggested) for r, res in zip(ev.rows, ev.results, strict=True)
+            if r.expect == "in_base" and res.outcome == "refused"]
+    return rate("refusals_offering_answer", "in-base refusals offering the right question", hits)
+
+
+def out_of_base_offers(ev: Evaluation) -> Figure:
+    """Out-of-base questions refused with questions offered anyway (they are no answer, but noise if many)."""
+    offers = [bool(res.suggested) for r, res in zip(ev.rows, ev.results, strict=True)
+              if r.expect == "out_of_base" and res.outcome == "refused"]
+    return rate("out_of_base_offers", "out-of-base refusals offering questions", offers)
+
+
 def figures(ev: Evaluation) -> list[Figure]:
     """Every figure of one mode, the goals first."""
     return [
@@ -386,6 +402,7 @@ def figures(ev: Evaluation) -> list[Figure]:
         follow_up_right(ev), follow_up_right(ev, "continuation"), follow_up_right(ev, "switch"),
         repeated_sentences(ev), uncited_answers(ev), generator_in_extractive(ev),
         direct_precision(ev), in_base_outcomes(ev), refusal_reasons(ev), expected_source_found(ev),
+        refusals_offering_the_answer(ev), out_of_base_offers(ev),
     ]
 
 

@@ -23,7 +23,9 @@ from chat.evaluation import (
     in_base_refused,
     in_base_right,
     is_right,
+    out_of_base_offers,
     out_of_base_refused,
+    refusals_offering_the_answer,
     reliability,
     repeats_a_sentence,
     table_row,
@@ -73,6 +75,21 @@ def test_an_in_base_reply_is_right_only_when_its_first_citation_is_the_expected_
     # a generation that has not run: its first retrieved passage stands in for its first citation
     assert is_right("in_base", expected, Result("pending", "generated", passages=(ROOF, KITCHEN)))
     assert not is_right("in_base", expected, Result("pending", "generated", passages=(KITCHEN, ROOF)))
+
+
+def test_refusals_count_whether_they_offered_the_right_question():
+    # given two in-base refusals (one offering the expected entry), an answered one, and two out-of-base refusals
+    rows = (Row("roof cost?", "in_base", Expected(("tak-001",))), Row("kitchen?", "in_base", Expected(("kok-001",))),
+            Row("roof again?", "in_base", Expected(("tak-001",))), Row("weather?", "out_of_base", Expected()),
+            Row("bank?", "out_of_base", Expected()))
+    results = (Result("refused", "unanswerable", suggested=(KITCHEN, ROOF)), Result("refused", "unanswerable"),
+               answered(ROOF), Result("refused", "out_of_scope"), Result("refused", "unanswerable", suggested=(ROOF,)))
+    ev = Evaluation("extractive", rows, results)
+    # then one of the two in-base refusals was one click from its answer, and one out-of-base refusal offered some
+    offering = refusals_offering_the_answer(ev)
+    assert (offering.numerator, offering.denominator) == (1, 2)
+    noise = out_of_base_offers(ev)
+    assert (noise.numerator, noise.denominator) == (1, 2)
 
 
 def test_an_out_of_base_reply_is_right_when_refused_or_handed_off():

@@ -233,7 +233,14 @@ class PipelineRunner:
             # Replies carry a calibrated probability once the answerability stage has landed.
             answerability=getattr(reply, "answerability", None),
             standalone=standalone.query if standalone.depends_on_history else "",
+            suggested=tuple(self.suggested_source(question) for question in getattr(reply, "suggestions", ())),
         )
+
+    def suggested_source(self, question: str) -> Source:
+        """The FAQ entry an offered question is (its external id), found by its question text."""
+        external = (FaqEntry.objects.filter(knowledge_base=self.kb, question=question)
+                    .values_list("external_id", flat=True).first() or "")
+        return Source(external)
 
     def source_of(self, citation: dict) -> Source:
         """The external id (the FAQ entry's, else its document's), document title and heading path cited."""
