@@ -102,7 +102,12 @@ def standalone_vector(standalone, *, question: str, kb):
     vector = embed_question(standalone.query, kb=kb)
     if not standalone.depends_on_history or standalone.query == question:
         return vector
-    blended = vector + FOLLOW_UP_ASK_WEIGHT * embed_question(question, kb=kb)
+    return follow_up_blend(vector, embed_question(question, kb=kb))
+
+
+def follow_up_blend(rewritten: np.ndarray, bare: np.ndarray) -> np.ndarray:
+    """A follow-up's unit vector: its rewritten query's plus FOLLOW_UP_ASK_WEIGHT of the bare question's."""
+    blended = rewritten + FOLLOW_UP_ASK_WEIGHT * bare
     return blended / max(float(np.linalg.norm(blended)), 1e-12)
 
 
@@ -230,8 +235,11 @@ def closer_reading(kb, standalone: history.Standalone, *, question: str) -> hist
     matches better: "do the people doing it need a certification?" after a roof's cost matches the roofers'
     qualification with the roof filled in; "…error E24, how do I fix it?" matches best as asked."""
     contextual = standalone.alternative
-    alone = best_similarity(kb, standalone.query, standalone_vector(standalone, question=question, kb=kb))
-    along = best_similarity(kb, contextual.query, standalone_vector(contextual, question=question, kb=kb))
+    alone_vector = embed_question(standalone.query, kb=kb)
+    bare = alone_vector if standalone.query == question else embed_question(question, kb=kb)
+    along_vector = follow_up_blend(embed_question(contextual.query, kb=kb), bare)  # as standalone_vector has it
+    alone = best_similarity(kb, standalone.query, alone_vector)
+    along = best_similarity(kb, contextual.query, along_vector)
     return contextual if along > alone + READING_MARGIN else replace(standalone, alternative=None)
 
 
