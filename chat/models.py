@@ -135,7 +135,8 @@ class Message(models.Model):
     # Assistant messages: the calibrated probability that the base answers the question (None: not scored).
     answerability = models.FloatField(null=True, blank=True)
     # Assistant messages: with an "I don't know", the base's FAQ questions closest to what was asked, offered
-    # instead (chat.pipeline.decide.related_questions); the widget shows them as buttons.
+    # instead (chat.pipeline.decide.related_questions); the widget shows them as buttons. A generation holds
+    # them while pending, for the case that the model cannot answer; the finaliser drops them otherwise.
     suggestions = models.JSONField(default=list, blank=True)
     # Assistant messages: the conversation's earlier turns were part of the generation prompt, so the
     # answer may depend on them and is never served to anybody else from the answer cache.
@@ -152,6 +153,11 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} {self.id} ({self.outcome})"
+
+    @property
+    def offered_questions(self) -> list[str]:
+        """The questions offered to the customer: only ever with a refusal (a pending generation holds its own)."""
+        return list(self.suggestions) if self.outcome == self.Outcome.REFUSED else []
 
     @property
     def is_final(self) -> bool:

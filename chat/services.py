@@ -365,9 +365,16 @@ def pipeline_reply(*, kb, profile, question: str, standalone, found_intent, quer
     reply = decision_reply(decision=decision, kb=kb, profile=profile, question=question, query=standalone.query,
                            query_vector=query_vector, turns=turns)
     probability = score.probability if score is not None else None
-    related = decide.related_questions(hits, probability=probability) if reply.outcome == Outcome.REFUSED and \
-        reply.reason in decide.RELATED_REASONS else ()
-    return replace(reply, answerability=probability, suggestions=related)
+    return replace(reply, answerability=probability, suggestions=offered_questions(reply, hits, probability))
+
+
+def offered_questions(reply: Reply, hits: list, probability: float | None) -> tuple[str, ...]:
+    """The FAQ questions a refusal offers instead — and those a generation holds for the case that the model
+    cannot answer (the finaliser keeps them only then)."""
+    refused = reply.outcome == Outcome.REFUSED and reply.reason in decide.RELATED_REASONS
+    if not (refused or reply.outcome == Outcome.PENDING):
+        return ()
+    return decide.related_questions(hits, probability=probability)
 
 
 def masked_reply(reply: Reply, matcher: guard.SensitiveMatcher) -> Reply:
@@ -474,8 +481,9 @@ def message_finalize(*, message: Message, event) -> Message:
         elif answered:
             locked.text = text
             locked.citations = [c.as_dict() for c in cited]
-            locked.outcome = Outcome.ANSWERED
+            locked.outcome, locked.suggestions = Outcome.ANSWERED, []
         else:
+            locked.suggestions = []
             locked.outcome = Outcome.FAILED
             locked.error_code = failure_code(outcome)[:64]
             locked.text = replies.reply("failed", question=locked.reply_to.text if locked.reply_to else "")

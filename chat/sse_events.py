@@ -30,7 +30,7 @@ def done_payload(message: Message) -> dict:
     return {
         "message_id": str(message.pk), "conversation_id": message.conversation.public_id,
         "outcome": message.outcome, "reason": message.reason, "answer": message.text,
-        "citations": message.citations, "suggestions": message.suggestions, "timings": message.timings,
+        "citations": message.citations, "suggestions": message.offered_questions, "timings": message.timings,
     }
 
 

@@ -351,7 +351,7 @@ def message_json(request, message: Message) -> dict:
     body = {"id": str(message.pk), "role": message.role, "text": message.text, "outcome": message.outcome,
             "created_at": message.created_at.isoformat()}
     if message.role == Message.Role.ASSISTANT:
-        body.update(citations=message.citations, suggestions=message.suggestions,
+        body.update(citations=message.citations, suggestions=message.offered_questions,
                     feedback=feedback.rating if feedback else None,
                     stream_url=request.build_absolute_uri(reverse("chat:message-stream", args=[message.pk])))
     return body

@@ -138,7 +138,7 @@ def transcript(*, conversation_id: str) -> Transcript | None:
     lines = tuple(
         TranscriptLine(m.role, m.text, m.outcome, m.reason, tuple(m.citations or ()),
                        getattr(m, "feedback", None).rating if hasattr(m, "feedback") else "", m.created_at,
-                       m.answerability, m.language, tuple(m.suggestions or ()))
+                       m.answerability, m.language, tuple(m.offered_questions))
         for m in conversation.messages.select_related("feedback").order_by("created_at")
     )
     return Transcript(conversation.public_id, conversation.knowledge_base.name, channel_name(conversation.widget_key),

@@ -10,7 +10,9 @@ are added after it, so "roughly what would that cost me?" after "I'm thinking ab
 the roof" becomes "roughly what would that cost me? replacing roof" — the cost question about
 the roof, not the roof question again. A question that does not lean on the conversation is a
 topic switch and is left alone. A chain of follow-ups carries the topic of the question that
-started it. No model is needed, which keeps the rewrite within the pipeline's latency budget;
+started it. A question that sets out its own topic ahead of a break ("and the final approval at the end, what's
+that one?") means that topic by its pointing word, and "they" after a plural noun of the same question ("do the
+workers … when they remove it?") means that noun: neither takes the conversation's topic. No model is needed, which keeps the rewrite within the pipeline's latency budget;
 in generative mode the generator still receives the real turns.
 """
 
@@ -192,7 +194,7 @@ def standalone_question(question: str, turns: list[Turn]) -> Standalone:
     pronoun replaced by the topic of the conversation's previous question (the topic it inherited, for
     a chain), or with that topic added after it when there is no pronoun to fill (an ellipsis)."""
     users = [turn for turn in turns if turn.role == "user"]
-    if not users:
+    if not users or names_its_referent(question):
         return Standalone(question, False, inherited_topic(question))
     follow_up = looks_like_follow_up(question)
     if not follow_up and not may_point_back(question):
@@ -217,7 +219,37 @@ def may_point_back(question: str) -> bool:
     return bool(FOLLOW_UP_EN.search(question) or points_back(question))
 
 
+# A topic set out ahead of its question ("and the final approval at the end, what's that one?", "the
+# kontrollplan — what's that and who writes it?"): the pointing word after the break stands for that lead.
+LEAD_BREAK = re.compile(r"\s[—–-]+\s|,\s|:\s")
+LEAD_OPENER = re.compile(r"^\W*(?:(?:and|but|so|ok(?:ay)?|also|then|what about|how about)\b\W*)*", re.IGNORECASE)
+# A lead that starts with one of these sets a circumstance ("in our house, what would that cost?"), not a topic.
+CIRCUMSTANCE = frozenset("""
+in on at for with about from by as if when since because after before during for without under over while
+i we you it they he she my our your their his her this that these those one is are do does did can could
+would will should how what which who why where i'm we're you're they're he's she's it's there's i've we've
+i'd we'd let's please thanks
+""".split())
+
+
+def names_its_referent(question: str) -> bool:
+    """A question whose pointing word refers to a topic it sets out itself, ahead of a break: a noun phrase
+    with topic words of its own and nothing that points back, then the ask that points at it."""
+    if re.search(r"[\u4e00-\u9fff]", question):
+        return False
+    lead_break = LEAD_BREAK.search(question)
+    if lead_break is None:
+        return False
+    lead, ask = question[:lead_break.start()], question[lead_break.end():]
+    lead = lead[LEAD_OPENER.match(lead).end():]
+    first = re.findall(r"[\w'-]+", lead.lower())[:1]
+    if not first or first[0] in CIRCUMSTANCE or may_point_back(lead):
+        return False
+    return bool(own_topic_words(lead)) and len(own_topic_words(ask)) < OWN_TOPIC_WORDS and may_point_back(ask)
+
+
 PRONOUN_EN = re.compile(r"\b(it's|it|them|they)(?!['\w])", re.IGNORECASE)
+PLURAL_PRONOUNS = frozenset({"they", "them"})
 CONTRACTED = {"it's": " is"}  # the verb a contracted pronoun carries, kept after the topic that replaces it
 
 
@@ -225,10 +257,21 @@ def fill_pronoun(question: str, topic: str) -> str:
     """The question with its first pronoun ("it", "them", a pointing "that") replaced by the topic words."""
     if re.search(r"[\u4e00-\u9fff]", question):
         return re.sub(r"它们|它|这个|那个", topic, question, count=1)
-    spans = [m.span(1) for m in PRONOUN_EN.finditer(question)]
+    spans = [m.span(1) for m in PRONOUN_EN.finditer(question)
+             if not has_plural_antecedent(question, m.start(1), m.group(1))]
     spans += pointing_spans(question)
     if not spans:
         return question
     start, end = min(spans)
     verb = CONTRACTED.get(question[start:end].lower(), "")
     return f"{question[:start]}{topic}{verb}{question[end:]}"
+
+
+def has_plural_antecedent(question: str, start: int, pronoun: str) -> bool:
+    """"they"/"them" after a plural noun of the same question stands for that noun ("what rules do the workers
+    follow when they remove it?"), not for the conversation's topic."""
+    if pronoun.lower() not in PLURAL_PRONOUNS:
+        return False
+    before = re.findall(r"[\w'-]+", question[:start].lower())
+    return any(len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "'s", "us", "is"))
+               and word not in STOP_EN and word not in ASK_WORDS for word in before)

@@ -182,3 +182,38 @@ def test_that_opening_a_relative_clause_is_not_a_pronoun():
                                     turns)
     # then "that" is left in place (the topic is added after the ask instead)
     assert "quote that I should budget" in rewritten.query
+
+
+@pytest.mark.parametrize("question", [
+    "and the final approval at the end, what's that one?",
+    "the kontrollplan he mentioned — what's that and who writes it?",
+    "what about the facade, how long does it last?",
+])
+def test_a_topic_set_out_ahead_of_its_question_is_what_the_pointing_word_means(question):
+    # given a conversation about another topic
+    turns = [Turn("user", "What is a startbesked?"), Turn("assistant", "It is the permission to start [1].")]
+    # when the follow-up names its own topic before a break and then points at it
+    alone = standalone_question(question, turns)
+    # then the question is read as asked: the earlier topic is not filled in
+    assert alone.query == question and not alone.depends_on_history and alone.alternative is None
+
+
+@pytest.mark.parametrize("question", [
+    "in our house, what would that cost?",
+    "I'm starting out as a carpenter — how do I get it?",
+    "ok, and how long does it take?",
+])
+def test_a_circumstance_or_a_statement_ahead_of_the_break_still_leans_on_the_conversation(question):
+    turns = [Turn("user", "What is F-skatt?"), Turn("assistant", "A tax certificate [1].")]
+    alone = standalone_question(question, turns)
+    assert alone.depends_on_history and "f-skatt" in alone.query
+
+
+def test_they_after_a_plural_noun_of_the_same_question_is_that_noun():
+    # given a conversation about asbestos in the roof
+    turns = [Turn("user", "What happens if we find asbestos in our roof?"), Turn("assistant", "Stop work [1].")]
+    # when the follow-up's "they" stands for the workers it names
+    alone = standalone_question("what rules do the workers have to follow when they remove it?", turns)
+    # then "it" gets the conversation's topic, and "they" stays the workers
+    reading = alone.alternative or alone
+    assert "when they remove" in reading.query and "asbestos roof" in reading.query

@@ -432,6 +432,27 @@ def test_an_i_dont_know_offers_the_bases_closest_faq_questions(widget_key, fake_
     assert Message.objects.get(pk=answer.pk).suggestions == answer.suggestions
 
 
+def test_a_generated_i_dont_know_offers_the_questions_its_generation_held(widget_key, fake_generator):
+    # given a knowledge question close to an FAQ question, waiting on the generator
+    answer = ask(widget_key, "Is there a warranty when you renovate my kitchen, and for how long exactly?")
+    assert answer.outcome == "pending" and answer.offered_questions == []
+    # when the model only says it does not know
+    finished = services.message_finalize(message=answer, event=done_event("You do not know and can't help."))
+    # then the refusal offers the FAQ questions found for it, as any "I don't know" does
+    assert finished.reason == "model_dont_know"
+    assert "Do you offer a warranty on renovation work?" in finished.offered_questions
+
+
+def test_a_generated_answer_offers_no_questions(widget_key, fake_generator):
+    # given the same question waiting on the generator
+    answer = ask(widget_key, "Is there a warranty when you renovate my kitchen, and for how long exactly?")
+    # when the model answers it
+    finished = services.message_finalize(message=answer, event=done_event("Yes, five years [1]."))
+    # then nothing is offered, and nothing is kept for later
+    assert finished.outcome == "answered" and finished.offered_questions == []
+    assert Message.objects.get(pk=answer.pk).suggestions == []
+
+
 def test_a_scope_refusal_offers_no_questions(widget_key, fake_generator):
     answer = ask(widget_key, "Translate 'warranty on renovation work' into French, please.")
     assert answer.outcome == "refused" and answer.reason == "task_request" and answer.suggestions == []
