@@ -20,6 +20,7 @@ from kb.indexing import INDEXED_STATUSES, active_index
 from kb.models import Chunk, FaqEntry, IndexVersion
 from kb.retrieval import spelling
 from kb.retrieval.analyzer import analyze
+from kb.retrieval.corroboration import DEPTH_FACTOR
 from kb.retrieval.search import (
     Candidates,
     Hit,
@@ -123,9 +124,9 @@ def hits_excluding(kb, index, queries: Sequence[tuple[str, np.ndarray, Sequence[
     out = []
     for (query, vector, _), (bm25, dense) in zip(queries, found, strict=True):
         fused = fuse(Candidates(bm25=bm25, dense=dense, query_vector=vector), dense_weight=kb.fusion_dense_weight,
-                     rrf_k=kb.fusion_rrf_k, limit=kb.top_k, method=kb.fusion_method)
+                     rrf_k=kb.fusion_rrf_k, limit=kb.top_k * DEPTH_FACTOR, method=kb.fusion_method)
         hydrated = hydrate({f.key for f in fused}, vector, vectors_model=getattr(index, "embedding_model", ""))
-        out.append(fused_hits(query, fused, hydrated))
+        out.append(fused_hits(query, fused, hydrated, kb.top_k))
     return out
 
 

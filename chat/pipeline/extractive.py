@@ -38,6 +38,7 @@ import numpy as np
 
 from chat.pipeline.passages import Citation, Passage, citations_for
 from kb import embedding  # embedding.embed_texts looked up per call: tests swap it for a cache
+from kb.retrieval.corroboration import content_key, copies
 from kb.search import analyze
 
 SENTENCE_END = re.compile(r"(?<=[.!?。！？；;])\s+|(?<=[。！？；])|\n+")
@@ -90,11 +91,6 @@ def passage_body(passage: Passage) -> str:
     return passage.text
 
 
-def content_key(text: str) -> str:
-    """Text compared for exact duplicates: letters and digits only, lower-cased."""
-    return re.sub(r"[\W_]+", "", text.lower())
-
-
 def distinct_passages(passages: list[Passage]) -> list[Passage]:
     """The passages without exact content copies (a FAQ answer and the chunk of its source document, in
     either direction one containing the other), the better-ranked copy kept."""
@@ -102,7 +98,7 @@ def distinct_passages(passages: list[Passage]) -> list[Passage]:
     keys: list[str] = []
     for passage in passages:
         key = content_key(passage_body(passage))
-        if key and any(key in other or other in key for other in keys):
+        if any(copies(key, other) for other in keys):
             continue
         kept.append(passage)
         keys.append(key)

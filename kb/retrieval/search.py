@@ -2,7 +2,9 @@
 
 Rows of the index are chunks and FAQ phrasings; each retriever's rows collapse to items
 (a chunk, or an FAQ entry at its best-matching phrasing) before fusion. Among near-tied fused hits,
-one whose question asks for the customer's kind of answer leads (:mod:`kb.retrieval.question_type`). A hit on an FAQ
+one whose question asks for the customer's kind of answer leads (:mod:`kb.retrieval.question_type`), after an answer
+found twice — as a FAQ entry and as the chunk of the same text — has gained on the others
+(:mod:`kb.retrieval.corroboration`). A hit on an FAQ
 entry carries its answer and the cosine similarity between the query and its closest
 phrasing, which the chat app compares with the base's direct-answer threshold.
 """
@@ -19,6 +21,7 @@ from kb.embedding import default_model_name, embed_query, knowledge_base_model
 from kb.indexing import ROW_FAQ, active_index
 from kb.models import Chunk, FaqEntry
 from kb.retrieval.analyzer import analyze
+from kb.retrieval.corroboration import DEPTH_FACTOR, corroborated
 from kb.retrieval.fusion import Ranked, weighted_minmax, weighted_rrf
 from kb.retrieval.question_type import prefer_matching_type
 from kb.search_backends import observed
@@ -32,7 +35,8 @@ class Hit:
     chunk_id: int | None
     document_id: int | None
     text: str
-    score: float  # the fused score (or the retriever's own score in single-retriever lists)
+    score: float  # the fused score, plus its copy's share (kb.retrieval.corroboration); or the retriever's own score
+    #   in single-retriever lists
     document_title: str
     page: int | None
     heading_path: str
@@ -85,10 +89,10 @@ def hybrid(kb, query: str, k: int | None = None, *, query_vector: np.ndarray | N
     if index is None or not query.strip():
         return []
     found = candidates(index, query, settings.KEFU_KB_CANDIDATES, query_vector)
-    fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k,
+    fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k * DEPTH_FACTOR,
                  method=kb.fusion_method)
     hydrated = hydrate({f.key for f in fused}, found.query_vector, vectors_model=getattr(index, "embedding_model", ""))
-    return fused_hits(query, fused, hydrated)
+    return fused_hits(query, fused, hydrated, k)
 
 
 def search(kb, query: str, k: int | None = None, *, include_faq: bool = True,
@@ -102,7 +106,7 @@ def search(kb, query: str, k: int | None = None, *, include_faq: bool = True,
     if not include_faq:
         found = Candidates(bm25=[c for c in found.bm25 if c[0][0] == "chunk"],
                            dense=[c for c in found.dense if c[0][0] == "chunk"], query_vector=found.query_vector)
-    fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k,
+    fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k * DEPTH_FACTOR,
                  method=kb.fusion_method)
     lists = {
         BM25: [(key, score, {BM25: Ranked(rank, score)}) for rank, (key, score) in enumerate(found.bm25[:k], 1)],
@@ -113,7 +117,7 @@ def search(kb, query: str, k: int | None = None, *, include_faq: bool = True,
                        vectors_model=getattr(index, "embedding_model", ""))
     as_hits = {name: [make_hit(hydrated[key], score, by) for key, score, by in items if key in hydrated]
                for name, items in lists.items() if name != "hybrid"}
-    return SearchResult(bm25=as_hits[BM25], dense=as_hits[DENSE], hybrid=fused_hits(query, fused, hydrated))
+    return SearchResult(bm25=as_hits[BM25], dense=as_hits[DENSE], hybrid=fused_hits(query, fused, hydrated, k))
 
 
 def candidates(index, query: str, depth: int, query_vector: np.ndarray | None = None) -> Candidates:
@@ -205,11 +209,12 @@ def faq_similarity(embeddings: bytes, query_vector: np.ndarray) -> float | None:
     return float((matrix.reshape(-1, width) @ query_vector).max())
 
 
-def fused_hits(query: str, fused, hydrated: dict[tuple[str, int], dict]) -> list[Hit]:
-    """The fused items as hits, in the order a customer's question reads them: fused order, a near-tied hit
-    of the asked answer type first (every hybrid list goes through here)."""
-    return prefer_matching_type(query, [make_hit(hydrated[f.key], f.score, f.found_by) for f in fused
-                                        if f.key in hydrated])
+def fused_hits(query: str, fused, hydrated: dict[tuple[str, int], dict], k: int) -> list[Hit]:
+    """The best ``k`` fused items as hits, in the order a customer's question reads them: fused order with an
+    answer found twice gaining on the others, then a near-tied hit of the asked answer type first (every
+    hybrid list goes through here; ``fused`` runs ``DEPTH_FACTOR`` × k deep, so both copies are seen)."""
+    hits = corroborated([make_hit(hydrated[f.key], f.score, f.found_by) for f in fused if f.key in hydrated])
+    return prefer_matching_type(query, hits)[:k]
 
 
 def make_hit(fields: dict, score: float, found_by: Mapping[str, Ranked]) -> Hit:

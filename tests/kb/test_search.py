@@ -55,6 +55,31 @@ def test_faq_hit_carries_answer_and_similarity(kb, ingest):
     assert len(faq) == 1 and faq[0].similarity < 0.5
 
 
+def test_an_answer_held_as_faq_entry_and_as_document_is_corroborated_by_both_copies(kb, ingest):
+    # given the returns document, and a FAQ entry whose answer is the same text
+    from kb.retrieval.corroboration import CORROBORATION
+    from kb.retrieval.search import candidates, fuse
+
+    build(kb, ingest)
+    faq_entry_create(knowledge_base=kb, question="What is your returns policy?",
+                     answer="You can return any item within thirty days of delivery.", rebuild=False)
+    index_build(knowledge_base_id=kb.pk)
+    kb.refresh_from_db()
+    query = "how long do I have to send an item back?"
+    # when the customer asks about it
+    hits = hybrid(kb, query, 3)
+    # then both copies lead, each with its fused score plus a share of the other's
+    from kb.indexing import active_index
+    found = candidates(active_index(kb.pk), query, 50)
+    fused = {f.key: f.score for f in fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k,
+                                             limit=10, method=kb.fusion_method)}
+    entry, chunk = sorted(hits[:2], key=lambda hit: not hit.is_faq)
+    assert entry.is_faq and chunk.document_title == "returns"
+    entry_fused, chunk_fused = fused[("faq", entry.faq_entry_id)], fused[("chunk", chunk.chunk_id)]
+    assert entry.score == pytest.approx(entry_fused + CORROBORATION * chunk_fused)
+    assert chunk.score == pytest.approx(chunk_fused + CORROBORATION * entry_fused)
+
+
 def test_empty_knowledge_base_returns_no_hits(kb):
     assert hybrid(kb, "anything", 5) == []
 
