@@ -21,7 +21,13 @@ from analytics import metrics, services
 from analytics.access import dashboard_required, inbox_required, knowledge_change_required
 from analytics.filters import DashboardFilter, FilterError, dashboard_filter_parse
 from analytics.rollups import rollup_watermark
-from analytics.selectors.conversations import down_rated_answers, handoff_inbox, source_choices, transcript
+from analytics.selectors.conversations import (
+    down_rated_answers,
+    handoff_inbox,
+    source_choices,
+    taken_offers,
+    transcript,
+)
 from analytics.selectors.dashboard import dashboard_data, filter_choices
 from analytics.selectors.experts import expert_load
 from analytics.selectors.gaps import knowledge_gaps, top_questions
@@ -118,7 +124,7 @@ def feedback(request):
     except FilterError as error:
         return bad_request(request, str(error))
     answers = down_rated_answers(flt)
-    return page(request, "analytics/feedback.html", flt, answers=answers,
+    return page(request, "analytics/feedback.html", flt, answers=answers, taken=taken_offers(flt),
                 sources=source_choices({a.knowledge_base_id for a in answers if not a.resolved_source}))
 
 

@@ -138,6 +138,9 @@ class Message(models.Model):
     # instead (chat.pipeline.decide.related_questions); the widget shows them as buttons. A generation holds
     # them while pending, for the case that the model cannot answer; the finaliser drops them otherwise.
     suggestions = models.JSONField(default=list, blank=True)
+    # User messages: asked by taking a question that this refusal offered (a widget's suggestion button) — the
+    # customer's own label for the question that was refused: staff confirm it on the feedback page.
+    taken_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="taken_by")
     # Assistant messages: the conversation's earlier turns were part of the generation prompt, so the
     # answer may depend on them and is never served to anybody else from the answer cache.
     history_in_prompt = models.BooleanField(default=False)

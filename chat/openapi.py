@@ -53,7 +53,10 @@ def openapi_document(server: str) -> dict:
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["text"], "additionalProperties": False,
                     "properties": {"text": {"type": "string", "maxLength": 2000},
-                                   "conversation_id": {"type": "string"}, "visitor_id": {"type": "string"}}}}}},
+                                   "conversation_id": {"type": "string"}, "visitor_id": {"type": "string"},
+                                   "offered_by": {"type": "string", "maxLength": 36, "description":
+                                                  "the id of this conversation's reply whose suggested "
+                                                  "question `text` is (the customer took it)"}}}}}},
                 "responses": {"202": {"description": "accepted; the answer is in `done` when final at once, "
                                                      "else read it from stream_url",
                                       "content": {"application/json": {"schema": {

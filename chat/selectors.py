@@ -48,6 +48,17 @@ def message_get(*, message_id) -> Message | None:
     return Message.objects.select_related("conversation__widget_key", "reply_to").filter(pk=message_id).first()
 
 
+def offering_refusal(*, conversation: Conversation, message_id, question: str) -> Message | None:
+    """The refusal of ``conversation`` that offered ``question`` (the customer took one of its suggestions), or
+    None: no such message in this conversation, not a refusal, or it never offered this question."""
+    message = message_get(message_id=message_id)
+    if message is None or message.conversation_id != conversation.pk or message.role != Message.Role.ASSISTANT:
+        return None
+    wanted = " ".join(question.split()).casefold()
+    offered = {" ".join(text.split()).casefold() for text in message.offered_questions}
+    return message if wanted in offered else None
+
+
 def conversation_messages(*, conversation: Conversation) -> list[Message]:
     return list(conversation.messages.select_related("feedback").order_by("created_at"))
 

@@ -162,6 +162,7 @@ class Asked:
     turns: list
     standalone: history.Standalone
     index_version: int | None
+    taken_from: Message | None = None  # the refusal whose offered question this is
 
     @property
     def cache_consulted(self) -> bool:
@@ -187,8 +188,9 @@ class Answered:
 
 
 def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, text: str,
-                   visitor_id: str = "") -> AnswerStarted:
+                   visitor_id: str = "", taken_from: Message | None = None) -> AnswerStarted:
     """Answer one guarded question: store it and its reply (complete, or pending on the generator).
+    ``taken_from``: the refusal that offered this question, when the customer took it (:func:`offer_taken`).
 
     One function per stage: the question's context → the sensitive-word guard → the answer cache
     (exact, then semantic) → intent, retrieval and the decision → one transaction storing both messages.
@@ -196,6 +198,7 @@ def message_answer(*, widget_key: WidgetKey, conversation: Conversation | None, 
     started = time.perf_counter()
     clock = StageClock()
     asked = question_context(widget_key=widget_key, conversation=conversation, text=text, visitor_id=visitor_id)
+    asked = replace(asked, taken_from=taken_from)
     clock.lap("context")
     answered = guarded_answer(asked)
     if answered is None:
@@ -295,6 +298,7 @@ def answer_store(asked: Asked, answered: Answered, *, clock: StageClock, started
             intent=found_intent.label if found_intent else "",
             intent_confidence=found_intent.confidence if found_intent else None,
             standalone_query=asked.standalone.query if asked.standalone.depends_on_history else "",
+            taken_from=asked.taken_from,
         )
         # Built in memory first (its uuid is known), so the generation job can name it and the row is
         # written once, complete — each statement is a turn of SQLite's single write lock. (Not one INSERT with

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 
 # What a widget may send; anything else (sampling parameters, a system prompt) is refused with a 400.
-MESSAGE_FIELDS = frozenset({"text", "conversation_id", "visitor_id"})
+MESSAGE_FIELDS = frozenset({"text", "conversation_id", "visitor_id", "offered_by"})
 FEEDBACK_FIELDS = frozenset({"rating", "comment"})
 
 
@@ -126,9 +126,24 @@ def post_message_sync(request) -> JsonResponse:
         raise ApiError(409, "conversation_closed", _("This conversation is closed; please start a new one."))
     if conversation_id:
         rate_check(caller, conversation_id)
+    taken_from = offer_taken(body, conversation, checked.text)
     started = services.message_answer(widget_key=caller.widget_key, conversation=conversation,
-                                      text=checked.text, visitor_id=visitor_id)
+                                      text=checked.text, visitor_id=visitor_id, taken_from=taken_from)
     return with_cors(JsonResponse(started_body(request, started), status=202), caller.origin)
+
+
+def offer_taken(body: dict, conversation, question: str):
+    """The refusal named by ``offered_by`` (a question the customer took from its suggestions), checked: it must
+    be a refusal of this conversation that offered this very question."""
+    offered_by = optional_string(body, "offered_by", max_length=36)
+    if not offered_by:
+        return None
+    refusal = selectors.offering_refusal(conversation=conversation, message_id=offered_by, question=question) \
+        if conversation is not None else None
+    if refusal is None:
+        raise ApiError(400, "invalid_offered_by",
+                       _("offered_by must name a reply of this conversation that offered this question."))
+    return refusal
 
 
 def started_body(request, started) -> dict:

@@ -1,4 +1,5 @@
-"""Drill-down reads of chat records: down-rated answers, the hand-off inbox and one transcript."""
+"""Drill-down reads of chat records: down-rated answers, offered questions customers took, the hand-off inbox
+and one transcript."""
 
 from __future__ import annotations
 
@@ -22,6 +23,21 @@ class RatedAnswer:
     rated_at: datetime
     knowledge_base_id: int = 0
     resolved_source: str = ""  # the right source a staff member named (an evaluation case), if any
+
+
+@dataclass(frozen=True)
+class TakenOffer:
+    """A refused question, and the question its refusal offered that the customer then took (asked with one
+    click): the customer's own label for where the refused question's answer is."""
+
+    conversation_id: str
+    knowledge_base: str
+    knowledge_base_id: int
+    refused_question: str
+    taken_question: str
+    taken_at: datetime
+    source: str = ""  # the taken question's FAQ entry as the resolve form names it ("faq:<id>"), if it still exists
+    resolved_source: str = ""  # the right source a staff member confirmed for the refused question, if any
 
 
 @dataclass(frozen=True)
@@ -91,9 +107,36 @@ def down_rated_answers(flt: DashboardFilter, *, limit: int = 50) -> list[RatedAn
     ) for f in ratings]
 
 
+def taken_offers(flt: DashboardFilter, *, limit: int = 50) -> list[TakenOffer]:
+    """Questions customers took from a refusal's offered questions during the window, newest first."""
+    taken = Message.objects.filter(taken_from__isnull=False, created_at__gte=flt.start, created_at__lt=flt.end)
+    if flt.knowledge_base_id:
+        taken = taken.filter(conversation__knowledge_base_id=flt.knowledge_base_id)
+    if flt.widget_key_id:
+        taken = taken.filter(conversation__widget_key_id=flt.widget_key_id)
+    taken = list(taken.select_related("taken_from__reply_to", "conversation__knowledge_base")
+                 .order_by("-created_at")[:limit])
+    refused = {m: (m.taken_from.reply_to.text if m.taken_from.reply_to else "") for m in taken}
+    resolved = confirmed_sources({" ".join(text.split()) for text in refused.values()})
+    entries = {(kb_id, question): pk for pk, kb_id, question in FaqEntry.objects.filter(
+        knowledge_base_id__in={m.conversation.knowledge_base_id for m in taken},
+        question__in={m.text for m in taken}).values_list("id", "knowledge_base_id", "question")}
+    return [TakenOffer(
+        conversation_id=m.conversation.public_id, knowledge_base=m.conversation.knowledge_base.name,
+        knowledge_base_id=(kb_id := m.conversation.knowledge_base_id), refused_question=refused[m],
+        taken_question=m.text, taken_at=m.created_at,
+        source=f"faq:{entries[(kb_id, m.text)]}" if (kb_id, m.text) in entries else "",
+        resolved_source=resolved.get((kb_id, " ".join(refused[m].split())), ""),
+    ) for m in taken]
+
+
 def resolved_sources(ratings) -> dict[tuple[int, str], str]:
     """(base id, question) → the name of the source staff confirmed for it, for the rated questions."""
-    questions = {" ".join(f.message.reply_to.text.split()) for f in ratings if f.message.reply_to}
+    return confirmed_sources({" ".join(f.message.reply_to.text.split()) for f in ratings if f.message.reply_to})
+
+
+def confirmed_sources(questions: set[str]) -> dict[tuple[int, str], str]:
+    """(base id, question) → the name of the source staff confirmed for it (an evaluation case), for ``questions``."""
     cases = EvalCase.objects.filter(question__in=questions).select_related("faq_entry", "document")
     return {(c.knowledge_base_id, c.question): (c.faq_entry.question if c.faq_entry else c.document.title)
             for c in cases}

@@ -205,7 +205,7 @@
   }
 
   // With an "I don't know": the base's closest FAQ questions, each a button that asks it.
-  function showRelated(item, questions) {
+  function showRelated(item, questions, offeredBy) {
     if (!questions || !questions.length) { return; }
     var box = el("div", {"class": "related"});
     box.appendChild(el("span", {"class": "label"}, T.related));
@@ -214,7 +214,7 @@
       button.addEventListener("click", function () {
         if (sendButton.disabled) { return; }
         input.value = question;
-        submit();
+        submit(offeredBy);
       });
       box.appendChild(button);
     });
@@ -226,7 +226,7 @@
     item.classList.remove("streaming");
     item.setAttribute("data-outcome", data.outcome || "");
     showSources(item, data.citations);
-    showRelated(item, data.suggestions);
+    showRelated(item, data.suggestions, data.message_id);
     if (["answered", "cached", "direct"].indexOf(data.outcome) >= 0) { showThumbs(item, data.message_id, null); }
     scrollDown();
   }
@@ -320,7 +320,8 @@
     });
   }
 
-  function submit() {
+  // offeredBy: the reply whose suggested question the customer took (staff see it with the refused question).
+  function submit(offeredBy) {
     var text = input.value.trim();
     if (!text || sendButton.disabled) { return; }
     input.value = "";
@@ -330,6 +331,7 @@
     var payload = {text: text, visitor_id: visitorId()};
     var conversation = storage(STORE);
     if (conversation) { payload.conversation_id = conversation; }
+    if (conversation && typeof offeredBy === "string") { payload.offered_by = offeredBy; }
     call("POST", "/messages", payload).then(function (response) { return started(response, item); })
       .catch(function () { busy(false); item.querySelector(".body").textContent = T.failed; item.className = "msg notice"; });
   }

@@ -156,3 +156,36 @@ def test_resolving_with_a_source_outside_the_base_is_refused_and_stores_nothing(
     response = staff_client.post("/staff/feedback/resolve", {
         "knowledge_base": gaps.pk, "question": "Can you deliver my order to Oslo, Norway?", "source": source})
     assert response.status_code == 400 and not EvalCase.objects.exists()
+
+
+def test_an_offered_question_a_customer_took_is_confirmed_with_one_click(staff_client, gaps):
+    from chat.models import Message
+    from kb.models import EvalCase, FaqEntry
+
+    # given a refused question whose refusal offered an FAQ question, and the customer took it
+    entry = FaqEntry.objects.create(knowledge_base=gaps, question="Which payment methods do you accept?",
+                                    answer="Cards and PayPal.")
+    refused = Message.objects.filter(role="assistant", reply_to__text=PAYPAL[0]).get()
+    Message.objects.filter(pk=refused.pk).update(suggestions=[entry.question])
+    conversation = refused.conversation
+    Message.objects.create(conversation=conversation, role="user", text=entry.question, taken_from=refused,
+                           outcome="answered")
+    # when staff open the feedback page
+    page = staff_client.get("/staff/feedback/?range=24h").content.decode()
+    # then the refused question is listed with the one the customer took, and a form naming its entry
+    assert "Offered questions customers took" in page and PAYPAL[0] in page
+    assert f'name="source" value="faq:{entry.pk}"' in page
+    # when staff confirm it
+    response = staff_client.post("/staff/feedback/resolve", {
+        "knowledge_base": gaps.pk, "question": PAYPAL[0], "source": f"faq:{entry.pk}", "query": "range=24h"})
+    # then the refused question joins the evaluation set, expecting that entry, and shows as resolved
+    assert response.status_code == 302
+    case = EvalCase.objects.get(knowledge_base=gaps)
+    assert (case.question, case.faq_entry_id) == (PAYPAL[0], entry.pk)
+    assert "Resolved — the right source: Which payment methods do you accept?" in staff_client.get(
+        "/staff/feedback/?range=24h").content.decode()
+
+
+def test_no_taken_offer_says_so(staff_client, gaps):
+    assert "No offered question was taken in this window." in staff_client.get(
+        "/staff/feedback/?range=24h").content.decode()

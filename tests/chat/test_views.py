@@ -280,6 +280,62 @@ def stream_get(client, started, **headers):
     return stream(client, started, **headers)
 
 
+def test_a_taken_suggestion_is_stored_with_the_refusal_that_offered_it(client, widget_key, fake_generator,
+                                                                         monkeypatch):
+    from chat.models import Message
+    from chat.pipeline import extractive
+
+    # given a refusal that offered an FAQ question
+    monkeypatch.setattr(extractive, "has_support", lambda **kwargs: False)
+    refused = ask(client, widget_key, "Is there any warranty when you renovate my kitchen?").json()
+    offered = refused["done"]["suggestions"][0]
+    monkeypatch.undo()
+    # when the customer takes it
+    taken = ask(client, widget_key, offered, conversation_id=refused["conversation_id"],
+                offered_by=refused["done"]["message_id"])
+    # then it is asked as any question, and the question remembers the refusal it came from
+    assert taken.status_code == 202
+    question = Message.objects.get(pk=taken.json()["message_id"]).reply_to
+    assert question.text == offered and str(question.taken_from_id) == refused["done"]["message_id"]
+
+
+@pytest.mark.parametrize("offered_by_of", [
+    lambda refused, answered: answered["message_id"],  # a reply that offered nothing (pending on the generator)
+    lambda refused, answered: "not-a-message-id",
+    lambda refused, answered: "00000000-0000-4000-8000-000000000000",
+])
+def test_offered_by_must_name_a_reply_of_the_conversation_that_offered_the_question(
+        client, widget_key, fake_generator, monkeypatch, offered_by_of):
+    from chat.models import Message
+    from chat.pipeline import extractive
+
+    # given a refusal with its offered questions, and a direct answer in the same conversation
+    monkeypatch.setattr(extractive, "has_support", lambda **kwargs: False)
+    refused = ask(client, widget_key, "Is there any warranty when you renovate my kitchen?").json()
+    monkeypatch.undo()
+    answered = ask(client, widget_key, "How long is the warranty on renovation work?",
+                   conversation_id=refused["conversation_id"]).json()
+    before = Message.objects.count()
+    # when a question claims to come from something that did not offer it
+    response = ask(client, widget_key, refused["done"]["suggestions"][0], conversation_id=refused["conversation_id"],
+                   offered_by=offered_by_of(refused, answered))
+    # then it is refused with a clear 400, and nothing is stored
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_offered_by"
+    assert Message.objects.count() == before
+
+
+def test_offered_by_of_another_question_or_without_a_conversation_is_refused(client, widget_key, fake_generator,
+                                                                           monkeypatch):
+    from chat.pipeline import extractive
+
+    monkeypatch.setattr(extractive, "has_support", lambda **kwargs: False)
+    refused = ask(client, widget_key, "Is there any warranty when you renovate my kitchen?").json()
+    other = ask(client, widget_key, "What is the meaning of life?", conversation_id=refused["conversation_id"],
+                offered_by=refused["done"]["message_id"])
+    alone = ask(client, widget_key, refused["done"]["suggestions"][0], offered_by=refused["done"]["message_id"])
+    assert other.status_code == 400 and alone.status_code == 400
+
+
 def test_an_i_dont_know_carries_its_suggested_questions_in_the_reply_and_the_history(
         client, widget_key, fake_generator, monkeypatch):
     from chat.pipeline import extractive

@@ -214,6 +214,11 @@ def test_an_i_dont_know_offers_related_questions_that_ask_with_one_click(live_as
     page.wait_for_selector(".msg.assistant[data-outcome='direct']")
     assert page.text_content(".msg.user >> nth=1") == "Do you offer a warranty on renovation work?"
     assert "five-year warranty" in page.text_content(".msg.assistant[data-outcome='direct'] .body")
+    # and the question remembers the refusal it was taken from (staff confirm it on the feedback page)
+    from chat.models import Message
+    taken_from = off_loop(lambda: Message.objects.select_related("taken_from__reply_to").get(
+        role="user", text="Do you offer a warranty on renovation work?").taken_from.reply_to.text)
+    assert taken_from == "Is there any warranty when you renovate my kitchen?"
     # and after a reload the offer is still there
     page.reload()
     page.click(".launcher")
