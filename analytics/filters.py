@@ -39,6 +39,15 @@ class DashboardFilter:
     def bucket(self) -> str:
         return "hour" if self.end - self.start <= HOURLY_UP_TO else "day"
 
+    def scoped(self, rows, *, through: str = "conversation__"):
+        """``rows`` limited to the filter's base and widget key, reached through ``through`` (the path to a model
+        with ``knowledge_base`` and ``widget_key``: a message's conversation; blank for a rollup row itself)."""
+        if self.knowledge_base_id:
+            rows = rows.filter(**{f"{through}knowledge_base_id": self.knowledge_base_id})
+        if self.widget_key_id:
+            rows = rows.filter(**{f"{through}widget_key_id": self.widget_key_id})
+        return rows
+
     def query_string(self) -> str:
         """The filters as a query string, for links that keep them."""
         params = {"range": self.range_name}

@@ -91,10 +91,7 @@ def down_rated_answers(flt: DashboardFilter, *, limit: int = 50) -> list[RatedAn
     message's: a filter on the message time makes the database walk the whole message table.
     """
     ratings = Feedback.objects.filter(rating="down", updated_at__gte=flt.start, updated_at__lt=flt.end)
-    if flt.knowledge_base_id:
-        ratings = ratings.filter(message__conversation__knowledge_base_id=flt.knowledge_base_id)
-    if flt.widget_key_id:
-        ratings = ratings.filter(message__conversation__widget_key_id=flt.widget_key_id)
+    ratings = flt.scoped(ratings, through="message__conversation__")
     ratings = list(ratings.select_related("message__reply_to", "message__conversation__knowledge_base")
                    .order_by("-updated_at")[:limit])
     resolved = resolved_sources(ratings)
@@ -110,10 +107,7 @@ def down_rated_answers(flt: DashboardFilter, *, limit: int = 50) -> list[RatedAn
 def taken_offers(flt: DashboardFilter, *, limit: int = 50) -> list[TakenOffer]:
     """Questions customers took from a refusal's offered questions during the window, newest first."""
     taken = Message.objects.filter(taken_from__isnull=False, created_at__gte=flt.start, created_at__lt=flt.end)
-    if flt.knowledge_base_id:
-        taken = taken.filter(conversation__knowledge_base_id=flt.knowledge_base_id)
-    if flt.widget_key_id:
-        taken = taken.filter(conversation__widget_key_id=flt.widget_key_id)
+    taken = flt.scoped(taken)
     taken = list(taken.select_related("taken_from__reply_to", "conversation__knowledge_base")
                  .order_by("-created_at")[:limit])
     refused = {m: (m.taken_from.reply_to.text if m.taken_from.reply_to else "") for m in taken}

@@ -100,10 +100,7 @@ def window_parts(flt: DashboardFilter) -> WindowParts:
 
 
 def slot_filtered(rows, flt: DashboardFilter):
-    if flt.knowledge_base_id:
-        rows = rows.filter(knowledge_base_id=flt.knowledge_base_id)
-    if flt.widget_key_id:
-        rows = rows.filter(widget_key_id=flt.widget_key_id)
+    rows = flt.scoped(rows, through="")
     return rows.order_by()
 
 
@@ -239,10 +236,7 @@ def rejected_generations(flt: DashboardFilter) -> int:
     """
     replies = Message.objects.filter(role=Message.Role.ASSISTANT, outcome=Message.Outcome.REFUSED,
                                      reason="generation_rejected", created_at__gte=flt.start, created_at__lt=flt.end)
-    if flt.knowledge_base_id:
-        replies = replies.filter(conversation__knowledge_base_id=flt.knowledge_base_id)
-    if flt.widget_key_id:
-        replies = replies.filter(conversation__widget_key_id=flt.widget_key_id)
+    replies = flt.scoped(replies)
     return replies.order_by().count()
 
 
@@ -346,10 +340,7 @@ def answerability_counts(flt: DashboardFilter, *, bins: int = ANSWERABILITY_BINS
 
     replies = Message.objects.filter(role=Message.Role.ASSISTANT, answerability__isnull=False,
                                      created_at__gte=flt.start, created_at__lt=flt.end)
-    if flt.knowledge_base_id:
-        replies = replies.filter(conversation__knowledge_base_id=flt.knowledge_base_id)
-    if flt.widget_key_id:
-        replies = replies.filter(conversation__widget_key_id=flt.widget_key_id)
+    replies = flt.scoped(replies)
     grouped_rows = (replies.annotate(bin=Least(Floor(F("answerability") * bins), Value(bins - 1),
                                                output_field=FloatField()))
                     .order_by().values("bin").annotate(n=Count("id")).values_list("bin", "n"))

@@ -72,10 +72,7 @@ def gap_questions(flt: DashboardFilter, *, limit: int = similarity.MAX_TEXTS) ->
     """(base id, question) for the newest gap questions of the window."""
     rows = Message.objects.filter(role="user", created_at__gte=flt.start, created_at__lt=flt.end).filter(
         Q(outcome__in=GAP_OUTCOMES) | Q(reply__feedback__rating="down")).exclude(reason__in=NOT_GAPS)
-    if flt.knowledge_base_id:
-        rows = rows.filter(conversation__knowledge_base_id=flt.knowledge_base_id)
-    if flt.widget_key_id:
-        rows = rows.filter(conversation__widget_key_id=flt.widget_key_id)
+    rows = flt.scoped(rows)
     values = rows.order_by("-created_at").values_list(
         "id", "conversation__public_id", "text", "outcome", "reason", "reply__feedback__rating", "created_at",
         "conversation__knowledge_base_id")[:limit]
@@ -143,10 +140,7 @@ def top_questions(flt: DashboardFilter, *, limit: int = 30) -> list[QuestionGrou
     """The most asked questions of the window, merged by meaning, with their cache-hit rate."""
     days = utc_days(flt.start, flt.end)  # question counts are daily: the window is widened to whole UTC days
     rows = QuestionRollup.objects.filter(day__gte=days[0], day__lte=days[-1])
-    if flt.knowledge_base_id:
-        rows = rows.filter(knowledge_base_id=flt.knowledge_base_id)
-    if flt.widget_key_id:
-        rows = rows.filter(widget_key_id=flt.widget_key_id)
+    rows = flt.scoped(rows, through="")
     exact = list(rows.order_by().values("knowledge_base_id", "question_key")
                  .annotate(asked=Sum("asked"), cached=Sum("cached")).order_by("-asked")[:TOP_CANDIDATES])
     texts = dict(rows.filter(question_key__in=[row["question_key"] for row in exact]).order_by()

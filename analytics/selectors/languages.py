@@ -34,10 +34,7 @@ class LanguageShare:
 def language_mix(flt: DashboardFilter) -> tuple[LanguageShare, ...]:
     """Questions of the window per language, the most asked language first."""
     questions = Message.objects.filter(role=Message.Role.USER, created_at__gte=flt.start, created_at__lt=flt.end)
-    if flt.knowledge_base_id:
-        questions = questions.filter(conversation__knowledge_base_id=flt.knowledge_base_id)
-    if flt.widget_key_id:
-        questions = questions.filter(conversation__widget_key_id=flt.widget_key_id)
+    questions = flt.scoped(questions)
     counts = list(questions.order_by().values("language").annotate(n=Count("id")).values_list("language", "n"))
     total = sum(n for _code, n in counts)
     rows = sorted(counts, key=lambda row: (-row[1], row[0]))
