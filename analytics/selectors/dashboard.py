@@ -59,6 +59,12 @@ class Headline:
     generating: int  # generations running now
     waiting: int  # generations queued now
     generation_rejected: int  # generated replies the output gate replaced with Kefu's refusal
+    offers_made: int = 0  # "I don't know" replies that offered questions instead
+    offers_taken: int = 0  # questions customers asked by taking one of those offers
+
+    @property
+    def offers_taken_share(self) -> float | None:
+        return self.offers_taken / self.offers_made if self.offers_made else None
 
 
 @dataclass(frozen=True)
@@ -225,7 +231,18 @@ def headline_of(rows: list[dict], flt: DashboardFilter) -> Headline:
         total_p95=percentile(rows, "total_buckets", 0.95),
         prompt_tokens=total(rows, "prompt_tokens"), completion_tokens=total(rows, "completion_tokens"),
         generating=generating, waiting=waiting, generation_rejected=rejected_generations(flt),
+        **offers(flt),
     )
+
+
+def offers(flt: DashboardFilter) -> dict[str, int]:
+    """Refusals of the window that offered questions, and questions customers asked by taking one (the message
+    table, window-bound by its ``created_at`` index, as :func:`rejected_generations`)."""
+    window = {"created_at__gte": flt.start, "created_at__lt": flt.end}
+    made = flt.scoped(Message.objects.filter(role=Message.Role.ASSISTANT, outcome=Message.Outcome.REFUSED, **window)
+                      .exclude(suggestions=[]))
+    taken = flt.scoped(Message.objects.filter(role=Message.Role.USER, taken_from__isnull=False, **window))
+    return {"offers_made": made.order_by().count(), "offers_taken": taken.order_by().count()}
 
 
 def rejected_generations(flt: DashboardFilter) -> int:
