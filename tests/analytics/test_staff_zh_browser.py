@@ -33,6 +33,15 @@ def shop(transactional_db):
     waiting = seed.conversation(kb, at=now - timedelta(hours=1), key=key, status="handed_off")
     asked, _ = seed.exchange(waiting, at=now - timedelta(hours=1), question="我要找人工客服", outcome="handed_off")
     Message.objects.filter(pk=asked.pk).update(language="zh")
+    # a refusal that offered an FAQ question, which the customer took
+    from kb.models import FaqEntry
+    entry = FaqEntry.objects.create(knowledge_base=kb, question="退货政策是什么？", answer="三十天内可退货。")
+    offered = seed.conversation(kb, at=now - timedelta(hours=1), key=key)
+    _asked, refusal = seed.exchange(offered, at=now - timedelta(hours=1), question="我能把坏掉的杯子寄回去吗？",
+                                    outcome="refused", reason="no_relevant_passage")
+    Message.objects.filter(pk=refusal.pk).update(suggestions=[entry.question])
+    Message.objects.create(conversation=offered, role="user", text=entry.question, taken_from=refusal,
+                           outcome="direct", language="zh")
     staff_member("lin", password="pw-lin-123")
     return kb, waiting
 
@@ -63,7 +72,7 @@ def test_staff_pages_speak_chinese_to_a_chinese_browser(live_asgi, shop, browser
         assert words in body, words
     mix = {row.get_attribute("data-language"): row.inner_text()
            for row in page.query_selector_all("#languages tr[data-language]")}
-    assert mix["zh"].split("\t")[:2] == ["中文", "4"] and mix["en"].split("\t")[:2] == ["英语", "1"]
+    assert mix["zh"].split("\t")[:2] == ["中文", "5"] and mix["en"].split("\t")[:2] == ["英语", "1"]
     assert mix["de"].split("\t")[:2] == ["德语", "1"]
     assert "Knowledge gaps" not in body and "Sign out" not in body
     screenshot(page, folder, "staff-dashboard")
@@ -77,6 +86,11 @@ def test_staff_pages_speak_chinese_to_a_chinese_browser(live_asgi, shop, browser
     assert "会话" in text_of(page) and "已转人工" in text_of(page) and "回复客户" in text_of(page)
     assert page.inner_text(".transcript .language") == "中文"  # the customer's language, in the staff's
     screenshot(page, folder, "staff-conversation")
+    # and the feedback page, with the offered question a customer took, to confirm with one click
+    page.goto(f"{live_asgi}/staff/feedback/?range=24h")
+    for words in ("客户点选的推荐问题", "未回答：", "我能把坏掉的杯子寄回去吗？", "点选：", "确认：它回答了这个问题"):
+        assert words in text_of(page), words
+    screenshot(page, folder, "staff-feedback")
     # and the knowledge-base pages: list, detail (regression gate, tuning, upload), FAQ, try a query
     page.click("nav a:has-text('知识库')")
     page.wait_for_selector("table.kb-table")
