@@ -61,11 +61,17 @@ def gap_faq_create(*, knowledge_base_id: int, question: str, answer: str, altern
     return entry
 
 
-def feedback_resolve(*, knowledge_base_id: int, question: str, source: str):
-    """A down-rated question whose right source a staff member named joins the base's evaluation set.
+RESOLVED_ORIGINS = frozenset({"feedback", "offer"})  # a down-rated answer, a taken offer
+
+
+def feedback_resolve(*, knowledge_base_id: int, question: str, source: str, origin: str = "feedback"):
+    """A down-rated question whose right source a staff member named — or a refused question whose offered
+    question the customer took (``origin="offer"``) — joins the base's evaluation set.
 
     ``source`` is ``faq:<id>`` or ``doc:<id>`` (the form's choice); it must belong to the base.
     """
+    if origin not in RESOLVED_ORIGINS:
+        raise NotFound(_("unknown kind of confirmation"))
     knowledge_base = KnowledgeBase.objects.filter(pk=knowledge_base_id).first()
     if knowledge_base is None:
         raise NotFound(_("no such knowledge base"))
@@ -75,7 +81,7 @@ def feedback_resolve(*, knowledge_base_id: int, question: str, source: str):
     row = model.objects.filter(pk=int(ref), knowledge_base=knowledge_base).first() if model and ref.isdigit() else None
     if row is None:
         raise NotFound(_("choose an FAQ entry or a document of this knowledge base as the right source"))
-    return eval_case_record(knowledge_base=knowledge_base, question=question, origin="feedback",
+    return eval_case_record(knowledge_base=knowledge_base, question=question, origin=origin,
                             faq_entry=row if kind == "faq" else None, document=row if kind == "doc" else None)
 
 

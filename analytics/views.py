@@ -165,7 +165,8 @@ def feedback_resolve(request):
     if not base_id_reached(request, kb_id) or not question or not source:
         return bad_request(request, _("Resolving a down-rated answer needs its knowledge base, question and the right source."))
     try:
-        services.feedback_resolve(knowledge_base_id=int(kb_id), question=question, source=source)
+        services.feedback_resolve(knowledge_base_id=int(kb_id), question=question, source=source,
+                                  origin=request.POST.get("origin", "feedback"))
     except services.NotFound as error:
         return bad_request(request, str(error))
     messages.success(request, _("Resolved: the question joins the knowledge base's evaluation set."))

@@ -1,7 +1,7 @@
 """Fitting a knowledge base's answerability model: its own questions against the shipped out-of-base set.
 
 Positives are the base's FAQ phrasings (questions and alternatives), the customer questions staff
-confirmed with their right source (``kb.EvalCase``: a resolved thumbs-down, or added by staff; asked against
+confirmed with their right source (``kb.EvalCase``: a resolved thumbs-down, a taken offer, or added by staff; asked against
 the whole index) and the headings of its
 documents' sections (a base of documents only has no other questions of its own; a heading is asked
 with its own heading rows and title example held out, like a phrasing). Each FAQ phrasing is asked with its
@@ -157,8 +157,8 @@ def positive_questions(kb, index) -> list[Question]:
 
 
 def confirmed_questions(kb, index, *, known: set[str]) -> list[Question]:
-    """Customers' own questions that staff confirmed with their right source — a resolved thumbs-down, or a case
-    staff added — asked against the whole index (they are no FAQ phrasing, and tuning never trains on them).
+    """Customers' own questions that staff confirmed with their right source — a resolved thumbs-down, a refused
+    question whose offered question the customer took, or a case staff added — asked against the whole index (they are no FAQ phrasing, and tuning never trains on them).
 
     They are the positives that look like what customers type: longer, in their own words, often a story
     before the ask, where FAQ phrasings are short and formal. (A knowledge gap's confirmed wordings became

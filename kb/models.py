@@ -218,8 +218,8 @@ class TuningRun(models.Model):
 class EvalCase(models.Model):
     """A question the base must keep answering from the right source: the regression gate's stored cases.
 
-    Staff confirm them: the questions of a knowledge gap turned into an FAQ entry, and down-rated
-    questions whose right source a staff member named. (The held-out fold of the base's own FAQ
+    Staff confirm them: the questions of a knowledge gap turned into an FAQ entry, down-rated questions
+    whose right source a staff member named, and refused questions whose offered question the customer took. (The held-out fold of the base's own FAQ
     pairs joins them at evaluation time; it is not stored.)
     """
 
@@ -227,6 +227,7 @@ class EvalCase(models.Model):
         GAP = "gap", "confirmed through a knowledge gap"
         FEEDBACK = "feedback", "a resolved thumbs-down"
         STAFF = "staff", "added by staff"
+        OFFER = "offer", "a question the customer took from a refusal's offer, confirmed by staff"
 
     knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="eval_cases")
     question = models.TextField()

@@ -177,11 +177,12 @@ def test_an_offered_question_a_customer_took_is_confirmed_with_one_click(staff_c
     assert f'name="source" value="faq:{entry.pk}"' in page
     # when staff confirm it
     response = staff_client.post("/staff/feedback/resolve", {
-        "knowledge_base": gaps.pk, "question": PAYPAL[0], "source": f"faq:{entry.pk}", "query": "range=24h"})
+        "knowledge_base": gaps.pk, "question": PAYPAL[0], "source": f"faq:{entry.pk}", "origin": "offer",
+        "query": "range=24h"})
     # then the refused question joins the evaluation set, expecting that entry, and shows as resolved
     assert response.status_code == 302
     case = EvalCase.objects.get(knowledge_base=gaps)
-    assert (case.question, case.faq_entry_id) == (PAYPAL[0], entry.pk)
+    assert (case.question, case.faq_entry_id, case.origin) == (PAYPAL[0], entry.pk, "offer")
     assert "Resolved — the right source: Which payment methods do you accept?" in staff_client.get(
         "/staff/feedback/?range=24h").content.decode()
 
@@ -189,3 +190,13 @@ def test_an_offered_question_a_customer_took_is_confirmed_with_one_click(staff_c
 def test_no_taken_offer_says_so(staff_client, gaps):
     assert "No offered question was taken in this window." in staff_client.get(
         "/staff/feedback/?range=24h").content.decode()
+
+
+def test_resolving_with_an_unknown_kind_of_confirmation_is_refused_and_stores_nothing(staff_client, gaps):
+    from kb.models import EvalCase, FaqEntry
+
+    entry = FaqEntry.objects.create(knowledge_base=gaps, question="Where do you deliver?", answer="All of Europe.")
+    response = staff_client.post("/staff/feedback/resolve", {
+        "knowledge_base": gaps.pk, "question": "Can you deliver my order to Oslo, Norway?",
+        "source": f"faq:{entry.pk}", "origin": "gap"})
+    assert response.status_code == 400 and not EvalCase.objects.exists()
