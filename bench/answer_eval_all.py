@@ -1,6 +1,6 @@
 """Issue 13's answer-quality figures for every evaluation set, in one table (base · mode × figure).
 
-    .venv/bin/python bench/answer_eval_all.py [--only demo,demo-heldout,demo-spot,demo-blind,demo-blind2,demo-blind3,demo-blind4,demo-zh,debian-en,debian-zh] [--workdir DIR] [--untuned]
+    .venv/bin/python bench/answer_eval_all.py [--only demo,demo-heldout,demo-spot,demo-blind,demo-blind2,demo-blind3,demo-blind4,demo-blind5,demo-zh,debian-en,debian-zh] [--workdir DIR] [--untuned]
 
 Builds the bases in a throw-away data dir through Kefu's real ingestion path — the demo base as
 ``demo_setup`` does (``kb.demo``: zaragoza FAQ entries + answer documents, fusion tuned on its own
@@ -60,12 +60,15 @@ SETS = {
     # Session 12: one more, by a helper session that read only the FAQ rows (seeds 6161/6262), measured at the
     # session's start and at its end; its failures were not read in between.
     "demo-blind4": ("zaragoza_blind4.jsonl", "zaragoza_dialogues_blind4.jsonl"),
+    # Session 13: one more (seeds 9595/9696), the same way; labels widened before the first run only where two
+    # FAQ rows share the very same question or answer text (rut-006/rut-014, dolda-006/dolda-fel-019).
+    "demo-blind5": ("zaragoza_blind5.jsonl", "zaragoza_dialogues_blind5.jsonl"),
     "debian-en": ("debian-en.jsonl", None),
     "debian-zh": ("debian-zh.jsonl", None),
     "demo-zh": ("debian-zh.jsonl", None),  # the Chinese demo base (kb.demo): the same chapters as debian-zh
 }
 ENGLISH_DEMO = ("demo", "demo-heldout", "demo-spot", "demo-blind", "demo-blind2", "demo-blind3",
-                "demo-blind4")  # all ask the one English demo base
+                "demo-blind4", "demo-blind5")  # all ask the one English demo base
 DEBIAN = {"debian-en": (kb_datasets.DEBIAN_EN, "*.en.html", "en"),
           "debian-zh": (kb_datasets.DEBIAN_ZH, "*.zh-cn.html", "zh")}
 COLUMNS = (  # (figure key, column header)
