@@ -5,7 +5,7 @@ The English base: each zaragoza FAQ row (real customer FAQ pairs, CC BY 4.0) bec
 path; the base's fusion weight is then tuned on those question → answer-document pairs. ``demo_setup`` then
 tunes its embedder on its own FAQ once (kb.tuning, adopted only if the 2-fold gain and the regression gate
 allow): measured on the demo's four English sets (Zen 4, session 10), in-base right 0.79 → 0.83 and in-base
-refused 0.057 → 0.030, out-of-base refused 0.94 → 0.93 — 2½–3 minutes on 2 Zen 4 cores (145–187 s measured), once.
+refused 0.057 → 0.030, out-of-base refused 0.94 → 0.93 — 253 s on 2 AVX2-only Zen 3 cores (session 13), once.
 
 The Chinese base: the HTML chapters of Debian's FAQ in Simplified Chinese (``/usr/share/doc/debian/FAQ/
 zh-cn``, the Debian package debian-faq-zh-cn), each one document, ingested as the bench's debian-zh base

@@ -10,7 +10,8 @@ Pairs of one item (an FAQ entry, a section) are never each other's negatives.
 Adoption rule: 2-fold evaluation on the base's own pairs, split by item. Train on fold A, measure
 nDCG@10 of question → answer retrieval for fold B's questions (against every target of the base)
 with the tuned and the current model, and the other way round. Only a mean held-out gain of at
-least ``min_gain`` adopts: the final model is trained on all pairs, saved under
+least ``min_gain`` adopts: the adopted model is the two fold models' weight average (a "soup": together they saw
+every pair, and no third training is needed; ``final="retrain"`` trains once more on all pairs instead), saved under
 ``KEFU_DATA_DIR/models/tuned/<slug>/<hash12>`` and the base switches to it through a new index
 version (kb.indexing re-embeds everything; the old version serves until the swap). Evaluation
 sets are never trained on: chat/data/eval and bench sets are never read here, and the FAQ entries the
@@ -21,8 +22,9 @@ Every torch step runs on the compute thread (:mod:`kefu.compute`), one optimizer
 chat queries and the generator's decode loop interleave with training instead of waiting for it.
 
 Budget: ≤ 5 minutes for ~500 pairs on 2 cores. The demo base (404 pairs once the gate's fold is out; full
-fine-tuning of MiniLM-L6, 2 epochs at batch 32, 128 tokens): three trainings (two folds, then all pairs),
-their measurements, the re-embedding of 1,006 rows and the gate took 144 s on 2 shared AMX cores (BENCHMARKS.md). Memory: the model in fp32 three times over
+fine-tuning of MiniLM-L6, 3 epochs at batch 32, 128 tokens): the two fold trainings, their measurements, the soup,
+the re-embedding of 1,006 rows and the gate took 253 s on 2 AVX2-only Zen 3 cores, where a third training on all
+pairs made it 390 s (session 13, BENCHMARKS.md). Memory: the model in fp32 three times over
 (weights, gradients, AdamW state) ≈ 350 MB, plus activations of one batch.
 """
 
@@ -99,6 +101,12 @@ class TuningConfig:
     # on the demo base (Zen 4, session 10; in-base right / refused / out-of-base refused, four sets together):
     # 1.0 → 0.81 / 0.052 / 0.92, 0.7 → 0.83 / 0.030 / 0.92, 0.5 → 0.83 / 0.030 / 0.93; untuned 0.80 / 0.039 / 0.94.
     tuned_share: float = 0.5
+    # The adopted model: "soup" averages the two fold models' weights (each trained on half the items; "model
+    # soups", Wortsman et al. 2022), so the job trains twice instead of three times; "retrain" trains once more on
+    # all pairs. LoRA always retrains (averaging adapters' factors is not averaging their updates). Measured on the
+    # demo base (Zen 3, session 13; in-base right, extractive): the five blind sets 205 → 208 of 300, the own sets
+    # 151 → 145 of 170 — within noise together — and the whole job 390 s → 253 s, inside the 5-minute budget.
+    final: str = "soup"
     seed: int = 13  # fold split, shuffling and initialisation
 
 
@@ -220,7 +228,8 @@ class RunProgress:
 
 def knowledge_base_tune(*, knowledge_base: KnowledgeBase, config: TuningConfig, progress: Callable = None,
                         adopt: bool = True) -> TuningOutcome:
-    """Measure 2-fold, then (gain ≥ min_gain) train on all pairs, save the artifact and switch the base to it."""
+    """Measure 2-fold, then (gain ≥ min_gain) average the fold models (or train on all pairs), save the artifact
+    and switch the base to it."""
     progress = progress or (lambda *args, **kwargs: None)
     current = knowledge_base_model(knowledge_base)
     pairs = training_pairs(knowledge_base.pk, config)
@@ -236,11 +245,15 @@ def knowledge_base_tune(*, knowledge_base: KnowledgeBase, config: TuningConfig, 
     baseline = training_model(current, config)
     before = [retrieval_ndcg(baseline, test, corpus, corpus_vectors=encode(baseline, corpus)) for test in tests]
     del baseline
-    results = []
+    results, fold_weights = [], []
     for number, (held_out, test) in enumerate(zip(folds, tests, strict=True)):
         train = [p for p in pairs if p.item not in held_out]
         span = (8 + 38 * number, 8 + 38 * (number + 1))
-        results.append(fold_measure(current, number, train, test, corpus, config, progress, span, before[number]))
+        result, model = fold_measure(current, number, train, test, corpus, config, progress, span, before[number])
+        results.append(result)
+        if souped(config):
+            fold_weights.append({name: value.detach().clone() for name, value in model.state_dict().items()})
+        del model
     gain = sum(r.gain for r in results) / len(results)
     figures = ", ".join(f"fold {r.fold + 1}: {r.before:.3f} → {r.after:.3f}" for r in results)
     if gain < config.min_gain:
@@ -248,8 +261,7 @@ def knowledge_base_tune(*, knowledge_base: KnowledgeBase, config: TuningConfig, 
                              f"Held-out nDCG@10 gained {gain:+.3f} ({figures}); {config.min_gain:.2f} is needed.")
     if not adopt:
         return TuningOutcome(tuple(results), gain, False, f"Measured only: held-out nDCG@10 {gain:+.3f} ({figures}).")
-    model = train_model(current, pairs, config, lambda done, total: progress(
-        "training on all pairs", 85 + 7 * done / total))
+    model = final_model(current, pairs, config, fold_weights, progress)
     name = artifact_save(model, knowledge_base=knowledge_base, parent=current, config=config,
                          figures={"gain": gain, "pairs": len(pairs)})
     progress("re-embedding into a new index version", 92, force=True, tuned_model=name)
@@ -352,6 +364,33 @@ def fold_split(items: Sequence[str], seed: int) -> tuple[set[str], set[str]]:
     return set(order[0::2]), set(order[1::2])
 
 
+def souped(config: TuningConfig) -> bool:
+    """Whether the adopted model is the fold models' average (full fine-tuning with final="soup")."""
+    if config.final not in ("soup", "retrain"):
+        raise ValueError(f"Unknown final model {config.final!r}: soup or retrain.")
+    return config.final == "soup" and config.method == "full"
+
+
+def final_model(current: str, pairs: list[Pair], config: TuningConfig, fold_weights: list[dict],
+                progress: Callable):
+    """The model to adopt: the fold models' average when they were kept, else one trained on all pairs."""
+    if not fold_weights:
+        return train_model(current, pairs, config, lambda done, total: progress(
+            "training on all pairs", 85 + 7 * done / total))
+    progress("averaging the fold models", 90, force=True)
+    model = training_model(current, config)
+    compute.call(model.load_state_dict, weights_average(fold_weights))
+    model.eval()
+    return model
+
+
+def weights_average(states: list[dict]) -> dict:
+    """The element-wise mean of state dicts with the same keys (integer buffers are taken from the first)."""
+    first = states[0]
+    return {name: (sum(state[name] for state in states) / len(states) if value.is_floating_point() else value)
+            for name, value in first.items()}
+
+
 def evaluation_queries(pairs: Sequence[Pair]) -> list[tuple[str, frozenset[str]]]:
     """Held-out queries and the targets that answer them: FAQ phrasings (question → answer retrieval) when the
     fold has any, else every held-out query (a base of documents only: heading → section)."""
@@ -366,8 +405,9 @@ def evaluation_queries(pairs: Sequence[Pair]) -> list[tuple[str, frozenset[str]]
 
 
 def fold_measure(current: str, number: int, train: list[Pair], test, corpus: list[str], config: TuningConfig,
-                 progress: Callable, span: tuple[float, float], before: float) -> FoldResult:
-    """Held-out nDCG@10 of a model trained on ``train`` (``before``: the current model's, both fp32)."""
+                 progress: Callable, span: tuple[float, float], before: float):
+    """Held-out nDCG@10 of a model trained on ``train`` (``before``: the current model's, both fp32), and that
+    model."""
     low, high = span
     model = train_model(current, train, config, lambda done, total: progress(
         f"fold {number + 1}: training ({done}/{total} steps)", low + (high - low) * 0.85 * done / total))
@@ -375,7 +415,7 @@ def fold_measure(current: str, number: int, train: list[Pair], test, corpus: lis
     after = retrieval_ndcg(model, test, corpus)
     log.info("tuning fold %d: %d train pairs, %d held-out queries, nDCG@10 %.3f -> %.3f",
              number + 1, len(train), len(test), before, after)
-    return FoldResult(number, len(train), len(test), round(before, 4), round(after, 4))
+    return FoldResult(number, len(train), len(test), round(before, 4), round(after, 4)), model
 
 
 def retrieval_ndcg(model, queries, corpus: list[str], *, corpus_vectors: np.ndarray | None = None) -> float:

@@ -132,6 +132,70 @@ def test_the_saved_weights_lie_between_the_start_and_the_trained_ones_by_the_tun
         assert np.allclose(half[name].numpy(), ((start[name] + whole[name]) / 2).numpy(), atol=1e-6), name
 
 
+def test_the_soup_is_the_element_wise_mean_of_the_fold_models():
+    import torch
+
+    from kb.tuning import weights_average
+
+    # given two fold models' weights and an integer buffer they share
+    first = {"w": torch.tensor([1.0, 2.0]), "ids": torch.tensor([0, 1])}
+    second = {"w": torch.tensor([3.0, 6.0]), "ids": torch.tensor([0, 1])}
+    # when they are averaged
+    soup = weights_average([first, second])
+    # then floats are the mean and integers are kept
+    assert soup["w"].tolist() == [2.0, 4.0] and soup["ids"].tolist() == [0, 1]
+
+
+def test_an_unknown_final_model_is_refused(faq_kb):
+    from kb.tuning import souped
+
+    with pytest.raises(ValueError, match="soup or retrain"):
+        souped(TuningConfig(final="mix"))
+    # LoRA never soups: averaging each factor is not averaging the update
+    assert not souped(TuningConfig(method="lora")) and souped(TuningConfig())
+
+
+class ReindexStopped(Exception):
+    """Raised where a tuning run would re-embed the base: the test has what it needs by then."""
+
+
+def stop_before_reindexing(**kwargs):
+    raise ReindexStopped
+
+
+@pytest.mark.parametrize(("final", "trainings"), [("soup", 2), ("retrain", 3)])
+def test_the_adopted_model_is_the_fold_models_average_or_one_more_training(faq_kb, monkeypatch, final, trainings):
+    import torch
+
+    import kb.tuning
+    from kb.tuning import knowledge_base_tune
+
+    # given a run that records every model it trains and the weights each ends with
+    trained = []
+    real_train = kb.tuning.train_model
+
+    def recording(*args, **kwargs):
+        model = real_train(*args, **kwargs)
+        trained.append({name: value.detach().clone() for name, value in model.state_dict().items()})
+        return model
+
+    monkeypatch.setattr(kb.tuning, "train_model", recording)
+    saved = {}
+    monkeypatch.setattr(kb.tuning, "artifact_save", lambda model, **kwargs: saved.update(model.state_dict()) or "x")
+    monkeypatch.setattr(kb.tuning, "model_adopt", stop_before_reindexing)
+    config = TuningConfig(epochs=1, batch_size=4, min_items=4, min_gain=-1.0, final=final)
+    # when it measures both folds and reaches adoption
+    with pytest.raises(ReindexStopped):
+        knowledge_base_tune(knowledge_base=faq_kb, config=config)
+    # then the soup trains twice and saves the mean of the two fold models; retrain trains a third model and
+    # saves that one
+    assert len(trained) == trainings
+    expected = ({name: (trained[0][name] + trained[1][name]) / 2 for name in trained[0]} if final == "soup"
+                else trained[2])
+    floats = [name for name, value in expected.items() if value.is_floating_point()]
+    assert floats and all(torch.allclose(saved[name].float(), expected[name].float(), atol=1e-6) for name in floats)
+
+
 # ---------------------------------------------------------------------------- a real, short run
 
 
