@@ -47,10 +47,10 @@ from kb.models import Chunk, EvalCase, FaqEntry, KnowledgeBase
 from kb.search import (
     active_index,
     analyze,
+    as_searched,
     faq_rows,
     heading_rows,
     hits_excluding,
-    spelled,
     term_profiles,
     vector_width,
 )
@@ -169,7 +169,7 @@ def confirmed_questions(kb, index, *, known: set[str]) -> list[Question]:
              if normalised(text) not in known]
     if not texts:
         return []
-    searched = as_searched(kb, index, texts)
+    searched = searched_texts(kb, index, texts)
     vectors = answerability.embed_like_index(index, searched)
     empty = np.zeros(0, dtype=np.int64)
     return [Question(text, vector, in_base=True, excluded_rows=empty)
@@ -232,17 +232,18 @@ def heading_questions(kb, index, *, known: set[str]) -> list[Question]:
             for (text, rows), vector in zip(headings.items(), vectors, strict=True)]
 
 
-def as_searched(kb, index, texts: list[str]) -> list[str]:
-    """Questions as the chat pipeline searches them: misspelled words corrected to the base's own."""
-    return [spelled(kb.pk, index.version_id, text).text for text in texts]
+def searched_texts(kb, index, texts: list[str]) -> list[str]:
+    """Questions as the chat pipeline searches them: misspelled words corrected to the base's own, terms glossed
+    (kb.search.as_searched)."""
+    return [as_searched(kb.pk, index.version_id, text) for text in texts]
 
 
 def negative_questions(kb, index, texts: list[str]) -> list[Question]:
-    """Questions asked against the whole index, as the pipeline searches them (spelling corrected); one of
+    """Questions asked against the whole index, as the pipeline searches them (spelling corrected, terms glossed); one of
     the shipped out-of-base set leaves its own domain out of its ``off_topic`` (see chat.pipeline.answerability)."""
     if not texts:
         return []
-    searched = as_searched(kb, index, list(texts))
+    searched = searched_texts(kb, index, list(texts))
     vectors = answerability.embed_like_index(index, searched)
     empty = np.zeros(0, dtype=np.int64)
     return [Question(text, vector, in_base=False, excluded_rows=empty,

@@ -46,7 +46,7 @@ from inference.outcomes import GenerationDone, GenerationError, GenerationOutcom
 from kb.demo import DEMO_SLUG, DEMO_ZH_SLUG
 from kb.embedding import embed_query, knowledge_base_model
 from kb.models import KnowledgeBase
-from kb.search import best_similarity, hybrid, spelled
+from kb.search import best_similarity, glossed, hybrid, spelled
 
 log = logging.getLogger(__name__)
 Outcome = Message.Outcome
@@ -223,9 +223,19 @@ def question_context(*, widget_key: WidgetKey, conversation: Conversation | None
 
 def standalone_of(kb, text: str, turns: list[history.Turn]) -> history.Standalone:
     """The question as the rest of the pipeline reads it: misspelled words corrected to the base's own
-    ("insulaton" → "insulation", :mod:`kb.retrieval.spelling`), then made standalone from the history."""
+    ("insulaton" → "insulation", :mod:`kb.retrieval.spelling`), its terms glossed as the base explains them
+    ("servitut (easement)", :mod:`kb.retrieval.glossary`), then made standalone from the history."""
     standalone = history.standalone_question(spelled(kb.pk, kb.active_index_id, text).text, turns)
+    standalone = glossed_reading(kb, standalone)
     return closer_reading(kb, standalone, question=text) if standalone.alternative is not None else standalone
+
+
+def glossed_reading(kb, standalone: history.Standalone) -> history.Standalone:
+    """Both readings of a question with the base's terms glossed — after the history filled in its topic, so
+    "can it be removed?" after "what is a servitut?" is searched as "can servitut (easement) be removed?"."""
+    query = glossed(kb.pk, kb.active_index_id, standalone.query)
+    alternative = standalone.alternative and glossed_reading(kb, standalone.alternative)
+    return replace(standalone, query=query, alternative=alternative)
 
 
 # A question that may point back is read with the conversation's topic only when that reading matches the base

@@ -18,7 +18,7 @@ from django.conf import settings
 from kb.embedding import embed_query, embedding_dimension
 from kb.indexing import INDEXED_STATUSES, active_index
 from kb.models import Chunk, FaqEntry, IndexVersion
-from kb.retrieval import spelling
+from kb.retrieval import glossary, spelling
 from kb.retrieval.analyzer import analyze
 from kb.retrieval.corroboration import DEPTH_FACTOR
 from kb.retrieval.search import (
@@ -151,6 +151,19 @@ def spelled(kb_id: int, index_version_id: int | None, text: str) -> spelling.Cor
         return spelling.Correction(text)
     speller = spelling.speller_for((kb_id, index_version_id), lambda: base_texts(kb_id))
     return speller.correct(text)
+
+
+def glossed(kb_id: int, index_version_id: int | None, text: str) -> str:
+    """``text`` with the base's bracketed terms explained as its texts explain them ("can servitut (easement) be
+    removed?", :mod:`kb.retrieval.glossary`)."""
+    if index_version_id is None or not spelling.LATIN_LETTER.search(text):
+        return text
+    return glossary.glossary_for((kb_id, index_version_id), lambda: base_texts(kb_id)).explain(text)
+
+
+def as_searched(kb_id: int, index_version_id: int | None, text: str) -> str:
+    """A question as retrieval reads it: misspellings corrected to the base's words, then its terms glossed."""
+    return glossed(kb_id, index_version_id, spelled(kb_id, index_version_id, text).text)
 
 
 def base_texts(kb_id: int) -> Iterator[str]:

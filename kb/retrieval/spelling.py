@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from spellchecker import SpellChecker
+
+from kb.retrieval.per_version import PerVersion
 
 LATIN_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.U)  # "isn't" is one word, never "isn" + "t"
 APOSTROPHES = ("'", "’")
@@ -38,9 +39,6 @@ MIN_VOCABULARY_LENGTH = 3
 VERSIONS_KEPT = 8  # (kb, index version) vocabularies a process keeps
 MEMO_LIMIT = 20_000  # unknown words remembered per base (a public widget may be sent any number of them)
 
-_lock = threading.Lock()
-_build_lock = threading.Lock()  # one vocabulary built at a time: the others wait for it rather than build it too
-_spellers: dict[tuple[int, int], Speller] = {}
 
 
 @dataclass(frozen=True)
@@ -107,6 +105,9 @@ class Speller:
         return Correction(corrected, tuple(changes))
 
 
+_spellers: PerVersion[Speller] = PerVersion(lambda texts: Speller(words_of(texts)), kept=VERSIONS_KEPT)
+
+
 def has_apostrophe(word: str) -> bool:
     return any(mark in word for mark in APOSTROPHES)
 
@@ -122,22 +123,9 @@ def words_of(texts: Iterable[str]) -> Iterable[str]:
 def speller_for(key: tuple[int, int], texts: Callable[[], Iterable[str]]) -> Speller:
     """The speller of ``key`` (kb id, index version id), built from ``texts()`` on first use in this process
     — once, however many requests ask for it at the same moment (a burst right after an index switch)."""
-    found = _spellers.get(key)
-    if found is not None:
-        return found
-    with _build_lock:
-        found = _spellers.get(key)
-        if found is not None:
-            return found
-        speller = Speller(words_of(texts()))
-        with _lock:
-            if len(_spellers) >= VERSIONS_KEPT:
-                _spellers.pop(next(iter(_spellers)))
-            _spellers[key] = speller
-    return speller
+    return _spellers.get(key, texts)
 
 
 def forget_spellers() -> None:
     """Drop every base's vocabulary (tests; a process whose bases changed under it)."""
-    with _lock:
-        _spellers.clear()
+    _spellers.clear()

@@ -419,6 +419,23 @@ def test_a_question_that_may_point_back_is_read_the_way_the_base_matches_better(
     assert not alone.depends_on_history and alone.alternative is None
 
 
+def test_a_follow_up_is_searched_with_the_bases_gloss_of_the_term_it_inherited(support_kb):
+    from chat.pipeline.history import Turn
+    from kb.retrieval import glossary
+    from kb.services import faq_entry_create
+
+    # given the base explains a Swedish term in brackets
+    glossary.forget_glossaries()
+    faq_entry_create(knowledge_base=support_kb, question="What is a servitut?",
+                     answer="An easement (servitut) is a right to use part of another property.", rebuild=False)
+    turns = [Turn("user", "what is a servitut?"), Turn("assistant", "An easement [1].")]
+    # when the follow-up points back at it
+    standalone = services.standalone_of(support_kb, "can it be removed?", turns)
+    # then the topic is filled in and then explained as the base explains it
+    assert standalone.depends_on_history and "servitut (easement)" in standalone.query
+    glossary.forget_glossaries()
+
+
 def test_an_i_dont_know_offers_the_bases_closest_faq_questions(widget_key, fake_generator, monkeypatch):
     from chat.pipeline import extractive
 
