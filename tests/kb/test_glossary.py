@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from kb.retrieval import glossary
@@ -62,30 +60,6 @@ def test_an_acronym_that_is_also_an_english_word_is_explained_only_as_written():
 
 def test_a_base_without_bracketed_terms_changes_no_question():
     assert glossary_of(["Open from nine to five."]).explain("when are you open?") == "when are you open?"
-
-
-def test_a_bases_glossary_is_built_once_however_many_requests_ask_at_once():
-    # given eight threads asking for the same base's glossary at the same moment
-    glossary.forget_glossaries()
-    reads = []
-    start = threading.Barrier(8)
-
-    def texts():
-        reads.append(1)
-        return TEXTS
-
-    def ask():
-        start.wait()
-        glossary.glossary_for((1, 1), texts)
-
-    threads = [threading.Thread(target=ask) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    # then the base's texts were read once
-    assert len(reads) == 1
-    glossary.forget_glossaries()
 
 
 @pytest.mark.django_db

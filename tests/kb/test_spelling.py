@@ -73,29 +73,3 @@ def test_a_contraction_typed_without_its_apostrophe_is_not_cut_to_a_fragment():
     corrected = speller().correct("The insulation isnt thick, and it isn't cheap")
     # then
     assert corrected.text == "The insulation isnt thick, and it isn't cheap"
-
-
-def test_a_bases_vocabulary_is_built_once_however_many_requests_ask_at_once():
-    # given eight threads asking for the same base's speller at the same moment
-    import threading
-
-    spelling.forget_spellers()
-    reads = []
-    start = threading.Barrier(8)
-
-    def texts():
-        reads.append(1)
-        return [BASE]
-
-    def ask():
-        start.wait()
-        spelling.speller_for((1, 1), texts)
-
-    threads = [threading.Thread(target=ask) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    # then the base's texts were read once
-    assert len(reads) == 1
-    spelling.forget_spellers()
