@@ -28,7 +28,9 @@ from kb.retrieval.per_version import PerVersion
 from kb.retrieval.spelling import VERSIONS_KEPT, english_words
 
 WORD = r"[A-Za-z\u00c0-\u024f][\w'’-]*"
-BRACKETED = re.compile(rf"({WORD}(?:\s+{WORD}){{0,5}})\s*[(（]([^()（）]{{2,48}})[)）]")
+BRACKET = re.compile(r"[(（]([^()（）]{2,48})[)）]")
+LEADING = re.compile(rf"({WORD}(?:\s+{WORD}){{0,5}})\s*$")  # the words right before a bracket
+LOOK_BACK = 160  # characters read before a bracket for its leading words
 NOT_AN_EXPLANATION = re.compile(r"[\d,;:/=≈~%]|\be\.g\.|\bi\.e\.", re.IGNORECASE)
 MAX_EXPLAINING_WORDS = 5
 MAX_LEADING_WORDS = 4  # "what is a work environment plan (arbetsmiljöplan)" → "work environment plan"
@@ -104,8 +106,11 @@ def glossary_of(texts: Iterable[str]) -> Glossary:
 
 def bracketed_glosses(text: str) -> Iterable[Gloss]:
     """The glosses one text defines: ``words (term)`` and ``term (words)``."""
-    for match in BRACKETED.finditer(text):
-        leading, inside = match.group(1).split(), match.group(2).strip()
+    for match in BRACKET.finditer(text):
+        before = LEADING.search(text, max(0, match.start() - LOOK_BACK), match.start())
+        if before is None:
+            continue
+        leading, inside = before.group(1).split(), match.group(1).strip()
         if NOT_AN_EXPLANATION.search(inside):
             continue
         inner = inside.split()
