@@ -158,7 +158,24 @@ def glossed(kb_id: int, index_version_id: int | None, text: str) -> str:
     removed?", :mod:`kb.retrieval.glossary`)."""
     if index_version_id is None or not spelling.LATIN_LETTER.search(text):
         return text
-    return glossary.glossary_for((kb_id, index_version_id), lambda: base_texts(kb_id)).explain(text)
+    return glossary_of_version(kb_id, index_version_id).explain(text)
+
+
+GLOSSARY_SHOWN = 200  # terms the KB page lists (a large base may define thousands)
+
+
+def glossary_terms(kb_id: int, index_version_id: int | None) -> tuple[list[glossary.Gloss], int]:
+    """The terms a version searches with, for the KB page: alphabetically, at most ``GLOSSARY_SHOWN``, and how
+    many there are in all."""
+    glosses = sorted(glossary_of_version(kb_id, index_version_id).glosses.values(), key=lambda g: g.term.lower())
+    return glosses[:GLOSSARY_SHOWN], len(glosses)
+
+
+def glossary_of_version(kb_id: int, index_version_id: int | None) -> glossary.Glossary:
+    """The glossary a base's index version searches with (empty before its first index)."""
+    if index_version_id is None:
+        return glossary.Glossary(())
+    return glossary.glossary_for((kb_id, index_version_id), lambda: base_texts(kb_id))
 
 
 def as_searched(kb_id: int, index_version_id: int | None, text: str) -> str:

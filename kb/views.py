@@ -20,7 +20,7 @@ from kb.forms import EmbeddingModelForm, FaqEntryForm, KnowledgeBaseForm
 from kb.model_switch import SwitchBusy, SwitchRejected, model_switch_start
 from kb.models import Document, FaqEntry, IndexVersion, KnowledgeBase
 from kb.parsing import ParseError, sniff_upload
-from kb.search import search
+from kb.search import glossary_terms, search
 from kb.tuning import TuningRejected, tuning_start
 from kefu.roles import KB_CREATE, KB_EDIT, KB_VIEW, bases_of, permission_required
 from kefu.uploads import upload_refused
@@ -81,6 +81,7 @@ def detail_context(kb: KnowledgeBase, *, model_form: EmbeddingModelForm) -> dict
         "tuning_runs": selectors.tuning_runs(knowledge_base=kb),
         "index_versions": selectors.index_versions(knowledge_base=kb), "model_form": model_form,
         "max_upload_mb": settings.KEFU_MAX_UPLOAD_BYTES / 1e6, "upload_strings": upload_strings(),
+        "glossary": glossary_terms(kb.pk, kb.active_index_id),
     }
 
 

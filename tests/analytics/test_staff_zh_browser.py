@@ -97,7 +97,7 @@ def test_staff_pages_speak_chinese_to_a_chinese_browser(live_asgi, shop, browser
     assert "新建知识库" in text_of(page) and "分块大小" in text_of(page)
     screenshot(page, folder, "kb-list")
     page.goto(f"{live_asgi}/kb/{kb.slug}/")
-    for words in ("回归门禁", "向量模型", "上传", "文档", "重建搜索索引", "还没有文档。"):
+    for words in ("回归门禁", "向量模型", "术语表", "上传", "文档", "重建搜索索引", "还没有文档。"):
         assert words in text_of(page), words
     screenshot(page, folder, "kb-detail")
     page.goto(f"{live_asgi}/kb/{kb.slug}/faq/")

@@ -79,6 +79,26 @@ def test_documents_page_shows_status_and_errors_and_delete_works(staff, kb, inge
     assert response.status_code == 302 and not Document.objects.exists()
 
 
+def test_the_kb_page_lists_the_terms_its_texts_explain_in_brackets(staff, kb, no_enqueue):
+    from kb.indexing import index_build
+    from kb.retrieval import glossary
+    from kb.services import faq_entry_create
+
+    # given a base without an index: nothing is listed
+    page = staff.get(reverse("kb:detail", args=[kb.slug])).content.decode()
+    assert "No term is explained in brackets yet." in page
+    # given an indexed base whose FAQ explains a term
+    glossary.forget_glossaries()
+    faq_entry_create(knowledge_base=kb, question="What is a bygglov?",
+                     answer="A bygglov (building permit) is issued by the municipality.", rebuild=False)
+    index_build(knowledge_base_id=kb.pk)
+    # when staff open its page
+    page = staff.get(reverse("kb:detail", args=[kb.slug])).content.decode()
+    # then the term and its explanation are listed as the search uses them
+    assert "<td>bygglov</td><td>building permit</td>" in page
+    glossary.forget_glossaries()
+
+
 def test_faq_editor_create_edit_delete_and_bad_sheet(staff, kb, no_enqueue):
     url = reverse("kb:faq", args=[kb.slug])
     staff.post(url, {"question": "How do I pay?", "answer": "By card.", "alternatives": "Payment options\n\n"})
