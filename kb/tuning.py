@@ -25,7 +25,8 @@ Budget: ≤ 5 minutes for ~500 pairs on 2 cores. The demo base (404 pairs once t
 fine-tuning of MiniLM-L6, 3 epochs at batch 32, 128 tokens): the two fold trainings, their measurements, the soup,
 the re-embedding of 1,006 rows and the gate took 253 s on 2 AVX2-only Zen 3 cores, where a third training on all
 pairs made it 390 s (session 13, BENCHMARKS.md). Memory: the model in fp32 three times over
-(weights, gradients, AdamW state) ≈ 350 MB, plus activations of one batch.
+(weights, gradients, AdamW state) ≈ 350 MB, plus activations of one batch, plus the first fold model's weights
+kept for the soup (~90 MB) while the second trains.
 """
 
 from __future__ import annotations

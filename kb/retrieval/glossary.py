@@ -92,15 +92,15 @@ class Glossary:
 
 
 def glossary_of(texts: Iterable[str]) -> Glossary:
-    """The glossary a base's texts define: each term with the explanation given most often (first seen on a
-    tie), at most ``MAX_TERMS`` terms."""
+    """The glossary a base's texts define: each term (whatever its case) with the explanation given most often
+    (first seen on a tie), at most ``MAX_TERMS`` terms."""
     counts: Counter[Gloss] = Counter()
     for text in texts:
         counts.update(bracketed_glosses(text))
-    chosen: dict[str, Gloss] = {}
+    chosen: dict[str, Gloss] = {}  # by the term in lower case: "Servitut" at a sentence's start is "servitut"
     for gloss, _ in counts.most_common():
-        if gloss.term not in chosen and len(chosen) < MAX_TERMS:
-            chosen[gloss.term] = gloss
+        if gloss.term.lower() not in chosen and len(chosen) < MAX_TERMS:
+            chosen[gloss.term.lower()] = gloss
     return Glossary(chosen.values())
 
 

@@ -28,6 +28,9 @@ def test_terms_the_base_explains_in_brackets_are_mined_both_ways():
     assert found["RCD"] == Gloss("RCD", "residual current device")
     # and the explanation the base gives most often wins
     assert found["bygglov"].explanation == "building permit"
+    # and a term is one term whatever its case ("Bygglov" opening a sentence)
+    assert [term for term in glossary_of([*TEXTS, "Bygglov (building permit) first."]).glosses
+            if term.lower() == "bygglov"] == ["bygglov"]
 
 
 def test_brackets_that_explain_nothing_are_not_glosses():

@@ -146,7 +146,7 @@ def test_the_soup_is_the_element_wise_mean_of_the_fold_models():
     assert soup["w"].tolist() == [2.0, 4.0] and soup["ids"].tolist() == [0, 1]
 
 
-def test_an_unknown_final_model_is_refused(faq_kb):
+def test_an_unknown_final_model_is_refused():
     from kb.tuning import souped
 
     with pytest.raises(ValueError, match="soup or retrain"):
