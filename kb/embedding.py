@@ -23,6 +23,7 @@ web process loads the default in a background thread at start-up, see ``kefu.run
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import importlib.util
 import json
@@ -140,6 +141,20 @@ def tuned_source(name: str) -> ModelSource:
     if manifest.get("method") == "lora":
         return ModelSource(name, path, parent=manifest["parent"], adapter=path / ADAPTER_DIR)
     return ModelSource(name, path)
+
+
+@functools.lru_cache(maxsize=64)
+def english_only(name: str | None) -> bool:
+    """Whether the named model (None: the process default) was trained on English text only: a bundled English
+    model, or a model tuned from one."""
+    name = name or default_model_name()
+    if name.startswith(TUNED_PREFIX):
+        try:
+            manifest = json.loads((tuned_source(name).path / TUNED_MANIFEST).read_text())
+        except (ConfigError, OSError, ValueError):
+            return False
+        return english_only(manifest.get("parent") or None)
+    return name in ENGLISH_ONLY
 
 
 def model_choices(slug: str = "") -> list[str]:
@@ -371,3 +386,40 @@ def embed_texts(texts: list[str], *, model: str | None = None, batch_size: int =
 def embed_query(text: str, *, model: str | None = None):
     """One normalised query vector, shape (D,)."""
     return embed_texts([text], model=model, batch_size=1)[0]
+
+
+def embed_tokens(texts: list[str], *, model: str | None = None, role: str = PASSAGE) -> list:
+    """Each text's contextual word-piece vectors by the named model, L2-normalised float32 rows, shape (n_i, D):
+    the model's last hidden states (before pooling) of the word pieces that hold a letter or digit — special
+    tokens, padding and bare punctuation left out; texts longer than the model's window are cut at it.
+
+    What late interaction (:mod:`kb.retrieval.late_interaction`) compares a question with a passage by.
+    """
+    if not texts:
+        return []
+    encoder = get_embedder(model)
+    prompt = prompt_name(encoder, role)
+    prefix = encoder.prompts.get(prompt, "") if prompt else ""
+    return compute.call(_token_vectors, encoder, [prefix + text for text in texts])
+
+
+def _token_vectors(encoder, texts: list[str]) -> list:
+    import numpy as np
+    import torch
+
+    features = (getattr(encoder, "preprocess", None) or encoder.tokenize)(texts)  # tokenize: sentence-transformers < 6
+    device = encoder.device
+    with torch.inference_mode():
+        states = encoder.forward({name: value.to(device) if isinstance(value, torch.Tensor) else value
+                                  for name, value in features.items()})["token_embeddings"]
+    states = torch.nn.functional.normalize(states.float(), dim=-1).cpu().numpy()
+    tokenizer = encoder.tokenizer
+    special = set(tokenizer.all_special_ids)
+    out = []
+    for row, ids, mask in zip(states, features["input_ids"].tolist(), features["attention_mask"].tolist(),
+                              strict=True):
+        pieces = tokenizer.convert_ids_to_tokens(ids)
+        keep = [position for position, (token_id, piece, on) in enumerate(zip(ids, pieces, mask, strict=True))
+                if on and token_id not in special and any(ch.isalnum() for ch in piece)]
+        out.append(np.ascontiguousarray(row[keep] if keep else row[:0]))
+    return out

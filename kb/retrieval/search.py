@@ -23,6 +23,7 @@ from kb.models import Chunk, FaqEntry
 from kb.retrieval.analyzer import analyze
 from kb.retrieval.corroboration import DEPTH_FACTOR, corroborated
 from kb.retrieval.fusion import Ranked, weighted_minmax, weighted_rrf
+from kb.retrieval.late_interaction import reread
 from kb.retrieval.question_type import prefer_matching_type
 from kb.search_backends import observed
 
@@ -92,7 +93,7 @@ def hybrid(kb, query: str, k: int | None = None, *, query_vector: np.ndarray | N
     fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k * DEPTH_FACTOR,
                  method=kb.fusion_method)
     hydrated = hydrate({f.key for f in fused}, found.query_vector, vectors_model=getattr(index, "embedding_model", ""))
-    return fused_hits(query, fused, hydrated, k)
+    return fused_hits(query, fused, hydrated, k, model=version_model(index))
 
 
 def search(kb, query: str, k: int | None = None, *, include_faq: bool = True,
@@ -117,7 +118,8 @@ def search(kb, query: str, k: int | None = None, *, include_faq: bool = True,
                        vectors_model=getattr(index, "embedding_model", ""))
     as_hits = {name: [make_hit(hydrated[key], score, by) for key, score, by in items if key in hydrated]
                for name, items in lists.items() if name != "hybrid"}
-    return SearchResult(bm25=as_hits[BM25], dense=as_hits[DENSE], hybrid=fused_hits(query, fused, hydrated, k))
+    return SearchResult(bm25=as_hits[BM25], dense=as_hits[DENSE],
+                        hybrid=fused_hits(query, fused, hydrated, k, model=version_model(index)))
 
 
 def candidates(index, query: str, depth: int, query_vector: np.ndarray | None = None) -> Candidates:
@@ -209,12 +211,19 @@ def faq_similarity(embeddings: bytes, query_vector: np.ndarray) -> float | None:
     return float((matrix.reshape(-1, width) @ query_vector).max())
 
 
-def fused_hits(query: str, fused, hydrated: dict[tuple[str, int], dict], k: int) -> list[Hit]:
+def fused_hits(query: str, fused, hydrated: dict[tuple[str, int], dict], k: int, *, model: str | None = None
+               ) -> list[Hit]:
     """The best ``k`` fused items as hits, in the order a customer's question reads them: fused order with an
-    answer found twice gaining on the others, then a near-tied hit of the asked answer type first (every
-    hybrid list goes through here; ``fused`` runs ``DEPTH_FACTOR`` × k deep, so both copies are seen)."""
+    answer found twice gaining on the others, then a near-tied hit of the asked answer type first, then the head
+    re-read word by word by ``model``, the searched version's embedder (every hybrid list goes through here;
+    ``fused`` runs ``DEPTH_FACTOR`` × k deep, so both copies are seen)."""
     hits = corroborated([make_hit(hydrated[f.key], f.score, f.found_by) for f in fused if f.key in hydrated])
-    return prefer_matching_type(query, hits)[:k]
+    return reread(query, prefer_matching_type(query, hits), model=model)[:k]
+
+
+def version_model(index) -> str | None:
+    """The embedder of an index version's vectors (None: a version from before models were recorded, the default)."""
+    return getattr(index, "embedding_model", "") or None
 
 
 def make_hit(fields: dict, score: float, found_by: Mapping[str, Ranked]) -> Hit:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from kb.indexing import index_build
+from kb.retrieval import late_interaction
 from kb.retrieval import question_type as qt
 from kb.retrieval.question_type import hit_question, prefer_matching_type, question_type
 from kb.search import hybrid, search
@@ -91,6 +92,7 @@ def test_hybrid_and_search_apply_the_rule_to_fused_hits(kb, monkeypatch):
                      answer="Our roofers replace broken tiles within a week.", rebuild=False)
     index_build(knowledge_base_id=kb.pk)
     question = "Who knows why roof tiles crack?"
+    monkeypatch.setattr(late_interaction, "WEIGHT", 0.0)  # the fused order alone (re-reading has its own tests)
     # when the rule is off (no hit is ever close enough), then the fused order puts the "why" entry first
     monkeypatch.setattr(qt, "RATIO", 2.0)
     assert hybrid(kb, question, 3)[0].faq_question == "Why do roof tiles crack?"
