@@ -4,7 +4,8 @@ Rows of the index are chunks and FAQ phrasings; each retriever's rows collapse t
 (a chunk, or an FAQ entry at its best-matching phrasing) before fusion. Among near-tied fused hits,
 one whose question asks for the customer's kind of answer leads (:mod:`kb.retrieval.question_type`), after an answer
 found twice — as a FAQ entry and as the chunk of the same text — has gained on the others
-(:mod:`kb.retrieval.corroboration`). A hit on an FAQ
+(:mod:`kb.retrieval.corroboration`); then the best few are re-read word piece by word piece against the question
+(:mod:`kb.retrieval.late_interaction`). A hit on an FAQ
 entry carries its answer and the cosine similarity between the query and its closest
 phrasing, which the chat app compares with the base's direct-answer threshold.
 """
