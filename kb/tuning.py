@@ -596,7 +596,7 @@ def artifact_save(model, *, knowledge_base: KnowledgeBase, parent: str, config: 
         manifest = {"parent": parent, "method": config.method, "knowledge_base": knowledge_base.slug,
                     "config": asdict(config), "figures": figures, "created": timezone.now().isoformat()}
         (temporary / TUNED_MANIFEST).write_text(json.dumps(manifest, indent=1))
-        digest = directory_digest(temporary)
+        digest = artifact_digest(temporary)
         final = tuned_model_dir(knowledge_base.slug, digest)
         if final.exists():
             shutil.rmtree(temporary)
@@ -614,9 +614,19 @@ def original_max_length(name: str) -> int:
     return get_embedder(name).max_seq_length
 
 
-def directory_digest(directory: Path) -> str:
+MANIFEST_IDENTITY = ("parent", "method", "knowledge_base", "config")  # what makes two artifacts the same model
+
+
+def artifact_digest(directory: Path) -> str:
+    """sha256 of what an artifact is: its model files, and of its manifest only the fields that say what model it
+    is — not when it was made or what it measured, so the same weights trained the same way get the same name
+    (and the same folder) again instead of a copy under a new one."""
     digest = hashlib.sha256()
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes())
+        content = path.read_bytes()
+        if path == directory / TUNED_MANIFEST:
+            manifest = json.loads(content)
+            content = json.dumps({key: manifest.get(key) for key in MANIFEST_IDENTITY}, sort_keys=True).encode()
+        digest.update(str(path.relative_to(directory)).encode() + b"\0" + content)
     return digest.hexdigest()
 

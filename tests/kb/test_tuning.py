@@ -383,3 +383,24 @@ def test_the_command_runs_the_job_here_and_reports_the_folds(transactional_db, f
     assert run.status == "done" and not run.adopted and len(run.folds) == 2
     assert "fold 1:" in out.getvalue() and "fold 2:" in out.getvalue() and run.reason in out.getvalue()
     assert KnowledgeBase.objects.get(pk=faq_kb.pk).embedding_model == "tiny-a"
+
+
+def test_the_same_weights_trained_the_same_way_get_the_same_name_whenever_they_are_saved(faq_kb, tiny_model):
+    import copy
+
+    from kb.embedding import get_embedder, tuned_model_dir
+    from kb.tuning import artifact_save
+
+    # given one model saved twice, the second time with other figures (and so another creation time)
+    def save(figures: dict, config: TuningConfig = QUICK) -> str:
+        return artifact_save(copy.deepcopy(get_embedder(tiny_model)), knowledge_base=faq_kb, parent=tiny_model,
+                             config=config, figures=figures)
+
+    first = save({"gain": 0.031, "seconds": 107})
+    second = save({"gain": 0.031, "seconds": 131})
+    # then both saves name one artifact, stored once
+    assert first == second
+    folders = list(tuned_model_dir(faq_kb.slug, "0" * 12).parent.iterdir())
+    assert len(folders) == 1
+    # and another training configuration is another model
+    assert save({"gain": 0.031}, TuningConfig(epochs=2, batch_size=4, min_items=4)) != first
