@@ -16,8 +16,8 @@ hits below ``DEPTH`` keep their place.
 
 Measured on the tuned demo base (session 14, AMD EPYC Zen 4, first hit's entry right of the English sets'
 in-base questions): weight 0 → 7, demo 82 → 85 of 90, demo-heldout 53 → 53 of 60, demo-spot 15 → 16 of 20,
-demo-blind 40 → 45, demo-blind2 45 → 47, demo-blind3 47 → 49 of 60 (weights 5 and 10 within two questions of it;
-only the FAQ question read, not its answer: 282 → 285 of the 350; only the answer: 286). On the two sets nobody
+demo-blind 40 → 45, demo-blind2 45 → 47, demo-blind3 47 → 49 of 60, 282 → 295 of the 350 (weight 5: 293,
+10: 292; only the FAQ question read, not its answer: 284 at best; only the answer: 286). On the two sets nobody
 had measured anything with (demo-blind4, -blind5): 45 → 47 and 44 → 41 of 60.
 
 A passage's word-piece vectors are kept per process (``CACHE_BYTES``, float16, the least recently used dropped
