@@ -63,12 +63,15 @@ SETS = {
     # Session 13: one more (seeds 9595/9696), the same way; labels widened before the first run only where two
     # FAQ rows share the very same question or answer text (rut-006/rut-014, dolda-006/dolda-fel-019).
     "demo-blind5": ("zaragoza_blind5.jsonl", "zaragoza_dialogues_blind5.jsonl"),
+    # Session 15: one more (seeds 5151/5152/5252), the same way; labels widened before the first run only where two
+    # FAQ rows share the very same question text.
+    "demo-blind6": ("zaragoza_blind6.jsonl", "zaragoza_dialogues_blind6.jsonl"),
     "debian-en": ("debian-en.jsonl", None),
     "debian-zh": ("debian-zh.jsonl", None),
     "demo-zh": ("debian-zh.jsonl", None),  # the Chinese demo base (kb.demo): the same chapters as debian-zh
 }
 ENGLISH_DEMO = ("demo", "demo-heldout", "demo-spot", "demo-blind", "demo-blind2", "demo-blind3",
-                "demo-blind4", "demo-blind5")  # all ask the one English demo base
+                "demo-blind4", "demo-blind5", "demo-blind6")  # all ask the one English demo base
 DEBIAN = {"debian-en": (kb_datasets.DEBIAN_EN, "*.en.html", "en"),
           "debian-zh": (kb_datasets.DEBIAN_ZH, "*.zh-cn.html", "zh")}
 COLUMNS = (  # (figure key, column header)
