@@ -21,7 +21,7 @@ from analytics.rollups import RollupResult, rollup_refresh, rollup_watermark
 from chat.models import Conversation
 from chat.staff_replies import conversation_close, staff_reply_send
 from kb.models import Document, FaqEntry, KnowledgeBase
-from kb.services import eval_case_record, faq_entry_create
+from kb.services import eval_case_record, faq_entry_create, faq_phrasing_add
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,9 @@ RESOLVED_ORIGINS = frozenset({"feedback", "offer"})  # a down-rated answer, a ta
 
 def feedback_resolve(*, knowledge_base_id: int, question: str, source: str, origin: str = "feedback"):
     """A down-rated question whose right source a staff member named — or a refused question whose offered
-    question the customer took (``origin="offer"``) — joins the base's evaluation set.
+    question the customer took (``origin="offer"``), confirmed by staff — joins the base's evaluation set. When
+    the source is an FAQ entry, the question also becomes one of its phrasings (as a knowledge gap's wordings
+    do), so the next customer who asks it is answered from that entry instead of the wrong answer again.
 
     ``source`` is ``faq:<id>`` or ``doc:<id>`` (the form's choice); it must belong to the base.
     """
@@ -81,8 +83,11 @@ def feedback_resolve(*, knowledge_base_id: int, question: str, source: str, orig
     row = model.objects.filter(pk=int(ref), knowledge_base=knowledge_base).first() if model and ref.isdigit() else None
     if row is None:
         raise NotFound(_("choose an FAQ entry or a document of this knowledge base as the right source"))
-    return eval_case_record(knowledge_base=knowledge_base, question=question, origin=origin,
-                            faq_entry=row if kind == "faq" else None, document=row if kind == "doc" else None)
+    with transaction.atomic():
+        if kind == "faq":
+            faq_phrasing_add(entry=row, phrasing=question)
+        return eval_case_record(knowledge_base=knowledge_base, question=question, origin=origin,
+                                faq_entry=row if kind == "faq" else None, document=row if kind == "doc" else None)
 
 
 def conversation_of(conversation_id: str):

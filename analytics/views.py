@@ -159,17 +159,22 @@ def gap_faq(request):
 @knowledge_change_required
 @require_POST
 def feedback_resolve(request):
-    """A down-rated question → an evaluation case with the source a staff member says is right."""
+    """A down-rated question → an evaluation case with the source a staff member says is right (and, for an FAQ
+    entry, one more of its phrasings)."""
     kb_id, question = request.POST.get("knowledge_base", ""), request.POST.get("question", "").strip()
     source = request.POST.get("source", "").strip()
     if not base_id_reached(request, kb_id) or not question or not source:
         return bad_request(request, _("Resolving a down-rated answer needs its knowledge base, question and the right source."))
     try:
-        services.feedback_resolve(knowledge_base_id=int(kb_id), question=question, source=source,
-                                  origin=request.POST.get("origin", "feedback"))
+        case = services.feedback_resolve(knowledge_base_id=int(kb_id), question=question, source=source,
+                                         origin=request.POST.get("origin", "feedback"))
     except services.NotFound as error:
         return bad_request(request, str(error))
-    messages.success(request, _("Resolved: the question joins the knowledge base's evaluation set."))
+    if case is not None and case.faq_entry_id:
+        messages.success(request, _("Resolved: the question joins the knowledge base's evaluation set and the FAQ "
+                                    "entry's phrasings; the knowledge base is being re-indexed."))
+    else:
+        messages.success(request, _("Resolved: the question joins the knowledge base's evaluation set."))
     return redirect(reverse("analytics:feedback") + "?" + request.POST.get("query", ""))
 
 

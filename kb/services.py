@@ -197,6 +197,19 @@ def faq_entry_update(*, entry: FaqEntry, question: str, answer: str,
     return entry
 
 
+def faq_phrasing_add(*, entry: FaqEntry, phrasing: str) -> bool:
+    """A customer's wording that staff confirmed this entry answers joins its alternatives, so the next customer who
+    asks it finds the entry (re-indexed on commit). False when the entry already has that phrasing."""
+    merged = clean_alternatives([*entry.alternatives, phrasing], entry.question)
+    if len(merged) == len(entry.alternatives):
+        return False
+    entry.alternatives = merged
+    entry.embeddings = b""  # phrasings changed: re-embedded by the next index build
+    entry.save()
+    transaction.on_commit(lambda: index_rebuild_enqueue(entry.knowledge_base_id))
+    return True
+
+
 def faq_entry_delete(*, entry: FaqEntry) -> None:
     kb_id = entry.knowledge_base_id
     entry.delete()

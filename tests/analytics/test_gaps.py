@@ -147,6 +147,66 @@ def test_a_resolved_thumbs_down_joins_the_evaluation_set_with_the_source_staff_n
                                                                "feedback")
     assert "Resolved — the right source: Where do you deliver?" in staff_client.get(
         "/staff/feedback/?range=24h").content.decode()
+    # and the customer's wording is one of the entry's phrasings from now on
+    entry.refresh_from_db()
+    assert entry.alternatives == ["Can you deliver my order to Oslo, Norway?"] and entry.embeddings == b""
+
+
+def test_a_resolved_thumbs_down_answers_the_next_customer_who_asks_it_from_the_named_entry(
+        staff_client, gaps, monkeypatch, django_capture_on_commit_callbacks):
+    from chat.models import Message, WidgetKey
+    from chat.services import message_answer
+    from kb.models import FaqEntry, KnowledgeBase
+    from kb.services import faq_entry_create
+    from kefu import background
+
+    # given index builds run in this thread, and a base with the FAQ entry staff will name (indexed)
+    def run_here(task, *args, queue=None, **kwargs):  # a task, or the name a service enqueues it by
+        return (background.task_named(task) if isinstance(task, str) else task).run(*args, **kwargs)
+
+    monkeypatch.setattr(background, "enqueue", run_here)
+    with django_capture_on_commit_callbacks(execute=True):
+        entry = faq_entry_create(knowledge_base=gaps, question="Which countries do you ship to?",
+                                               answer="We ship to every EU country and to Norway.")
+    # when staff resolve the down-rated Oslo question with that entry
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post("/staff/feedback/resolve", {
+            "knowledge_base": gaps.pk, "question": NORWAY[1], "source": f"faq:{entry.pk}", "query": "range=24h"})
+    assert response.status_code == 302
+    assert "and the FAQ entry&#x27;s phrasings" in staff_client.get("/staff/feedback/?range=24h").content.decode()
+    # then the next customer asking it gets the entry's answer directly
+    key = WidgetKey.objects.create(knowledge_base=KnowledgeBase.objects.get(pk=gaps.pk), name="web")
+    started = message_answer(widget_key=key, conversation=None, text=NORWAY[1])
+    reply = Message.objects.get(pk=started.message_id)
+    assert (reply.outcome, reply.text) == ("direct", "We ship to every EU country and to Norway.")
+    assert FaqEntry.objects.get(pk=entry.pk).alternatives == [NORWAY[1]]
+
+
+def test_resolving_twice_with_the_same_entry_keeps_one_phrasing(staff_client, gaps):
+    from kb.models import FaqEntry
+
+    entry = FaqEntry.objects.create(knowledge_base=gaps, question="Where do you deliver?", answer="All of Europe.")
+    for _ in range(2):
+        staff_client.post("/staff/feedback/resolve", {
+            "knowledge_base": gaps.pk, "question": f"  {NORWAY[1]} ", "source": f"faq:{entry.pk}"})
+    entry.refresh_from_db()
+    assert entry.alternatives == [NORWAY[1]]
+
+
+def test_a_thumbs_down_resolved_with_a_document_adds_no_phrasing(staff_client, gaps):
+    from kb.models import Document, EvalCase, FaqEntry
+
+    # given an FAQ entry and a document of the base
+    entry = FaqEntry.objects.create(knowledge_base=gaps, question="Where do you deliver?", answer="All of Europe.")
+    document = Document.objects.create(knowledge_base=gaps, title="Shipping policy", status="ready")
+    # when staff name the document as the right source
+    response = staff_client.post("/staff/feedback/resolve", {
+        "knowledge_base": gaps.pk, "question": NORWAY[1], "source": f"doc:{document.pk}"})
+    # then the case expects the document, and no entry gained a phrasing
+    assert response.status_code == 302
+    assert EvalCase.objects.get(knowledge_base=gaps).document_id == document.pk
+    entry.refresh_from_db()
+    assert entry.alternatives == []
 
 
 @pytest.mark.parametrize("source", ["", "faq:999999", "doc:abc", "chunk:1"])
@@ -185,6 +245,9 @@ def test_an_offered_question_a_customer_took_is_confirmed_with_one_click(staff_c
     assert (case.question, case.faq_entry_id, case.origin) == (PAYPAL[0], entry.pk, "offer")
     assert "Resolved — the right source: Which payment methods do you accept?" in staff_client.get(
         "/staff/feedback/?range=24h").content.decode()
+    # and the refused wording is one of the entry's phrasings
+    entry.refresh_from_db()
+    assert entry.alternatives == [PAYPAL[0]]
 
 
 def test_no_taken_offer_says_so(staff_client, gaps):

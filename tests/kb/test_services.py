@@ -10,6 +10,7 @@ from kb.services import (
     document_delete,
     document_upload,
     faq_entry_create,
+    faq_phrasing_add,
     knowledge_base_create,
 )
 
@@ -61,6 +62,26 @@ def test_faq_entry_create_drops_duplicate_phrasings(kb):
                              alternatives=["how do i pay?", "Payment methods", "Payment  methods", ""], rebuild=False)
     assert entry.alternatives == ["Payment methods"]
     assert entry.phrasings == ["How do I pay?", "Payment methods"]
+
+
+def test_a_confirmed_wording_joins_an_entrys_phrasings_once_and_rebuilds_the_index(
+        kb, monkeypatch, django_capture_on_commit_callbacks):
+    # given an embedded FAQ entry, and index rebuilds recorded instead of run
+    rebuilt = []
+    monkeypatch.setattr("kb.services.index_rebuild_enqueue", rebuilt.append)
+    entry = faq_entry_create(knowledge_base=kb, question="Where do you deliver?", answer="All of Europe.",
+                             rebuild=False)
+    FaqEntry.objects.filter(pk=entry.pk).update(embeddings=b"\x00" * 8)
+    entry.refresh_from_db()
+    # when a customer's wording is added, then the same one again, then the question itself
+    with django_capture_on_commit_callbacks(execute=True):
+        added = [faq_phrasing_add(entry=entry, phrasing=text)
+                 for text in ("Can you ship to  Oslo?", "can you ship to oslo?", "where do you deliver?")]
+    # then it is one new phrasing, the entry is re-embedded by the next build, and that build is queued once
+    entry.refresh_from_db()
+    assert added == [True, False, False]
+    assert entry.phrasings == ["Where do you deliver?", "Can you ship to Oslo?"] and entry.embeddings == b""
+    assert rebuilt == [kb.pk]
 
 
 def test_document_delete_removes_document_its_faq_rows_and_file(kb, monkeypatch):
