@@ -8,6 +8,12 @@ list) is replaced by the base's most frequent word one edit away (an insertion, 
 or transposition) — two edits for words of ``TWO_EDITS_FROM`` letters or more. A word the base does
 not hold at that distance is left as it is. Acronyms (all capitals) and Chinese are never touched.
 
+Only edits a hand makes are offered (:func:`plausible_typo`): the first letter is kept (people rarely mistype
+it, and a name is not a typo: "Öland" is not "Land", "Gmail" not "Mail"), and a letter typed for another is a
+key beside it or a vowel for a vowel ("wifi" is not "wiki", "stoped" not "stored"). British spellings count
+as English words ("realised", "colour", "centre" have American twins in the word list), so they are never
+"corrected" into a base word two edits away ("realised" into "raised").
+
 Only the base's own words are offered: "insulaton" becomes "insulation" in a base about building, never
 a guess from a general dictionary, so an out-of-base question stays out of base ("bake" is an English
 word and is kept, not "corrected" to a base's "make").
@@ -59,6 +65,57 @@ def english_words() -> frozenset[str]:
     return frozenset(SpellChecker(language="en").word_frequency.keys())
 
 
+# British endings and their American twins, which the word list holds: colour/color, realise/realize,
+# analyse/analyze, centre/center, defence/defense, catalogue/catalog, programme/program, travelled/traveled.
+BRITISH_ENDINGS = (
+    (re.compile(r"our(s|ed|ing|ful|ite|ites|able)?$"), r"or\1"),
+    (re.compile(r"is(e|es|ed|ing|ation|ations|er|ers)$"), r"iz\1"),
+    (re.compile(r"ys(e|es|ed|ing)$"), r"yz\1"),
+    (re.compile(r"tre(s|d)?$"), r"ter\1"),
+    (re.compile(r"ence(s)?$"), r"ense\1"),
+    (re.compile(r"ogue(s)?$"), r"og\1"),
+    (re.compile(r"amme(s)?$"), r"am\1"),
+    (re.compile(r"ll(ed|ing|er|ers)$"), r"l\1"),
+)
+
+
+def is_english(word: str) -> bool:
+    """An English word of the list, or the British spelling of one."""
+    words = english_words()
+    return word in words or any(pattern.search(word) and pattern.sub(american, word) in words
+                                for pattern, american in BRITISH_ENDINGS)
+
+
+KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+VOWELS = frozenset("aeiouyåäöéü")
+
+
+@functools.cache
+def neighbour_keys() -> dict[str, frozenset[str]]:
+    """Each letter's neighbours on a QWERTY keyboard: left and right on its row, and the keys touching it on the
+    rows above and below."""
+    position = {key: (row, column) for row, keys in enumerate(KEYBOARD_ROWS) for column, key in enumerate(keys)}
+    return {key: frozenset(other for other, (r, c) in position.items()
+                           if other != key and abs(r - row) <= 1 and (c - column in (-1, 1) if r == row
+                                                                       else c - column in (0, 1) if r < row
+                                                                       else c - column in (-1, 0)))
+            for key, (row, column) in position.items()}
+
+
+def plausible_typo(typed: str, word: str) -> bool:
+    """Whether a hand could type ``word`` as ``typed``: the same first letter, and any letter typed in place of
+    another a key beside it or a vowel for a vowel (a dropped, doubled or swapped letter always is)."""
+    if not typed or not word or typed[0] != word[0]:
+        return False
+    if len(typed) != len(word):
+        return True
+    swapped = [(a, b) for a, b in zip(typed, word, strict=True) if a != b]
+    if len(swapped) != 1:
+        return True  # a transposition (two letters differ), or two edits of a long word
+    a, b = swapped[0]
+    return (a in VOWELS and b in VOWELS) or b in neighbour_keys().get(a, ())
+
+
 class Speller:
     """The words of one base, with their counts, and the corrections they offer."""
 
@@ -70,7 +127,7 @@ class Speller:
 
     def suggestion(self, word: str) -> str | None:
         """The base's word for a misspelled ``word`` (lower case), or None when it is fine or nothing is close."""
-        if word in self.counts or word in english_words():
+        if word in self.counts or is_english(word):
             return None
         if word not in self.memo:
             if len(self.memo) >= MEMO_LIMIT:
@@ -79,9 +136,9 @@ class Speller:
         return self.memo[word]
 
     def closest(self, word: str) -> str | None:
-        found = self.checker.known(self.checker.edit_distance_1(word))
+        found = {w for w in self.checker.known(self.checker.edit_distance_1(word)) if plausible_typo(word, w)}
         if not found and len(word) >= TWO_EDITS_FROM:
-            found = self.checker.known(self.checker.edit_distance_2(word))
+            found = {w for w in self.checker.known(self.checker.edit_distance_2(word)) if plausible_typo(word, w)}
         if not found:
             return None
         return max(sorted(found), key=lambda candidate: self.counts[candidate])

@@ -73,3 +73,25 @@ def test_a_contraction_typed_without_its_apostrophe_is_not_cut_to_a_fragment():
     corrected = speller().correct("The insulation isnt thick, and it isn't cheap")
     # then
     assert corrected.text == "The insulation isnt thick, and it isn't cheap"
+
+
+def test_a_word_is_not_turned_into_a_base_word_no_hand_would_mistype_it_for():
+    # given a base about Wi-Fi-less Linux help (its words: wiki, land, mail, stored, raised)
+    s = Speller(spelling.words_of(["Read the wiki. Land, mail and stored data. Prices raised."]))
+    # when a customer names things the base does not hold
+    corrected = s.correct("My wifi card, the Öland ferry, Gmail: stoped working after I realised")
+    # then no name or modern word is "corrected": a first letter, a key far away, a British spelling
+    assert corrected.text == "My wifi card, the Öland ferry, Gmail: stoped working after I realised"
+    assert not corrected.changed
+
+
+def test_a_neighbouring_key_or_a_vowel_for_a_vowel_is_still_corrected():
+    # given the base's "budget" and "renovation"
+    s = speller()
+    # then "bidget" (i beside u on the keyboard) and "renivation" (i for o) are typos of them
+    assert s.correct("a bidget for the renivation").text == "a budget for the renovation"
+
+
+def test_british_spellings_count_as_english():
+    assert all(spelling.is_english(word) for word in ("realised", "colour", "centre", "defence", "travelled"))
+    assert not spelling.is_english("insulaton")
