@@ -9,7 +9,8 @@ the question is searched with the base's own explanation after the term: "can se
 A pair is mined from ``words (term)`` and ``term (words)`` in the base's FAQ entries and chunks, and kept only
 when the term is a word the English word list does not hold (a Swedish or German term, a product name), or an
 acronym whose letters begin the explaining words (RCD → residual current device), and every explaining word is
-English: "(1:100)", "(storage, carport)" and "dangerous (fall risk)" explain nothing. The explanation of a term
+English: "(1:100)", "(storage, carport)" and "dangerous (fall risk)" explain nothing, nor does a phrase cut
+short by an abbreviation ("org. number (allabolag)") or a term of the base's own ("F-tax (Skatteverket)"). The explanation of a term
 is the one its base gives most often. Only a Latin-script term is explained; a question already holding the
 explanation is left as it is.
 
@@ -31,6 +32,7 @@ WORD = r"[A-Za-z\u00c0-\u024f][\w'’-]*"
 BRACKET = re.compile(r"[(（]([^()（）]{2,48})[)）]")
 LEADING = re.compile(rf"({WORD}(?:\s+{WORD}){{0,5}})\s*$")  # the words right before a bracket
 LOOK_BACK = 160  # characters read before a bracket for its leading words
+ABBREVIATION_BEFORE = re.compile(r"\b[a-z]{1,4}\.\s*$")  # "org. ", "approx. ", "incl. " right before a phrase
 NOT_AN_EXPLANATION = re.compile(r"[\d,;:/=≈~%]|\be\.g\.|\bi\.e\.", re.IGNORECASE)
 MAX_EXPLAINING_WORDS = 5
 MAX_LEADING_WORDS = 4  # "what is a work environment plan (arbetsmiljöplan)" → "work environment plan"
@@ -118,6 +120,8 @@ def bracketed_glosses(text: str) -> Iterable[Gloss]:
             continue
         if len(inner) == 1:  # "an easement (servitut)": the bracket holds the term
             term, explaining = inner[0], explaining_phrase(leading)
+            if explaining == leading and ABBREVIATION_BEFORE.search(text, 0, before.start()):
+                continue  # "org. number (allabolag)": the phrase is cut after an abbreviation, so it is not whole
         else:  # "a bygglov (building permit)": the bracket holds the explanation
             term, explaining = leading[-1], inner
         gloss = valid_gloss(term, explaining)
@@ -147,8 +151,8 @@ def valid_gloss(term: str, explaining: list[str]) -> Gloss | None:
         return None
     if len(explaining) == 1 and len(explanation) < MIN_SINGLE_WORD:
         return None
-    if not all(is_english(word) for word in explaining):
-        return None
+    if not all(is_english(word) and not has_letter_part(word) for word in explaining):
+        return None  # "F-tax (Skatteverket)": a term of the base's own is no explanation of another
     if is_acronym(term):
         return Gloss(term, explanation) if initials_match(term, explaining) else None
     return None if is_english(term) else Gloss(term, explanation)
@@ -165,6 +169,11 @@ def initials_match(acronym: str, words: list[str]) -> bool:
     capitals = [ch.lower() for ch in acronym if ch.isupper()]
     heads = [word[0].lower() for word in words if word.lower() not in BOUNDARY]
     return len(heads) >= len(capitals) and heads[-len(capitals):] == capitals
+
+
+def has_letter_part(word: str) -> bool:
+    """A hyphenated word with a one-letter part, a code rather than an English word ("F-tax", "A-kassa")."""
+    return "-" in word and any(len(part) == 1 for part in word.split("-"))
 
 
 def is_english(word: str) -> bool:

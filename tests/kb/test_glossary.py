@@ -41,6 +41,17 @@ def test_brackets_that_explain_nothing_are_not_glosses():
     assert all(not any(ch.isdigit() for ch in gloss.explanation) for gloss in found.values())
 
 
+def test_a_phrase_cut_by_an_abbreviation_or_a_term_of_the_base_explains_nothing():
+    # given a checklist whose brackets say where to check each item, not what it is
+    texts = ["Check: org. number (allabolag), F-tax (Skatteverket), insurance.",
+             "Ask the Swedish Tax Agency (Skatteverket) for an F-tax certificate."]
+    # when the glossary is built
+    found = glossary_of(texts).glosses
+    # then neither bracket of the checklist is a gloss, and the real explanation is
+    assert "allabolag" not in found
+    assert found["Skatteverket"] == Gloss("Skatteverket", "Swedish Tax Agency")
+
+
 def test_a_question_is_read_with_the_bases_explanation_after_each_term_once():
     explain = glossary_of(TEXTS).explain
     # when a customer types the term alone, in any case
