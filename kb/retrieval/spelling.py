@@ -90,15 +90,18 @@ KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 VOWELS = frozenset("aeiouyåäöéü")
 
 
+# Column offsets of the keys touching a key, by the row they are on (-1: the row above). Each row sits a little
+# to the right of the one above it: "f" touches "r" and "t" above it, and "c" and "v" below.
+TOUCHING_COLUMNS = {-1: (0, 1), 0: (-1, 1), 1: (-1, 0)}
+
+
 @functools.cache
 def neighbour_keys() -> dict[str, frozenset[str]]:
     """Each letter's neighbours on a QWERTY keyboard: left and right on its row, and the keys touching it on the
     rows above and below."""
     position = {key: (row, column) for row, keys in enumerate(KEYBOARD_ROWS) for column, key in enumerate(keys)}
-    return {key: frozenset(other for other, (r, c) in position.items()
-                           if other != key and abs(r - row) <= 1 and (c - column in (-1, 1) if r == row
-                                                                       else c - column in (0, 1) if r < row
-                                                                       else c - column in (-1, 0)))
+    return {key: frozenset(other for other, (other_row, other_column) in position.items()
+                           if other_column - column in TOUCHING_COLUMNS.get(other_row - row, ()))
             for key, (row, column) in position.items()}
 
 

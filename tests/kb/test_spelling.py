@@ -95,3 +95,8 @@ def test_a_neighbouring_key_or_a_vowel_for_a_vowel_is_still_corrected():
 def test_british_spellings_count_as_english():
     assert all(spelling.is_english(word) for word in ("realised", "colour", "centre", "defence", "travelled"))
     assert not spelling.is_english("insulaton")
+
+
+def test_a_key_touches_its_row_neighbours_and_the_keys_beside_it_above_and_below():
+    keys = spelling.neighbour_keys()
+    assert keys["f"] == set("dgrtcv") and keys["a"] == set("qwsz") and keys["p"] == set("ol")
