@@ -1,8 +1,8 @@
 """Fitting a knowledge base's answerability model: its own questions against the shipped out-of-base set.
 
-Positives are the base's FAQ phrasings (questions and alternatives), the customer questions staff
-confirmed with their right source (``kb.EvalCase``: a resolved thumbs-down, a taken offer, or added by staff; asked against
-the whole index) and the headings of its
+Positives are the base's FAQ phrasings (questions and alternatives — a question staff confirmed with an FAQ
+entry as its source became one), the customer questions staff confirmed with a document as their source or added
+as cases (``kb.EvalCase``; asked against the whole index) and the headings of its
 documents' sections (a base of documents only has no other questions of its own; a heading is asked
 with its own heading rows and title example held out, like a phrasing). Each FAQ phrasing is asked with its
 own phrasing left out — its index row is removed from both retrievers' candidates, its vector from the
@@ -157,13 +157,14 @@ def positive_questions(kb, index) -> list[Question]:
 
 
 def confirmed_questions(kb, index, *, known: set[str]) -> list[Question]:
-    """Customers' own questions that staff confirmed with their right source — a resolved thumbs-down, a refused
-    question whose offered question the customer took, or a case staff added — asked against the whole index (they are no FAQ phrasing, and tuning never trains on them).
+    """Customers' own questions that staff confirmed with a document as their right source (a resolved thumbs-down
+    or a taken offer), or added as cases — asked against the whole index (they are no FAQ phrasing, and tuning
+    never trains on them).
 
     They are the positives that look like what customers type: longer, in their own words, often a story
-    before the ask, where FAQ phrasings are short and formal. (A knowledge gap's confirmed wordings became
-    its FAQ entry's alternatives, so they are phrasings already; ``known`` leaves those and any other copy of a
-    phrasing out.)
+    before the ask, where FAQ phrasings are short and formal. (A knowledge gap's confirmed wordings, and any
+    question confirmed with an FAQ entry as its source, became that entry's alternatives, so they are phrasings
+    already; ``known`` leaves those and any other copy of a phrasing out.)
     """
     texts = [text for text in kb.eval_cases.exclude(origin=EvalCase.Origin.GAP).values_list("question", flat=True)
              if normalised(text) not in known]

@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from kb.retrieval import spelling
 from kb.retrieval.per_version import PerVersion
 from kb.retrieval.spelling import VERSIONS_KEPT, english_words
 
@@ -177,9 +178,9 @@ def has_letter_part(word: str) -> bool:
 
 
 def is_english(word: str) -> bool:
-    """Every part of a (hyphenated) word is in the English word list."""
+    """Every part of a (hyphenated) word is English, as the speller reads it (British spellings too)."""
     parts = [part for part in re.split(r"[-'’]", word.lower()) if part]
-    return bool(parts) and all(part in english_words() for part in parts)
+    return bool(parts) and all(spelling.is_english(part) for part in parts)
 
 
 _glossaries: PerVersion[Glossary] = PerVersion(glossary_of, kept=VERSIONS_KEPT)
