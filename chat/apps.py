@@ -1,8 +1,9 @@
 """Django app configuration for ``chat``.
 
 When a knowledge base's index version becomes active (:data:`kb.signals.index_activated`) or its search
-results change otherwise (:data:`kb.signals.retrieval_changed`: fusion tuned), its answerability model is
-fitted again in the background, on the ingest queue.
+results change otherwise (:data:`kb.signals.retrieval_changed`: fusion tuned, glossary corrected), its answerability
+model is fitted again in the background, on the ingest queue; on the latter its cached answers are dropped too (they
+were built on the results as they were, under the same index version).
 """
 
 from django.apps import AppConfig
@@ -18,6 +19,7 @@ class ChatConfig(AppConfig):
 
         index_activated.connect(answerability_fit_enqueue, dispatch_uid="chat-answerability-fit")
         retrieval_changed.connect(answerability_fit_enqueue, dispatch_uid="chat-answerability-refit")
+        retrieval_changed.connect(cached_answers_forget, dispatch_uid="chat-cache-forget")
         from chat.answerability_gate import answerability_accuracy  # lazy: as above
         from kb.regression_gate import GATE_CHECKS  # lazy: as above
 
@@ -39,3 +41,10 @@ def answerability_fit_enqueue(*, knowledge_base_id: int, index_version_id: int, 
     from kefu.background import enqueue  # lazy: as above
 
     enqueue(answerability_fit, knowledge_base_id, index_version_id, queue=FIT_QUEUE)
+
+
+def cached_answers_forget(*, knowledge_base_id: int, **_: object) -> None:
+    """Drop the base's cached answers (its results changed under the same index version)."""
+    from chat.pipeline.cache import answer_cache_forget  # lazy: as above
+
+    answer_cache_forget(kb_id=knowledge_base_id)

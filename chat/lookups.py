@@ -3,8 +3,9 @@
 Every POST read its widget key (with its base) and its base's chat profile from the database: two of
 the nine queries of a cached answer. They change rarely, so each process keeps them for
 ``KEFU_WEB_LOOKUP_TTL_S`` seconds (0: off). A save or delete of a key, a profile or a base in this
-process — and an index activation — forgets everything at once; another process's change is seen
-within the TTL (as its in-memory search index is).
+process — and an index activation or a change of a base's results under the same version (a glossary corrected,
+fusion tuned) — forgets everything at once; another process's change is seen within the TTL (as its in-memory
+search index is).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from django.db.models.signals import post_delete, post_save
 
 from chat.models import ChatProfile, WidgetKey
 from kb.models import KnowledgeBase
-from kb.signals import index_activated
+from kb.signals import index_activated, retrieval_changed
 
 T = TypeVar("T")
 MAX_ENTRIES = 4096  # a flood of made-up keys cannot grow it without bound (misses are not kept)
@@ -58,3 +59,4 @@ def connect_signals() -> None:
         post_save.connect(forget_all, sender=model, dispatch_uid=f"chat.lookups.save.{model.__name__}")
         post_delete.connect(forget_all, sender=model, dispatch_uid=f"chat.lookups.delete.{model.__name__}")
     index_activated.connect(forget_all, dispatch_uid="chat.lookups.index_activated")
+    retrieval_changed.connect(forget_all, dispatch_uid="chat.lookups.retrieval_changed")

@@ -233,7 +233,7 @@ def standalone_of(kb, text: str, turns: list[history.Turn]) -> history.Standalon
 def glossed_reading(kb, standalone: history.Standalone) -> history.Standalone:
     """Both readings of a question with the base's terms glossed — after the history filled in its topic, so
     "can it be removed?" after "what is a servitut?" is searched as "can servitut (easement) be removed?"."""
-    query = glossed(kb.pk, kb.active_index_id, standalone.query)
+    query = glossed(kb.pk, kb.active_index_id, standalone.query, revision=kb.glossary_revision)
     alternative = standalone.alternative and glossed_reading(kb, standalone.alternative)
     return replace(standalone, query=query, alternative=alternative)
 

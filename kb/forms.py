@@ -55,6 +55,49 @@ class FaqEntryForm(forms.Form):
         return [line.strip() for line in self.cleaned_data["alternatives"].splitlines() if line.strip()]
 
 
+class GlossaryEditForm(forms.Form):
+    """A glossary correction: explain a term (its explanation required), stop explaining one, or undo a correction.
+
+    A term or an explanation holds letters and no brackets (the search writes the explanation in brackets after
+    the term); an explanation is not the term itself.
+    """
+
+    ACTIONS = (("explain", _("Explain")), ("ignore", _("Do not explain")), ("undo", _("Undo")))
+
+    action = forms.ChoiceField(choices=ACTIONS)
+    term = forms.CharField(label=_("Term"), max_length=48)
+    explanation = forms.CharField(label=_("Explanation"), max_length=120, required=False)
+
+    def clean_term(self) -> str:
+        return plain_words(self.cleaned_data["term"])
+
+    def clean_explanation(self) -> str:
+        return plain_words(self.cleaned_data["explanation"]) if self.cleaned_data["explanation"].strip() else ""
+
+    def clean(self) -> dict:
+        data = super().clean()
+        term, explanation = data.get("term"), data.get("explanation", "")
+        if data.get("action") == "explain" and term:
+            if not explanation:
+                self.add_error("explanation", _("Say what the term means."))
+            elif explanation.lower() == term.lower():
+                self.add_error("explanation", _("An explanation says something other than the term itself."))
+        return data
+
+
+BRACKETS = frozenset("()（）[]{}<>")
+
+
+def plain_words(text: str) -> str:
+    """Words on one line, with letters and without brackets (what a glossary term or explanation may be)."""
+    words = " ".join(text.split())
+    if not any(ch.isalpha() for ch in words):
+        raise forms.ValidationError(_("Use words with letters."))
+    if BRACKETS & set(words):
+        raise forms.ValidationError(_("Leave out brackets: the search adds them."))
+    return words
+
+
 class EmbeddingModelForm(forms.Form):
     """The model a base switches to: one of ``choices`` (kb.embedding.model_choices), not the one it has."""
 

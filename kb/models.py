@@ -53,6 +53,9 @@ class KnowledgeBase(models.Model):
     # only members of one of these groups (and superusers) see it on /kb/ and /staff/.
     staff_groups = models.ManyToManyField("auth.Group", blank=True, related_name="scoped_bases",
                                           help_text="leave empty for every staff role; else only these groups")
+    # Counts the staff's glossary corrections (GlossaryEdit): part of the key a process keeps the corrected
+    # glossary under, so a correction is searched with at once on every node, without a new index version.
+    glossary_revision = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["name"]
@@ -116,6 +119,29 @@ class Chunk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.ordinal}"
+
+
+class GlossaryEdit(models.Model):
+    """A staff correction of the glossary a base mines from its own texts (kb.retrieval.glossary): a term explained
+    the staff's way (a term of their own, or a mined explanation replaced), or a mined term not explained at all."""
+
+    class Kind(models.TextChoices):
+        EXPLAIN = "explain", "explain"
+        IGNORE = "ignore", "do not explain"
+
+    knowledge_base = models.ForeignKey(KnowledgeBase, on_delete=models.CASCADE, related_name="glossary_edits")
+    term = models.CharField(max_length=48)
+    term_key = models.CharField(max_length=48)  # the term case-folded: one correction per term, whatever its case
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    explanation = models.CharField(max_length=120, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["term_key"]
+        constraints = [models.UniqueConstraint(fields=["knowledge_base", "term_key"], name="glossary_edit_once")]
+
+    def __str__(self) -> str:
+        return f"{self.term}: {self.explanation or self.kind}"
 
 
 class FaqEntry(models.Model):

@@ -17,7 +17,7 @@ from django.conf import settings
 
 from kb.embedding import embed_query, embedding_dimension
 from kb.indexing import INDEXED_STATUSES, active_index
-from kb.models import Chunk, FaqEntry, IndexVersion
+from kb.models import Chunk, FaqEntry, GlossaryEdit, IndexVersion, KnowledgeBase
 from kb.retrieval import glossary, spelling
 from kb.retrieval.analyzer import analyze
 from kb.retrieval.corroboration import DEPTH_FACTOR
@@ -154,29 +154,68 @@ def spelled(kb_id: int, index_version_id: int | None, text: str) -> spelling.Cor
     return speller.correct(text)
 
 
-def glossed(kb_id: int, index_version_id: int | None, text: str) -> str:
+def glossed(kb_id: int, index_version_id: int | None, text: str, *, revision: int | None = None) -> str:
     """``text`` with the base's bracketed terms explained as its texts explain them ("can servitut (easement) be
-    removed?", :mod:`kb.retrieval.glossary`)."""
+    removed?", :mod:`kb.retrieval.glossary`), as its staff corrected them (``revision``: the base's
+    ``glossary_revision`` where the caller holds the base, else read)."""
     if index_version_id is None or not spelling.LATIN_LETTER.search(text):
         return text
-    return glossary_of_version(kb_id, index_version_id).explain(text)
+    return glossary_of_version(kb_id, index_version_id, revision=revision).explain(text)
 
 
 GLOSSARY_SHOWN = 200  # terms the KB page lists (a large base may define thousands)
 
 
-def glossary_terms(kb_id: int, index_version_id: int | None) -> tuple[list[glossary.Gloss], int]:
-    """The terms a version searches with, for the KB page: alphabetically, at most ``GLOSSARY_SHOWN``, and how
-    many there are in all."""
+@dataclass(frozen=True)
+class GlossaryTerm:
+    term: str
+    explanation: str
+    by_staff: bool = False  # the staff's explanation (a term of theirs, or the mined one replaced)
+
+
+@dataclass(frozen=True)
+class GlossaryPage:
+    """What the KB page lists: the terms searched with (alphabetically, at most ``GLOSSARY_SHOWN``), how many there
+    are in all, and the mined terms staff chose not to explain."""
+
+    terms: list[GlossaryTerm]
+    total: int
+    ignored: list[str]
+
+
+def glossary_terms(kb_id: int, index_version_id: int | None) -> GlossaryPage:
+    """The glossary as the active version searches with it, for the KB page."""
+    edits = glossary_edits(kb_id)
+    by_staff = {edit.term.lower() for edit in edits if edit.explanation}
     glosses = sorted(glossary_of_version(kb_id, index_version_id).glosses.values(), key=lambda g: g.term.lower())
-    return glosses[:GLOSSARY_SHOWN], len(glosses)
+    terms = [GlossaryTerm(g.term, g.explanation, g.term.lower() in by_staff) for g in glosses[:GLOSSARY_SHOWN]]
+    return GlossaryPage(terms, len(glosses), [edit.term for edit in edits if not edit.explanation])
 
 
-def glossary_of_version(kb_id: int, index_version_id: int | None) -> glossary.Glossary:
-    """The glossary a base's index version searches with (empty before its first index)."""
+def glossary_of_version(kb_id: int, index_version_id: int | None, *, revision: int | None = None
+                        ) -> glossary.Glossary:
+    """The glossary a base's index version searches with: mined from its texts, corrected by its staff as of
+    ``revision`` (None: the base's current one, read) — empty before its first index."""
     if index_version_id is None:
         return glossary.Glossary(())
-    return glossary.glossary_for((kb_id, index_version_id), lambda: base_texts(kb_id))
+    mined = glossary.glossary_for((kb_id, index_version_id), lambda: base_texts(kb_id))
+    if revision is None:
+        revision = only_value(KnowledgeBase.objects.filter(pk=kb_id).values_list("glossary_revision", flat=True))
+    if not revision:
+        return mined
+    return glossary.corrected_for((kb_id, index_version_id, revision), mined, lambda: glossary_edits(kb_id))
+
+
+def glossary_edits(kb_id: int) -> list[glossary.GlossEdit]:
+    """The staff's corrections of a base's glossary, by term."""
+    rows = GlossaryEdit.objects.filter(knowledge_base_id=kb_id).values_list("term", "kind", "explanation")
+    return [glossary.GlossEdit(term, explanation if kind == GlossaryEdit.Kind.EXPLAIN else "")
+            for term, kind, explanation in rows]
+
+
+def only_value(values):
+    """The single value of a one-column query, or None."""
+    return next(iter(values[:1]), None)
 
 
 def as_searched(kb_id: int, index_version_id: int | None, text: str) -> str:

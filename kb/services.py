@@ -14,11 +14,14 @@ from pathlib import PurePath
 from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.db import transaction
+from django.db.models import F
 from django.utils.text import slugify
+from django.utils.translation import gettext
 
 from kb import embedding  # embedding.embed_texts looked up per call: tests swap it for a cache
 from kb.embedding import ENGLISH_ONLY, check_model_name, knowledge_base_model
-from kb.models import Chunk, Document, EvalCase, FaqEntry, IndexVersion, KnowledgeBase
+from kb.models import Chunk, Document, EvalCase, FaqEntry, GlossaryEdit, IndexVersion, KnowledgeBase
+from kb.signals import retrieval_changed
 from kefu import background
 
 log = logging.getLogger(__name__)
@@ -214,6 +217,57 @@ def faq_entry_delete(*, entry: FaqEntry) -> None:
     kb_id = entry.knowledge_base_id
     entry.delete()
     transaction.on_commit(lambda: index_rebuild_enqueue(kb_id))
+
+
+class GlossaryEditRejected(ValueError):
+    """A glossary correction that cannot be made (a term the base's glossary does not hold, …)."""
+
+
+def glossary_term_explain(*, knowledge_base: KnowledgeBase, term: str, explanation: str) -> GlossaryEdit:
+    """Staff explain ``term`` their way — a term of their own, or a mined explanation replaced; questions are searched
+    with it from the next one on (no new index version)."""
+    term, explanation = " ".join(term.split()), " ".join(explanation.split())
+    if not term or not explanation:
+        raise GlossaryEditRejected(gettext("A glossary term needs an explanation."))
+    return glossary_edit_save(knowledge_base, term, GlossaryEdit.Kind.EXPLAIN, explanation)
+
+
+def glossary_term_ignore(*, knowledge_base: KnowledgeBase, term: str) -> GlossaryEdit:
+    """Staff stop the base explaining a term its texts explain (a wrong pair the mining found)."""
+    from kb.search import glossary_of_version  # lazy: kb.search loads the retrieval stack
+
+    term = " ".join(term.split())
+    mined = glossary_of_version(knowledge_base.pk, knowledge_base.active_index_id).by_lower
+    if term.lower() not in mined:
+        raise GlossaryEditRejected(gettext("“%(term)s” is not in this base's glossary.") % {"term": term})
+    return glossary_edit_save(knowledge_base, mined[term.lower()].term, GlossaryEdit.Kind.IGNORE, "")
+
+
+def glossary_edit_undo(*, knowledge_base: KnowledgeBase, term: str) -> None:
+    """Drop the staff's correction of ``term``: the base explains it as its texts do again (or not at all)."""
+    deleted, _ = GlossaryEdit.objects.filter(knowledge_base=knowledge_base, term_key=term.strip().lower()).delete()
+    if not deleted:
+        raise GlossaryEditRejected(gettext("“%(term)s” has no correction to undo.") % {"term": term.strip()})
+    glossary_changed(knowledge_base)
+
+
+def glossary_edit_save(knowledge_base: KnowledgeBase, term: str, kind: str, explanation: str) -> GlossaryEdit:
+    edit, _ = GlossaryEdit.objects.update_or_create(
+        knowledge_base=knowledge_base, term_key=term.lower(),
+        defaults={"term": term, "kind": kind, "explanation": explanation})
+    glossary_changed(knowledge_base)
+    return edit
+
+
+def glossary_changed(knowledge_base: KnowledgeBase) -> None:
+    """Every process searches with the corrected glossary from its next question (the revision is part of the
+    key it keeps a glossary under); the base's answerability is fitted again and its cached answers are dropped
+    once the change commits (kb.signals.retrieval_changed)."""
+    KnowledgeBase.objects.filter(pk=knowledge_base.pk).update(glossary_revision=F("glossary_revision") + 1)
+    version = knowledge_base.active_index_id
+    if version is not None:
+        transaction.on_commit(lambda: retrieval_changed.send(
+            sender=KnowledgeBase, knowledge_base_id=knowledge_base.pk, index_version_id=version))
 
 
 def clean_alternatives(alternatives, question: str) -> list[str]:

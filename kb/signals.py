@@ -10,5 +10,6 @@ from django.dispatch import Signal
 index_activated = Signal()
 
 # ``retrieval_changed``: the active version's search results changed without a new version (the base's
-# fusion settings were tuned). Same arguments; the chat app fits the answerability model again on it.
+# fusion settings were tuned, or staff corrected its glossary). Same arguments; the chat app fits the
+# answerability model again on it and drops the base's cached answers.
 retrieval_changed = Signal()

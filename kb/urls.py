@@ -23,4 +23,5 @@ urlpatterns = [
     path("<slug:slug>/tune", views.kb_tune, name="tune"),
     path("<slug:slug>/tuning", views.tuning_progress, name="tuning_progress"),
     path("<slug:slug>/model", views.kb_model, name="model"),
+    path("<slug:slug>/glossary", views.kb_glossary, name="glossary"),
 ]

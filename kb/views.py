@@ -10,13 +10,14 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from kb import selectors, services
 from kb.embedding import knowledge_base_model, model_choices
-from kb.forms import EmbeddingModelForm, FaqEntryForm, KnowledgeBaseForm
+from kb.forms import EmbeddingModelForm, FaqEntryForm, GlossaryEditForm, KnowledgeBaseForm
 from kb.model_switch import SwitchBusy, SwitchRejected, model_switch_start
 from kb.models import Document, FaqEntry, IndexVersion, KnowledgeBase
 from kb.parsing import ParseError, sniff_upload
@@ -73,8 +74,9 @@ def kb_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "kb/detail.html", detail_context(kb, model_form=model_form(kb)))
 
 
-def detail_context(kb: KnowledgeBase, *, model_form: EmbeddingModelForm) -> dict:
-    """What the KB page shows (its switch form as given: fresh, or bound with errors)."""
+def detail_context(kb: KnowledgeBase, *, model_form: EmbeddingModelForm,
+                   glossary_form: GlossaryEditForm | None = None) -> dict:
+    """What the KB page shows (its switch and glossary forms as given: fresh, or bound with errors)."""
     return {
         "kb": kb, "documents": selectors.document_list(knowledge_base=kb),
         "gate": selectors.regression_gate_state(knowledge_base=kb),
@@ -82,6 +84,7 @@ def detail_context(kb: KnowledgeBase, *, model_form: EmbeddingModelForm) -> dict
         "index_versions": selectors.index_versions(knowledge_base=kb), "model_form": model_form,
         "max_upload_mb": settings.KEFU_MAX_UPLOAD_BYTES / 1e6, "upload_strings": upload_strings(),
         "glossary": glossary_terms(kb.pk, kb.active_index_id),
+        "glossary_form": glossary_form or GlossaryEditForm(initial={"action": "explain"}),
     }
 
 
@@ -113,6 +116,39 @@ def kb_model(request: HttpRequest, slug: str) -> HttpResponse:
                                 "background; the current index serves until the new one is ready.")
                      % {"model": form.cleaned_data["model"]})
     return redirect("kb:detail", slug=slug)
+
+
+GLOSSARY_DONE = {
+    "explain": gettext_lazy("“%(term)s” is explained as “%(explanation)s” from the next question on."),
+    "ignore": gettext_lazy("“%(term)s” is no longer explained in questions."),
+    "undo": gettext_lazy("Your correction of “%(term)s” is undone: the base explains it as its texts do."),
+}
+
+
+@permission_required(KB_VIEW, KB_EDIT)
+@require_POST
+def kb_glossary(request: HttpRequest, slug: str) -> HttpResponse:
+    """Correct the base's glossary: explain a term, stop explaining a mined one, or undo a correction. Bad input:
+    400 with the page and the form's errors; nothing is stored."""
+    kb = get_object_or_404(bases_of(request.user), slug=slug)
+    form = GlossaryEditForm(request.POST)
+    if form.is_valid():
+        action, term = form.cleaned_data["action"], form.cleaned_data["term"]
+        try:
+            if action == "explain":
+                services.glossary_term_explain(knowledge_base=kb, term=term,
+                                               explanation=form.cleaned_data["explanation"])
+            elif action == "ignore":
+                services.glossary_term_ignore(knowledge_base=kb, term=term)
+            else:
+                services.glossary_edit_undo(knowledge_base=kb, term=term)
+        except services.GlossaryEditRejected as exc:
+            form.add_error("term", str(exc))
+        else:
+            messages.success(request, GLOSSARY_DONE[action] % form.cleaned_data)
+            return redirect(reverse("kb:detail", args=[slug]) + "#kb-glossary")
+    context = detail_context(kb, model_form=model_form(kb), glossary_form=form)
+    return render(request, "kb/detail.html", context, status=400)
 
 
 @permission_required(KB_VIEW, KB_EDIT)

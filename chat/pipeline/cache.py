@@ -166,6 +166,13 @@ def superseded(kb_id: int, index_version: int) -> bool:
     return active is not None and active != index_version
 
 
+def answer_cache_forget(*, kb_id: int) -> int:
+    """Drop every cache entry of a base (its search results changed without a new index version); returns how
+    many."""
+    deleted, _ = CachedAnswer.objects.filter(knowledge_base_id=kb_id).delete()
+    return deleted
+
+
 def answer_cache_evict(*, message) -> int:
     """Drop every cache entry built from this answer (it was rated down); returns how many."""
     deleted, _ = CachedAnswer.objects.filter(source_message=message).delete()

@@ -92,3 +92,23 @@ def test_evicting_a_message_removes_its_entries_and_the_semantic_matrix_follows(
     assert answer_cache_lookup(kb_id=kb.pk, index_version=7, question="x", query_vector=unit(1, 0)) is not None
     assert answer_cache_evict(message=answer) == 1
     assert answer_cache_lookup(kb_id=kb.pk, index_version=7, question="x", query_vector=unit(1, 0)) is None
+
+
+def test_results_changed_under_the_same_version_drop_that_bases_answers_only(answered, monkeypatch):
+    from kb.models import KnowledgeBase
+    from kb.signals import retrieval_changed
+
+    # given cached answers in two bases
+    kb, answer = answered
+    other = KnowledgeBase.objects.create(name="Other", slug="other")
+    answer_cache_store(message=answer, question="When do you open?", query_vector=unit(1, 0),
+                       kb_id=kb.pk, index_version=7)
+    answer_cache_store(message=answer, question="When do you open?", query_vector=unit(1, 0),
+                       kb_id=other.pk, index_version=3)
+    monkeypatch.setattr("chat.tasks.answerability_fit", None)  # the refit's receiver is not under test here
+    monkeypatch.setattr("kefu.background.enqueue", lambda *args, **kwargs: None)
+    # when the first base's results change without a new version (fusion tuned, glossary corrected)
+    retrieval_changed.send(sender=KnowledgeBase, knowledge_base_id=kb.pk, index_version_id=7)
+    # then its answers are no longer served, and the other base's still are
+    assert answer_cache_lookup(kb_id=kb.pk, index_version=7, question="When do you open?") is None
+    assert answer_cache_lookup(kb_id=other.pk, index_version=3, question="When do you open?") is not None

@@ -78,17 +78,10 @@ def test_a_base_without_bracketed_terms_changes_no_question():
 
 @pytest.mark.django_db
 def test_the_search_reads_a_question_spelled_then_glossed_with_the_active_versions_glossary(tiny_registered):
-    from kb.indexing import index_build
     from kb.search import as_searched
-    from kb.services import faq_entry_create, knowledge_base_create
 
     # given a base whose FAQ explains a term, indexed
-    glossary.forget_glossaries()
-    kb = knowledge_base_create(name="Permits", embedding_model=tiny_registered)
-    faq_entry_create(knowledge_base=kb, question="What is a bygglov?",
-                     answer="A bygglov (building permit) is issued by the municipality.", rebuild=False)
-    index_build(knowledge_base_id=kb.pk)
-    kb.refresh_from_db()
+    kb = permits_base(tiny_registered)
     # when a question with the term, misspelled elsewhere, is read as the search reads it
     searched = as_searched(kb.pk, kb.active_index_id, "how long does a bygglov take to get isued?")
     # then
@@ -96,3 +89,72 @@ def test_the_search_reads_a_question_spelled_then_glossed_with_the_active_versio
     # and a base with no index yet reads it as typed
     assert as_searched(kb.pk, None, "bygglov?") == "bygglov?"
     glossary.forget_glossaries()
+
+
+def test_staff_corrections_replace_add_and_silence_terms():
+    from kb.retrieval.glossary import GlossEdit, corrected
+
+    # given a mined glossary with a wrong explanation and a term staff do not want explained
+    mined = glossary_of(["An easement (servitut) on the plot.", "A bygglov (building permit) is needed.",
+                         "Safe Water (Vatten) rules."])
+    # when staff explain servitut their way (in another case), add a term of theirs and silence two mined ones
+    fixed = corrected(mined, [GlossEdit("Servitut", "right of way"), GlossEdit("stambyte", "main pipe replacement"),
+                              GlossEdit("vatten"), GlossEdit("bygglov")])
+    # then questions are explained their way
+    assert fixed.explain("can a servitut be removed?") == "can a servitut (right of way) be removed?"
+    assert fixed.explain("what does a stambyte cost?") == "what does a stambyte (main pipe replacement) cost?"
+    assert fixed.explain("do I need a bygglov for vatten?") == "do I need a bygglov for vatten?"
+    # and the mined glossary itself is unchanged
+    assert mined.explain("bygglov?") == "bygglov (building permit)?"
+
+
+@pytest.mark.django_db
+def test_a_correction_is_searched_with_from_the_next_question_and_undone_as_easily(tiny_registered):
+    from kb.models import GlossaryEdit
+    from kb.search import as_searched, glossary_terms
+    from kb.services import (
+        GlossaryEditRejected,
+        glossary_edit_undo,
+        glossary_term_explain,
+        glossary_term_ignore,
+    )
+
+    # given an indexed base whose FAQ explains bygglov, its glossary already read by this process
+    kb = permits_base(tiny_registered)
+    assert as_searched(kb.pk, kb.active_index_id, "bygglov?") == "bygglov (building permit)?"
+    try:
+        # when staff add a term of their own and silence the mined one
+        glossary_term_explain(knowledge_base=kb, term=" stambyte ", explanation="main   pipe replacement")
+        glossary_term_ignore(knowledge_base=kb, term="Bygglov")
+        # then the very next question is searched with the corrected glossary (no new index version)
+        assert as_searched(kb.pk, kb.active_index_id, "a stambyte and a bygglov?") == \
+            "a stambyte (main pipe replacement) and a bygglov?"
+        page = glossary_terms(kb.pk, kb.active_index_id)
+        assert [(t.term, t.explanation, t.by_staff) for t in page.terms] == [
+            ("stambyte", "main pipe replacement", True)]
+        assert page.ignored == ["bygglov"] and page.total == 1
+        # when a correction is undone, the mined explanation is back
+        glossary_edit_undo(knowledge_base=kb, term="bygglov")
+        assert as_searched(kb.pk, kb.active_index_id, "bygglov?") == "bygglov (building permit)?"
+        # and a term the glossary does not hold cannot be silenced, nor an absent correction undone: nothing stored
+        with pytest.raises(GlossaryEditRejected, match="not in this base's glossary"):
+            glossary_term_ignore(knowledge_base=kb, term="attefall")
+        with pytest.raises(GlossaryEditRejected, match="no correction"):
+            glossary_edit_undo(knowledge_base=kb, term="attefall")
+        assert list(GlossaryEdit.objects.values_list("term", flat=True)) == ["stambyte"]
+    finally:
+        glossary.forget_glossaries()
+
+
+def permits_base(model: str):
+    """An indexed base whose one FAQ entry explains "bygglov (building permit)", with no glossary kept yet."""
+    from kb.indexing import index_build
+    from kb.services import faq_entry_create, knowledge_base_create
+
+    glossary.forget_glossaries()
+    kb = knowledge_base_create(name="Permits", embedding_model=model)
+    faq_entry_create(knowledge_base=kb, question="What is a bygglov?",
+                     answer="A bygglov (building permit) is issued by the municipality.", rebuild=False)
+    index_build(knowledge_base_id=kb.pk)
+    kb.refresh_from_db()
+    return kb

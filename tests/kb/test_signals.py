@@ -1,4 +1,5 @@
-"""kb's signals: sent after commit when the active version switches, or when fusion tuning changes the results.
+"""kb's signals: sent after commit when the active version switches, or when fusion tuning or a glossary correction
+changes the results.
 
 The chat app's receivers (which queue an answerability fit) are disconnected here: these tests are about
 what kb sends; tests/chat/test_answerability.py follows a signal to the fit.
@@ -14,7 +15,7 @@ from kb.signals import index_activated, retrieval_changed
 @pytest.fixture
 def sent():
     """What the two signals send during a test, with the chat app's receivers set aside."""
-    from chat.apps import answerability_fit_enqueue
+    from chat.apps import answerability_fit_enqueue, cached_answers_forget
 
     calls = []
 
@@ -26,6 +27,7 @@ def sent():
 
     index_activated.disconnect(dispatch_uid="chat-answerability-fit")
     retrieval_changed.disconnect(dispatch_uid="chat-answerability-refit")
+    retrieval_changed.disconnect(dispatch_uid="chat-cache-forget")
     index_activated.connect(on_activated, weak=False)
     retrieval_changed.connect(on_changed, weak=False)
     yield calls
@@ -33,6 +35,7 @@ def sent():
     retrieval_changed.disconnect(on_changed)
     index_activated.connect(answerability_fit_enqueue, dispatch_uid="chat-answerability-fit")
     retrieval_changed.connect(answerability_fit_enqueue, dispatch_uid="chat-answerability-refit")
+    retrieval_changed.connect(cached_answers_forget, dispatch_uid="chat-cache-forget")
 
 
 def test_an_activated_index_version_is_announced_after_commit(kb, ingest, sent, django_capture_on_commit_callbacks):
@@ -69,3 +72,21 @@ def test_fusion_tuning_that_changes_the_settings_is_announced(kb, ingest, sent, 
         fusion_weight_tune(knowledge_base=kb, grid=(0.5, 0.9), k_grid=(5,))
     # then only the change was announced, for the active version
     assert sent == [("changed", kb.pk, kb.active_index_id)]
+
+
+def test_a_glossary_correction_is_announced_after_commit(kb, ingest, sent, django_capture_on_commit_callbacks):
+    from kb.indexing import index_build
+    from kb.services import glossary_edit_undo, glossary_term_explain
+
+    # given an indexed base
+    ingest(kb, "a.txt", b"A bygglov (building permit) is issued by the municipality.")
+    index_build(knowledge_base_id=kb.pk)
+    kb.refresh_from_db()
+    sent.clear()
+    # when staff explain a term, then undo it
+    with django_capture_on_commit_callbacks(execute=True):
+        glossary_term_explain(knowledge_base=kb, term="stambyte", explanation="main pipe replacement")
+        assert sent == []  # not before the commit
+        glossary_edit_undo(knowledge_base=kb, term="stambyte")
+    # then each change was announced for the active version once it committed
+    assert sent == [("changed", kb.pk, kb.active_index_id)] * 2

@@ -130,3 +130,46 @@ def test_try_a_query_shows_three_columns(staff, kb, ingest):
 def test_admin_lists_kb_models(admin_client, kb):
     for model in ("knowledgebase", "document", "chunk", "faqentry", "indexversion"):
         assert admin_client.get(f"/admin/kb/{model}/").status_code == 200
+
+
+def test_staff_correct_the_glossary_on_the_kb_page_and_bad_input_stores_nothing(staff, kb, no_enqueue, client):
+    from kb.indexing import index_build
+    from kb.models import GlossaryEdit
+    from kb.retrieval import glossary
+    from kb.services import faq_entry_create
+    from kefu.roles import ANALYST
+
+    # given an indexed base whose FAQ explains a term
+    glossary.forget_glossaries()
+    faq_entry_create(knowledge_base=kb, question="What is a bygglov?",
+                     answer="A bygglov (building permit) is issued by the municipality.", rebuild=False)
+    index_build(knowledge_base_id=kb.pk)
+    url = reverse("kb:glossary", args=[kb.slug])
+    # when staff add a term of their own
+    response = staff.post(url, {"action": "explain", "term": "stambyte", "explanation": "main pipe replacement"})
+    # then they are back on the glossary, which lists it as theirs
+    assert response.status_code == 302 and response.url.endswith("#kb-glossary")
+    page = staff.get(reverse("kb:detail", args=[kb.slug])).content.decode()
+    assert "<td>stambyte</td><td>main pipe replacement</td>" in page and "yours" in page
+    assert "is explained as “main pipe replacement”" in page
+    # when they stop the mined term being explained
+    assert staff.post(url, {"action": "ignore", "term": "bygglov"}).status_code == 302
+    page = staff.get(reverse("kb:detail", args=[kb.slug])).content.decode()
+    assert "<td>bygglov</td>" not in page and "Not explained, as you chose:" in page
+    # then bad input is a 400 with the reason, and nothing more is stored
+    for data, reason in [({"action": "explain", "term": "ROT", "explanation": ""}, "Say what the term means."),
+                         ({"action": "explain", "term": "ROT", "explanation": "rot"}, "other than the term"),
+                         ({"action": "explain", "term": "ROT (tax)", "explanation": "a tax"}, "Leave out brackets"),
+                         ({"action": "explain", "term": "123", "explanation": "a number"}, "letters"),
+                         ({"action": "ignore", "term": "attefall"}, "not in this base"),
+                         ({"action": "undo", "term": "attefall"}, "no correction to undo"),
+                         ({"action": "drop", "term": "bygglov"}, "Select a valid choice")]:
+        response = staff.post(url, data)
+        assert response.status_code == 400 and reason in response.content.decode(), data
+    assert sorted(GlossaryEdit.objects.values_list("term", "kind")) == [("bygglov", "ignore"),
+                                                                       ("stambyte", "explain")]
+    # and one who may only read the base may not correct it
+    client.force_login(staff_member("analyst", roles=(ANALYST,), password="pw-12345"))
+    assert client.post(url, {"action": "undo", "term": "bygglov"}).status_code == 403
+    assert GlossaryEdit.objects.count() == 2
+    glossary.forget_glossaries()
