@@ -22,7 +22,19 @@ class RatedAnswer:
     outcome: str
     rated_at: datetime
     knowledge_base_id: int = 0
-    resolved_source: str = ""  # the right source a staff member named (an evaluation case), if any
+    resolved_source: ConfirmedSource | None = None  # the right source a staff member named, if any
+
+
+@dataclass(frozen=True)
+class ConfirmedSource:
+    """The source staff confirmed for a question (an evaluation case): an FAQ entry — the question is then one of
+    its phrasings too — or a document."""
+
+    name: str
+    is_faq: bool
+
+    def __str__(self) -> str:
+        return self.name
 
 
 @dataclass(frozen=True)
@@ -37,7 +49,7 @@ class TakenOffer:
     taken_question: str
     taken_at: datetime
     source: str = ""  # the taken question's FAQ entry as the resolve form names it ("faq:<id>"), if it still exists
-    resolved_source: str = ""  # the right source a staff member confirmed for the refused question, if any
+    resolved_source: ConfirmedSource | None = None  # the right source staff confirmed for the refused question
 
 
 @dataclass(frozen=True)
@@ -100,7 +112,7 @@ def down_rated_answers(flt: DashboardFilter, *, limit: int = 50) -> list[RatedAn
         question=(question := f.message.reply_to.text if f.message.reply_to else ""), answer=f.message.text,
         citations=tuple(f.message.citations or ()), comment=f.comment, outcome=f.message.outcome,
         rated_at=f.updated_at, knowledge_base_id=f.message.conversation.knowledge_base_id,
-        resolved_source=resolved.get((f.message.conversation.knowledge_base_id, " ".join(question.split())), ""),
+        resolved_source=resolved.get((f.message.conversation.knowledge_base_id, " ".join(question.split()))),
     ) for f in ratings]
 
 
@@ -120,19 +132,20 @@ def taken_offers(flt: DashboardFilter, *, limit: int = 50) -> list[TakenOffer]:
         knowledge_base_id=(kb_id := m.conversation.knowledge_base_id), refused_question=refused[m],
         taken_question=m.text, taken_at=m.created_at,
         source=f"faq:{entries[(kb_id, m.text)]}" if (kb_id, m.text) in entries else "",
-        resolved_source=resolved.get((kb_id, " ".join(refused[m].split())), ""),
+        resolved_source=resolved.get((kb_id, " ".join(refused[m].split()))),
     ) for m in taken]
 
 
-def resolved_sources(ratings) -> dict[tuple[int, str], str]:
+def resolved_sources(ratings) -> dict[tuple[int, str], ConfirmedSource]:
     """(base id, question) → the name of the source staff confirmed for it, for the rated questions."""
     return confirmed_sources({" ".join(f.message.reply_to.text.split()) for f in ratings if f.message.reply_to})
 
 
-def confirmed_sources(questions: set[str]) -> dict[tuple[int, str], str]:
-    """(base id, question) → the name of the source staff confirmed for it (an evaluation case), for ``questions``."""
+def confirmed_sources(questions: set[str]) -> dict[tuple[int, str], ConfirmedSource]:
+    """(base id, question) → the source staff confirmed for it (an evaluation case), for ``questions``."""
     cases = EvalCase.objects.filter(question__in=questions).select_related("faq_entry", "document")
-    return {(c.knowledge_base_id, c.question): (c.faq_entry.question if c.faq_entry else c.document.title)
+    return {(c.knowledge_base_id, c.question): (ConfirmedSource(c.faq_entry.question, True) if c.faq_entry
+                                                  else ConfirmedSource(c.document.title, False))
             for c in cases}
 
 

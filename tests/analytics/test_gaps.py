@@ -145,8 +145,8 @@ def test_a_resolved_thumbs_down_joins_the_evaluation_set_with_the_source_staff_n
     case = EvalCase.objects.get(knowledge_base=gaps)
     assert (case.question, case.faq_entry_id, case.origin) == ("Can you deliver my order to Oslo, Norway?", entry.pk,
                                                                "feedback")
-    assert "Resolved — the right source: Where do you deliver?" in staff_client.get(
-        "/staff/feedback/?range=24h").content.decode()
+    assert ("Resolved — the right source: Where do you deliver? (in the base's evaluation set, and one of the "
+            "entry's phrasings)") in staff_client.get("/staff/feedback/?range=24h").content.decode()
     # and the customer's wording is one of the entry's phrasings from now on
     entry.refresh_from_db()
     assert entry.alternatives == ["Can you deliver my order to Oslo, Norway?"] and entry.embeddings == b""
@@ -207,6 +207,9 @@ def test_a_thumbs_down_resolved_with_a_document_adds_no_phrasing(staff_client, g
     assert EvalCase.objects.get(knowledge_base=gaps).document_id == document.pk
     entry.refresh_from_db()
     assert entry.alternatives == []
+    # and the page says where the question went
+    assert "Resolved — the right source: Shipping policy (in the base's evaluation set)." in staff_client.get(
+        "/staff/feedback/?range=24h").content.decode()
 
 
 @pytest.mark.parametrize("source", ["", "faq:999999", "doc:abc", "chunk:1"])
