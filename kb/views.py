@@ -21,7 +21,7 @@ from kb.forms import EmbeddingModelForm, FaqEntryForm, GlossaryEditForm, Knowled
 from kb.model_switch import SwitchBusy, SwitchRejected, model_switch_start
 from kb.models import Document, FaqEntry, IndexVersion, KnowledgeBase
 from kb.parsing import ParseError, sniff_upload
-from kb.search import glossary_terms, search
+from kb.search import as_searched, glossary_terms, search
 from kb.tuning import TuningRejected, tuning_start
 from kefu.roles import KB_CREATE, KB_EDIT, KB_VIEW, bases_of, permission_required
 from kefu.uploads import upload_refused
@@ -327,11 +327,15 @@ def faq_import(request: HttpRequest, slug: str) -> HttpResponse:
 @permission_required(KB_VIEW)
 @require_GET
 def kb_search(request: HttpRequest, slug: str) -> HttpResponse:
+    """Try a query: the BM25, dense and fused hits of the query read as the chat reads a customer's question
+    (spelling corrected to the base's words, its glossary terms explained), and that reading where it differs."""
     kb = get_object_or_404(bases_of(request.user), slug=slug)
     query = request.GET.get("q", "").strip()
     if len(query) > 1000:
         return render(request, "kb/search.html", {"kb": kb, "query": query[:1000],
                                                   "error": _("The query is too long.")}, status=400)
-    result = search(kb, query, kb.top_k) if query else None
+    searched = as_searched(kb.pk, kb.active_index_id, query) if query else ""
+    result = search(kb, searched, kb.top_k) if query else None
     columns = [("BM25", result.bm25), (_("Dense"), result.dense), (_("Fused"), result.hybrid)] if result else []
-    return render(request, "kb/search.html", {"kb": kb, "query": query, "columns": columns})
+    return render(request, "kb/search.html", {"kb": kb, "query": query, "columns": columns,
+                                              "searched": searched if searched != query else ""})

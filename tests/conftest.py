@@ -118,10 +118,14 @@ def fresh_intent_classifiers():
     from chat.lookups import forget_all
     from chat.pipeline.cache import hits_forget
     from chat.pipeline.intent import forget_classifiers
+    from kb.retrieval.glossary import forget_glossaries
+    from kb.retrieval.spelling import forget_spellers
 
     forget_classifiers()
     forget_all()  # the web's remembered keys and profiles: the same ids may name other rows now
     hits_forget()  # answer-cache hits counted but not written: their entry ids may name other rows now
+    forget_spellers()  # spellers and glossaries are kept per (base id, index version id) too
+    forget_glossaries()
     yield
     forget_classifiers()
     forget_all()

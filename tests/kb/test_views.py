@@ -127,6 +127,25 @@ def test_try_a_query_shows_three_columns(staff, kb, ingest):
     assert page.count("returned within thirty days") == 3
 
 
+def test_try_a_query_searches_as_the_chat_reads_a_customers_question(staff, kb, ingest):
+    from kb.retrieval import glossary
+
+    # given a base whose texts explain a term in brackets
+    glossary.forget_glossaries()
+    ingest(kb, "permits.md", b"# Permits\n\nA bygglov (building permit) is valid for five years.\n")
+    ingest(kb, "shipping.md", b"# Shipping\n\nParcels ship within two days.\n")
+    ingest(kb, "hours.md", b"# Hours\n\nThe shop opens at nine.\n")
+    url = reverse("kb:search", args=[kb.slug])
+    # when staff try a question with the term, misspelled elsewhere
+    page = staff.get(url, {"q": "how long is a bygglov vlaid"}).content.decode()
+    # then they see the reading the chat searches with, and its hits
+    assert "Searched as a customer" in page and "<q>how long is a bygglov (building permit) valid</q>" in page
+    assert "valid for five years" in page
+    # and a question read as typed shows no second reading
+    assert "Searched as" not in staff.get(url, {"q": "when does the shop open"}).content.decode()
+    glossary.forget_glossaries()
+
+
 def test_admin_lists_kb_models(admin_client, kb):
     for model in ("knowledgebase", "document", "chunk", "faqentry", "indexversion"):
         assert admin_client.get(f"/admin/kb/{model}/").status_code == 200
@@ -135,12 +154,10 @@ def test_admin_lists_kb_models(admin_client, kb):
 def test_staff_correct_the_glossary_on_the_kb_page_and_bad_input_stores_nothing(staff, kb, no_enqueue, client):
     from kb.indexing import index_build
     from kb.models import GlossaryEdit
-    from kb.retrieval import glossary
     from kb.services import faq_entry_create
     from kefu.roles import ANALYST
 
     # given an indexed base whose FAQ explains a term
-    glossary.forget_glossaries()
     faq_entry_create(knowledge_base=kb, question="What is a bygglov?",
                      answer="A bygglov (building permit) is issued by the municipality.", rebuild=False)
     index_build(knowledge_base_id=kb.pk)
@@ -172,4 +189,3 @@ def test_staff_correct_the_glossary_on_the_kb_page_and_bad_input_stores_nothing(
     client.force_login(staff_member("analyst", roles=(ANALYST,), password="pw-12345"))
     assert client.post(url, {"action": "undo", "term": "bygglov"}).status_code == 403
     assert GlossaryEdit.objects.count() == 2
-    glossary.forget_glossaries()
