@@ -74,6 +74,7 @@ class TranscriptLine:
     answerability: float | None = None  # the probability the base answers the question (assistant replies)
     language: str = ""  # questions: the language the customer wrote in (ISO 639-1, chat.pipeline.language)
     suggestions: tuple[str, ...] = ()  # an "I don't know": the FAQ questions it offered the customer
+    searched_as: str = ""  # a follow-up: the question as retrieval read it, with the conversation's topic filled in
 
     @property
     def from_staff(self) -> bool:
@@ -188,7 +189,7 @@ def transcript(*, conversation_id: str) -> Transcript | None:
     lines = tuple(
         TranscriptLine(m.role, m.text, m.outcome, m.reason, tuple(m.citations or ()),
                        getattr(m, "feedback", None).rating if hasattr(m, "feedback") else "", m.created_at,
-                       m.answerability, m.language, tuple(m.offered_questions))
+                       m.answerability, m.language, tuple(m.offered_questions), m.standalone_query)
         for m in conversation.messages.select_related("feedback").order_by("created_at")
     )
     return Transcript(conversation.public_id, conversation.knowledge_base.name, channel_name(conversation.widget_key),

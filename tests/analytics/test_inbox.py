@@ -41,6 +41,20 @@ def test_transcript_shows_every_message(staff_client, waiting):
     assert "My parcel is damaged" in body and "Let me get a colleague." in body and "Send reply" in body
 
 
+def test_transcript_shows_how_a_follow_up_was_searched(staff_client, db):
+    # given a conversation whose second question leaned on the first (stored as retrieval read it)
+    kb = seed.knowledge_base("shop")
+    conv = seed.conversation(kb, at=timezone.now() - timedelta(minutes=5))
+    seed.exchange(conv, at=timezone.now() - timedelta(minutes=5), question="What does a new roof cost?")
+    follow_up, _ = seed.exchange(conv, at=timezone.now() - timedelta(minutes=4), question="how long does it take?")
+    Message.objects.filter(pk=follow_up.pk).update(standalone_query="how long does new roof cost take?")
+    # when staff read the conversation
+    body = staff_client.get(f"/staff/conversations/{conv.public_id}/").content.decode()
+    # then the follow-up shows the reading it was searched with, once; a question that stood alone shows none
+    assert body.count("Searched as (the conversation") == 1
+    assert "<q>how long does new roof cost take?</q>" in body
+
+
 def test_unknown_conversation_is_404(staff_client, db):
     assert staff_client.get("/staff/conversations/missing/").status_code == 404
     assert staff_client.post("/staff/conversations/missing/reply", {"text": "hi"}).status_code == 404
