@@ -158,7 +158,7 @@ def glossed(kb_id: int, index_version_id: int | None, text: str, *, revision: in
     """``text`` with the base's bracketed terms explained as its texts explain them ("can servitut (easement) be
     removed?", :mod:`kb.retrieval.glossary`), as its staff corrected them (``revision``: the base's
     ``glossary_revision`` where the caller holds the base, else read)."""
-    if index_version_id is None or not spelling.LATIN_LETTER.search(text):
+    if index_version_id is None:
         return text
     return glossary_of_version(kb_id, index_version_id, revision=revision).explain(text)
 

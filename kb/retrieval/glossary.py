@@ -35,6 +35,7 @@ from kb.retrieval.per_version import PerVersion
 from kb.retrieval.spelling import VERSIONS_KEPT, english_words
 
 WORD = r"[A-Za-z\u00c0-\u024f][\w'’-]*"
+HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 BRACKET = re.compile(r"[(（]([^()（）]{2,48})[)）]")
 LEADING = re.compile(rf"({WORD}(?:\s+{WORD}){{0,5}})\s*$")  # the words right before a bracket
 LOOK_BACK = 160  # characters read before a bracket for its leading words
@@ -67,12 +68,15 @@ class Glossary:
 
     @staticmethod
     def compiled(glosses: dict[str, Gloss]) -> re.Pattern | None:
+        """One pattern for every term, longest first (so "BAS-P" is matched before "BAS"): a word term as a whole
+        word; a Chinese term (staff may add one) wherever it stands — Chinese has no spaces between words."""
         if not glosses:
             return None
-        # Longest first, so "BAS-P" is matched before "BAS".
         terms = sorted(glosses, key=len, reverse=True)
-        return re.compile(r"(?<![\w-])(" + "|".join(re.escape(term) for term in terms) + r")(?![\w-])",
-                          re.IGNORECASE)
+        words = [re.escape(term) for term in terms if not HAN.search(term)]
+        han = [re.escape(term) for term in terms if HAN.search(term)]
+        parts = ([r"(?<![\w-])(?:" + "|".join(words) + r")(?![\w-])"] if words else []) + han
+        return re.compile("(" + "|".join(parts) + ")", re.IGNORECASE)
 
     def gloss_of(self, typed: str) -> Gloss | None:
         """The gloss a typed word stands for: a term that is also an English word ("ROT" / "rot") only as

@@ -158,3 +158,27 @@ def permits_base(model: str):
     index_build(knowledge_base_id=kb.pk)
     kb.refresh_from_db()
     return kb
+
+
+def test_a_chinese_term_staff_add_is_explained_wherever_it_stands():
+    from kb.retrieval.glossary import GlossEdit, corrected
+
+    # given a mined glossary and a Chinese term a staff member explains with the base's own word
+    fixed = corrected(glossary_of(["An easement (servitut) on the plot."]), [GlossEdit("开机", "引导")])
+    # then a Chinese question holding it is searched with the base's word too (Chinese has no spaces between words)
+    assert fixed.explain("Debian 开机的时候都经历了哪些过程？") == "Debian 开机 (引导)的时候都经历了哪些过程？"
+    # and word terms still match whole words only
+    assert fixed.explain("servituts 开机") == "servituts 开机 (引导)"
+
+
+@pytest.mark.django_db
+def test_a_chinese_question_is_searched_with_the_staffs_chinese_term(tiny_registered):
+    from kb.search import as_searched
+    from kb.services import glossary_term_explain
+
+    # given an indexed base and a staff member's Chinese term
+    kb = permits_base(tiny_registered)
+    glossary_term_explain(knowledge_base=kb, term="开机", explanation="引导")
+    # when a question without a Latin letter is read as the search reads it
+    # then the term is explained
+    assert as_searched(kb.pk, kb.active_index_id, "开机要多久？") == "开机 (引导)要多久？"
