@@ -10,6 +10,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from kb.embedding import check_model_name, default_model_name, model_choices
+from kb.retrieval.glossary import BOUNDARY
 from kefu.config import ConfigError
 
 
@@ -69,7 +70,10 @@ class GlossaryEditForm(forms.Form):
     explanation = forms.CharField(label=_("Explanation"), max_length=120, required=False)
 
     def clean_term(self) -> str:
-        return plain_words(self.cleaned_data["term"])
+        term = plain_words(self.cleaned_data["term"])
+        if len(term) < 2 or term.lower() in BOUNDARY:
+            raise forms.ValidationError(_("Name a term of the base, not a single letter or a word every question has."))
+        return term
 
     def clean_explanation(self) -> str:
         return plain_words(self.cleaned_data["explanation"]) if self.cleaned_data["explanation"].strip() else ""

@@ -187,7 +187,9 @@ def glossary_terms(kb_id: int, index_version_id: int | None) -> GlossaryPage:
     """The glossary as the active version searches with it, for the KB page."""
     edits = glossary_edits(kb_id)
     by_staff = {edit.term.lower() for edit in edits if edit.explanation}
-    glosses = sorted(glossary_of_version(kb_id, index_version_id).glosses.values(), key=lambda g: g.term.lower())
+    searched = (glossary_of_version(kb_id, index_version_id) if index_version_id is not None
+                else glossary.corrected(glossary.Glossary(()), edits))  # before the first index: the staff's terms
+    glosses = sorted(searched.glosses.values(), key=lambda g: g.term.lower())
     terms = [GlossaryTerm(g.term, g.explanation, g.term.lower() in by_staff) for g in glosses[:GLOSSARY_SHOWN]]
     return GlossaryPage(terms, len(glosses), [edit.term for edit in edits if not edit.explanation])
 

@@ -127,6 +127,17 @@ def test_try_a_query_shows_three_columns(staff, kb, ingest):
     assert page.count("returned within thirty days") == 3
 
 
+def test_a_term_staff_add_before_the_first_index_is_listed_at_once(staff, kb, no_enqueue):
+    # given a base with nothing indexed yet
+    url = reverse("kb:glossary", args=[kb.slug])
+    # when staff add a term of their own
+    assert staff.post(url, {"action": "explain", "term": "stambyte", "explanation": "main pipe replacement"}
+                      ).status_code == 302
+    # then the page lists it as theirs
+    page = staff.get(reverse("kb:detail", args=[kb.slug])).content.decode()
+    assert "<td>stambyte</td><td>main pipe replacement</td>" in page and "yours" in page
+
+
 def test_try_a_query_searches_as_the_chat_reads_a_customers_question(staff, kb, ingest):
     from kb.retrieval import glossary
 
@@ -178,6 +189,8 @@ def test_staff_correct_the_glossary_on_the_kb_page_and_bad_input_stores_nothing(
                          ({"action": "explain", "term": "ROT", "explanation": "rot"}, "other than the term"),
                          ({"action": "explain", "term": "ROT (tax)", "explanation": "a tax"}, "Leave out brackets"),
                          ({"action": "explain", "term": "123", "explanation": "a number"}, "letters"),
+                         ({"action": "explain", "term": "the", "explanation": "a word"}, "Name a term of the base"),
+                         ({"action": "explain", "term": "x", "explanation": "a letter"}, "Name a term of the base"),
                          ({"action": "ignore", "term": "attefall"}, "not in this base"),
                          ({"action": "undo", "term": "attefall"}, "no correction to undo"),
                          ({"action": "drop", "term": "bygglov"}, "Select a valid choice")]:
