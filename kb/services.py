@@ -243,6 +243,7 @@ def glossary_term_ignore(*, knowledge_base: KnowledgeBase, term: str) -> Glossar
     return glossary_edit_save(knowledge_base, mined[term.lower()].term, GlossaryEdit.Kind.IGNORE, "")
 
 
+@transaction.atomic
 def glossary_edit_undo(*, knowledge_base: KnowledgeBase, term: str) -> None:
     """Drop the staff's correction of ``term``: the base explains it as its texts do again (or not at all)."""
     deleted, _ = GlossaryEdit.objects.filter(knowledge_base=knowledge_base, term_key=term.strip().lower()).delete()
@@ -251,7 +252,9 @@ def glossary_edit_undo(*, knowledge_base: KnowledgeBase, term: str) -> None:
     glossary_changed(knowledge_base)
 
 
+@transaction.atomic
 def glossary_edit_save(knowledge_base: KnowledgeBase, term: str, kind: str, explanation: str) -> GlossaryEdit:
+    """The correction stored and the base's glossary revision bumped, together or not at all."""
     edit, _ = GlossaryEdit.objects.update_or_create(
         knowledge_base=knowledge_base, term_key=term.lower(),
         defaults={"term": term, "kind": kind, "explanation": explanation})
