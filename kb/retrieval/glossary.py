@@ -6,7 +6,9 @@ permit)", "a residual current device (RCD)". A customer types the term alone —
 pieces: the shape of the ask ("can X be revoked?") outweighs the topic, and the question lands on a sibling. So
 the question is searched with the base's own explanation after the term: "can servitut (easement) be removed?".
 
-A pair is mined from ``words (term)`` and ``term (words)`` in the base's FAQ entries and chunks, and kept only
+A pair is mined from ``words (term)`` and ``term (words)`` in the base's FAQ entries and chunks — a term before its
+explanation may be a name of two or three words no English word list holds ("Säker Vatten (Safe Water)", "tekniskt
+samråd (technical consultation)") — and kept only
 when the term is a word the English word list does not hold (a Swedish or German term, a product name), or an
 acronym whose letters begin the explaining words (RCD → residual current device), and every explaining word is
 English: "(1:100)", "(storage, carport)" and "dangerous (fall risk)" explain nothing, nor does a phrase cut
@@ -42,6 +44,7 @@ LOOK_BACK = 160  # characters read before a bracket for its leading words
 ABBREVIATION_BEFORE = re.compile(r"\b[a-z]{1,4}\.\s*$")  # "org. ", "approx. ", "incl. " right before a phrase
 NOT_AN_EXPLANATION = re.compile(r"[\d,;:/=≈~%]|\be\.g\.|\bi\.e\.", re.IGNORECASE)
 MAX_EXPLAINING_WORDS = 5
+MAX_TERM_WORDS = 3  # "Säker Vatten (Safe Water)": a term of a few words the English word list does not hold
 MAX_LEADING_WORDS = 4  # "what is a work environment plan (arbetsmiljöplan)" → "work environment plan"
 MIN_SINGLE_WORD = 4  # a one-word explanation shorter than this ("use") explains nothing
 MAX_TERMS = 5_000
@@ -132,11 +135,23 @@ def bracketed_glosses(text: str) -> Iterable[Gloss]:
             term, explaining = inner[0], explaining_phrase(leading)
             if explaining == leading and ABBREVIATION_BEFORE.search(text, 0, before.start()):
                 continue  # "org. number (allabolag)": the phrase is cut after an abbreviation, so it is not whole
-        else:  # "a bygglov (building permit)": the bracket holds the explanation
-            term, explaining = leading[-1], inner
+        else:  # "a bygglov (building permit)", "Säker Vatten (Safe Water)": the bracket holds the explanation
+            term, explaining = trailing_term(leading), inner
         gloss = valid_gloss(term, explaining)
         if gloss is not None:
             yield gloss
+
+
+def trailing_term(words: list[str]) -> str:
+    """The term right before a bracketed explanation: its last word, with the words before it that are no English
+    and written alike (a name of two or three words: "Säker Vatten", "dolda fel"), at most ``MAX_TERM_WORDS``."""
+    term = [words[-1]]
+    for word in reversed(words[-MAX_TERM_WORDS:-1]):
+        if (word.lower() in BOUNDARY or is_english(word) or not re.fullmatch(WORD, word)
+                or word[0].isupper() != term[0][0].isupper()):
+            break
+        term.insert(0, word)
+    return " ".join(term)
 
 
 def explaining_phrase(words: list[str]) -> list[str]:

@@ -182,3 +182,17 @@ def test_a_chinese_question_is_searched_with_the_staffs_chinese_term(tiny_regist
     # when a question without a Latin letter is read as the search reads it
     # then the term is explained
     assert as_searched(kb.pk, kb.active_index_id, "开机要多久？") == "开机 (引导)要多久？"
+
+
+def test_a_name_of_a_few_words_before_its_explanation_is_one_term():
+    # given texts that explain Swedish names of two words
+    found = glossary_of(["Plumbers certified under Säker Vatten (Safe Water) rules.",
+                         "Book the tekniskt samråd (technical consultation) early.",
+                         "Zaragoza AB bygglov (building permit) help."]).glosses
+    # then the whole name is the term, and a word written otherwise is not part of it
+    assert found["Säker Vatten"].explanation == "Safe Water" and "Vatten" not in found
+    assert found["tekniskt samråd"].explanation == "technical consultation"
+    assert found["bygglov"].explanation == "building permit"
+    # and a question names it in any case
+    assert glossary_of(["Säker Vatten (Safe Water) rules."]).explain("is säker vatten needed?") == \
+        "is säker vatten (Safe Water) needed?"
