@@ -202,7 +202,7 @@ def glossary_of_version(kb_id: int, index_version_id: int | None, *, revision: i
         return glossary.Glossary(())
     mined = glossary.glossary_for((kb_id, index_version_id), lambda: base_texts(kb_id))
     if revision is None:
-        revision = only_value(KnowledgeBase.objects.filter(pk=kb_id).values_list("glossary_revision", flat=True))
+        revision = KnowledgeBase.objects.filter(pk=kb_id).values_list("glossary_revision", flat=True).first()
     if not revision:
         return mined
     return glossary.corrected_for((kb_id, index_version_id, revision), mined, lambda: glossary_edits(kb_id))
@@ -214,10 +214,6 @@ def glossary_edits(kb_id: int) -> list[glossary.GlossEdit]:
     return [glossary.GlossEdit(term, explanation if kind == GlossaryEdit.Kind.EXPLAIN else "")
             for term, kind, explanation in rows]
 
-
-def only_value(values):
-    """The single value of a one-column query, or None."""
-    return next(iter(values[:1]), None)
 
 
 def as_searched(kb_id: int, index_version_id: int | None, text: str) -> str:

@@ -13,8 +13,8 @@ when the term is a word the English word list does not hold (a Swedish or German
 acronym whose letters begin the explaining words (RCD → residual current device), and every explaining word is
 English: "(1:100)", "(storage, carport)" and "dangerous (fall risk)" explain nothing, nor does a phrase cut
 short by an abbreviation ("org. number (allabolag)") or a term of the base's own ("F-tax (Skatteverket)"). The explanation of a term
-is the one its base gives most often. Only a Latin-script term is explained; a question already holding the
-explanation is left as it is.
+is the one its base gives most often. Only a Latin-script term is mined (a staff member may add a Chinese one); a
+question already holding the explanation is left as it is.
 
 Staff correct what the mining got wrong (:class:`GlossEdit`, kept in ``kb.models.GlossaryEdit``): a term explained
 their way — one the texts never bracket, or a mined explanation replaced — or a mined term not explained at all
@@ -27,7 +27,6 @@ the six older English sets 278 → 282, the follow-ups of their dialogues 143 �
 from __future__ import annotations
 
 import re
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -37,7 +36,6 @@ from kb.retrieval.per_version import PerVersion
 from kb.retrieval.spelling import VERSIONS_KEPT, english_words
 
 WORD = r"[A-Za-z\u00c0-\u024f][\w'’-]*"
-HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 BRACKET = re.compile(r"[(（]([^()（）]{2,48})[)）]")
 LEADING = re.compile(rf"({WORD}(?:\s+{WORD}){{0,5}})\s*$")  # the words right before a bracket
 LOOK_BACK = 160  # characters read before a bracket for its leading words
@@ -76,8 +74,8 @@ class Glossary:
         if not glosses:
             return None
         terms = sorted(glosses, key=len, reverse=True)
-        words = [re.escape(term) for term in terms if not HAN.search(term)]
-        han = [re.escape(term) for term in terms if HAN.search(term)]
+        words = [re.escape(term) for term in terms if not spelling.CJK.search(term)]
+        han = [re.escape(term) for term in terms if spelling.CJK.search(term)]
         parts = ([r"(?<![\w-])(?:" + "|".join(words) + r")(?![\w-])"] if words else []) + han
         return re.compile("(" + "|".join(parts) + ")", re.IGNORECASE)
 
@@ -228,8 +226,7 @@ def corrected(glossary: Glossary, edits: Iterable[GlossEdit]) -> Glossary:
 
 
 _glossaries: PerVersion[Glossary] = PerVersion(glossary_of, kept=VERSIONS_KEPT)
-_corrected: dict[tuple[int, int, int], Glossary] = {}  # (kb id, index version id, the base's glossary revision)
-_corrected_lock = threading.Lock()
+_corrected: PerVersion[Glossary] = PerVersion(lambda mined_and_edits: corrected(*mined_and_edits), kept=VERSIONS_KEPT)
 
 
 def glossary_for(key: tuple[int, int], texts: Callable[[], Iterable[str]]) -> Glossary:
@@ -240,18 +237,10 @@ def glossary_for(key: tuple[int, int], texts: Callable[[], Iterable[str]]) -> Gl
 def corrected_for(key: tuple[int, int, int], mined: Glossary, edits: Callable[[], Iterable[GlossEdit]]) -> Glossary:
     """The mined glossary with the staff's corrections of revision ``key[2]``, built once per process and revision
     (a correction bumps the revision, so every process reads it on its next question)."""
-    found = _corrected.get(key)
-    if found is None:
-        found = corrected(mined, edits())
-        with _corrected_lock:
-            if len(_corrected) >= VERSIONS_KEPT:
-                _corrected.pop(next(iter(_corrected)))
-            _corrected[key] = found
-    return found
+    return _corrected.get(key, lambda: (mined, edits()))
 
 
 def forget_glossaries() -> None:
     """Drop every base's glossary (tests; a process whose bases changed under it)."""
     _glossaries.clear()
-    with _corrected_lock:
-        _corrected.clear()
+    _corrected.clear()
