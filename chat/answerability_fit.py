@@ -236,7 +236,7 @@ def heading_questions(kb, index, *, known: set[str]) -> list[Question]:
 def searched_texts(kb, index, texts: list[str]) -> list[str]:
     """Questions as the chat pipeline searches them: misspelled words corrected to the base's own, terms glossed
     (kb.search.as_searched)."""
-    return [as_searched(kb.pk, index.version_id, text) for text in texts]
+    return [as_searched(kb.pk, index.version_id, text, revision=kb.glossary_revision) for text in texts]
 
 
 def negative_questions(kb, index, texts: list[str]) -> list[Question]:

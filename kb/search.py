@@ -216,9 +216,10 @@ def glossary_edits(kb_id: int) -> list[glossary.GlossEdit]:
 
 
 
-def as_searched(kb_id: int, index_version_id: int | None, text: str) -> str:
-    """A question as retrieval reads it: misspellings corrected to the base's words, then its terms glossed."""
-    return glossed(kb_id, index_version_id, spelled(kb_id, index_version_id, text).text)
+def as_searched(kb_id: int, index_version_id: int | None, text: str, *, revision: int | None = None) -> str:
+    """A question as retrieval reads it: misspellings corrected to the base's words, then its terms glossed
+    (``revision``: as :func:`glossed`)."""
+    return glossed(kb_id, index_version_id, spelled(kb_id, index_version_id, text).text, revision=revision)
 
 
 def base_texts(kb_id: int) -> Iterator[str]:
