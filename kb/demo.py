@@ -24,13 +24,14 @@ import json
 from pathlib import Path
 
 import zaragoza_construction_faq
+from django.conf import settings
 
 from kb.evaluation import fusion_weight_tune
 from kb.indexing import index_build
 from kb.ingestion import document_ingest
 from kb.models import Chunk, Document, FaqEntry, KnowledgeBase, TuningRun
 from kb.services import document_upload, faq_entry_create, knowledge_base_create
-from kb.tuning import TuningRejected, tuning_run, tuning_start
+from kb.tuning import TuningRejected, tuning_enqueue, tuning_run, tuning_start
 
 DEMO_NAME = "Demo — Zaragoza construction FAQ"
 DEMO_SLUG = "demo-zaragoza"
@@ -84,6 +85,22 @@ def demo_tuning_pending() -> TuningRun | None:
     if kb is None or TuningRun.objects.filter(knowledge_base=kb, status=TuningRun.Status.DONE).exists():
         return None
     return tuning_start(knowledge_base=kb, enqueue=False)
+
+
+def demo_tuning_queue() -> str:
+    """Leave the demo base's tuning to the server, once (a line saying so): in service mode the ingest worker takes
+    the job now; an embedded server takes it up on its first request (kb.recovery), tuning in the background
+    while the base answers with the model it has, and switches when the tuned index version is built."""
+    try:
+        run = demo_tuning_pending()
+    except TuningRejected:
+        return "Demo embedder tuning: already queued; the server tunes it in the background."
+    if run is None:
+        return "Demo embedder tuning: done before."
+    if settings.KEFU_MODE != "embedded":
+        tuning_enqueue(run.pk)
+    return ("Demo embedder tuning: queued; the server tunes it in the background (~10 min on 2 cores with the "
+            "default embedder) and switches the base to it when done — the KB page shows the progress.")
 
 
 def ensure_demo_tuned(stdout=None) -> str:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from kb import services
 from kb.indexing import versions_interrupted
 from kb.models import Document
-from kb.tuning import tuning_runs_interrupted
+from kb.tuning import tuning_runs_resume
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +26,11 @@ def documents_resume(*, stale_after: timedelta | None = None) -> int:
     Without ``stale_after`` (an embedded process starting: nothing else can be working on
     them) every unfinished document is taken; with it (service mode, workers may be busy)
     only those whose progress has not moved for that long. Index builds left "building" the same
-    way are marked failed, so the next build removes their temporary folders.
+    way are marked failed, so the next build removes their temporary folders; a tuning run that was running is
+    marked failed, one still queued is enqueued again (``demo_setup`` leaves the demo's that way for the server).
     """
     versions_interrupted(older_than=stale_after)
-    tuning_runs_interrupted(older_than=stale_after)
+    tuning_runs_resume(older_than=stale_after)
     unfinished = Document.objects.filter(status__in=Document.ACTIVE_STATUSES)
     if stale_after is not None:
         unfinished = unfinished.filter(updated_at__lt=timezone.now() - stale_after)

@@ -174,13 +174,27 @@ def tuning_enqueue(run_id: int) -> None:
     background.enqueue("kb.tune_embedder", run_id)  # by name: the tasks module imports this one
 
 
-def tuning_runs_interrupted(*, older_than: timedelta | None = None) -> int:
+def tuning_runs_interrupted(*, older_than: timedelta | None = None, statuses=TuningRun.ACTIVE_STATUSES) -> int:
     """Mark runs whose process stopped (no progress saved for ``older_than``; None: every active one) failed."""
-    stuck = TuningRun.objects.filter(status__in=TuningRun.ACTIVE_STATUSES)
+    stuck = TuningRun.objects.filter(status__in=statuses)
     if older_than is not None:
         stuck = stuck.filter(updated_at__lt=timezone.now() - older_than)
     return stuck.update(status=TuningRun.Status.FAILED, stage="interrupted", updated_at=timezone.now(),
                         error_message="The tuning job was interrupted: its process stopped before it finished.")
+
+
+def tuning_runs_resume(*, older_than: timedelta | None = None) -> int:
+    """Take up what a stopped process left: a run it was running is marked failed (it starts over only when asked
+    again); a queued run whose job never started (``older_than``: not for that long) is enqueued again — the job
+    claims it once (:func:`tuning_run`). Returns how many were enqueued."""
+    tuning_runs_interrupted(older_than=older_than, statuses=(TuningRun.Status.RUNNING,))
+    waiting = TuningRun.objects.filter(status=TuningRun.Status.QUEUED)
+    if older_than is not None:
+        waiting = waiting.filter(updated_at__lt=timezone.now() - older_than)
+    ids = list(waiting.values_list("id", flat=True))
+    for run_id in ids:
+        tuning_enqueue(run_id)
+    return len(ids)
 
 
 def tuning_run(*, run_id: int, config: TuningConfig | None = None, adopt: bool = True) -> TuningRun:

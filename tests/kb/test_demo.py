@@ -73,13 +73,14 @@ def test_the_demo_embedder_is_tuned_once_and_a_failed_run_is_tried_again(db, emb
     assert again is not None and again.pk != run.pk and again.status == TuningRun.Status.QUEUED
 
 
-def test_demo_setup_tunes_unless_told_not_to(transactional_db, embedder, monkeypatch):
-    # (transactional: the command runs the job in a thread of its own, on its own connection)
+def test_demo_setup_leaves_the_tuning_to_the_server_or_tunes_now(transactional_db, embedder, monkeypatch):
+    # (transactional: the jobs run in a thread of their own, on their own connection)
     import io
 
     from django.core.management import call_command
 
     from kb.models import TuningRun
+    from kb.recovery import documents_resume
     from kefu.background import drain
 
     # given a demo of six rows
@@ -87,10 +88,24 @@ def test_demo_setup_tunes_unless_told_not_to(transactional_db, embedder, monkeyp
     # when demo_setup runs with --no-tune, then no run is made
     call_command("demo_setup", "--no-tune", stdout=io.StringIO())
     assert not TuningRun.objects.exists()
-    # when it runs plainly, it tunes once and says what came of it; a second run says it was done
+    # when it runs plainly (twice), one run is queued for the server and nothing is tuned here
     first, second = io.StringIO(), io.StringIO()
     call_command("demo_setup", stdout=first)
     call_command("demo_setup", stdout=second)
+    assert "Demo embedder tuning: queued; the server tunes it in the background" in first.getvalue()
+    assert "already queued" in second.getvalue()
+    assert list(TuningRun.objects.values_list("status", flat=True)) == [TuningRun.Status.QUEUED]
+    # when the embedded server starts (its first request resumes what was left), the run is taken up and ends
+    documents_resume()
+    drain()
+    run = TuningRun.objects.get()
+    assert run.status == TuningRun.Status.DONE and "Too few labelled pairs" in run.reason
+    # then demo_setup says it was done; --tune-now on a base whose run failed tunes here and says what came of it
+    third = io.StringIO()
+    call_command("demo_setup", stdout=third)
+    assert "Demo embedder tuning: done before." in third.getvalue()
+    TuningRun.objects.update(status=TuningRun.Status.FAILED)
+    now = io.StringIO()
+    call_command("demo_setup", "--tune-now", stdout=now)
     drain()  # the index builds queued answerability fits: they end before teardown
-    assert "Demo embedder tuning: Too few labelled pairs" in first.getvalue()
-    assert "Demo embedder tuning: done before." in second.getvalue() and TuningRun.objects.count() == 1
+    assert "Demo embedder tuning: Too few labelled pairs" in now.getvalue() and TuningRun.objects.count() == 2

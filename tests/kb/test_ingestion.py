@@ -8,7 +8,7 @@ import pytest
 from kb.ingestion import document_ingest
 from kb.models import Chunk, Document, FaqEntry
 from kb.recovery import documents_resume
-from kb.services import document_upload
+from kb.services import document_upload, knowledge_base_create
 from tests.kb.files import pdf_bytes
 
 pytestmark = pytest.mark.usefixtures("search_backend")  # each test runs on local and on Milvus
@@ -226,3 +226,22 @@ def test_only_stale_documents_are_reclaimed_when_asked(kb, monkeypatch):
     # the reclaimed one is queued again, so its task may claim it; the moving one is untouched
     assert Document.objects.get(pk=stuck.pk).status == "queued"
     assert Document.objects.get(pk=moving.pk).status == "embedding"
+
+
+def test_a_queued_tuning_run_is_enqueued_again_and_a_running_one_marked_failed(kb, monkeypatch):
+    from kb.models import TuningRun
+
+    # given a stopped process that left one tuning run queued (never started) and another base's running
+    enqueued = []
+    monkeypatch.setattr("kb.tuning.tuning_enqueue", enqueued.append)
+    queued = TuningRun.objects.create(knowledge_base=kb, method="full")
+    other = knowledge_base_create(name="Other")
+    running = TuningRun.objects.create(knowledge_base=other, method="full", status=TuningRun.Status.RUNNING)
+    # when the next process takes up what was left
+    documents_resume()
+    # then the queued run's job is enqueued again (it claims the run once) and the running one failed, with why
+    assert enqueued == [queued.pk]
+    queued.refresh_from_db()
+    running.refresh_from_db()
+    assert queued.status == TuningRun.Status.QUEUED
+    assert running.status == TuningRun.Status.FAILED and "interrupted" in running.error_message
