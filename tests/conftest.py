@@ -112,6 +112,15 @@ def redis_client(redis_url):
 
 
 @pytest.fixture(autouse=True)
+def small_demo_embedder(settings):
+    """The demo base embeds with the small bundled model in tests (its own, all-mpnet-base-v2, is ~5× slower to
+    build and tune with; tests/kb/test_demo.py checks the setting is what the demo names). KEFU_DEMO_EMBEDDING_MODEL
+    in the environment overrides it."""
+    if "KEFU_DEMO_EMBEDDING_MODEL" not in os.environ:
+        settings.KEFU_DEMO_EMBEDDING_MODEL = "all-minilm-l6-v2"
+
+
+@pytest.fixture(autouse=True)
 def fresh_intent_classifiers():
     """Intent classifiers are cached per (base id, index version id); a rolled-back test database hands
     the same ids to the next test's bases, which may embed with another model."""

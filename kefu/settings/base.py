@@ -43,14 +43,17 @@ KEFU_MAX_NEW_TOKENS = config.positive_int(
 KEFU_GENERATION_TIMEOUT = config.positive_int(
     "KEFU_GENERATION_TIMEOUT", env.int("KEFU_GENERATION_TIMEOUT", default=300)
 )
-# A bundled name ("all-mpnet-base-v2", "all-minilm-l6-v2") or a local sentence-transformers directory: the model
-# new bases name. all-mpnet-base-v2 matches customers' wording to a base's best (BENCHMARKS.md, Answer quality);
-# all-minilm-l6-v2 embeds ~5x faster and holds a fifth of the memory.
-KEFU_EMBEDDING_MODEL = env.str("KEFU_EMBEDDING_MODEL", default="all-mpnet-base-v2")
+# A bundled name ("all-minilm-l6-v2", "all-mpnet-base-v2") or a local sentence-transformers directory: the model
+# new bases name (each base can name another). all-minilm-l6-v2 keeps a burst of fresh questions fast on a CPU;
+# all-mpnet-base-v2 — the demo base's — matches customers' wording to a base's entries better, at ~3x the CPU per
+# question and ~6x the tuning time (BENCHMARKS.md, Answer quality and Under load).
+KEFU_EMBEDDING_MODEL = env.str("KEFU_EMBEDDING_MODEL", default="all-minilm-l6-v2")
+# The model the demo bases name when demo_setup creates them.
+KEFU_DEMO_EMBEDDING_MODEL = env.str("KEFU_DEMO_EMBEDDING_MODEL", default="all-mpnet-base-v2")
 # More embedding models a knowledge base may name: "name=/local/dir,name2=/dir2" (sentence-transformers dirs).
 KEFU_EMBEDDING_MODELS = config.embedding_models(env.str("KEFU_EMBEDDING_MODELS", default=""))
 # Memory (parameter MB) the loaded embedding models of a process may hold; least recently used ones go first.
-# 1000: the default (all-mpnet-base-v2, 438 MB in float32, half that in bf16) and one base's tuned copy of it.
+# 1000: all-mpnet-base-v2 (438 MB in float32, half that in bf16) and one base's tuned copy of it beside the default.
 KEFU_EMBEDDER_CACHE_MB = config.positive_int("KEFU_EMBEDDER_CACHE_MB", env.int("KEFU_EMBEDDER_CACHE_MB", default=1000))
 # auto: bf16 on CPUs with AMX/AVX512-BF16 (2.7x the texts/s, cosine to fp32 >= 0.998), else float32
 KEFU_EMBEDDING_DTYPE = env.str("KEFU_EMBEDDING_DTYPE", default="auto")

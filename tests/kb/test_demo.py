@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from kb.demo import DEMO_SLUG, ensure_demo_knowledge_base, faq_rows
 from kb.models import KnowledgeBase
 from kb.search import hybrid
@@ -21,6 +23,23 @@ def test_demo_base_is_built_once_and_answers_from_its_faq(db, embedder, monkeypa
     assert kb.faq_entries.count() == 12 and kb.documents.filter(status="ready").count() == 12
     hits = hybrid(kb, rows[3]["q"], 3)
     assert hits[0].is_faq and hits[0].faq_answer == rows[3]["a"] and hits[0].similarity > 0.95
+
+
+@pytest.mark.slow
+def test_the_demo_base_embeds_with_the_bigger_bundled_model(db, embedder, monkeypatch, settings):
+    from kb.bundled_models import MPNET
+
+    # given the shipped setting (the suite otherwise builds the demo on the small model) and a few real rows
+    settings.KEFU_DEMO_EMBEDDING_MODEL = MPNET
+    rows = faq_rows()[:6]
+    monkeypatch.setattr("kb.demo.faq_rows", lambda: rows)
+    # when the demo base is built
+    ensure_demo_knowledge_base()
+    # then the base and its index version name all-mpnet-base-v2, and it finds an entry by its question
+    kb = KnowledgeBase.objects.get(slug=DEMO_SLUG)
+    assert kb.embedding_model == MPNET and kb.active_index.embedding_model == MPNET
+    hits = hybrid(kb, rows[2]["q"], 3)
+    assert hits[0].is_faq and hits[0].faq_answer == rows[2]["a"]
 
 
 def test_the_chinese_demo_base_is_built_once_from_debians_chinese_faq(db, embedder, tmp_path):
@@ -97,7 +116,7 @@ def test_demo_setup_leaves_the_tuning_to_the_server_or_tunes_now(transactional_d
     assert list(TuningRun.objects.values_list("status", flat=True)) == [TuningRun.Status.QUEUED]
     # when the embedded server starts (its first request resumes what was left), the run is taken up and ends
     documents_resume()
-    drain()
+    drain(timeout=600)  # the demo base's all-mpnet-base-v2: its answerability fits and the job load it
     run = TuningRun.objects.get()
     assert run.status == TuningRun.Status.DONE and "Too few labelled pairs" in run.reason
     # then demo_setup says it was done; --tune-now on a base whose run failed tunes here and says what came of it
@@ -107,5 +126,5 @@ def test_demo_setup_leaves_the_tuning_to_the_server_or_tunes_now(transactional_d
     TuningRun.objects.update(status=TuningRun.Status.FAILED)
     now = io.StringIO()
     call_command("demo_setup", "--tune-now", stdout=now)
-    drain()  # the index builds queued answerability fits: they end before teardown
+    drain(timeout=600)  # the index builds queued answerability fits: they end before teardown
     assert "Demo embedder tuning: Too few labelled pairs" in now.getvalue() and TuningRun.objects.count() == 2

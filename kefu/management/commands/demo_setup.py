@@ -4,7 +4,7 @@ Creates the ``admin`` superuser with a random password printed once (only when n
 superuser exists yet), the demo knowledge base from the zaragoza FAQ with its chat
 profile (extractive answers with the bundled CPU generator), its embedder's tuning on its own FAQ
 queued once for the server to run in the background (``--tune-now`` runs it here and waits, ~11 minutes on 2 Zen 4
-cores with the default embedder; ``--no-tune`` skips it), and the demo base's widget
+cores with its all-mpnet-base-v2; ``--no-tune`` skips it), and the demo base's widget
 key for ``/chat/demo/``, allowing the origins of ``KEFU_DEMO_ORIGINS`` and each
 ``--origin`` (the page itself never creates or widens a key). The Chinese demo base from
 Debian's Chinese FAQ (debian-faq-zh-cn) gets the same, for ``/chat/demo/zh/``; without
