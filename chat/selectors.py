@@ -32,7 +32,10 @@ def origin_allowed_by_any_key(*, origin: str) -> bool:
 
 
 def conversation_get(*, public_id: str, widget_key: WidgetKey | None = None) -> Conversation | None:
-    """A conversation by its public id; with a key, only one of that key's base."""
+    """A conversation by its public id; with a key, only one of that key's base. None for an id no conversation can
+    have (a NUL byte: PostgreSQL refuses it in a query)."""
+    if "\x00" in public_id:
+        return None
     conversations = Conversation.objects.select_related("widget_key", "knowledge_base")
     if widget_key is not None:
         conversations = conversations.filter(knowledge_base_id=widget_key.knowledge_base_id)

@@ -113,3 +113,18 @@ def test_no_request_the_schema_allows_or_breaks_gets_a_5xx_or_a_non_json_error(c
         assert_no_server_error_and_json_errors(response, request)
 
     fuzz()
+
+
+def test_a_conversation_id_with_a_nul_byte_is_a_4xx_json_error(client, widget_key, real_ids):
+    # given a message posted to a conversation id holding a NUL byte (PostgreSQL refuses it in a query; the fuzz
+    # above found it)
+    request = {"method": "POST", "path": PREFIX + "/messages", "headers": {"X-Kefu-Key": widget_key.public_key,
+                                                                        "Origin": ORIGIN},
+               "data": json.dumps({"conversation_id": "\x00", "text": "Hello?"}),
+               "content_type": "application/json"}
+    # when it is sent
+    response = client.generic(request["method"], request["path"], request["data"],
+                              content_type=request["content_type"], headers=request["headers"])
+    # then it is a client error with a JSON body, not a server error
+    assert 400 <= response.status_code < 500
+    assert_no_server_error_and_json_errors(response, request)

@@ -92,9 +92,12 @@ def test_the_demo_embedder_is_tuned_once_and_a_failed_run_is_tried_again(db, emb
     assert again is not None and again.pk != run.pk and again.status == TuningRun.Status.QUEUED
 
 
-def test_demo_setup_leaves_the_tuning_to_the_server_or_tunes_now(transactional_db, embedder, monkeypatch):
-    # (transactional: the jobs run in a thread of their own, on their own connection)
+def test_demo_setup_leaves_the_tuning_to_the_server_or_tunes_now(transactional_db, embedder, monkeypatch, settings):
+    # (transactional: the jobs run in a thread of their own, on their own connection; embedded mode in both
+    # suites: the embedded server is what takes a queued run up on its first request)
     import io
+
+    settings.KEFU_MODE = "embedded"
 
     from django.core.management import call_command
 
