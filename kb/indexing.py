@@ -47,6 +47,7 @@ from kb.models import Chunk, Document, FaqEntry, IndexVersion, KnowledgeBase
 from kb.retrieval.analyzer import analyze
 from kb.retrieval.dense import DenseIndex
 from kb.retrieval.headings import head_vectors, section_heads
+from kb.retrieval.token_store import TokenStore, store_load, store_write
 from kb.search_backends import SearchBackendUnavailable, backend_named, configured_backend
 from kb.signals import index_activated
 from kefu.faults import pause_point
@@ -85,6 +86,7 @@ class LoadedIndex:
     bm25: object  # kb.retrieval.bm25.Bm25Index
     dense: object  # kb.retrieval.dense.DenseIndex
     embedding_model: str = ""  # the model its vectors came from (blank: recorded before versions named it)
+    tokens: TokenStore | None = None  # its passages' word-piece vectors (kb.retrieval.token_store), when stored
 
 
 _cache: dict[int, LoadedIndex] = {}
@@ -332,6 +334,8 @@ def write_version_files(kb_id: int, directory: Path, *, model: str = "", fresh: 
         dense.save(temporary)
         np.save(temporary / "row-kinds.npy", rows.kinds)
         np.save(temporary / "row-refs.npy", rows.refs)
+        if settings.KEFU_KB_TOKEN_STORE:
+            store_write(temporary, passage_texts(texts, rows), model=model, previous=active_tokens(kb_id, digest))
         pause_point("index_files_written")
         if directory.exists():
             shutil.rmtree(directory)
@@ -346,6 +350,29 @@ def write_version_files(kb_id: int, directory: Path, *, model: str = "", fresh: 
         "embedding_hash": digest,
         "document_ids": document_ids,
     }
+
+
+def passage_texts(texts: list[str], rows: IndexRows) -> list[str]:
+    """The texts a hit of this version carries (kb.search.hydrate): each chunk's, and each FAQ entry's first row
+    ("question\nanswer"); heading rows and further phrasings are not passages."""
+    seen: set[int] = set()
+    out = []
+    for text, kind, ref in zip(texts, rows.kinds.tolist(), rows.refs.tolist(), strict=True):
+        if kind == ROW_CHUNK:
+            out.append(text)
+        elif kind == ROW_FAQ and ref not in seen:
+            seen.add(ref)
+            out.append(text)
+    return out
+
+
+def active_tokens(kb_id: int, digest: str) -> TokenStore | None:
+    """The active version's token store when it comes from the same model files (its rows are copied)."""
+    active, active_digest = KnowledgeBase.objects.filter(pk=kb_id).values_list(
+        "active_index__number", "active_index__embedding_hash").first() or (None, "")
+    if active is None or active_digest != digest:
+        return None
+    return store_load(version_dir(kb_id, active))
 
 
 def appended_hnsw(kb_id: int, rows: IndexRows, vectors: np.ndarray, digest: str):
@@ -529,7 +556,7 @@ def load_version(kb_id: int, version_id: int, number: int) -> LoadedIndex:
     model = IndexVersion.objects.filter(pk=version_id).values_list("embedding_model", flat=True).first()
     return LoadedIndex(version_id=version_id, number=number, rows=rows,
                        bm25=Bm25Index.load(directory), dense=DenseIndex.load(directory),
-                       embedding_model=model or "")
+                       embedding_model=model or "", tokens=store_load(directory))
 
 
 def forget_cached_indexes() -> None:

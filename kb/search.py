@@ -32,6 +32,7 @@ from kb.retrieval.search import (
     hydrate,
     search,
     version_model,
+    version_tokens,
 )
 from kb.search_backends import BackendStatus, SearchBackendUnavailable, configured_backend, local
 
@@ -127,7 +128,8 @@ def hits_excluding(kb, index, queries: Sequence[tuple[str, np.ndarray, Sequence[
         fused = fuse(Candidates(bm25=bm25, dense=dense, query_vector=vector), dense_weight=kb.fusion_dense_weight,
                      rrf_k=kb.fusion_rrf_k, limit=kb.top_k * DEPTH_FACTOR, method=kb.fusion_method)
         hydrated = hydrate({f.key for f in fused}, vector, vectors_model=getattr(index, "embedding_model", ""))
-        out.append(fused_hits(query, fused, hydrated, kb.top_k, model=version_model(index)))
+        out.append(fused_hits(query, fused, hydrated, kb.top_k, model=version_model(index),
+                              tokens=version_tokens(index)))
     return out
 
 

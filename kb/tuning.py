@@ -258,7 +258,8 @@ def knowledge_base_tune(*, knowledge_base: KnowledgeBase, config: TuningConfig, 
     tests = [evaluation_queries([p for p in pairs if p.item in held_out]) for held_out in folds]
     progress("measuring the current model", 3, force=True)
     baseline = training_model(current, config)
-    before = [retrieval_ndcg(baseline, test, corpus, corpus_vectors=encode(baseline, corpus)) for test in tests]
+    corpus_vectors = encode(baseline, corpus)  # once for both folds
+    before = [retrieval_ndcg(baseline, test, corpus, corpus_vectors=corpus_vectors) for test in tests]
     del baseline
     results, fold_weights = [], []
     for number, (held_out, test) in enumerate(zip(folds, tests, strict=True)):
@@ -451,10 +452,16 @@ def retrieval_ndcg(model, queries, corpus: list[str], *, corpus_vectors: np.ndar
 
 
 def encode(model, texts: list[str], batch_size: int = 64) -> np.ndarray:
-    """Normalised float32 vectors of a training model (eval mode), batch by batch on the compute thread."""
-    out = [compute.call(encode_batch, model, texts[start:start + batch_size])
-           for start in range(0, len(texts), batch_size)]
-    vectors = np.concatenate(out) if out else np.zeros((0, 1), dtype=np.float32)
+    """Normalised float32 vectors of a training model (eval mode), in ``texts``' order, batch by batch on the
+    compute thread. Texts are batched longest first, so a batch pads its texts to a length near their own (a
+    base's answers run from a line to the 128-token cut: in file order every batch pads to the cut)."""
+    order = sorted(range(len(texts)), key=lambda position: -len(texts[position]))
+    out = [compute.call(encode_batch, model, [texts[position] for position in order[start:start + batch_size]])
+           for start in range(0, len(order), batch_size)]
+    if not out:
+        return np.zeros((0, 1), dtype=np.float32)
+    vectors = np.empty_like(np.concatenate(out))
+    vectors[order] = np.concatenate(out)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 

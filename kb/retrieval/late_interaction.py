@@ -35,6 +35,7 @@ import numpy as np
 
 from kb import embedding
 from kb.retrieval.analyzer import CJK_RUN
+from kb.retrieval.token_store import TokenStore
 
 DEPTH = 5  # how many of the best fused hits are re-read
 WEIGHT = 7.0  # closeness against the fused score scaled to [0, 1] over those hits
@@ -59,14 +60,16 @@ def closeness(question: np.ndarray, passage: np.ndarray) -> float:
     return float((question @ passage.T).max(axis=1).mean())
 
 
-def reread(query: str, hits: list[H], *, model: str | None, depth: int = DEPTH, weight: float | None = None) -> list[H]:
-    """``hits`` with its ``depth`` best re-ordered by scaled fused score + ``weight`` × closeness to ``query``."""
+def reread(query: str, hits: list[H], *, model: str | None, depth: int = DEPTH, weight: float | None = None,
+           store: TokenStore | None = None) -> list[H]:
+    """``hits`` with its ``depth`` best re-ordered by scaled fused score + ``weight`` × closeness to ``query``
+    (``store``: the searched version's stored word pieces, :mod:`kb.retrieval.token_store`)."""
     weight = WEIGHT if weight is None else weight
     head, rest = hits[:depth], hits[depth:]
     if len(head) < 2 or weight <= 0 or not reads(model, query):
         return hits
     question = embedding.embed_tokens([query], model=model, role=embedding.QUERY)[0].astype(np.float32)
-    passages = passage_tokens([hit.text for hit in head], model=model)
+    passages = passage_tokens([hit.text for hit in head], model=model, store=store)
     scores = [hit.score for hit in head]
     low, span = min(scores), max(scores) - min(scores)
     combined = [((hit.score - low) / span if span > 0 else 1.0) + weight * closeness(question, tokens)
@@ -118,10 +121,13 @@ class TokenCache:
 _cache = TokenCache()
 
 
-def passage_tokens(texts: Sequence[str], *, model: str | None) -> list[np.ndarray]:
-    """Each passage's word-piece rows (float32), from the cache or computed in one batch for those missing."""
+def passage_tokens(texts: Sequence[str], *, model: str | None, store: TokenStore | None = None) -> list[np.ndarray]:
+    """Each passage's word-piece rows (float32): from the version's store, the cache, or computed in one batch
+    for those missing."""
     name = model or embedding.default_model_name()
-    found = [_cache.get((name, text)) for text in texts]
+    found = [stored(store, text) if store is not None else None for text in texts]
+    found = [matrix if matrix is not None else _cache.get((name, text)) for matrix, text in zip(found, texts,
+                                                                                                 strict=True)]
     missing = [position for position, matrix in enumerate(found) if matrix is None]
     if missing:
         computed = embedding.embed_tokens([texts[p] for p in missing], model=model, role=embedding.PASSAGE)
@@ -129,3 +135,9 @@ def passage_tokens(texts: Sequence[str], *, model: str | None) -> list[np.ndarra
             _cache.put((name, texts[position]), matrix)
             found[position] = matrix
     return [matrix.astype(np.float32) for matrix in found]
+
+
+def stored(store: TokenStore, text: str) -> np.ndarray | None:
+    """The store's rows of a passage, or None (not stored, or a store of another width: a mixed-up folder)."""
+    matrix = store.get(text)
+    return matrix if matrix is not None and len(matrix) else None

@@ -94,7 +94,7 @@ def hybrid(kb, query: str, k: int | None = None, *, query_vector: np.ndarray | N
     fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k * DEPTH_FACTOR,
                  method=kb.fusion_method)
     hydrated = hydrate({f.key for f in fused}, found.query_vector, vectors_model=getattr(index, "embedding_model", ""))
-    return fused_hits(query, fused, hydrated, k, model=version_model(index))
+    return fused_hits(query, fused, hydrated, k, model=version_model(index), tokens=version_tokens(index))
 
 
 def search(kb, query: str, k: int | None = None, *, include_faq: bool = True,
@@ -120,7 +120,7 @@ def search(kb, query: str, k: int | None = None, *, include_faq: bool = True,
     as_hits = {name: [make_hit(hydrated[key], score, by) for key, score, by in items if key in hydrated]
                for name, items in lists.items() if name != "hybrid"}
     return SearchResult(bm25=as_hits[BM25], dense=as_hits[DENSE],
-                        hybrid=fused_hits(query, fused, hydrated, k, model=version_model(index)))
+                        hybrid=fused_hits(query, fused, hydrated, k, model=version_model(index), tokens=version_tokens(index)))
 
 
 def candidates(index, query: str, depth: int, query_vector: np.ndarray | None = None) -> Candidates:
@@ -212,14 +212,19 @@ def faq_similarity(embeddings: bytes, query_vector: np.ndarray) -> float | None:
     return float((matrix.reshape(-1, width) @ query_vector).max())
 
 
-def fused_hits(query: str, fused, hydrated: dict[tuple[str, int], dict], k: int, *, model: str | None = None
-               ) -> list[Hit]:
+def fused_hits(query: str, fused, hydrated: dict[tuple[str, int], dict], k: int, *, model: str | None = None,
+               tokens=None) -> list[Hit]:
     """The best ``k`` fused items as hits, in the order a customer's question reads them: fused order with an
     answer found twice gaining on the others, then a near-tied hit of the asked answer type first, then the head
     re-read word by word by ``model``, the searched version's embedder (every hybrid list goes through here;
     ``fused`` runs ``DEPTH_FACTOR`` × k deep, so both copies are seen)."""
     hits = corroborated([make_hit(hydrated[f.key], f.score, f.found_by) for f in fused if f.key in hydrated])
-    return reread(query, prefer_matching_type(query, hits), model=model)[:k]
+    return reread(query, prefer_matching_type(query, hits), model=model, store=tokens)[:k]
+
+
+def version_tokens(index):
+    """The version's stored word pieces (kb.retrieval.token_store); None where it has none (a Milvus version)."""
+    return getattr(index, "tokens", None)
 
 
 def version_model(index) -> str | None:

@@ -88,6 +88,9 @@ KEFU_KB_DENSE_WEIGHT_CJK = env.float("KEFU_KB_DENSE_WEIGHT_CJK", default=0.2)
 KEFU_KB_CANDIDATES = env.int("KEFU_KB_CANDIDATES", default=100)
 # Exact (flat) FAISS index below this many vectors, HNSW above.
 KEFU_KB_HNSW_THRESHOLD = env.int("KEFU_KB_HNSW_THRESHOLD", default=50000)
+# Store every passage's word-piece vectors with each local index version (kb.retrieval.token_store), so late
+# interaction reads them instead of running the embedder over the head of every fused list; 0: computed per question.
+KEFU_KB_TOKEN_STORE = env.bool("KEFU_KB_TOKEN_STORE", default=True)
 # Where retrieval runs: "local" (each process holds FAISS + BM25 indexes built from the database) or "milvus"
 # (one shared Milvus: BM25 full-text and dense search server-side; kb.search_backends.milvus).
 KEFU_SEARCH_BACKEND = env.str("KEFU_SEARCH_BACKEND", default="local")

@@ -132,6 +132,20 @@ def test_the_saved_weights_lie_between_the_start_and_the_trained_ones_by_the_tun
         assert np.allclose(half[name].numpy(), ((start[name] + whole[name]) / 2).numpy(), atol=1e-6), name
 
 
+def test_texts_are_encoded_longest_first_but_returned_in_their_own_order(tiny_model, db):
+    from kb.tuning import encode, training_model
+
+    # given texts of very different lengths, in no order of length
+    model = training_model(tiny_model, QUICK)
+    texts = ["short", "a much longer text " * 8, "mid length text here", "x", "another long one " * 5]
+    # when they are encoded two at a time (batched by length) and one by one
+    together = encode(model, texts, batch_size=2)
+    alone = np.concatenate([encode(model, [text]) for text in texts])
+    # then each row is its own text's vector
+    assert together.shape == (len(texts), DIMENSION)
+    assert np.allclose(together, alone, atol=1e-5)
+
+
 def test_the_soup_is_the_element_wise_mean_of_the_fold_models():
     import torch
 
