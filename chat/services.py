@@ -117,8 +117,8 @@ def sentence_embedder(kb):
     return partial(sentence_vectors.sentence_vectors, model=knowledge_base_model(kb))
 
 
-def search_hits(kb, query: str, query_vector=None) -> list:
-    return hybrid(kb, query, kb.top_k, query_vector=query_vector)
+def search_hits(kb, query: str, query_vector=None, *, ask: str = "") -> list:
+    return hybrid(kb, query, kb.top_k, query_vector=query_vector, ask=ask)
 
 
 class StageClock:
@@ -364,7 +364,8 @@ def pipeline_reply(*, kb, profile, question: str, standalone, found_intent, quer
                    clock: StageClock | None = None) -> Reply:
     """Retrieve when the intent needs it, decide, and turn the decision into a reply."""
     needed = decide.needs_retrieval(found_intent, question)
-    hits = search_hits(kb, standalone.query, query_vector) if needed else []
+    follow_up_ask = question if standalone.depends_on_history and standalone.query != question else ""
+    hits = search_hits(kb, standalone.query, query_vector, ask=follow_up_ask) if needed else []
     if clock is not None:
         clock.lap("retrieve")
     # Scored only when the decision asks (it embeds the top passages' sentences): a direct answer never does.

@@ -79,11 +79,14 @@ class Candidates:
     query_vector: np.ndarray
 
 
-def hybrid(kb, query: str, k: int | None = None, *, query_vector: np.ndarray | None = None) -> list[Hit]:
+def hybrid(kb, query: str, k: int | None = None, *, query_vector: np.ndarray | None = None, ask: str = ""
+           ) -> list[Hit]:
     """The contract: the top-k fused hits of ``query`` in knowledge base ``kb`` (empty if unindexed).
 
     ``query_vector``: the query's normalised embedding when the caller already has it (the chat
     pipeline embeds each question once for its cache, intent and retrieval); saves one encoder pass.
+    ``ask``: a follow-up's own words when ``query`` is its rewrite with the conversation's topic — the head is
+    re-read against both (:func:`kb.retrieval.late_interaction.reread`).
     Only the fused hits are read from the database.
     """
     k = k or kb.top_k
@@ -94,7 +97,7 @@ def hybrid(kb, query: str, k: int | None = None, *, query_vector: np.ndarray | N
     fused = fuse(found, dense_weight=kb.fusion_dense_weight, rrf_k=kb.fusion_rrf_k, limit=k * DEPTH_FACTOR,
                  method=kb.fusion_method)
     hydrated = hydrate({f.key for f in fused}, found.query_vector, vectors_model=getattr(index, "embedding_model", ""))
-    return fused_hits(query, fused, hydrated, k, model=version_model(index), tokens=version_tokens(index))
+    return fused_hits(query, fused, hydrated, k, model=version_model(index), tokens=version_tokens(index), ask=ask)
 
 
 def search(kb, query: str, k: int | None = None, *, include_faq: bool = True,
@@ -213,13 +216,13 @@ def faq_similarity(embeddings: bytes, query_vector: np.ndarray) -> float | None:
 
 
 def fused_hits(query: str, fused, hydrated: dict[tuple[str, int], dict], k: int, *, model: str | None = None,
-               tokens=None) -> list[Hit]:
+               tokens=None, ask: str = "") -> list[Hit]:
     """The best ``k`` fused items as hits, in the order a customer's question reads them: fused order with an
     answer found twice gaining on the others, then a near-tied hit of the asked answer type first, then the head
     re-read word by word by ``model``, the searched version's embedder (every hybrid list goes through here;
     ``fused`` runs ``DEPTH_FACTOR`` × k deep, so both copies are seen)."""
     hits = corroborated([make_hit(hydrated[f.key], f.score, f.found_by) for f in fused if f.key in hydrated])
-    return reread(query, prefer_matching_type(query, hits), model=model, store=tokens)[:k]
+    return reread(query, prefer_matching_type(query, hits), model=model, store=tokens, ask=ask)[:k]
 
 
 def version_tokens(index):

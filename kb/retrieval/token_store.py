@@ -14,7 +14,8 @@ A build copies the rows of passages the active version already stored with the s
 only the others, so adding a document costs its own passages. A version without the files (built before they
 existed, or on the Milvus backend) computes pieces on demand as before.
 
-Size: ~100 pieces a passage × D × 2 bytes; the demo base's 1,006 passages on all-mpnet-base-v2 (768-d) ~150 MB.
+Size: pieces × D × 2 bytes; the demo base's 1,012 passages on all-mpnet-base-v2 (768-d, ~50 pieces each) 77 MB,
+written in ~3 min on 2 Zen 3 cores. With it the demo's answerability fit took 175 s instead of over 10 min.
 ``KEFU_KB_TOKEN_STORE=0`` leaves the files out (question-time computation, less disk).
 """
 

@@ -141,6 +141,23 @@ def test_a_follow_up_uses_history_for_retrieval_and_skips_the_cache(widget_key, 
     assert roles == ["system", "user", "assistant", "user"]
 
 
+def test_a_follow_ups_head_is_re_read_with_its_own_words_beside_the_rewrite(widget_key, fake_generator, monkeypatch):
+    from kb.retrieval import search
+
+    # given a conversation, and retrieval watched
+    first = ask(widget_key, "What are your opening hours?")
+    asked = []
+    real = search.reread
+    monkeypatch.setattr(search, "reread", lambda query, hits, **kw: asked.append((query, kw.get("ask"))) or real(
+        query, hits, **kw))
+    # when a follow-up is asked, and then a question that stands alone
+    ask(widget_key, "And is that the same on Saturday?", conversation=first.conversation)
+    ask(widget_key, "Do you sell gift cards?", conversation=first.conversation)
+    # then the follow-up's head is re-read with the rewrite and the customer's own words; the other by itself
+    assert asked == [("And is opening hours the same on Saturday?", "And is that the same on Saturday?"),
+                     ("Do you sell gift cards?", "")]
+
+
 def test_extractive_mode_answers_with_cited_sentences(widget_key, fake_generator):
     ChatProfile.objects.create(knowledge_base=widget_key.knowledge_base, answer_mode="extractive")
     answer = ask(widget_key, "How deep is the borehole for a heat pump?")

@@ -108,3 +108,26 @@ def test_passage_pieces_are_computed_once_and_the_cache_keeps_its_budget(embedde
         cache.put(("m", name), np.ones((1, 4), dtype=np.float32))
     assert cache.get(("m", "one")) is None and cache.get(("m", "three")) is not None
     assert cache.size == 16
+
+
+def test_a_follow_up_is_read_by_its_own_words_as_much_as_by_the_topic_it_inherited(embedder, monkeypatch):
+    # given a follow-up ("how many weeks will we be without it?") rewritten with the topic of the previous question
+    # (a permit to replace the roof), and the permit entry leading the fused list
+    hits = [faq_hit(PERMIT, 1.0, 3), faq_hit(DURATION, 0.99, 2), faq_hit(COST, 0.96, 1)]
+    rewritten, ask = "how many weeks will we be without it? permit replace roof", "how many weeks will we be without it?"
+    read = []
+    real = embedding.embed_tokens
+    monkeypatch.setattr(embedding, "embed_tokens", lambda texts, **kw: read.append(list(texts)) or real(texts, **kw))
+    # when the head is re-read with the follow-up's own words as well
+    both = reread(rewritten, hits, model=None, ask=ask)
+    # then both readings were broken into pieces at once, and each hit's closeness is their mean
+    assert [rewritten, ask] in read
+    pieces = [matrix.astype(np.float32) for matrix in real([rewritten, ask], role=embedding.QUERY)]
+    passages = late_interaction.passage_tokens([hit.text for hit in hits], model=None)
+    scaled = [1.0, 0.75, 0.0]
+    expected = sorted(range(3), key=lambda i: -(scaled[i] + late_interaction.WEIGHT * float(np.mean(
+        [closeness(piece, passages[i]) for piece in pieces]))))
+    assert [hit.faq_entry_id for hit in both] == [hits[i].faq_entry_id for i in expected]
+    # and the duration entry, which the ask is about, comes first where the rewrite alone keeps the permit first
+    assert both[0].faq_entry_id == 2
+    assert reread(rewritten, hits, model=None)[0].faq_entry_id == 3
