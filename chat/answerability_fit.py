@@ -16,7 +16,7 @@ against the whole index; the few that this base clearly answers (an FAQ similari
 direct-answer threshold) are dropped. Questions whose intent never reaches retrieval (chit-chat, an
 explicit hand-off) are dropped too: they are never scored.
 
-Out-of-fold probabilities (5-fold, stratified) choose the threshold — the lowest that refuses ≥ 95 %
+Out-of-fold probabilities (5-fold, stratified) choose the threshold — the lowest that refuses ≥ 97 %
 of held-out out-of-base questions — and measure the in-base loss; the stored model is then fitted on
 everything. Runs on the ingest queue after every index activation (:mod:`chat.tasks`) and from
 ``manage.py answerability_fit``.
@@ -64,7 +64,13 @@ MIN_POSITIVES = 3
 MIN_HEADING_CHARS = 4  # shorter headings ("FAQ", "1.2") name no question
 HEADING_SEPARATOR = " > "  # how kb joins a chunk's heading path
 FOLDS = 5
-REFUSAL_GOAL = 0.95  # share of out-of-base questions the threshold must refuse (held out)
+# Share of the shipped out-of-base questions (held out) the threshold must refuse. Issue 13 asks 0.95 of customers'
+# out-of-base questions; theirs sit nearer the base than the shipped set's other domains ("what does lagfart cost
+# when you buy a house?" on a builder's base), so the fit aims higher. Session 18, the tuned demo base (AMD EPYC
+# Zen 3; the 11 English sets' 650 in-base and 323 out-of-base questions): 0.95 → threshold 0.40, out-of-base
+# refused 300, in-base refused 19, right 532; 0.97 → 0.50, 313 / 30 / 526; 0.96 → 0.43, 305 / 22 / 529;
+# 0.975 → 0.61 (in-base refused 36+).
+REFUSAL_GOAL = 0.97
 # Ridge strength on standardised features. Out of fold on the demo base, the in-base share lost at 95 %
 # refusal was 0.016 at 1, 0.014 at 3, 0.016 at 10, 0.026 at 20 (Debian bases: 0 at each); log-loss is a
 # little higher at 3 (0.087 vs 0.077). A customer's paraphrase is farther from the base than a held-out FAQ
