@@ -21,7 +21,8 @@ The demo base is measured as ``demo_setup`` leaves it: its embedder tuned on its
 
 Budget: ~30 min on 2 Zen 4 cores (session 17: the demo base on all-mpnet-base-v2 ~7 min and its tuning 11–15 min,
 the Debian bases on the process default ~1 min, answer_eval ~10 min for 1,102 questions and 298 dialogues in both
-modes); ~10 GB RAM at the tuning's peak (the demo base on MiniLM, session 16: ~8 min, < 4 GB).
+modes); over an hour on 2 AVX2-only Zen 3 cores (session 18: the demo's tuning 27 min); ~10 GB RAM at the
+tuning's peak (the demo base on MiniLM, session 16: ~8 min, < 4 GB).
 """
 
 from __future__ import annotations
