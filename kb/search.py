@@ -1,6 +1,6 @@
 """The one public module of ``kb`` for other apps: search, query embedding, and index and backend status.
 
-``hybrid(kb, query, k, *, query_vector=None) -> list[Hit]`` is what the chat pipeline calls;
+``hybrid(kb, query, k, *, query_vector=None, ask="") -> list[Hit]`` is what the chat pipeline calls;
 ``term_profile``, ``faq_rows`` and ``hits_excluding`` are what its answerability model reads of a version.
 Where the rows live (in-process FAISS + BM25, or Milvus) is the active index version's backend
 (:mod:`kb.search_backends`); callers see the same hits either way. A backend that does not answer
