@@ -411,16 +411,43 @@ def embed_tokens(texts: list[str], *, model: str | None = None, role: str = PASS
     return compute.call(_token_vectors, encoder, [prefix + text for text in texts])
 
 
-def _token_vectors(encoder, texts: list[str]) -> list:
+def embed_passages_with_tokens(texts: list[str], *, model: str | None = None, batch_size: int = 32,
+                               on_batch=None) -> tuple:
+    """:func:`embed_texts` of passages and :func:`embed_tokens` of the same texts from one forward pass each
+    batch — what a new index version needs of every chunk (its vector, and its word pieces for the version's
+    token store, kb.retrieval.token_store). Returns (vectors (N, D) float32 normalised, [rows (n_i, D) float16]).
+    Texts are batched longest first (a batch pads little) and returned in their own order."""
+    import numpy as np  # numpy is light, but keep the module import-free for the web start-up path
+
+    encoder = get_embedder(model)
+    prompt = prompt_name(encoder, PASSAGE)
+    prefix = encoder.prompts.get(prompt, "") if prompt else ""
+    order = sorted(range(len(texts)), key=lambda position: -len(texts[position]))
+    vectors = np.zeros((len(texts), embedding_dimension(model)), dtype=np.float32)
+    tokens: list = [None] * len(texts)
+    for start in range(0, len(order), batch_size):
+        positions = order[start:start + batch_size]
+        rows, pooled = compute.call(_token_vectors, encoder, [prefix + texts[p] for p in positions],
+                                    with_sentence=True)
+        vectors[positions] = pooled
+        for position, matrix in zip(positions, rows, strict=True):
+            tokens[position] = matrix.astype(np.float16)
+        if on_batch is not None:
+            on_batch(min(start + batch_size, len(texts)), len(texts))
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12), tokens
+
+
+def _token_vectors(encoder, texts: list[str], *, with_sentence: bool = False):
     import numpy as np
     import torch
 
     features = (getattr(encoder, "preprocess", None) or encoder.tokenize)(texts)  # tokenize: sentence-transformers < 6
     device = encoder.device
     with torch.inference_mode():
-        states = encoder.forward({name: value.to(device) if isinstance(value, torch.Tensor) else value
-                                  for name, value in features.items()})["token_embeddings"]
-    states = torch.nn.functional.normalize(states.float(), dim=-1).cpu().numpy()
+        output = encoder.forward({name: value.to(device) if isinstance(value, torch.Tensor) else value
+                                  for name, value in features.items()})
+    states = torch.nn.functional.normalize(output["token_embeddings"].float(), dim=-1).cpu().numpy()
     tokenizer = encoder.tokenizer
     special = set(tokenizer.all_special_ids)
     out = []
@@ -430,4 +457,4 @@ def _token_vectors(encoder, texts: list[str]) -> list:
         keep = [position for position, (token_id, piece, on) in enumerate(zip(ids, pieces, mask, strict=True))
                 if on and token_id not in special and any(ch.isalnum() for ch in piece)]
         out.append(np.ascontiguousarray(row[keep] if keep else row[:0]))
-    return out
+    return (out, output["sentence_embedding"].float().cpu().numpy()) if with_sentence else out

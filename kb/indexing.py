@@ -25,7 +25,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from django.utils import timezone
 from kb.embedding import (
     PASSAGE,
     check_model_name,
+    embed_passages_with_tokens,
     embed_texts,
     embedding_dimension,
     knowledge_base_model,
@@ -76,6 +77,7 @@ class Reembedded:
     model: str
     chunks: dict[int, tuple[int, str, np.ndarray]]  # chunk id → (document id, text, vector)
     faq: dict[int, tuple[datetime, list[str], str, np.ndarray]]  # entry id → (updated_at, phrasings, answer, (P, D))
+    tokens: dict[str, np.ndarray] = field(default_factory=dict)  # chunk text → its word-piece rows (token store)
 
 
 @dataclass
@@ -204,8 +206,15 @@ def rows_reembed(kb_id: int, model: str, on_progress=None) -> Reembedded:
         return (lambda done, _: on_progress(offset + done, total)) if on_progress else None
 
     batch = settings.KEFU_KB_EMBED_BATCH
+    texts = [text for _, _, text in chunks]
+    tokens = {}
+    if settings.KEFU_KB_TOKEN_STORE:  # the version's token store needs the chunks' word pieces: one pass for both
+        chunk_vectors, rows = embed_passages_with_tokens(texts, model=model, on_batch=counted(0))
+        tokens = dict(zip(texts, rows, strict=True))
+    else:
+        chunk_vectors = embed_texts(texts, model=model, batch_size=batch, on_batch=counted(0), role=PASSAGE)
     vectors = np.concatenate([
-        embed_texts([text for _, _, text in chunks], model=model, batch_size=batch, on_batch=counted(0), role=PASSAGE),
+        chunk_vectors.reshape(-1, embedding_dimension(model)),
         embed_texts(questions, model=model, batch_size=batch, on_batch=counted(len(chunks))),
     ])
     fresh_chunks = {cid: (did, text, vectors[i]) for i, (cid, did, text) in enumerate(chunks)}
@@ -213,7 +222,7 @@ def rows_reembed(kb_id: int, model: str, on_progress=None) -> Reembedded:
     for (entry_id, updated_at, _, _, answer), group in zip(entries, phrasings, strict=True):
         fresh_faq[entry_id] = (updated_at, group, answer, vectors[start:start + len(group)])
         start += len(group)
-    return Reembedded(model, fresh_chunks, fresh_faq)
+    return Reembedded(model, fresh_chunks, fresh_faq, tokens)
 
 
 def version_reserve(kb_id: int, backend: str = "local") -> IndexVersion:
@@ -335,7 +344,8 @@ def write_version_files(kb_id: int, directory: Path, *, model: str = "", fresh: 
         np.save(temporary / "row-kinds.npy", rows.kinds)
         np.save(temporary / "row-refs.npy", rows.refs)
         if settings.KEFU_KB_TOKEN_STORE:
-            store_write(temporary, passage_texts(texts, rows), model=model, previous=active_tokens(kb_id, digest))
+            store_write(temporary, passage_texts(texts, rows), model=model, previous=active_tokens(kb_id, digest),
+                        known=fresh.tokens if fresh is not None else None)
         pause_point("index_files_written")
         if directory.exists():
             shutil.rmtree(directory)

@@ -40,6 +40,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -60,6 +61,7 @@ from kb.embedding import (
     tuned_model_dir,
     tuned_model_name,
 )
+from kb.frozen_layers import StateCache, freeze, frozen_count, replaying, states_compute
 from kb.indexing import INDEXED_STATUSES, index_build
 from kb.models import Chunk, FaqEntry, IndexVersion, KnowledgeBase, TuningRun
 from kb.regression_gate import HELD_OUT_EVERY
@@ -108,6 +110,15 @@ class TuningConfig:
     # demo base (Zen 3, session 13; in-base right, extractive): the five blind sets 205 → 208 of 300, the own sets
     # 151 → 145 of 170 — within noise together — and the whole job 390 s → 253 s, inside the 5-minute budget.
     final: str = "soup"
+    # Share of the transformer's lower layers (and its embeddings) kept as shipped in full fine-tuning: their output
+    # for each text is computed once and replayed (kb.frozen_layers), so training and measuring run the upper
+    # layers only. 0 trains every layer. Measured on the demo base in BENCHMARKS.md ("Embedder tuning").
+    frozen_share: float = 0.0
+    # A hard negative per FAQ pair: one of the ``hard_negative_depth`` training targets of other items the current
+    # model ranks highest for the pair's query, as one more negative of its batch — the near neighbours a base
+    # confuses (two ROT entries, two guarantee entries) rather than random ones. Measured in BENCHMARKS.md.
+    hard_negatives: bool = False
+    hard_negative_depth: int = 10
     seed: int = 13  # fold split, shuffling and initialisation
 
 
@@ -119,6 +130,8 @@ class Pair:
     target: str
     item: str  # "faq:<id>" or "section:<document id>:<heading>"; folds split by item
     from_faq: bool  # the query is an FAQ phrasing (evaluated as question → answer retrieval)
+    negative: str = ""  # a hard negative target of another item ("": none)
+    negative_item: str = ""  # its item
 
 
 @dataclass(frozen=True)
@@ -258,14 +271,20 @@ def knowledge_base_tune(*, knowledge_base: KnowledgeBase, config: TuningConfig, 
     tests = [evaluation_queries([p for p in pairs if p.item in held_out]) for held_out in folds]
     progress("measuring the current model", 3, force=True)
     baseline = training_model(current, config)
-    corpus_vectors = encode(baseline, corpus)  # once for both folds
-    before = [retrieval_ndcg(baseline, test, corpus, corpus_vectors=corpus_vectors) for test in tests]
+    cache = lower_states(baseline, config, [*corpus, *(p.query for p in pairs)])
+    corpus_vectors = encode(baseline, corpus, cache=cache)  # once for both folds
+    before = [retrieval_ndcg(baseline, test, corpus, corpus_vectors=corpus_vectors, cache=cache) for test in tests]
+    queries = sorted({p.query for p in pairs if p.from_faq}) if config.hard_negatives else []
+    query_vectors = dict(zip(queries, encode(baseline, queries, cache=cache), strict=True))
+    target_vectors = dict(zip(corpus, corpus_vectors, strict=True))
     del baseline
     results, fold_weights = [], []
     for number, (held_out, test) in enumerate(zip(folds, tests, strict=True)):
         train = [p for p in pairs if p.item not in held_out]
+        train = with_hard_negatives(train, target_vectors, query_vectors, config)
         span = (8 + 38 * number, 8 + 38 * (number + 1))
-        result, model = fold_measure(current, number, train, test, corpus, config, progress, span, before[number])
+        result, model = fold_measure(current, number, train, test, corpus, config, progress, span, before[number],
+                                     cache=cache)
         results.append(result)
         if souped(config):
             fold_weights.append({name: value.detach().clone() for name, value in model.state_dict().items()})
@@ -277,7 +296,9 @@ def knowledge_base_tune(*, knowledge_base: KnowledgeBase, config: TuningConfig, 
                              f"Held-out nDCG@10 gained {gain:+.3f} ({figures}); {config.min_gain:.2f} is needed.")
     if not adopt:
         return TuningOutcome(tuple(results), gain, False, f"Measured only: held-out nDCG@10 {gain:+.3f} ({figures}).")
-    model = final_model(current, pairs, config, fold_weights, progress)
+    model = final_model(current, with_hard_negatives(pairs, target_vectors, query_vectors, config), config,
+                        fold_weights, progress, cache=cache)
+    del cache
     name = artifact_save(model, knowledge_base=knowledge_base, parent=current, config=config,
                          figures={"gain": gain, "pairs": len(pairs)})
     progress("re-embedding into a new index version", 92, force=True, tuned_model=name)
@@ -388,11 +409,11 @@ def souped(config: TuningConfig) -> bool:
 
 
 def final_model(current: str, pairs: list[Pair], config: TuningConfig, fold_weights: list[dict],
-                progress: Callable):
+                progress: Callable, *, cache: StateCache | None = None):
     """The model to adopt: the fold models' average when they were kept, else one trained on all pairs."""
     if not fold_weights:
         return train_model(current, pairs, config, lambda done, total: progress(
-            "training on all pairs", 85 + 7 * done / total))
+            "training on all pairs", 85 + 7 * done / total), cache=cache)
     progress("averaging the fold models", 90, force=True)
     model = training_model(current, config)
     compute.call(model.load_state_dict, weights_average(fold_weights))
@@ -417,29 +438,60 @@ def evaluation_queries(pairs: Sequence[Pair]) -> list[tuple[str, frozenset[str]]
     return [(query, frozenset(targets)) for query, targets in relevant.items()]
 
 
+def with_hard_negatives(pairs: list[Pair], target_vectors: dict[str, np.ndarray],
+                        query_vectors: dict[str, np.ndarray], config: TuningConfig) -> list[Pair]:
+    """Each FAQ pair with a hard negative: drawn (seeded) from the ``hard_negative_depth`` targets of these pairs'
+    other items closest to its query by the current model. Targets of more than one item are never negatives
+    (a text two entries share answers both); other pairs are returned as they are (all of them when
+    ``config.hard_negatives`` is off)."""
+    if not config.hard_negatives:
+        return list(pairs)
+    owners: dict[str, set[str]] = {}
+    for pair in pairs:
+        owners.setdefault(pair.target, set()).add(pair.item)
+    candidates = [text for text, items in owners.items() if len(items) == 1]
+    if not candidates:
+        return list(pairs)
+    matrix = np.stack([target_vectors[text] for text in candidates])  # (C, D)
+    rng = random.Random(config.seed)
+    out = []
+    for pair in pairs:
+        vector = query_vectors.get(pair.query) if pair.from_faq else None
+        if vector is None:
+            out.append(pair)
+            continue
+        ranked = np.argsort(-(matrix @ vector))
+        near = [candidates[i] for i in ranked[:config.hard_negative_depth + 4]
+                if pair.item not in owners[candidates[i]]][:config.hard_negative_depth]
+        negative = rng.choice(near) if near else ""
+        out.append(replace(pair, negative=negative, negative_item=next(iter(owners[negative])) if negative else ""))
+    return out
+
+
 # ---------------------------------------------------------------------------- measuring
 
 
 def fold_measure(current: str, number: int, train: list[Pair], test, corpus: list[str], config: TuningConfig,
-                 progress: Callable, span: tuple[float, float], before: float):
+                 progress: Callable, span: tuple[float, float], before: float, *, cache: StateCache | None = None):
     """Held-out nDCG@10 of a model trained on ``train`` (``before``: the current model's, both fp32), and that
     model."""
     low, high = span
     model = train_model(current, train, config, lambda done, total: progress(
-        f"fold {number + 1}: training ({done}/{total} steps)", low + (high - low) * 0.85 * done / total))
+        f"fold {number + 1}: training ({done}/{total} steps)", low + (high - low) * 0.85 * done / total), cache=cache)
     progress(f"fold {number + 1}: measuring the tuned model", low + (high - low) * 0.85, force=True)
-    after = retrieval_ndcg(model, test, corpus)
+    after = retrieval_ndcg(model, test, corpus, cache=cache)
     log.info("tuning fold %d: %d train pairs, %d held-out queries, nDCG@10 %.3f -> %.3f",
              number + 1, len(train), len(test), before, after)
     return FoldResult(number, len(train), len(test), round(before, 4), round(after, 4)), model
 
 
-def retrieval_ndcg(model, queries, corpus: list[str], *, corpus_vectors: np.ndarray | None = None) -> float:
+def retrieval_ndcg(model, queries, corpus: list[str], *, corpus_vectors: np.ndarray | None = None,
+                   cache: StateCache | None = None) -> float:
     """Mean nDCG@10 (binary relevance) of each query's targets among every target of the base."""
     if not queries:
         return 0.0
-    targets = encode(model, corpus) if corpus_vectors is None else corpus_vectors  # (C, D)
-    vectors = encode(model, [query for query, _ in queries])  # (Q, D)
+    targets = encode(model, corpus, cache=cache) if corpus_vectors is None else corpus_vectors  # (C, D)
+    vectors = encode(model, [query for query, _ in queries], cache=cache)  # (Q, D)
     position = {text: i for i, text in enumerate(corpus)}
     top = np.argsort(-(vectors @ targets.T), axis=1)[:, :DEPTH]  # (Q, 10)
     total = 0.0
@@ -451,13 +503,14 @@ def retrieval_ndcg(model, queries, corpus: list[str], *, corpus_vectors: np.ndar
     return total / len(queries)
 
 
-def encode(model, texts: list[str], batch_size: int = 64) -> np.ndarray:
+def encode(model, texts: list[str], batch_size: int = 64, *, cache: StateCache | None = None) -> np.ndarray:
     """Normalised float32 vectors of a training model (eval mode), in ``texts``' order, batch by batch on the
     compute thread. Texts are batched longest first, so a batch pads its texts to a length near their own (a
-    base's answers run from a line to the 128-token cut: in file order every batch pads to the cut)."""
+    base's answers run from a line to the 128-token cut: in file order every batch pads to the cut).
+    ``cache``: the frozen lower layers' states of every text (only the upper layers run)."""
     order = sorted(range(len(texts)), key=lambda position: -len(texts[position]))
-    out = [compute.call(encode_batch, model, [texts[position] for position in order[start:start + batch_size]])
-           for start in range(0, len(order), batch_size)]
+    out = [compute.call(encode_batch, model, [texts[position] for position in order[start:start + batch_size]],
+                        cache) for start in range(0, len(order), batch_size)]
     if not out:
         return np.zeros((0, 1), dtype=np.float32)
     vectors = np.empty_like(np.concatenate(out))
@@ -465,13 +518,40 @@ def encode(model, texts: list[str], batch_size: int = 64) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
-def encode_batch(model, texts: list[str]) -> np.ndarray:
+def encode_batch(model, texts: list[str], cache: StateCache | None = None) -> np.ndarray:
     import torch  # lazy: torch loads only where a model trains (the web process imports this module)
 
     model.eval()
-    with torch.inference_mode(), autocast():
-        features = model.preprocess(texts)
-        return model(features)["sentence_embedding"].float().numpy()
+    with torch.inference_mode(), autocast(), forward_of(model, cache) as forward:
+        return forward(texts)["sentence_embedding"].float().numpy()
+
+
+@contextmanager
+def forward_of(model, cache: StateCache | None):
+    """``forward(texts)`` → the model's output features: the whole model, or its upper layers from ``cache``."""
+    if cache is None:
+        yield lambda texts: model(model.preprocess(list(texts)))
+    else:
+        with replaying(model, cache) as forward:
+            yield forward
+
+
+def lower_states(model, config: TuningConfig, texts: Sequence[str], batch_size: int = 64) -> StateCache | None:
+    """The frozen lower layers' output for every text (``config.frozen_share`` of the layers; full fine-tuning of
+    a supported encoder only — else None: everything trains), computed once, longest texts first."""
+    count = frozen_count(model, config.frozen_share) if config.method == "full" else 0
+    if not count:
+        return None
+    cache = StateCache(count, returns_tuple=False)
+    unique = sorted(dict.fromkeys(texts), key=len, reverse=True)
+    for start in range(0, len(unique), batch_size):
+        compute.call(states_batch, model, unique[start:start + batch_size], cache)
+    return cache
+
+
+def states_batch(model, texts: list[str], cache: StateCache) -> None:
+    with autocast():
+        states_compute(model, texts, cache)
 
 
 # ---------------------------------------------------------------------------- training
@@ -494,16 +574,21 @@ def training_model(name: str, config: TuningConfig):
     return model
 
 
-def train_model(current: str, pairs: list[Pair], config: TuningConfig, on_step: Callable[[int, int], None]):
-    """The current model trained on ``pairs``: full fine-tuning or LoRA, one optimizer step per compute job."""
+def train_model(current: str, pairs: list[Pair], config: TuningConfig, on_step: Callable[[int, int], None], *,
+                cache: StateCache | None = None):
+    """The current model trained on ``pairs``: full fine-tuning or LoRA, one optimizer step per compute job.
+    ``cache`` (full fine-tuning): its lower layers stay frozen and every pass starts from the cached states."""
     import torch  # lazy: torch loads only where a model trains (the web process imports this module)
 
     model = training_model(current, config)
     torch.manual_seed(config.seed)
     if config.method == "lora":
         lora_wrap(model, config)
+        cache = None
     elif config.method != "full":
         raise ValueError(f"Unknown tuning method {config.method!r}: full or lora.")
+    if cache is not None:
+        freeze(model, cache.count)
     parameters = [p for p in model.parameters() if p.requires_grad]
     rate = config.lora_learning_rate if config.method == "lora" else config.learning_rate
     optimizer = torch.optim.AdamW(parameters, lr=rate, weight_decay=0.01)
@@ -513,7 +598,7 @@ def train_model(current: str, pairs: list[Pair], config: TuningConfig, on_step: 
         (step + 1) / warmup, max(0.0, (len(batches) - step) / max(1, len(batches) - warmup))))
     start = {name: value.detach().clone() for name, value in model.state_dict().items()}
     for done, batch in enumerate(batches, start=1):
-        compute.call(train_step, model, optimizer, schedule, batch, config)
+        compute.call(train_step, model, optimizer, schedule, batch, config, cache)
         on_step(done, len(batches))
     model.eval()
     compute.call(blend, model, start, config.tuned_share)
@@ -555,25 +640,27 @@ def epoch_batches(pairs: list[Pair], config: TuningConfig) -> list[list[Pair]]:
     return [batch for batch in batches if len(batch) > 1]
 
 
-def train_step(model, optimizer, schedule, batch: list[Pair], config: TuningConfig) -> float:
+def train_step(model, optimizer, schedule, batch: list[Pair], config: TuningConfig,
+               cache: StateCache | None = None) -> float:
     """One MultipleNegativesRanking step, both directions; pairs of one item or one target are not negatives."""
     import torch  # lazy: torch loads only where a model trains (the web process imports this module)
     import torch.nn.functional as F  # lazy: torch, as above
 
     model.train()
     # B pairs, D embedding size
-    with autocast():
-        queries = model(model.preprocess([p.query for p in batch]))["sentence_embedding"]  # (B, D)
-        targets = model(model.preprocess([p.target for p in batch]))["sentence_embedding"]  # (B, D)
-    queries, targets = F.normalize(queries.float(), dim=-1), F.normalize(targets.float(), dim=-1)
-    logits = queries @ targets.T * config.scale  # (B, B)
-    items = [p.item for p in batch]
-    texts = [p.target for p in batch]
-    twins = torch.tensor([[i != j and (items[i] == items[j] or texts[i] == texts[j]) for j in range(len(batch))]
-                          for i in range(len(batch))])  # (B, B) true where a non-diagonal pair is not a negative
+    negatives = [p for p in batch if p.negative]  # N of the B pairs carry a hard negative
+    with autocast(), forward_of(model, cache) as forward:
+        queries = forward([p.query for p in batch])["sentence_embedding"]  # (B, D)
+        targets = forward([p.target for p in batch] + [p.negative for p in negatives])["sentence_embedding"]
+    queries, targets = F.normalize(queries.float(), dim=-1), F.normalize(targets.float(), dim=-1)  # (B+N, D)
+    logits = queries @ targets.T * config.scale  # (B, B+N)
+    items = [p.item for p in batch] + [p.negative_item for p in negatives]
+    texts = [p.target for p in batch] + [p.negative for p in negatives]
+    twins = torch.tensor([[i != j and (items[i] == items[j] or texts[i] == texts[j]) for j in range(len(texts))]
+                          for i in range(len(batch))])  # (B, B+N) true where a non-diagonal pair is not a negative
     logits = logits.masked_fill(twins, float("-inf"))
     labels = torch.arange(len(batch))
-    loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+    loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits[:, :len(batch)].T, labels)) / 2
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)

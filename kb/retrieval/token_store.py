@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,14 +72,17 @@ def store_load(directory: Path) -> TokenStore | None:
 
 
 def store_write(directory: Path, texts: Sequence[str], *, model: str | None,
-                previous: TokenStore | None = None) -> int:
+                previous: TokenStore | None = None, known: Mapping[str, np.ndarray] | None = None) -> int:
     """Store the word pieces of ``texts`` (each once) in ``directory``; ``previous``: a store of the same model
-    files whose rows are copied instead of computed. Returns how many passages were computed."""
+    files whose rows are copied instead of computed; ``known``: rows already computed by that model (a model
+    switch's re-embedding computes its chunks' with their vectors). Returns how many passages were computed."""
     unique = list(dict.fromkeys(text for text in texts if text))
     rows: dict[str, np.ndarray] = {}
     missing = []
+    known = known or {}
     for text in unique:
         found = previous.get(text) if previous is not None else None
+        found = known.get(text) if found is None else found
         if found is not None:
             rows[text] = np.asarray(found, dtype=np.float16)
         else:

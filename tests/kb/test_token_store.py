@@ -87,3 +87,29 @@ def test_a_store_of_one_version_answers_for_texts_it_holds_only(tmp_path, embedd
     # and a folder without the files has no store
     assert token_store.store_load(tmp_path / "elsewhere") is None
 
+
+
+def test_a_model_switch_stores_its_chunks_pieces_from_the_pass_that_embeds_them(kb, ingest, monkeypatch,
+                                                                              tiny_registered):
+    # given a base on the default model with a document and an FAQ entry
+    faq_add(kb, "Do you deliver on Saturdays?", "Deliveries run Monday to Saturday.")
+    ingest(kb, "a.md", b"# Pets\n\nCats are allowed in the lobby.\n")
+    chunk = kb.documents.get().chunks.get().text
+    computed = []
+    real = token_store.computed_rows
+    monkeypatch.setattr(token_store, "computed_rows",
+                        lambda texts, **kw: computed.extend(texts) or real(texts, **kw))
+    # when it switches to another model (a new version, everything re-embedded)
+    indexing.index_build(knowledge_base_id=kb.pk, embedding_model=tiny_registered)
+    kb.refresh_from_db()
+    index = indexing.active_index(kb.pk)
+    # then the chunk's pieces came with its vector (only the FAQ passage was computed apart), and both the
+    # pieces and the vector are what the new model computes for the chunk on its own
+    faq_text = "Do you deliver on Saturdays?\nDeliveries run Monday to Saturday."
+    assert kb.embedding_model == tiny_registered and computed == [faq_text]
+    for text in (chunk, faq_text):
+        expected = embedding.embed_tokens([text], model=tiny_registered)[0]
+        assert np.allclose(index.tokens.get(text).astype(np.float32), expected, atol=2e-3)
+    row = index.rows.kinds.tolist().index(indexing.ROW_CHUNK)
+    vector = embedding.embed_texts([chunk], model=tiny_registered, role=embedding.PASSAGE)[0]
+    assert index.dense.kind == "flat" and np.allclose(index.dense.index.reconstruct(row), vector, atol=1e-4)

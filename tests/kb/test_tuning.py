@@ -115,6 +115,53 @@ def test_pairs_of_one_item_are_not_each_others_negatives(tiny_model, db):
     assert np.isfinite(loss) and loss >= 0
 
 
+def test_a_hard_negative_is_a_near_target_of_another_item_never_a_shared_one():
+    from dataclasses import replace
+
+    from kb.tuning import with_hard_negatives
+
+    # given three FAQ items and a heading pair; item 2's answer lies nearest item 1's question, the shared text
+    # (an answer two items both point at) nearer still
+    pairs = [Pair("q1", "a1", "faq:1", True), Pair("q2", "a2", "faq:2", True), Pair("q3", "a3", "faq:3", True),
+             Pair("q1", "shared", "faq:1", True), Pair("q3", "shared", "faq:3", True),
+             Pair("Heading", "a3", "faq:3", False)]
+    targets = {"a1": np.array([1.0, 0.0, 0.0]), "a2": np.array([0.9, 0.1, 0.0]), "a3": np.array([0.0, 0.0, 1.0]),
+               "shared": np.array([1.0, 0.0, 0.0])}
+    queries = {"q1": np.array([1.0, 0.0, 0.0]), "q2": np.array([0.0, 1.0, 0.0]), "q3": np.array([0.0, 0.0, 1.0])}
+    # when negatives are mined one deep
+    mined = with_hard_negatives(pairs, targets, queries, replace(TuningConfig(), hard_negative_depth=1))
+    # then q1's is item 2's answer (not its own, not the shared text), every FAQ pair has one of another item,
+    # and the heading pair has none; switched off, nothing changes
+    assert (mined[0].negative, mined[0].negative_item) == ("a2", "faq:2")
+    assert all(p.negative and p.negative_item != p.item and p.negative != "shared" for p in mined[:5])
+    assert mined[5] == pairs[5]
+    assert with_hard_negatives(pairs, targets, queries, replace(TuningConfig(), hard_negatives=False)) == pairs
+
+
+def test_a_hard_negative_adds_to_the_loss_unless_it_belongs_to_the_rows_own_item(tiny_model, db):
+    import torch
+
+    from kb.tuning import train_step, training_model
+
+    model = training_model(tiny_model, QUICK)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    plain = [Pair("q1", "answer one", "faq:1", True)]
+
+    def loss(batch):  # lr 0: the model never changes
+        return train_step(model.eval(), optimizer, schedule, batch, QUICK)
+
+    model.train = lambda mode=True: model  # no dropout: the losses compare exactly
+    # given one pair alone (nothing to tell apart: no loss), with a negative of another item, and with one of its
+    # own item (another text of the same FAQ entry)
+    other = [Pair("q1", "answer one", "faq:1", True, "answer three", "faq:3")]
+    own = [Pair("q1", "answer one", "faq:1", True, "answer one, longer", "faq:1")]
+    # then another item's negative makes a loss and the own item's is masked out
+    assert loss(plain) < 1e-6
+    assert loss(other) > 1e-4
+    assert loss(own) < 1e-6
+
+
 def test_the_saved_weights_lie_between_the_start_and_the_trained_ones_by_the_tuned_share(tiny_model, db):
     from dataclasses import replace
 

@@ -11,24 +11,28 @@ from pathlib import Path
 DIMENSION = 32
 
 
-def tiny_model_dir(root: Path, *, seed: int = 0) -> Path:
-    """Write the tiny model under ``root`` (the bundled model's tokenizer, a 1-layer BERT) and return its folder."""
+def tiny_model_dir(root: Path, *, seed: int = 0, layers: int = 1, architecture: str = "bert") -> Path:
+    """Write the tiny model under ``root`` (the bundled model's tokenizer, a ``layers``-layer BERT, or MPNet — whose
+    layers return tuples, as all-mpnet-base-v2's do) and return its folder."""
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import AutoTokenizer, BertConfig, BertModel
+    from transformers import AutoTokenizer, BertConfig, BertModel, MPNetConfig, MPNetModel
 
     from kb.embedding import resolve_embedding_model
 
-    out = root / f"tiny-st-{seed}"
+    kinds = {"bert": (BertConfig, BertModel), "mpnet": (MPNetConfig, MPNetModel)}
+    suffix = "" if (layers, architecture) == (1, "bert") else f"-{architecture}{layers}"
+    out = root / f"tiny-st-{seed}{suffix}"
     if (out / "config.json").is_file():
         return out
-    raw = root / f"tiny-bert-{seed}"
+    raw = root / f"tiny-bert-{seed}{suffix}"
     tokenizer = AutoTokenizer.from_pretrained(str(resolve_embedding_model("all-minilm-l6-v2")))
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=DIMENSION, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
-    BertModel(config).save_pretrained(str(raw))
+    config_class, model_class = kinds[architecture]
+    config = config_class(vocab_size=tokenizer.vocab_size, hidden_size=DIMENSION, num_hidden_layers=layers,
+                          num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    model_class(config).save_pretrained(str(raw))
     tokenizer.save_pretrained(str(raw))
     transformer = Transformer(str(raw), max_seq_length=64)
     SentenceTransformer(modules=[transformer, Pooling(DIMENSION, "mean")], device="cpu").save(str(out))
