@@ -1,6 +1,6 @@
 """Issue 13's answer-quality figures for every evaluation set, in one table (base · mode × figure).
 
-    .venv/bin/python bench/answer_eval_all.py [--only demo,demo-heldout,demo-spot,demo-blind,demo-blind2,demo-blind3,demo-blind4,demo-blind5,demo-blind6,demo-blind7,demo-blind8,demo-zh,debian-en,debian-zh] [--workdir DIR] [--untuned]
+    .venv/bin/python bench/answer_eval_all.py [--only demo,demo-heldout,demo-spot,demo-blind,demo-blind2,demo-blind3,demo-blind4,demo-blind5,demo-blind6,demo-blind7,demo-blind8,demo-blind9,demo-zh,debian-en,debian-zh] [--workdir DIR] [--untuned]
 
 Builds the bases in a throw-away data dir through Kefu's real ingestion path — the demo base as
 ``demo_setup`` does (``kb.demo``: zaragoza FAQ entries + answer documents, fusion tuned on its own
@@ -73,12 +73,16 @@ SETS = {
     # Session 18: one more (seeds 8181/8282), the same way, with 40 dialogues (22 continuations, 14 switches, 4
     # out-of-base follow-ups); labels widened only where two FAQ rows share the very same question text.
     "demo-blind8": ("zaragoza_blind8.jsonl", "zaragoza_dialogues_blind8.jsonl"),
+    # Session 19: one more (seeds 9191/9292), the same way (22 continuations, 14 switches, 4 out-of-base
+    # follow-ups); one label widened, where two FAQ rows share the very same question text.
+    "demo-blind9": ("zaragoza_blind9.jsonl", "zaragoza_dialogues_blind9.jsonl"),
     "debian-en": ("debian-en.jsonl", None),
     "debian-zh": ("debian-zh.jsonl", None),
     "demo-zh": ("debian-zh.jsonl", None),  # the Chinese demo base (kb.demo): the same chapters as debian-zh
 }
 ENGLISH_DEMO = ("demo", "demo-heldout", "demo-spot", "demo-blind", "demo-blind2", "demo-blind3",
-                "demo-blind4", "demo-blind5", "demo-blind6", "demo-blind7", "demo-blind8")  # all ask the one English demo base
+                "demo-blind4", "demo-blind5", "demo-blind6", "demo-blind7", "demo-blind8",
+                "demo-blind9")  # all ask the one English demo base
 DEBIAN = {"debian-en": (kb_datasets.DEBIAN_EN, "*.en.html", "en"),
           "debian-zh": (kb_datasets.DEBIAN_ZH, "*.zh-cn.html", "zh")}
 COLUMNS = (  # (figure key, column header)

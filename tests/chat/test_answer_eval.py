@@ -332,7 +332,7 @@ def test_the_shipped_zaragoza_questions_are_paraphrases_of_real_entries_and_ques
     ("zaragoza_heldout.jsonl", 50, 25), ("zaragoza_spot.jsonl", 20, 10), ("zaragoza_blind.jsonl", 60, 30),
     ("zaragoza_blind2.jsonl", 60, 30), ("zaragoza_blind3.jsonl", 60, 30), ("zaragoza_blind4.jsonl", 60, 30),
     ("zaragoza_blind5.jsonl", 60, 30), ("zaragoza_blind6.jsonl", 60, 30),
-    ("zaragoza_blind7.jsonl", 60, 30), ("zaragoza_blind8.jsonl", 60, 30),
+    ("zaragoza_blind7.jsonl", 60, 30), ("zaragoza_blind8.jsonl", 60, 30), ("zaragoza_blind9.jsonl", 60, 30),
 ])
 def test_the_other_zaragoza_sets_name_real_entries_in_words_of_their_own(name, in_base_at_least,
                                                                          out_of_base_at_least):
@@ -362,7 +362,7 @@ def test_the_shipped_dialogues_mix_continuations_and_switches_on_real_entries():
                                   "zaragoza_dialogues_blind2.jsonl", "zaragoza_dialogues_blind3.jsonl",
                                   "zaragoza_dialogues_blind4.jsonl", "zaragoza_dialogues_blind5.jsonl",
                                   "zaragoza_dialogues_blind6.jsonl", "zaragoza_dialogues_blind7.jsonl",
-                                  "zaragoza_dialogues_blind8.jsonl"])
+                                  "zaragoza_dialogues_blind8.jsonl", "zaragoza_dialogues_blind9.jsonl"])
 def test_the_other_dialogue_sets_mix_continuations_and_switches_on_real_entries(name):
     from chat.evaluation import load_dialogues
 
