@@ -21,12 +21,15 @@ source documents, so the gate measures a tuned model on questions it never saw.
 Every torch step runs on the compute thread (:mod:`kefu.compute`), one optimizer step per job, so
 chat queries and the generator's decode loop interleave with training instead of waiting for it.
 
-Budget: ≤ 5 minutes for ~500 pairs on 2 cores. The demo base (404 pairs once the gate's fold is out; full
-fine-tuning of MiniLM-L6, 3 epochs at batch 32, 128 tokens): the two fold trainings, their measurements, the soup,
-the re-embedding of 1,006 rows and the gate took 253 s on 2 AVX2-only Zen 3 cores, where a third training on all
-pairs made it 390 s (session 13, BENCHMARKS.md). Memory: the model in fp32 three times over
-(weights, gradients, AdamW state) ≈ 350 MB, plus activations of one batch, plus the first fold model's weights
-kept for the soup (~90 MB) while the second trains.
+Budget: ≤ 5 minutes for ~500 pairs on 2 cores. The lower half of the transformer stays as shipped
+(``TuningConfig.frozen_share``, :mod:`kb.frozen_layers`): what it computes for each training text is computed once
+and every training step and measurement runs the upper half only. The demo base on all-mpnet-base-v2 (403 pairs once
+the gate's fold is out; 3 epochs at batch 32, 128 tokens): the two fold trainings, their measurements, the soup, the
+re-embedding of 1,006 rows with their token store and the gate took 214 s on one thread of an AMD Zen 5 (session 19;
+every layer trained: 552 s; BENCHMARKS.md). Memory: the model in fp32 three times over (weights, gradients, AdamW
+state — the gradients and optimizer state of the trained half only), the frozen layers' states of every text (fp32:
+the demo's 802 texts, 27,709 word pieces, 81 MB on mpnet), plus activations of one batch, plus the first fold
+model's weights kept for the soup while the second trains.
 """
 
 from __future__ import annotations
@@ -88,7 +91,9 @@ class TuningConfig:
     # job at 2½–3 minutes here.
     epochs: int = 3
     batch_size: int = 32  # pairs per step; the other 31 targets are each pair's negatives
-    learning_rate: float = 3e-5  # AdamW, full fine-tuning
+    # AdamW, full fine-tuning. 3e-5 while every layer trained; with half of them frozen (below) the demo's gain
+    # fell to +0.018 at 3e-5 and came back to +0.028 at 6e-5 (session 19).
+    learning_rate: float = 6e-5
     lora_learning_rate: float = 5e-4  # AdamW, LoRA adapters only (they start at zero and need bigger steps)
     lora_rank: int = 16  # r of the LoRA matrices (the seeds' choice for domain adaptation)
     lora_alpha: int = 32  # LoRA scaling numerator (alpha / r = 2)
@@ -112,11 +117,15 @@ class TuningConfig:
     final: str = "soup"
     # Share of the transformer's lower layers (and its embeddings) kept as shipped in full fine-tuning: their output
     # for each text is computed once and replayed (kb.frozen_layers), so training and measuring run the upper
-    # layers only. 0 trains every layer. Measured on the demo base in BENCHMARKS.md ("Embedder tuning").
-    frozen_share: float = 0.0
+    # layers only; 0 trains every layer. The demo base on all-mpnet-base-v2 (Zen 5, session 19, one torch thread):
+    # the whole job 214 s at 0.5 against 552 s with every layer trained; gain +0.028 both; the nine blind sets'
+    # in-base right 422 vs 420 of 540, follow-ups 235 vs 233 of 290 (BENCHMARKS.md, "Embedder tuning").
+    frozen_share: float = 0.5
     # A hard negative per FAQ pair: one of the ``hard_negative_depth`` training targets of other items the current
     # model ranks highest for the pair's query, as one more negative of its batch — the near neighbours a base
-    # confuses (two ROT entries, two guarantee entries) rather than random ones. Measured in BENCHMARKS.md.
+    # confuses (two ROT entries, two guarantee entries) rather than random ones. Off: on the demo base (session 19,
+    # every layer trained) the gain was +0.029 against +0.028 without, the blind sets' in-base right 419 vs 420 of
+    # 540 — and the job took 714 s instead of ~550 (a negative pads its batch to the longest text).
     hard_negatives: bool = False
     hard_negative_depth: int = 10
     seed: int = 13  # fold split, shuffling and initialisation
