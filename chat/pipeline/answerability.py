@@ -16,7 +16,7 @@ a feature measured against the question's siblings would promise more than it ke
 question itself left out, the demo sets' out-of-base refusal fell to 0.90–0.93).
 A per-base logistic regression (:class:`AnswerabilityModel`, fitted by :mod:`chat.answerability_fit`
 on the base's own questions held out against a shipped set of out-of-base questions) turns them into
-a probability, and the base's threshold — chosen so that ≥ 97 % of held-out out-of-base questions
+a probability, and the base's threshold — chosen so that ≥ 98 % of held-out out-of-base questions
 fall below it — turns that into a decision. Models are JSON files under
 ``KEFU_DATA_DIR/answerability/<kb id>-<index version id>.json`` (also put in the Django cache, which
 is Redis in service mode, so a web node reads what an ingest worker on another node fitted); a

@@ -212,13 +212,49 @@ def test_a_held_out_faq_phrasing_does_not_find_itself(support_kb):
 
 def test_the_fit_stores_a_model_that_meets_the_refusal_rule_on_held_out_data(support_kb):
     model = fitting.answerability_fit(knowledge_base_id=support_kb.pk, negatives=NEGATIVES)
-    assert model.positives == 4 + 2  # three questions, one alternative, two section headings
+    assert model.positives == 2 * (4 + 2)  # three questions, one alternative, two section headings; each led in too
     assert model.negatives >= len(NEGATIVES) - 5
     assert model.heldout_refusal >= 0.95
     path = answerability.model_path(support_kb.pk, support_kb.active_index_id)
     assert path.is_file()
     answerability.forget_models()
     assert answerability.model_for(support_kb.pk, support_kb.active_index_id) == model  # read back
+
+
+def test_every_question_is_asked_again_after_a_lead_in_of_its_own_language():
+    from chat.answerability_fit import LEAD_INS_EN, LEAD_INS_ZH, led_in
+
+    # given English and Chinese questions
+    texts = ["How long is a building permit valid?", "退货需要多长时间？", "Can I get ROT for a heat pump?"]
+    # when they are led in
+    led = led_in(texts)
+    # then each keeps its words after one lead-in of its language, the same ones every time
+    assert led == led_in(texts)
+    for text, question in zip(texts, led, strict=True):
+        leads = LEAD_INS_ZH if text == "退货需要多长时间？" else LEAD_INS_EN
+        lead = next(lead for lead in leads if question.startswith(lead))
+        assert question[len(lead):].lower() == text.lower()
+
+
+def test_the_fit_asks_both_classes_plain_and_led_in(support_kb, monkeypatch):
+    from chat import answerability_fit as fit_module
+
+    # given a fit that records the questions it asks
+    asked = []
+    real = fit_module.examples_of
+    monkeypatch.setattr(fit_module, "examples_of", lambda kb, index, questions: asked.extend(questions)
+                        or real(kb, index, questions))
+    # when it runs
+    fitting.answerability_fit(knowledge_base_id=support_kb.pk, negatives=NEGATIVES)
+    # then every in-base and every out-of-base question is asked twice, the second time after a lead-in, holding out
+    # the same rows
+    plain = {q.text: q for q in asked if not q.text.startswith(fit_module.LEAD_INS_EN + fit_module.LEAD_INS_ZH)}
+    led = [q for q in asked if q.text.startswith(fit_module.LEAD_INS_EN + fit_module.LEAD_INS_ZH)]
+    assert len(led) == len(plain) == len(asked) // 2
+    assert sum(q.in_base for q in led) == sum(q.in_base for q in plain.values()) == 4 + 2
+    for question in led:
+        twin = next(p for text, p in plain.items() if question.text.lower().endswith(text.lower()))
+        assert question.in_base == twin.in_base and question.excluded_rows.tolist() == twin.excluded_rows.tolist()
 
 
 def test_a_base_with_too_few_faq_questions_is_not_fitted(db, embedder):
@@ -262,7 +298,7 @@ def test_a_base_of_documents_only_learns_from_its_section_headings(db, embedder)
         assert index.rows.kinds[row] == ROW_HEADING
     assert len({q.excluded_rows[0] for q in questions}) == 3
     # and the base is fitted from them
-    assert fitting.answerability_fit(knowledge_base_id=kb.pk, negatives=NEGATIVES).positives == 3
+    assert fitting.answerability_fit(knowledge_base_id=kb.pk, negatives=NEGATIVES).positives == 2 * 3
 
 
 def test_a_reply_stores_its_probability_once_the_base_has_a_model(widget_key, fake_generator):
@@ -461,4 +497,4 @@ def test_questions_staff_confirmed_are_positives_asked_against_the_whole_index(s
     confirmed = [q for q in positives if q.text == story]
     assert len(confirmed) == 1 and confirmed[0].in_base and confirmed[0].excluded_rows.size == 0
     assert len(positives) == 4 + 2 + 1
-    assert fitting.answerability_fit(knowledge_base_id=support_kb.pk, negatives=NEGATIVES).positives == 7
+    assert fitting.answerability_fit(knowledge_base_id=support_kb.pk, negatives=NEGATIVES).positives == 2 * 7
