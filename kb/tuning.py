@@ -26,10 +26,10 @@ Budget: ≤ 5 minutes for ~500 pairs on 2 cores. The lower half of the transform
 and every training step and measurement runs the upper half only. The demo base on all-mpnet-base-v2 (403 pairs once
 the gate's fold is out; 3 epochs at batch 32, 128 tokens): the two fold trainings, their measurements, the soup, the
 re-embedding of 1,006 rows with their token store and the gate took 214 s on one thread of an AMD Zen 5 (session 19;
-every layer trained: 552 s; BENCHMARKS.md). Memory: the model in fp32 three times over (weights, gradients, AdamW
-state — the gradients and optimizer state of the trained half only), the frozen layers' states of every text (fp32:
-the demo's 802 texts, 27,709 word pieces, 81 MB on mpnet), plus activations of one batch, plus the first fold
-model's weights kept for the soup while the second trains.
+its 2-fold measurement 144 s against 318 s with every layer trained, in one run; BENCHMARKS.md). Memory: the model
+in fp32 three times over (weights, gradients, AdamW state — the gradients and optimizer state of the trained half
+only), the frozen layers' states of every text (fp32: the demo's 802 texts, 27,709 word pieces, 81 MB on mpnet),
+plus activations of one batch, plus the first fold model's weights kept for the soup while the second trains.
 """
 
 from __future__ import annotations
@@ -118,8 +118,9 @@ class TuningConfig:
     # Share of the transformer's lower layers (and its embeddings) kept as shipped in full fine-tuning: their output
     # for each text is computed once and replayed (kb.frozen_layers), so training and measuring run the upper
     # layers only; 0 trains every layer. The demo base on all-mpnet-base-v2 (Zen 5, session 19, one torch thread):
-    # the whole job 214 s at 0.5 against 552 s with every layer trained; gain +0.028 both; the nine blind sets'
-    # in-base right 422 vs 420 of 540, follow-ups 235 vs 233 of 290 (BENCHMARKS.md, "Embedder tuning").
+    # the 2-fold measurement 144 s at 0.5 against 318 s with every layer trained (one run, bench/tune_frozen.py),
+    # the whole job 214 s; gain +0.028 both; the nine blind sets' in-base right 422 vs 420 of 540, follow-ups 235
+    # vs 233 of 290 (BENCHMARKS.md, "Embedder tuning").
     frozen_share: float = 0.5
     # A hard negative per FAQ pair: one of the ``hard_negative_depth`` training targets of other items the current
     # model ranks highest for the pair's query, as one more negative of its batch — the near neighbours a base
