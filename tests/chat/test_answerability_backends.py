@@ -132,8 +132,11 @@ def test_the_fit_on_milvus_matches_the_fit_on_local_files(db, embedder, settings
           f"p(out) {milvus_reply.answerability:.4f}")
     # then both learnt from the same questions, to the same threshold and held-out figures
     assert (milvus.positives, milvus.negatives) == (local.positives, local.negatives)
-    assert milvus.threshold == pytest.approx(local.threshold, abs=0.01)
+    # (the threshold is the probability of the one out-of-base question at the 98 % cut, so Milvus' own BM25
+    # scores move it a little; which questions it refuses must not move)
+    assert milvus.threshold == pytest.approx(local.threshold, abs=0.03)
     assert milvus.heldout_refusal == pytest.approx(local.heldout_refusal, abs=0.01)
+    assert milvus.heldout_in_base_loss == pytest.approx(local.heldout_in_base_loss, abs=0.01)
     # and the clearly out-of-base question is refused on both, with a probability stored
     assert (local_reply.outcome, milvus_reply.outcome) == ("refused", "refused")
     assert milvus_reply.answerability < milvus.threshold and local_reply.answerability < local.threshold

@@ -129,7 +129,8 @@ def test_a_hard_negative_is_a_near_target_of_another_item_never_a_shared_one():
                "shared": np.array([1.0, 0.0, 0.0])}
     queries = {"q1": np.array([1.0, 0.0, 0.0]), "q2": np.array([0.0, 1.0, 0.0]), "q3": np.array([0.0, 0.0, 1.0])}
     # when negatives are mined one deep
-    mined = with_hard_negatives(pairs, targets, queries, replace(TuningConfig(), hard_negative_depth=1))
+    mined = with_hard_negatives(pairs, targets, queries, replace(TuningConfig(), hard_negatives=True,
+                                                                 hard_negative_depth=1))
     # then q1's is item 2's answer (not its own, not the shared text), every FAQ pair has one of another item,
     # and the heading pair has none; switched off, nothing changes
     assert (mined[0].negative, mined[0].negative_item) == ("a2", "faq:2")
